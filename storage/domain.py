@@ -1,0 +1,330 @@
+"""Domain vocabulary shared by the store, the bot and the runtime.
+
+Everything here is plain data: enums, frozen dataclasses returned by the store, and the
+pure rules of the platform (final-message format, cost, restart/kill error texts).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TaskStatus(StrEnum):
+    #: created and not finished; "never started" while ``started_at`` is unset
+    RUNNING = "running"
+    #: the agent ended with ``STATUS: question`` and waits for an answer
+    PAUSED = "paused"
+    #: ended with ``completed`` or ``silent`` (or the missing-format fallback)
+    COMPLETED = "completed"
+    #: ended with ``failed``, killed, timed out, loop detected or max duration exceeded
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+ACTIVE_STATUSES = (TaskStatus.RUNNING, TaskStatus.PAUSED)
+
+
+class Trigger(StrEnum):
+    #: an admin, by hand (and every restart)
+    USER = "user"
+    #: the chat agent, mid-conversation
+    AGENT = "agent"
+    #: a recurring schedule fired
+    CRONJOB = "cronjob"
+    #: the periodic agent heartbeat produced an actionable item
+    HEARTBEAT = "heartbeat"
+    #: the memory-consolidation job acted on a candidate entry
+    CONSOLIDATION = "consolidation"
+
+
+class ResultStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    QUESTION = "question"
+    SILENT = "silent"
+
+
+class EventKind(StrEnum):
+    TOOL_CALL = "tool_call"
+    TEXT = "text"
+    THINKING = "thinking"
+    STATUS_CHANGE = "status_change"
+    FINAL = "final"
+    #: the <task_injection> block stored for the parent session
+    INJECTION = "injection"
+    #: a periodic status update while the task runs
+    PROGRESS = "progress"
+    #: an admin's answer to a paused task's question
+    ANSWER = "answer"
+
+
+class SortField(StrEnum):
+    CREATED = "created"
+    NAME = "name"
+    DURATION = "duration"
+    TOKENS = "tokens"
+    COST = "cost"
+
+
+#: The sort button cycles through the fields in this order (DESIGN.md).
+SORT_CYCLE = (SortField.CREATED, SortField.NAME, SortField.DURATION, SortField.TOKENS,
+              SortField.COST)
+
+SILENT_STATUS_MESSAGE = "Silent completion — nothing to report"
+PAUSED_TIMEOUT_MESSAGE = "timeout — no response received"
+MAX_DURATION_MESSAGE = "Max duration exceeded"
+
+RESTART_DISABLED_REASON = {
+    TaskStatus.RUNNING: "Kill the task before restarting it.",
+    TaskStatus.PAUSED: "Paused tasks cannot be restarted — resume them instead.",
+}
+
+
+class StoreError(Exception):
+    """A store operation refused for a reason the user should read as is."""
+
+
+class TaskNotFound(StoreError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"Task #{task_id} not found.")
+        self.task_id = task_id
+
+
+class InvalidTransition(StoreError):
+    """The task's current status does not allow the operation (platform error texts)."""
+
+
+def kill_refused_message(status: TaskStatus) -> str:
+    return f"Cannot kill task with status '{status}'. Only running tasks can be killed."
+
+
+def restart_refused_message(status: TaskStatus) -> str:
+    return f"Cannot restart task with status '{status}'. Kill the task first, then restart."
+
+
+# --- final-message format -------------------------------------------------------------
+
+_STATUS_LINE = re.compile(
+    r"^[ \t]*\**STATUS\**[ \t]*:\**[ \t]*\**(completed|failed|question|silent)\**[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SUMMARY_LINE = re.compile(r"^[ \t]*\**SUMMARY\**[ \t]*:\**[ \t]?", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class FinalMessage:
+    result: ResultStatus
+    summary: str
+    #: False when the agent did not use the format and the fallback applied
+    formatted: bool
+
+    @property
+    def task_status(self) -> TaskStatus:
+        return {
+            ResultStatus.COMPLETED: TaskStatus.COMPLETED,
+            ResultStatus.SILENT: TaskStatus.COMPLETED,
+            ResultStatus.FAILED: TaskStatus.FAILED,
+            ResultStatus.QUESTION: TaskStatus.PAUSED,
+        }[self.result]
+
+
+def parse_final_message(text: str) -> FinalMessage:
+    """Parse ``STATUS: ... / SUMMARY: ...`` (platform-facts.md, "final-message format").
+
+    The last STATUS line wins, since agents sometimes quote the format earlier in their
+    narration. The summary is everything after the following SUMMARY: marker (same line
+    or the lines below). Without a STATUS line the whole text is a completed summary.
+    """
+    matches = list(_STATUS_LINE.finditer(text))
+    if not matches:
+        return FinalMessage(ResultStatus.COMPLETED, text.strip(), formatted=False)
+    status_match = matches[-1]
+    result = ResultStatus(status_match.group(1).lower())
+    rest = text[status_match.end() :]
+    summary_match = _SUMMARY_LINE.search(rest)
+    if summary_match:
+        summary = rest[summary_match.end() :].strip()
+    else:
+        # STATUS without SUMMARY: keep what the agent wrote around it rather than nothing.
+        summary = (text[: status_match.start()] + rest).strip()
+    return FinalMessage(result, summary, formatted=True)
+
+
+def _attr(value: object) -> str:
+    return (str(value).replace("&", "&amp;").replace('"', "&quot;")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def injection_block(*, task_id: int, task_name: str, status: ResultStatus, trigger: Trigger,
+                    duration_minutes: float, tokens_used: int, summary: str) -> str:
+    """The ``<task_injection>`` block delivered to the parent session (platform-facts.md).
+
+    Attribute values are escaped so a task name cannot break out of the tag; the
+    summary body is passed through as the agent wrote it.
+    """
+    return (
+        f'<task_injection task_id="{task_id}" task_name="{_attr(task_name)}" '
+        f'status="{status}" trigger="{trigger}" '
+        f'duration_minutes="{duration_minutes:.1f}" tokens_used="{tokens_used}">\n'
+        f"{summary}\n</task_injection>"
+    )
+
+
+def estimate_cost(price_in: float, price_out: float, prompt_tokens: int,
+                  completion_tokens: int) -> float:
+    """USD for the given tokens at per-million prices (platform-facts.md, "Cost")."""
+    return prompt_tokens / 1e6 * price_in + completion_tokens / 1e6 * price_out
+
+
+# --- plain data returned by the store -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """A provider/model pair, or the task default (``provider is None``)."""
+
+    provider: str | None
+    model: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.provider is None
+
+    @classmethod
+    def default(cls) -> ProviderChoice:
+        return cls(None, None)
+
+    def key(self) -> str:
+        return "default" if self.provider is None else f"{self.provider}/{self.model}"
+
+    @classmethod
+    def parse(cls, text: str) -> ProviderChoice:
+        """``default`` or ``provider/model`` (the model may itself contain slashes)."""
+        if text.strip().lower() == "default":
+            return cls.default()
+        provider, sep, model = text.strip().partition("/")
+        if not sep or not provider or not model:
+            raise ValueError(f"expected provider/model or default, got {text!r}")
+        return cls(provider, model)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    name: str
+    prompt: str
+    status: TaskStatus
+    trigger: Trigger
+    trigger_source_id: int | None
+    provider: str | None
+    model: str | None
+    used_default: bool
+    max_duration_minutes: int
+    parent_session: str | None
+    restarted_from_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    tool_call_count: int
+    result_status: ResultStatus | None
+    summary: str | None
+    error: str | None
+    killed_by: str | None
+    last_event_at: datetime | None
+    event_count: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def duration_seconds(self, now: datetime) -> float | None:
+        """Seconds run so far (counts up while unfinished); None if never started."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or now
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    id: int
+    task_id: int
+    seq: int
+    at: datetime
+    kind: EventKind
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The list view's filters; every set field narrows the result (AND)."""
+
+    status: TaskStatus | None = None
+    trigger: Trigger | None = None
+    provider: ProviderChoice | None = None
+    #: whole days in ``[ui] timezone``, both inclusive
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @property
+    def any_set(self) -> bool:
+        return any(v is not None for v in (self.status, self.trigger, self.provider,
+                                           self.date_from, self.date_to))
+
+
+@dataclass(frozen=True)
+class Sort:
+    field: SortField = SortField.CREATED
+    descending: bool = True
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[TaskEvent]
+    total: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class TaskDraft:
+    """What a caller supplies to create a task."""
+
+    name: str
+    prompt: str
+    trigger: Trigger = Trigger.USER
+    provider: ProviderChoice = field(default_factory=ProviderChoice.default)
+    max_duration_minutes: int | None = None
+    trigger_source_id: int | None = None
+    parent_session: str | None = None
+
+
+@dataclass(frozen=True)
+class RestartEdits:
+    """Fields an admin changed in the Edit & restart form; None = inherit."""
+
+    name: str | None = None
+    prompt: str | None = None
+    provider: ProviderChoice | None = None
+    max_duration_minutes: int | None = None

@@ -1,0 +1,231 @@
+"""SQLAlchemy tables. Only ``storage`` imports this module."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC on both engines, hands out aware UTC datetimes.
+
+    SQLite has no time zones and PostgreSQL's ``timestamptz`` would convert on read;
+    one convention for both keeps comparisons and sorting identical.
+    """
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+JSONPayload = JSON().with_variant(JSONB(), "postgresql")
+BigInt = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowids must be INTEGER
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: casefolded name for the name sort; byte order ("C") on PostgreSQL so both engines
+    #: sort names identically
+    sort_name: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql"))
+    prompt: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(16))
+    trigger_source_id: Mapped[int | None] = mapped_column(BigInt)
+    provider: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    used_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_duration_minutes: Mapped[int] = mapped_column(Integer)
+    parent_session: Mapped[str | None] = mapped_column(String(100))
+    restarted_from_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("tasks.id"))
+    #: caller-supplied idempotency key of a restart; the same key makes one task
+    restart_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: finished_at - started_at, stored at the end so the duration sort can use an index
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: prompt + completion, kept in step so the tokens sort can use an index
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    tool_call_count: Mapped[int] = mapped_column(Integer, default=0)
+    result_status: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    killed_by: Mapped[str | None] = mapped_column(String(200))
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: worker lease: which worker runs it and until when the claim holds
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # One index per sort key, each ending in id so ties break the same way everywhere.
+        Index("ix_tasks_created", "created_at", "id"),
+        Index("ix_tasks_name", "sort_name", "id"),
+        Index("ix_tasks_duration", "duration_ms", "id"),
+        Index("ix_tasks_tokens", "total_tokens", "id"),
+        # Filters, each with the default sort behind it.
+        Index("ix_tasks_status_created", "status", "created_at", "id"),
+        Index("ix_tasks_trigger_created", "trigger", "created_at", "id"),
+        Index("ix_tasks_provider_created", "provider", "model", "created_at", "id"),
+        Index("ix_tasks_default_created", "used_default", "created_at", "id"),
+        # Unfinished tasks are few: the duration sort and the worker read them by this.
+        Index("ix_tasks_unfinished", "finished_at", "status", "started_at"),
+        Index("ix_tasks_never_started", "started_at", "id"),
+        Index("ix_tasks_restarted_from", "restarted_from_id"),
+    )
+
+
+# Unknown cost sorts as the lowest on both engines (their NULL order differs).
+COST_SORT_KEY = func.coalesce(TaskRow.cost_usd, literal_column("-1.0"))
+Index("ix_tasks_cost", COST_SORT_KEY, TaskRow.id)
+
+
+class TaskEventRow(Base):
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(BigInt, ForeignKey("tasks.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONPayload)
+    #: PostgreSQL transaction id of the writer, so the change feed can read in commit-safe
+    #: order (ids from a sequence become visible out of order); NULL on SQLite.
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "seq", name="uq_task_events_task_seq"),
+        Index("ix_task_events_txid", "txid", "id"),
+    )
+
+
+class TaskCountRow(Base):
+    """Task counts per local day and facet, so the list's total needs no scan.
+
+    Kept in step by every insert and status change, in the same transaction. Keyed by the
+    day in ``[ui] timezone``; rebuilt when that setting changes (see ``meta``).
+    """
+
+    __tablename__ = "task_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" when unknown
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    used_default: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class CronjobRow(Base):
+    __tablename__ = "cronjobs"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    schedule: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    prompt: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_task_id: Mapped[int | None] = mapped_column(BigInt)
+    last_run_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class ConsoleStateRow(Base):
+    """Console state addressed by a short key from callback data.
+
+    ``kind`` says what it is (a list view, a detail view, a restart draft, ...); the body
+    is JSON owned by the bot. Lives in the store so buttons survive restarts and
+    replicas.
+    """
+
+    __tablename__ = "console_state"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONPayload)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_console_state_chat", "chat_id", "kind", "updated_at"),)
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONPayload)
+    #: change-feed position confirmed delivered to this chat
+    cursor: Mapped[str] = mapped_column(String(64), default="")
+    muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[int | None] = mapped_column(BigInt)
+    outcome: Mapped[str] = mapped_column(Text)
+
+
+
+__all__ = ["AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
+           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskRow"]

@@ -1,0 +1,77 @@
+"""Shared fixtures: stores on SQLite and on the real PostgreSQL, fresh per run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from storage.db import migrate
+from storage.store import TaskStore
+from tests.factories import FakeClock, make_settings
+
+PG_SERVER = os.environ.get("TASKOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+TABLES = ["task_events", "task_counts", "console_state", "subscriptions", "audit_log",
+          "cronjobs", "meta", "tasks"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'taskops.db'}"
+    asyncio.run(migrate(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL for this test run, dropped afterwards."""
+    name = f"taskops_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    asyncio.run(migrate(url))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+async def reset_database(store: TaskStore) -> None:
+    async with store.engines.write.begin() as conn:
+        if store.engines.is_sqlite:
+            for table in TABLES:
+                await conn.execute(text(f"DELETE FROM {table}"))
+        else:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(db_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[TaskStore]:
+    settings = make_settings(tmp_path, db_url, {"ui": {"timezone": "Europe/Berlin"}})
+    opened = await TaskStore.open(settings, clock=clock)
+    await reset_database(opened)
+    await opened.rebuild_counts()
+    yield opened
+    await opened.close()

@@ -1,0 +1,84 @@
+"""Small builders for settings, clocks and tasks used across the test suite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from storage.domain import EventKind, ProviderChoice, Task, TaskDraft, Trigger
+from storage.store import TaskStore
+from taskops.config import Settings, load_settings
+
+
+class FakeClock:
+    """A controllable clock for the store (tests never sleep to move time)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, at: datetime) -> None:
+        self.now = at
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def make_settings(tmp_path: Path, db_url: str,
+                  sections: Mapping[str, Mapping[str, Any]] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Write a config file with the given sections and load it like the CLI does."""
+    all_sections: dict[str, dict[str, Any]] = {"database": {"url": db_url}}
+    for name, values in (sections or {}).items():
+        all_sections.setdefault(name, {}).update(values)
+    lines: list[str] = []
+    for name, values in all_sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return load_settings(str(path), env=dict(env or {}))
+
+
+async def make_task(store: TaskStore, clock: FakeClock, *, name: str = "task",
+                    prompt: str = "do it", trigger: Trigger = Trigger.USER,
+                    provider: ProviderChoice | None = None, created: datetime | None = None,
+                    run_seconds: float | None = None, final: str | None = None,
+                    tokens: tuple[int, int] = (0, 0), killed: bool = False,
+                    started: bool = True) -> Task:
+    """Create a task through the store API and drive it to the requested state."""
+    if created is not None:
+        clock.set(created)
+    task = await store.create_task(TaskDraft(name=name, prompt=prompt, trigger=trigger,
+                                             provider=provider or ProviderChoice.default()))
+    if not started:
+        if killed:
+            return await store.kill_task(task.id, by="tester")
+        return task
+    await store.start_task(task.id)
+    if tokens != (0, 0):
+        await store.append_event(task.id, EventKind.TEXT, {"text": "working"},
+                                 prompt_tokens=tokens[0], completion_tokens=tokens[1])
+    if run_seconds is not None:
+        clock.advance(run_seconds)
+    if killed:
+        return await store.kill_task(task.id, by="tester")
+    if final is not None:
+        return await store.finish_task(task.id, final)
+    return await store.get_task(task.id)

@@ -1,0 +1,193 @@
+"""List queries against a brute-force oracle, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storage.domain import (
+    ListFilters,
+    ProviderChoice,
+    Sort,
+    SortField,
+    Task,
+    TaskStatus,
+    Trigger,
+)
+from storage.store import TaskStore
+from tests.conftest import reset_database
+from tests.factories import FakeClock, make_settings, make_task
+
+BASE = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)
+PROVIDERS = [None, ProviderChoice("openai", "gpt-4o"), ProviderChoice("openai", "gpt-4o-mini"),
+             ProviderChoice("local", "llama-3"), ProviderChoice("scripted", "scripted")]
+OUTCOMES = ["never", "running", "paused", "completed", "failed", "killed", "killed_unstarted"]
+
+task_spec = st.fixed_dictionaries({
+    "name": st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=12)
+              .filter(lambda s: s.strip() != ""),
+    "outcome": st.sampled_from(OUTCOMES),
+    "trigger": st.sampled_from(list(Trigger)),
+    "provider": st.sampled_from(PROVIDERS),
+    "created_minutes": st.integers(0, 8 * 24 * 60),
+    "run_seconds": st.integers(0, 5000),
+    "tokens": st.tuples(st.integers(0, 5000), st.integers(0, 5000)),
+})
+
+
+async def build(store: TaskStore, clock: FakeClock, specs: list[dict[str, Any]]) -> list[Task]:
+    await reset_database(store)
+    await store.rebuild_counts()
+    for spec in specs:
+        outcome = spec["outcome"]
+        final = {"paused": "STATUS: question\nSUMMARY: ?", "completed": "done",
+                 "failed": "STATUS: failed\nSUMMARY: no"}.get(outcome)
+        await make_task(store, clock, name=spec["name"], trigger=spec["trigger"],
+                        provider=spec["provider"],
+                        created=BASE + timedelta(minutes=spec["created_minutes"]),
+                        run_seconds=spec["run_seconds"], tokens=spec["tokens"], final=final,
+                        killed=outcome in ("killed", "killed_unstarted"),
+                        started=outcome not in ("never", "killed_unstarted"))
+    clock.set(BASE + timedelta(days=9))
+    page = await store.list_tasks(page_size=20)
+    everything: list[Task] = []
+    for p in range(1, page.page_count + 1):
+        everything.extend((await store.list_tasks(page=p, page_size=20)).tasks)
+    return everything
+
+
+def matches(task: Task, f: ListFilters, store: TaskStore) -> bool:
+    local_day = task.created_at.astimezone(store.tz).date()
+    return ((f.status is None or task.status is f.status)
+            and (f.trigger is None or task.trigger is f.trigger)
+            and (f.provider is None
+                 or (task.used_default if f.provider.is_default
+                     else (task.provider, task.model) == (f.provider.provider, f.provider.model)))
+            and (f.date_from is None or local_day >= f.date_from)
+            and (f.date_to is None or local_day <= f.date_to))
+
+
+def oracle(tasks: list[Task], f: ListFilters, sort: Sort, now: datetime,
+           store: TaskStore) -> list[int]:
+    chosen = [t for t in tasks if matches(t, f, store)]
+    if sort.field is SortField.DURATION:
+        started = [t for t in chosen if t.started_at is not None]
+        never = [t for t in chosen if t.started_at is None]
+
+        def ms(t: Task) -> int:
+            assert t.started_at is not None
+            return int(((t.finished_at or now) - t.started_at).total_seconds() * 1000)
+
+        started.sort(key=lambda t: (ms(t), t.id), reverse=sort.descending)
+        never.sort(key=lambda t: t.id, reverse=sort.descending)
+        return [t.id for t in started + never]
+    keys = {
+        SortField.CREATED: lambda t: (t.created_at, t.id),
+        SortField.NAME: lambda t: (t.name.casefold(), t.id),
+        SortField.TOKENS: lambda t: (t.total_tokens, t.id),
+        SortField.COST: lambda t: (-1.0 if t.cost_usd is None else t.cost_usd, t.id),
+    }
+    return [t.id for t in sorted(chosen, key=keys[sort.field], reverse=sort.descending)]
+
+
+async def all_pages(store: TaskStore, f: ListFilters, sort: Sort, size: int) -> list[int]:
+    first = await store.list_tasks(f, sort, 1, size)
+    ids = [t.id for t in first.tasks]
+    for p in range(2, first.page_count + 1):
+        page = await store.list_tasks(f, sort, p, size)
+        assert page.total == first.total
+        ids.extend(t.id for t in page.tasks)
+    assert len(ids) == first.total
+    return ids
+
+
+filters_strategy = st.builds(
+    ListFilters,
+    status=st.none() | st.sampled_from(list(TaskStatus)),
+    trigger=st.none() | st.sampled_from(list(Trigger)),
+    provider=st.none() | st.sampled_from([ProviderChoice.default(), *PROVIDERS[1:]]),
+    date_from=st.none() | st.dates(date(2026, 11, 9), date(2026, 11, 19)),
+    date_to=st.none() | st.dates(date(2026, 11, 9), date(2026, 11, 19)),
+)
+sort_strategy = st.builds(Sort, field=st.sampled_from(list(SortField)), descending=st.booleans())
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(specs=st.lists(task_spec, max_size=25),
+       queries=st.lists(st.tuples(filters_strategy, sort_strategy, st.integers(1, 7)),
+                        min_size=1, max_size=6))
+async def test_every_filter_and_sort_matches_the_oracle(
+        store: TaskStore, clock: FakeClock, specs: list[dict[str, Any]],
+        queries: list[tuple[ListFilters, Sort, int]]) -> None:
+    tasks = await build(store, clock, specs)
+    assert len(tasks) == len(specs)
+    now = clock()
+    for sort in (Sort(field, desc) for field in SortField for desc in (True, False)):
+        assert await all_pages(store, ListFilters(), sort, 3) == oracle(tasks, ListFilters(),
+                                                                        sort, now, store)
+    for f, sort, size in queries:
+        expected = oracle(tasks, f, sort, now, store)
+        assert await all_pages(store, f, sort, size) == expected, (f, sort, size)
+
+
+async def test_page_beyond_the_end_shows_the_last_page(store: TaskStore,
+                                                       clock: FakeClock) -> None:
+    for i in range(7):
+        await make_task(store, clock, name=f"t{i}")
+    page = await store.list_tasks(page=99, page_size=3)
+    assert (page.page, page.page_count, page.total, len(page.tasks)) == (3, 3, 7, 1)
+    empty = await store.list_tasks(ListFilters(status=TaskStatus.PAUSED), page=1, page_size=3)
+    assert (empty.total, empty.page_count, empty.tasks) == (0, 1, [])
+
+
+async def test_date_filters_are_whole_local_days(store: TaskStore, clock: FakeClock) -> None:
+    # Europe/Berlin is UTC+1 in November: local midnight of the 20th is 23:00 UTC on the 19th.
+    late = await make_task(store, clock, created=datetime(2026, 11, 19, 22, 59, 59, tzinfo=UTC))
+    early = await make_task(store, clock, created=datetime(2026, 11, 19, 23, 0, tzinfo=UTC))
+    last = await make_task(store, clock, created=datetime(2026, 11, 20, 22, 59, 59, tzinfo=UTC))
+    after = await make_task(store, clock, created=datetime(2026, 11, 20, 23, 0, tzinfo=UTC))
+    day = date(2026, 11, 20)
+    page = await store.list_tasks(ListFilters(date_from=day, date_to=day))
+    assert {t.id for t in page.tasks} == {early.id, last.id}
+    assert page.total == 2
+    assert {t.id for t in (await store.list_tasks(ListFilters(date_to=date(2026, 11, 19)))).tasks
+            } == {late.id}
+    assert {t.id for t in (await store.list_tasks(ListFilters(date_from=date(2026, 11, 21)))
+                           ).tasks} == {after.id}
+
+
+async def test_counts_follow_a_timezone_change(store: TaskStore, clock: FakeClock,
+                                               tmp_path: Path) -> None:
+    await make_task(store, clock, created=datetime(2026, 11, 19, 20, 0, tzinfo=UTC))
+    the_20th = ListFilters(date_from=date(2026, 11, 20), date_to=date(2026, 11, 20))
+    assert (await store.list_tasks(the_20th)).total == 0  # still the 19th in Berlin
+    kolkata = make_settings(tmp_path, store.settings.database.url,
+                            {"ui": {"timezone": "Asia/Kolkata"}})
+    other = await TaskStore.open(kolkata, clock=clock)
+    try:
+        # 20:00 UTC is 01:30 on the 20th in Kolkata (UTC+5:30): the counts were rebuilt.
+        page = await other.list_tasks(the_20th)
+        assert (page.total, len(page.tasks)) == (1, 1)
+    finally:
+        await other.close()
+    berlin_again = await TaskStore.open(store.settings, clock=clock)
+    try:
+        assert (await berlin_again.list_tasks(the_20th)).total == 0
+    finally:
+        await berlin_again.close()
+
+
+async def test_provider_options_come_from_the_data(store: TaskStore, clock: FakeClock) -> None:
+    await make_task(store, clock, provider=ProviderChoice("openai", "gpt-4o"))
+    await make_task(store, clock, provider=ProviderChoice("anthropic", "claude-sonnet-4"))
+    await make_task(store, clock)
+    options = await store.provider_options()
+    assert options == [ProviderChoice.default(), ProviderChoice("anthropic", "claude-sonnet-4"),
+                       ProviderChoice("openai", "gpt-4o"), ProviderChoice("scripted", "scripted")]
+    default_only = await store.list_tasks(ListFilters(provider=ProviderChoice.default()))
+    assert default_only.total == 1
