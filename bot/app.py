@@ -1,0 +1,88 @@
+"""The python-telegram-bot Application: built here, run by ``taskops run``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults, TypeHandler
+
+from bot.context import Deps, deps_of
+from bot.gate import admin_gate, set_admin_menus
+from bot.handlers import admin
+from storage.store import TaskStore
+from taskops.config import Settings, TelegramMode
+
+log = logging.getLogger(__name__)
+
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def file_base_url(base_url: str) -> str:
+    """Telegram serves files under /file/bot<token>, beside /bot<token>."""
+    root, sep, _ = base_url.rstrip("/").rpartition("/bot")
+    return f"{root}/file/bot" if sep else base_url.rstrip("/") + "/file/bot"
+
+
+async def _on_error(update: object, context: Any) -> None:
+    # Log and carry on: one bad update must never stop the console.
+    log.error("error while handling update %s", getattr(update, "update_id", update),
+              exc_info=context.error)
+
+
+def build_application(settings: Settings, store: TaskStore) -> AnyApp:
+    token = settings.telegram.token
+    if not token:
+        raise ValueError("no Telegram bot token configured")
+    app: AnyApp = (
+        ApplicationBuilder()
+        .token(token.get())
+        .base_url(settings.telegram.base_url)
+        .base_file_url(file_base_url(settings.telegram.base_url))
+        .defaults(Defaults(parse_mode=ParseMode.HTML,
+                           link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        # Retries honour the retry_after of a 429; flood limits are also paced up front.
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .build()
+    )
+    app.bot_data["deps"] = Deps(settings=settings, store=store)
+    # The admin gate must run before every other handler, for every update type.
+    app.add_handler(TypeHandler(Update, admin_gate), group=-1)
+    admin.register(app)
+    app.add_error_handler(_on_error)
+    return app
+
+
+async def start_console(app: AnyApp) -> None:
+    """Start an initialized Application: handlers, admins' command menus, then updates.
+
+    ``taskops run`` drives the Application itself (not ``run_polling``) so the worker and
+    the push jobs share its event loop and its clean shutdown.
+    """
+    settings = deps_of(app).settings
+    await app.start()
+    await set_admin_menus(app.bot, settings.telegram.admin_ids, deps_of(app).menu_chats)
+    await _start_receiving(app, settings)
+
+
+async def stop_console(app: AnyApp) -> None:
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+
+
+async def _start_receiving(app: AnyApp, settings: Settings) -> None:
+    """Start fetching updates: long polling, or a webhook server."""
+    assert app.updater is not None
+    tg = settings.telegram
+    if tg.mode is TelegramMode.WEBHOOK:
+        await app.updater.start_webhook(
+            listen=tg.webhook_listen, port=tg.webhook_port, url_path="telegram",
+            webhook_url=tg.webhook_url,
+            secret_token=tg.webhook_secret.get() if tg.webhook_secret else None,
+            allowed_updates=Update.ALL_TYPES)
+    else:
+        await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)

@@ -1,0 +1,29 @@
+"""What handlers need, kept on the Application (never in globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.ext import Application, ContextTypes
+
+from storage.store import TaskStore
+from taskops.config import Settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: TaskStore
+    #: chats whose command menu has been set for an admin (group chats are learnt lazily)
+    menu_chats: set[tuple[int, int]] = field(default_factory=set)
+
+
+def deps_of(app: Application[Any, Any, Any, Any, Any, Any]) -> Deps:
+    deps = app.bot_data["deps"]
+    assert isinstance(deps, Deps)
+    return deps
+
+
+def deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
+    return deps_of(context.application)

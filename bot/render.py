@@ -1,0 +1,30 @@
+"""Message rendering: every text the bot sends comes from a template in ``templates/``.
+
+Autoescape is on, so anything user- or agent-written is escaped for Telegram's HTML
+parse mode unless a template deliberately marks pre-rendered HTML as safe.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("templates", "."),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        undefined=StrictUndefined,
+    )
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``templates/<template>.html`` to Telegram HTML, trimmed."""
+    return environment().get_template(f"{template}.html").render(**context).strip()

@@ -1,0 +1,72 @@
+"""Runs the real taskops Application against the fake Telegram server, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.app import AnyApp, build_application, start_console, stop_console
+from storage.db import migrate
+from storage.store import TaskStore
+from taskops.config import Settings
+from tests.factories import FakeClock, make_settings
+from tests.fakegram import FakeTelegram, FakeUser
+
+ADMIN_ID = 1001
+OTHER_ADMIN_ID = 1002
+STRANGER_ID = 2001
+
+
+@dataclass
+class Console:
+    server: FakeTelegram
+    app: AnyApp
+    store: TaskStore
+    settings: Settings
+    clock: FakeClock
+    admin: FakeUser
+    other_admin: FakeUser
+    stranger: FakeUser
+
+
+def console_settings(tmp_path: Path, server: FakeTelegram, db_url: str,
+                     sections: dict[str, dict[str, Any]] | None = None) -> Settings:
+    merged: dict[str, dict[str, Any]] = {
+        "telegram": {"base_url": server.bot_base_url,
+                     "admin_ids": [ADMIN_ID, OTHER_ADMIN_ID]},
+        "ui": {"timezone": "Europe/Berlin"},
+    }
+    for key, values in (sections or {}).items():
+        merged.setdefault(key, {}).update(values)
+    return make_settings(tmp_path, db_url, merged,
+                         env={"TASKOPS_TELEGRAM_TOKEN": server.token})
+
+
+@asynccontextmanager
+async def running_console(server: FakeTelegram, tmp_path: Path, *, db_url: str | None = None,
+                          sections: dict[str, dict[str, Any]] | None = None,
+                          clock: FakeClock | None = None) -> AsyncIterator[Console]:
+    url = db_url or f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+    if db_url is None:
+        await migrate(url)
+    settings = console_settings(tmp_path, server, url, sections)
+    clock = clock or FakeClock()
+    store = await TaskStore.open(settings, clock=clock)
+    admin = server.add_user(ADMIN_ID, "Ann", username="ann")
+    other = server.add_user(OTHER_ADMIN_ID, "Olaf", username="olaf")
+    stranger = server.add_user(STRANGER_ID, "Mallory", username="mallory")
+    for user in (admin, other):
+        server.private_chat(user)  # both admins have opened the bot before it starts
+    app = build_application(settings, store)
+    try:
+        async with app:
+            await start_console(app)
+            try:
+                yield Console(server, app, store, settings, clock, admin, other, stranger)
+            finally:
+                await stop_console(app)
+    finally:
+        await store.close()

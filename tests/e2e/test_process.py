@@ -1,0 +1,119 @@
+"""`taskops run` as a real process against the fake Telegram server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import ADMIN_ID
+from tests.fakegram import FakeTelegram
+
+TASKOPS = [sys.executable, "-m", "taskops.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def process_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKOPS_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *TASKOPS, *args, env=process_env(env), cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_run_answers_an_admin_and_stops_cleanly(
+        fakegram: FakeTelegram, tmp_path: Path, stop_signal: signal.Signals) -> None:
+    config = tmp_path / "taskops.toml"
+    config.write_text(f'[telegram]\nbase_url = "{fakegram.bot_base_url}"\n'
+                      f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "t.db"}"\n')
+    admin = fakegram.add_user(ADMIN_ID, "Ann")
+    dm = fakegram.private_chat(admin)
+    proc = await asyncio.create_subprocess_exec(
+        *TASKOPS, "run", "--config", str(config), cwd=tmp_path,
+        env=process_env({"TASKOPS_TELEGRAM_TOKEN": fakegram.token,
+                         "TASKOPS_ADMIN_IDS": str(ADMIN_ID)}),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        # Queued before the bot polls; delivered by its first getUpdates.
+        await fakegram.send_text(admin, dm, "/start")
+        await fakegram.wait_for(lambda: fakegram.last_bot_message(dm) is not None, timeout=30)
+        proc.send_signal(stop_signal)
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stderr = err.decode()
+    assert proc.returncode == 0, stderr
+    assert "taskops running as @taskops_bot" in stderr
+    assert stderr.rstrip().endswith("stopped")
+    assert fakegram.token not in stderr
+    assert fakegram.token.split(":")[1] not in stderr
+
+
+async def test_without_a_token_run_exits_2_with_one_line(tmp_path: Path) -> None:
+    code, out, err = await run_cli("run", env={"TASKOPS_ADMIN_IDS": "1"}, cwd=tmp_path)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "taskops: no Telegram bot token: set TASKOPS_TELEGRAM_TOKEN "
+        "(or [telegram] token in the config file)"]
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ('[ui]\ntimezone = "Mars/Base"\n', "[ui] timezone"),
+    ("[ui]\npage_size = 50\n", "[ui] page_size"),
+    ('[database]\nurl = "mysql://x"\n', "[database] url"),
+    ("[tasks]\nmax_duration_minutes = -5\n", "[tasks] max_duration_minutes"),
+    ("[nope]\n", "[nope]"),
+])
+async def test_bad_config_exits_2_naming_the_key(tmp_path: Path, toml: str,
+                                                 expected: str) -> None:
+    (tmp_path / "config.toml").write_text(toml)
+    code, _, err = await run_cli("check-config", env={}, cwd=tmp_path)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], err
+
+
+async def test_check_config_masks_secrets(tmp_path: Path) -> None:
+    code, out, _ = await run_cli("check-config", cwd=tmp_path, env={
+        "TASKOPS_TELEGRAM_TOKEN": "999:SECRET-TOKEN-VALUE",
+        "TASKOPS_DATABASE_URL": "postgresql://u:hunter2pass@db/taskops"})
+    assert code == 0
+    assert "SECRET-TOKEN-VALUE" not in out and "hunter2pass" not in out
+    assert "[telegram]" in out
+
+
+async def test_migrate_submit_and_seed(tmp_path: Path) -> None:
+    env = {"TASKOPS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    code, out, err = await run_cli("migrate", env=env, cwd=tmp_path)
+    assert code == 0, err
+    code, out, err = await run_cli("submit", "--name", "n <b>", "--prompt", "p", env=env,
+                                   cwd=tmp_path)
+    assert code == 0, err
+    assert out.strip() == "1"
+    code, out, err = await run_cli("submit", "--name", "x", "--prompt", "p", "--provider",
+                                   "openai", "--model", "gpt-4o", "--trigger", "cronjob",
+                                   "--parent-chat", "42", env=env, cwd=tmp_path)
+    assert (code, out.strip()) == (0, "2"), err
+    code, out, err = await run_cli("submit", "--name", "x", "--prompt", " ", env=env,
+                                   cwd=tmp_path)
+    assert code == 2
+    assert err.strip() == "taskops: A task prompt must not be empty."
+    code, out, err = await run_cli("seed-demo", "--tasks", "50", "--seed", "3", env=env,
+                                   cwd=tmp_path)
+    assert code == 0, err
+    assert out.startswith("seeded 50 tasks")
