@@ -16,6 +16,10 @@ from storage.db import migrate
 from storage.store import TaskStore
 from tests.factories import FakeClock, make_settings
 
+# python-telegram-bot 22 warns (an error under filterwarnings=error) when a RetryAfter's
+# retry_after is read as seconds; opt in to timedelta as the product does.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
 PG_SERVER = os.environ.get("TASKOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 TABLES = ["task_events", "task_counts", "console_state", "subscriptions", "audit_log",
           "cronjobs", "meta", "tasks"]
