@@ -7,17 +7,18 @@ from typing import Any
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults, TypeHandler
+from telegram.ext import AIORateLimiter, ApplicationBuilder, Defaults, TypeHandler
 
+from bot import refresh
+from bot.app_types import AnyApp
 from bot.context import Deps, deps_of
 from bot.gate import admin_gate, set_admin_menus
-from bot.handlers import admin
+from bot.handlers import admin, kill, task_detail, tasks_list
 from storage.store import TaskStore
 from taskops.config import Settings, TelegramMode
 
 log = logging.getLogger(__name__)
 
-AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 def file_base_url(base_url: str) -> str:
@@ -51,7 +52,11 @@ def build_application(settings: Settings, store: TaskStore) -> AnyApp:
     # The admin gate must run before every other handler, for every update type.
     app.add_handler(TypeHandler(Update, admin_gate), group=-1)
     admin.register(app)
+    tasks_list.register(app)
+    task_detail.register(app)
+    kill.register(app)
     app.add_error_handler(_on_error)
+    refresh.schedule(app)
     return app
 
 

@@ -17,6 +17,8 @@ class Deps:
     store: TaskStore
     #: chats whose command menu has been set for an admin (group chats are learnt lazily)
     menu_chats: set[tuple[int, int]] = field(default_factory=set)
+    #: fingerprint of what each auto-refreshed message last showed, to skip no-op edits
+    rendered: dict[str, int] = field(default_factory=dict)
 
 
 def deps_of(app: Application[Any, Any, Any, Any, Any, Any]) -> Deps:

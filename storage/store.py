@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import listing
+from storage.console import ConsoleStore
 from storage.db import Engines, create_engines, migrate
 from storage.domain import (
     ACTIVE_STATUSES,
@@ -52,6 +53,8 @@ from storage.signals import ChangeBus, TaskChange
 from taskops.config import Settings
 
 NAME_MAX = 200
+#: the oldest transaction still in flight: every writer below it has committed or aborted
+_PG_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 
 def sort_name(name: str) -> str:
@@ -111,6 +114,7 @@ class TaskStore:
         self.clock = clock
         self.tz: ZoneInfo = settings.ui.tz
         self.bus = ChangeBus()
+        self.console = ConsoleStore(engines, clock)
         # On PostgreSQL every event records its writer's transaction id (see read_changes).
         self._txid: Any = (None if engines.is_sqlite
                            else literal_column("pg_current_xact_id()::text::bigint"))
@@ -517,7 +521,7 @@ class TaskStore:
                     .order_by(TaskEventRow.id).limit(limit)))
                 new_cursor = f"0:{rows[-1].id}" if rows else cursor or "0:0"
             else:
-                horizon: Any = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                horizon: Any = literal_column(_PG_HORIZON)
                 rows = list(await conn.execute(
                     select(TaskEventRow).where(
                         or_(TaskEventRow.txid > txid,
@@ -533,8 +537,7 @@ class TaskStore:
             if self.engines.is_sqlite:
                 last = (await conn.execute(select(func.max(TaskEventRow.id)))).scalar()
                 return f"0:{last or 0}"
-            horizon: int = (await conn.execute(select(literal_column(
-                "pg_snapshot_xmin(pg_current_snapshot())::text::bigint")))).scalar_one()
+            horizon: int = (await conn.execute(select(literal_column(_PG_HORIZON)))).scalar_one()
             return f"{horizon - 1}:{2**62}"
 
     # --- counts per day and facet -------------------------------------------------------

@@ -1,0 +1,74 @@
+"""Callback data: a compact, versioned string parsed into a typed value in one place.
+
+Format ``1:<action>:<view key>:<argument>``, at most 64 bytes (Telegram's limit). The
+view key points at state in the store; the argument is short (a task id, a page, an
+option index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+VERSION = "1"
+MAX_BYTES = 64
+
+
+class Action(StrEnum):
+    OPEN_TASK = "o"
+    KILL_ASK = "k"
+    KILL_CONFIRM = "K"
+    KILL_CANCEL = "c"
+    PAGE = "p"
+    REFRESH = "r"
+    SORT = "s"
+    CLEAR_FILTERS = "x"
+    MENU = "m"  # open a filter menu; argument: which filter
+    CHOOSE = "f"  # pick an option in the open menu; argument: option index
+    MENU_PAGE = "g"  # page through a long menu
+    BACK = "b"  # back to the list
+    PROMPT_DATE = "d"  # ask for a typed date; argument: which filter
+    NOOP = "n"
+
+
+class BadCallback(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Callback:
+    action: Action
+    view: str
+    arg: str = ""
+
+    def encode(self) -> str:
+        data = f"{VERSION}:{self.action.value}:{self.view}:{self.arg}"
+        if len(data.encode()) > MAX_BYTES:
+            raise ValueError(f"callback data over {MAX_BYTES} bytes: {data!r}")
+        return data
+
+    @property
+    def int_arg(self) -> int:
+        try:
+            return int(self.arg)
+        except ValueError:
+            raise BadCallback(f"expected a number, got {self.arg!r}") from None
+
+    @classmethod
+    def parse(cls, data: str | None) -> Callback:
+        if not data:
+            raise BadCallback("empty callback data")
+        version, _, rest = data.partition(":")
+        if version != VERSION:
+            raise BadCallback(f"unknown callback version {version!r}")
+        action, sep1, rest = rest.partition(":")
+        view, sep2, arg = rest.partition(":")
+        if not (sep1 and sep2):
+            raise BadCallback(f"malformed callback data {data!r}")
+        try:
+            parsed_action = Action(action)
+        except ValueError:
+            raise BadCallback(f"unknown action {action!r}") from None
+        if not view.isalnum() or not view.isascii():
+            raise BadCallback(f"bad view key {view!r}")
+        return cls(parsed_action, view, arg)

@@ -1,0 +1,107 @@
+"""``/tasks status:failed trigger:cronjob provider:openai/gpt-4o from:… to:… sort:-cost page:2``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from bot.views import ListState
+from storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+
+SORT_NAMES = {f.value: f for f in SortField}
+
+
+class FilterSyntaxError(ValueError):
+    """One clear line saying which token is wrong and what is accepted."""
+
+
+def _choices(values: list[str]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise FilterSyntaxError(f"'{text}' is not a date: use YYYY-MM-DD, "
+                                "e.g. 2026-11-20.") from None
+
+
+def parse_list_args(args: list[str]) -> ListState:
+    """Parse every ``key:value`` token; the first bad one raises with a clear message."""
+    filters = ListFilters()
+    sort = Sort()
+    page = 1
+    for token in args:
+        key, sep, value = token.partition(":")
+        key = key.lower()
+        if not sep or not value:
+            raise FilterSyntaxError(
+                f"'{token}' is not a filter: use key:value with status, trigger, provider, "
+                "from, to, sort or page.")
+        if key == "status":
+            try:
+                filters = replace(filters, status=TaskStatus(value.lower()))
+            except ValueError:
+                raise FilterSyntaxError(f"Unknown status '{value}': use "
+                                        f"{_choices([s.value for s in TaskStatus])}.") from None
+        elif key == "trigger":
+            try:
+                filters = replace(filters, trigger=Trigger(value.lower()))
+            except ValueError:
+                raise FilterSyntaxError(f"Unknown trigger '{value}': use "
+                                        f"{_choices([t.value for t in Trigger])}.") from None
+        elif key == "provider":
+            try:
+                filters = replace(filters, provider=ProviderChoice.parse(value))
+            except ValueError:
+                raise FilterSyntaxError(f"'{value}' is not a provider: use provider/model "
+                                        "(e.g. openai/gpt-4o) or default.") from None
+        elif key == "from":
+            filters = replace(filters, date_from=parse_date(value))
+        elif key == "to":
+            filters = replace(filters, date_to=parse_date(value))
+        elif key == "sort":
+            descending = value.startswith("-")
+            name = value.lstrip("-+").lower()
+            if name not in SORT_NAMES:
+                raise FilterSyntaxError(f"Unknown sort '{value}': use "
+                                        f"{_choices(list(SORT_NAMES))}, with - for descending.")
+            sort = Sort(SORT_NAMES[name], descending)
+        elif key == "page":
+            if not value.isdigit() or int(value) < 1:
+                raise FilterSyntaxError(f"'{value}' is not a page number: use 1 or more.")
+            page = int(value)
+        else:
+            raise FilterSyntaxError(f"Unknown filter '{key}': use status, trigger, provider, "
+                                    "from, to, sort or page.")
+    check_range(filters)
+    return ListState(filters=filters, sort=sort, page=page)
+
+
+def check_range(filters: ListFilters) -> None:
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise FilterSyntaxError(
+            f"From ({filters.date_from.isoformat()}) is after To ({filters.date_to.isoformat()})"
+            ": pick a From date on or before the To date.")
+
+
+def to_text(state: ListState) -> str:
+    """The text form of a view's filters (the inverse of parse_list_args)."""
+    f = state.filters
+    parts = []
+    if f.status:
+        parts.append(f"status:{f.status.value}")
+    if f.trigger:
+        parts.append(f"trigger:{f.trigger.value}")
+    if f.provider:
+        parts.append(f"provider:{f.provider.key()}")
+    if f.date_from:
+        parts.append(f"from:{f.date_from.isoformat()}")
+    if f.date_to:
+        parts.append(f"to:{f.date_to.isoformat()}")
+    if state.sort != Sort():
+        parts.append(f"sort:{'-' if state.sort.descending else ''}{state.sort.field.value}")
+    if state.page != 1:
+        parts.append(f"page:{state.page}")
+    return " ".join(parts)

@@ -1,0 +1,194 @@
+"""/tasks: the list, its filters (menus, typed dates, text), sort, pages and refresh."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, timedelta
+
+from telegram import ForceReply, Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.callbacks import Action
+from bot.commands import Command
+from bot.commands import register as register_command
+from bot.context import deps
+from bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
+from bot.list_view import menu_options
+from bot.render import render
+from bot.screens import Press, answer, edit, finish_press, load_press, render_state, show_new
+from bot.views import FilterName, ListState, Screen
+from storage.domain import SORT_CYCLE, ListFilters, ProviderChoice, Sort, TaskStatus, Trigger
+
+PROMPT_KIND = "prompt"
+LIST_ACTIONS = {Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
+                Action.CHOOSE, Action.MENU_PAGE, Action.BACK, Action.PROMPT_DATE, Action.NOOP,
+                Action.OPEN_TASK}
+
+
+async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message is not None
+    try:
+        state = parse_list_args(context.args or [])
+    except FilterSyntaxError as exc:
+        await update.effective_message.reply_text(render("error_line", message=str(exc)))
+        return
+    await show_new(update, context, state)
+
+
+def _preset_dates(label: str, today: date, yesterday_24h: date) -> date:
+    return {
+        "Today": today,
+        "Yesterday": today - timedelta(days=1),
+        "Last 24 h": yesterday_24h,
+        "Last 7 days": today - timedelta(days=6),
+        "Last 30 days": today - timedelta(days=29),
+    }[label]
+
+
+def _next_sort(sort: Sort, what: str) -> Sort:
+    if what == "dir":
+        return Sort(sort.field, not sort.descending)
+    i = SORT_CYCLE.index(sort.field)
+    return Sort(SORT_CYCLE[(i + 1) % len(SORT_CYCLE)], True)
+
+
+async def _choose(press: Press, context: ContextTypes.DEFAULT_TYPE) -> ListState | str:
+    """The state after picking a menu option, or a message saying why not."""
+    d = deps(context)
+    state = press.state
+    if state.screen is not Screen.MENU or state.menu is None:
+        return state
+    providers = [ProviderChoice.parse(k) for k in state.menu_options if k]
+    options = menu_options(state, providers)
+    index = press.callback.int_arg
+    if not 0 <= index < len(options):
+        return "That option is no longer there — open the menu again."
+    value = options[index][1]
+    menu = state.menu
+    if menu is FilterName.STATUS:
+        return state.with_filters(status=TaskStatus(value) if value else None)
+    if menu is FilterName.TRIGGER:
+        return state.with_filters(trigger=Trigger(value) if value else None)
+    if menu is FilterName.PROVIDER:
+        return state.with_filters(provider=ProviderChoice.parse(value) if value else None)
+    now = d.store.clock()
+    today = now.astimezone(d.store.tz).date()
+    day = _preset_dates(value, today, (now - timedelta(hours=24)).astimezone(d.store.tz).date()) \
+        if value else None
+    new = state.with_filters(**{"date_from" if menu is FilterName.FROM else "date_to": day})
+    try:
+        check_range(new.filters)
+    except FilterSyntaxError as exc:
+        return str(exc)
+    return new
+
+
+async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    press = await load_press(update, context)
+    if press is None:
+        return
+    state, cb = press.state, press.callback
+    d = deps(context)
+    if cb.action is Action.NOOP:
+        await answer(press.query)
+        return
+    if cb.action is Action.PROMPT_DATE:
+        await _ask_for_date(press, context)
+        return
+    if cb.action is Action.PAGE:
+        state = replace(state, page=cb.int_arg, screen=Screen.LIST)
+    elif cb.action is Action.REFRESH:
+        pass
+    elif cb.action is Action.SORT:
+        state = replace(state, sort=_next_sort(state.sort, cb.arg), page=1, screen=Screen.LIST)
+    elif cb.action is Action.CLEAR_FILTERS:
+        state = replace(state, filters=ListFilters(), page=1, screen=Screen.LIST)
+    elif cb.action is Action.MENU:
+        try:
+            menu = FilterName(cb.arg)
+        except ValueError:
+            await answer(press.query)
+            return
+        state = replace(state, screen=Screen.MENU, menu=menu, menu_page=1, menu_options=())
+    elif cb.action is Action.MENU_PAGE:
+        state = replace(state, menu_page=max(1, cb.int_arg))
+    elif cb.action is Action.BACK:
+        state = replace(state, screen=Screen.LIST, menu=None, menu_options=(), task_id=None)
+    elif cb.action is Action.OPEN_TASK:
+        task = await d.store.find_task(cb.int_arg)
+        if task is None:
+            await answer(press.query, f"Task #{cb.int_arg} not found.", alert=True)
+            return
+        state = replace(state, screen=Screen.DETAIL, task_id=task.id)
+    elif cb.action is Action.CHOOSE:
+        chosen = await _choose(press, context)
+        if isinstance(chosen, str):
+            await answer(press.query, chosen, alert=True)
+            return
+        state = chosen
+    await finish_press(context, press, state)
+
+
+async def _ask_for_date(press: Press, context: ContextTypes.DEFAULT_TYPE) -> None:
+    d = deps(context)
+    message = press.query.message
+    assert message is not None
+    field = FilterName(press.callback.arg) if press.callback.arg in ("from", "to") \
+        else FilterName.FROM
+    today = d.store.clock().astimezone(d.store.tz).date()
+    prompt = await context.bot.send_message(
+        message.chat.id, render("date_prompt", field=field.value.capitalize(),
+                                example=today.isoformat()),
+        reply_markup=ForceReply(selective=True, input_field_placeholder="YYYY-MM-DD"))
+    await d.store.console.create(PROMPT_KIND, message.chat.id,
+                                 {"purpose": "date", "view": press.key, "field": field.value},
+                                 message_id=prompt.message_id)
+    await answer(press.query)
+
+
+async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A typed value answering one of our prompts (a date for From/To)."""
+    message = update.effective_message
+    if message is None or message.reply_to_message is None or message.text is None:
+        return
+    d = deps(context)
+    prompt = await d.store.console.find(message.chat.id, message.reply_to_message.message_id,
+                                        PROMPT_KIND)
+    if prompt is None or prompt.body.get("purpose") != "date":
+        return
+    view = await d.store.console.get(prompt.body["view"])
+    if view is None or view.message_id is None:
+        await message.reply_text(render("error_line", message="This list has expired — send "
+                                        "/tasks again."))
+        return
+    state = ListState.from_json(view.body)
+    try:
+        day = parse_date(message.text.strip())
+        field = "date_from" if prompt.body["field"] == "from" else "date_to"
+        state = state.with_filters(**{field: day})
+        check_range(state.filters)
+    except FilterSyntaxError as exc:
+        await message.reply_text(render("error_line", message=str(exc)))
+        return
+    rendered, state = await render_state(d, state, view.key)
+    await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
+               bot=context.bot)
+    await d.store.console.save(view.key, state.to_json())
+    await d.store.console.delete(prompt.key)
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    register_command(Command("tasks", "List tasks, with filters", "[status:… trigger:… "
+                             "provider:… from:… to:… sort:… page:…]"))
+    app.add_handler(CommandHandler("tasks", tasks_command))
+    actions = "".join(re.escape(a.value) for a in LIST_ACTIONS)
+    app.add_handler(CallbackQueryHandler(on_list_press, pattern=f"^1:[{actions}]:"))
+    app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, on_reply))

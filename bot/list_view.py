@@ -1,0 +1,194 @@
+"""Renders the task list (and its menus) from a page of tasks and the view's state."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import format as fmt
+from bot.callbacks import Action, Callback
+from bot.render import render
+from bot.views import FilterName, ListState
+from storage.domain import ProviderChoice, Task, TaskPage, TaskStatus, Trigger
+
+MAX_TEXT = 4096
+#: (name width, provider width, show token split) — tried in order until the page fits
+DENSITY_LEVELS = ((48, 60, True), (32, 40, True), (24, 30, False), (14, 20, False))
+BUTTON_NAME_WIDTH = 24
+MENU_PAGE_SIZE = 8
+_TAG = re.compile(r"<[^>]*>")
+
+
+def visible_length(markup: str) -> int:
+    """Length Telegram counts: text after entity parsing, in UTF-16 code units."""
+    text = html.unescape(_TAG.sub("", markup))
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    keyboard: InlineKeyboardMarkup
+
+
+def filter_label(state: ListState, name: FilterName) -> str:
+    f = state.filters
+    if name is FilterName.STATUS:
+        return fmt.STATUS_LABEL[f.status] if f.status else "All"
+    if name is FilterName.TRIGGER:
+        return fmt.TRIGGER_LABEL[f.trigger] if f.trigger else "All"
+    if name is FilterName.PROVIDER:
+        if f.provider is None:
+            return "All"
+        return "Default" if f.provider.is_default else f"{f.provider.provider}/{f.provider.model}"
+    day = f.date_from if name is FilterName.FROM else f.date_to
+    return fmt.short_date(day) if day else "—"
+
+
+def header(state: ListState) -> str:
+    f = state.filters
+    parts = []
+    if f.status:
+        parts.append(fmt.STATUS_LABEL[f.status])
+    if f.trigger:
+        parts.append(fmt.TRIGGER_LABEL[f.trigger])
+    if f.provider:
+        parts.append(filter_label(state, FilterName.PROVIDER))
+    if f.date_from:
+        parts.append(f"from {fmt.short_date(f.date_from)}")
+    if f.date_to:
+        parts.append(f"to {fmt.short_date(f.date_to)}")
+    arrow = "▼" if state.sort.descending else "▲"
+    parts.append(f"sorted by {fmt.SORT_LABEL[state.sort.field]} {arrow}")
+    if not f.any_set:
+        parts.insert(0, "All")
+    return " · ".join(parts)
+
+
+def _row(task: Task, tz: ZoneInfo, now: datetime, level: tuple[int, int, bool]) -> dict[str, str]:
+    name_width, provider_width, split = level
+    return {
+        "badge": fmt.STATUS_BADGE[task.status],
+        "id": str(task.id),
+        "name": fmt.truncate(task.name, name_width),
+        "trigger": fmt.TRIGGER_LABEL[task.trigger],
+        "provider": fmt.provider_line(task, provider_width),
+        "duration": fmt.duration(task.duration_seconds(now)),
+        "tokens": fmt.tokens(task) if split else f"{task.total_tokens:,} tok",
+        "cost": fmt.cost(task.cost_usd),
+        "created": fmt.short_time(task.created_at, tz, now),
+    }
+
+
+def _button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=Callback(action, view, str(arg)).encode())
+
+
+def list_keyboard(page: TaskPage, state: ListState, view: str) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = []
+    for task in page.tasks:
+        label = f"{fmt.STATUS_BADGE[task.status]} #{task.id} " \
+                f"{fmt.truncate(task.name, BUTTON_NAME_WIDTH)}"
+        row = [_button(label, Action.OPEN_TASK, view, task.id)]
+        if task.status is TaskStatus.RUNNING:
+            row.append(_button("🛑 Kill", Action.KILL_ASK, view, task.id))
+        rows.append(row)
+    if page.page_count > 1:
+        nav = []
+        if page.page > 1:
+            nav.append(_button("◀ Prev", Action.PAGE, view, page.page - 1))
+        if page.page < page.page_count:
+            nav.append(_button("Next ▶", Action.PAGE, view, page.page + 1))
+        rows.append(nav)
+    rows.append([_button(f"Status: {filter_label(state, FilterName.STATUS)}", Action.MENU, view,
+                         FilterName.STATUS.value),
+                 _button(f"Trigger: {filter_label(state, FilterName.TRIGGER)}", Action.MENU,
+                         view, FilterName.TRIGGER.value)])
+    rows.append([_button(f"Provider: {fmt.truncate(filter_label(state, FilterName.PROVIDER), 28)}",
+                         Action.MENU, view, FilterName.PROVIDER.value)])
+    rows.append([_button(f"From: {filter_label(state, FilterName.FROM)}", Action.MENU, view,
+                         FilterName.FROM.value),
+                 _button(f"To: {filter_label(state, FilterName.TO)}", Action.MENU, view,
+                         FilterName.TO.value)])
+    arrow = "▼" if state.sort.descending else "▲"
+    last = [_button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, "field"),
+            _button(arrow, Action.SORT, view, "dir"),
+            _button("🔄 Refresh", Action.REFRESH, view)]
+    rows.append(last)
+    if state.filters.any_set:
+        rows.append([_button("✖ Clear filters", Action.CLEAR_FILTERS, view)])
+    return InlineKeyboardMarkup(rows)
+
+
+def render_list(page: TaskPage, state: ListState, view: str, tz: ZoneInfo,
+                now: datetime) -> Rendered:
+    keyboard = list_keyboard(page, state, view)
+    text = ""
+    for level in DENSITY_LEVELS:
+        text = render("task_list", header=header(state), filtered=state.filters.any_set,
+                      rows=[_row(t, tz, now, level) for t in page.tasks], total=f"{page.total:,}",
+                      page=page.page, page_count=page.page_count)
+        if visible_length(text) <= MAX_TEXT:
+            break
+    return Rendered(text, keyboard)
+
+
+# --- filter menus ---------------------------------------------------------------------
+
+MENU_TITLES = {
+    FilterName.STATUS: "Filter by status:",
+    FilterName.TRIGGER: "Filter by trigger:",
+    FilterName.PROVIDER: "Filter by provider / model:",
+    FilterName.FROM: "Only tasks created on or after:",
+    FilterName.TO: "Only tasks created on or before:",
+}
+DATE_PRESETS = {
+    FilterName.FROM: ("Today", "Last 24 h", "Last 7 days", "Last 30 days"),
+    FilterName.TO: ("Today", "Yesterday"),
+}
+
+
+def menu_options(state: ListState, providers: list[ProviderChoice]) -> list[tuple[str, str]]:
+    """(label, option key) pairs of the open menu; the key is what a press applies."""
+    name = state.menu
+    if name is FilterName.STATUS:
+        return [("All", "")] + [(f"{fmt.STATUS_BADGE[s]} {fmt.STATUS_LABEL[s]}", s.value)
+                                for s in TaskStatus]
+    if name is FilterName.TRIGGER:
+        return [("All", "")] + [(fmt.TRIGGER_LABEL[t], t.value) for t in Trigger]
+    if name is FilterName.PROVIDER:
+        return [("All", "")] + [
+            ("Default" if p.is_default else f"{p.provider}/{p.model}", p.key())
+            for p in providers]
+    assert name in DATE_PRESETS
+    return [("Any day", "")] + [(label, label) for label in DATE_PRESETS[name]]
+
+
+def render_menu(state: ListState, view: str, options: list[tuple[str, str]]) -> Rendered:
+    assert state.menu is not None
+    rows: list[list[InlineKeyboardButton]] = []
+    start = (state.menu_page - 1) * MENU_PAGE_SIZE
+    shown = options[start:start + MENU_PAGE_SIZE]
+    for i in range(0, len(shown), 2):
+        rows.append([_button(fmt.truncate(label, 30), Action.CHOOSE, view, start + i + j)
+                     for j, (label, _) in enumerate(shown[i:i + 2])])
+    pages = max(1, -(-len(options) // MENU_PAGE_SIZE))
+    if pages > 1:
+        nav = []
+        if state.menu_page > 1:
+            nav.append(_button("◀", Action.MENU_PAGE, view, state.menu_page - 1))
+        nav.append(_button(f"{state.menu_page}/{pages}", Action.NOOP, view))
+        if state.menu_page < pages:
+            nav.append(_button("▶", Action.MENU_PAGE, view, state.menu_page + 1))
+        rows.append(nav)
+    if state.menu in DATE_PRESETS:
+        rows.append([_button("📅 Type a date", Action.PROMPT_DATE, view, state.menu.value)])
+    rows.append([_button("« Back", Action.BACK, view)])
+    text = render("filter_menu", header=header(state), title=MENU_TITLES[state.menu],
+                  current=filter_label(state, state.menu))
+    return Rendered(text, InlineKeyboardMarkup(rows))

@@ -1,0 +1,163 @@
+"""One console message, many screens: list, filter menu, task detail, kill confirmation.
+
+A press loads the message's state by the key in its button, applies the action, renders
+the new screen into the same message and saves the state. Rendering by screen lives here;
+what each action does lives in the feature handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from typing import Any
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot import format as fmt
+from bot.callbacks import Action, BadCallback, Callback
+from bot.context import Deps, deps
+from bot.list_view import Rendered, menu_options, render_list, render_menu
+from bot.render import render
+from bot.views import FilterName, ListState, Screen
+from storage.domain import ProviderChoice, Task, TaskStatus
+
+log = logging.getLogger(__name__)
+
+EXPIRED = "This list has expired — send /tasks again."
+
+
+def is_not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+async def edit(message: Message | None, rendered: Rendered, *, chat_id: int | None = None,
+               message_id: int | None = None, bot: Any = None) -> None:
+    """Edit a console message in place; an unchanged render is not an error."""
+    try:
+        if message is not None:
+            await message.edit_text(rendered.text, reply_markup=rendered.keyboard)
+        else:
+            await bot.edit_message_text(rendered.text, chat_id=chat_id, message_id=message_id,
+                                        reply_markup=rendered.keyboard)
+    except BadRequest as exc:
+        if not is_not_modified(exc):
+            raise
+
+
+def task_summary(task: Task, d: Deps, key: str, state: ListState) -> Rendered:
+    now = d.store.clock()
+    text = render(
+        "task_summary", task=task, badge=fmt.STATUS_BADGE[task.status],
+        name=fmt.truncate(task.name, 200), trigger=fmt.TRIGGER_LABEL[task.trigger],
+        provider=fmt.provider_line(task), status=fmt.STATUS_LABEL[task.status],
+        duration=fmt.duration(task.duration_seconds(now)), tokens=fmt.tokens(task),
+        cost=fmt.cost(task.cost_usd), created=fmt.short_time(task.created_at, d.store.tz, now),
+        summary=fmt.truncate(task.summary or "", 1500))
+    row = [button("◀ Back to tasks", Action.BACK, key)]
+    if task.status is TaskStatus.RUNNING:
+        row.append(button("🛑 Kill", Action.KILL_ASK, key, task.id))
+    row.append(button("🔄 Refresh", Action.REFRESH, key))
+    return Rendered(text, InlineKeyboardMarkup([row]))
+
+
+def kill_confirmation(task: Task, key: str) -> Rendered:
+    text = render("kill_confirm", task=task, badge=fmt.STATUS_BADGE[task.status],
+                  name=fmt.truncate(task.name, 200))
+    keyboard = InlineKeyboardMarkup([[button("🛑 Kill", Action.KILL_CONFIRM, key, task.id),
+                                      button("Cancel", Action.KILL_CANCEL, key, task.id)]])
+    return Rendered(text, keyboard)
+
+
+def button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=Callback(action, view, str(arg)).encode())
+
+
+async def render_state(d: Deps, state: ListState, key: str) -> tuple[Rendered, ListState]:
+    """Render the state's screen; returns the state as rendered (with facts it learnt)."""
+    if state.screen in (Screen.DETAIL, Screen.KILL) and state.task_id is not None:
+        task = await d.store.find_task(state.task_id)
+        if task is not None:
+            if state.screen is Screen.KILL and task.status is TaskStatus.RUNNING:
+                return kill_confirmation(task, key), state
+            if state.screen is Screen.DETAIL:
+                return task_summary(task, d, key, state), state
+        state = replace(state, screen=Screen.LIST if state.screen is Screen.DETAIL
+                        else state.back_to)
+        return await render_state(d, state, key)
+    if state.screen is Screen.MENU and state.menu is not None:
+        providers = []
+        if state.menu is FilterName.PROVIDER:
+            if state.menu_options:
+                providers = [ProviderChoice.parse(k) for k in state.menu_options if k]
+            else:
+                providers = await d.store.provider_options()
+                state = replace(state, menu_options=tuple(p.key() for p in providers))
+        return render_menu(state, key, menu_options(state, providers)), state
+    page = await d.store.list_tasks(state.filters, state.sort, state.page)
+    state = replace(state, screen=Screen.LIST, page=page.page,
+                    shows_running=any(t.status is TaskStatus.RUNNING for t in page.tasks))
+    return render_list(page, state, key, d.store.tz, d.store.clock()), state
+
+
+async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: ListState) -> None:
+    """Send a new console message for ``state`` (from a command)."""
+    d = deps(context)
+    chat = update.effective_chat
+    assert chat is not None
+    assert update.effective_message is not None
+    key = await d.store.console.create("list", chat.id, state.to_json())
+    rendered, state = await render_state(d, state, key)
+    message = await update.effective_message.reply_text(rendered.text,
+                                                        reply_markup=rendered.keyboard)
+    await d.store.console.save(key, state.to_json(), message_id=message.message_id)
+
+
+class Press:
+    """A parsed, checked button press on a console message."""
+
+    def __init__(self, query: CallbackQuery, callback: Callback, state: ListState) -> None:
+        self.query = query
+        self.callback = callback
+        self.state = state
+
+    @property
+    def key(self) -> str:
+        return self.callback.view
+
+
+async def load_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Press | None:
+    """Parse the press and load its view; answers and returns None when it is stale."""
+    query = update.callback_query
+    assert query is not None
+    message = query.message
+    try:
+        callback = Callback.parse(query.data)
+    except BadCallback:
+        await answer(query, EXPIRED)
+        return None
+    record = await deps(context).store.console.get(callback.view)
+    if record is None or message is None or record.chat_id != message.chat.id:
+        await answer(query, EXPIRED)
+        return None
+    return Press(query, callback, ListState.from_json(record.body))
+
+
+async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
+    # A late answer only fails for the user's spinner; it must not fail the press.
+    with contextlib.suppress(BadRequest):
+        await query.answer(text, show_alert=alert)
+
+
+async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: Press, state: ListState, *,
+                       toast: str | None = None, alert: bool = False) -> None:
+    """Render ``state`` into the pressed message, answer the press, save the state."""
+    d = deps(context)
+    rendered, state = await render_state(d, state, press.key)
+    message = press.query.message
+    await asyncio.gather(answer(press.query, toast, alert),
+                         edit(message if isinstance(message, Message) else None, rendered))
+    await d.store.console.save(press.key, state.to_json())

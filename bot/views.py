@@ -1,0 +1,96 @@
+"""The state behind a console message (a "view"), stored under the key in its buttons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+
+LIST_KIND = "list"
+
+
+class Screen(StrEnum):
+    LIST = "list"
+    MENU = "menu"
+    DETAIL = "detail"
+    KILL = "kill"
+
+
+class FilterName(StrEnum):
+    STATUS = "status"
+    TRIGGER = "trigger"
+    PROVIDER = "provider"
+    FROM = "from"
+    TO = "to"
+
+
+@dataclass(frozen=True)
+class ListState:
+    filters: ListFilters = field(default_factory=ListFilters)
+    sort: Sort = field(default_factory=Sort)
+    page: int = 1
+    screen: Screen = Screen.LIST
+    #: the open filter menu and its page (Screen.MENU)
+    menu: FilterName | None = None
+    menu_page: int = 1
+    #: provider options as shown in the open menu, so a press picks what was displayed
+    menu_options: tuple[str, ...] = ()
+    #: the task shown in a detail or kill screen
+    task_id: int | None = None
+    #: the screen a kill confirmation returns to
+    back_to: Screen = Screen.LIST
+    #: whether the last render showed a running task (auto-refresh keeps going while so)
+    shows_running: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.filters
+        return {
+            "status": f.status.value if f.status else None,
+            "trigger": f.trigger.value if f.trigger else None,
+            "provider": f.provider.key() if f.provider else None,
+            "from": f.date_from.isoformat() if f.date_from else None,
+            "to": f.date_to.isoformat() if f.date_to else None,
+            "sort": self.sort.field.value,
+            "desc": self.sort.descending,
+            "page": self.page,
+            "screen": self.screen.value,
+            "menu": self.menu.value if self.menu else None,
+            "menu_page": self.menu_page,
+            "menu_options": list(self.menu_options),
+            "task_id": self.task_id,
+            "back_to": self.back_to.value,
+            "shows_running": self.shows_running,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ListState:
+        def opt_date(value: str | None) -> date | None:
+            return date.fromisoformat(value) if value else None
+
+        filters = ListFilters(
+            status=TaskStatus(body["status"]) if body.get("status") else None,
+            trigger=Trigger(body["trigger"]) if body.get("trigger") else None,
+            provider=ProviderChoice.parse(body["provider"]) if body.get("provider") else None,
+            date_from=opt_date(body.get("from")),
+            date_to=opt_date(body.get("to")),
+        )
+        return cls(
+            filters=filters,
+            sort=Sort(SortField(body.get("sort", "created")), bool(body.get("desc", True))),
+            page=int(body.get("page", 1)),
+            screen=Screen(body.get("screen", "list")),
+            menu=FilterName(body["menu"]) if body.get("menu") else None,
+            menu_page=int(body.get("menu_page", 1)),
+            menu_options=tuple(body.get("menu_options", ())),
+            task_id=body.get("task_id"),
+            back_to=Screen(body.get("back_to", "list")),
+            shows_running=bool(body.get("shows_running", False)),
+        )
+
+    def with_filters(self, **changes: Any) -> ListState:
+        """New filters always start again at page 1, back on the list."""
+        return replace(self, filters=replace(self.filters, **changes), page=1,
+                       screen=Screen.LIST, menu=None, menu_options=())
