@@ -19,11 +19,16 @@ def _choices(values: list[str]) -> str:
     return ", ".join(values[:-1]) + " or " + values[-1]
 
 
+def _show(token: str) -> str:
+    """A user's token quoted back, cut short: an error line stays one short line."""
+    return token if len(token) <= 40 else token[:39] + "…"
+
+
 def parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise FilterSyntaxError(f"'{text}' is not a date: use YYYY-MM-DD, "
+        raise FilterSyntaxError(f"'{_show(text)}' is not a date: use YYYY-MM-DD, "
                                 "e.g. 2026-11-20.") from None
 
 
@@ -37,25 +42,25 @@ def parse_list_args(args: list[str]) -> ListState:
         key = key.lower()
         if not sep or not value:
             raise FilterSyntaxError(
-                f"'{token}' is not a filter: use key:value with status, trigger, provider, "
+                f"'{_show(token)}' is not a filter: use key:value with status, trigger, provider, "
                 "from, to, sort or page.")
         if key == "status":
             try:
                 filters = replace(filters, status=TaskStatus(value.lower()))
             except ValueError:
-                raise FilterSyntaxError(f"Unknown status '{value}': use "
+                raise FilterSyntaxError(f"Unknown status '{_show(value)}': use "
                                         f"{_choices([s.value for s in TaskStatus])}.") from None
         elif key == "trigger":
             try:
                 filters = replace(filters, trigger=Trigger(value.lower()))
             except ValueError:
-                raise FilterSyntaxError(f"Unknown trigger '{value}': use "
+                raise FilterSyntaxError(f"Unknown trigger '{_show(value)}': use "
                                         f"{_choices([t.value for t in Trigger])}.") from None
         elif key == "provider":
             try:
                 filters = replace(filters, provider=ProviderChoice.parse(value))
             except ValueError:
-                raise FilterSyntaxError(f"'{value}' is not a provider: use provider/model "
+                raise FilterSyntaxError(f"'{_show(value)}' is not a provider: use provider/model "
                                         "(e.g. openai/gpt-4o) or default.") from None
         elif key == "from":
             filters = replace(filters, date_from=parse_date(value))
@@ -65,15 +70,15 @@ def parse_list_args(args: list[str]) -> ListState:
             descending = value.startswith("-")
             name = value.lstrip("-+").lower()
             if name not in SORT_NAMES:
-                raise FilterSyntaxError(f"Unknown sort '{value}': use "
+                raise FilterSyntaxError(f"Unknown sort '{_show(value)}': use "
                                         f"{_choices(list(SORT_NAMES))}, with - for descending.")
             sort = Sort(SORT_NAMES[name], descending)
         elif key == "page":
             if not value.isdigit() or int(value) < 1:
-                raise FilterSyntaxError(f"'{value}' is not a page number: use 1 or more.")
+                raise FilterSyntaxError(f"'{_show(value)}' is not a page number: use 1 or more.")
             page = int(value)
         else:
-            raise FilterSyntaxError(f"Unknown filter '{key}': use status, trigger, provider, "
+            raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, provider, "
                                     "from, to, sort or page.")
     check_range(filters)
     return ListState(filters=filters, sort=sort, page=page)

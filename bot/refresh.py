@@ -17,7 +17,7 @@ from telegram.ext import ContextTypes
 
 from bot.app_types import AnyApp
 from bot.context import deps_of
-from bot.screens import edit, render_state
+from bot.screens import edit, fingerprint, render_state
 from bot.views import LIST_KIND, ListState, Screen
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0
 IDLE_STOP = timedelta(minutes=10)
 FORGET_AFTER = timedelta(days=30)
-
-
-def _fingerprint(text: str, keyboard: Any) -> int:
-    return hash((text, str(keyboard.to_dict())))
 
 
 async def refresh_lists(app: AnyApp) -> int:
@@ -46,12 +42,12 @@ async def refresh_lists(app: AnyApp) -> int:
         if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
             continue
         rendered, new_state = await render_state(d, state, view.key)
-        fingerprint = _fingerprint(rendered.text, rendered.keyboard)
-        if d.rendered.get(view.key) == fingerprint:
+        shown = fingerprint(rendered)
+        if d.rendered.get(view.key) == shown:
             continue
         try:
-            await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
-                       bot=app.bot)
+            changed = await edit(None, rendered, chat_id=view.chat_id,
+                                 message_id=view.message_id, bot=app.bot)
         except BadRequest as exc:
             # The message is gone (deleted, or too old to edit): stop refreshing it.
             log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
@@ -60,8 +56,8 @@ async def refresh_lists(app: AnyApp) -> int:
             log.warning("refresh of list %s failed: %s", view.key, exc)
             continue
         else:
-            edited += 1
-        d.rendered[view.key] = fingerprint
+            edited += changed
+        d.rendered[view.key] = shown
         await d.store.console.save(view.key, new_state.to_json(), touch=False)
     return edited
 

@@ -35,8 +35,8 @@ def is_not_modified(exc: BadRequest) -> bool:
 
 
 async def edit(message: Message | None, rendered: Rendered, *, chat_id: int | None = None,
-               message_id: int | None = None, bot: Any = None) -> None:
-    """Edit a console message in place; an unchanged render is not an error."""
+               message_id: int | None = None, bot: Any = None) -> bool:
+    """Edit a console message in place; False (not an error) when nothing changed."""
     try:
         if message is not None:
             await message.edit_text(rendered.text, reply_markup=rendered.keyboard)
@@ -46,6 +46,12 @@ async def edit(message: Message | None, rendered: Rendered, *, chat_id: int | No
     except BadRequest as exc:
         if not is_not_modified(exc):
             raise
+        return False
+    return True
+
+
+def fingerprint(rendered: Rendered) -> int:
+    return hash((rendered.text, str(rendered.keyboard.to_dict())))
 
 
 def task_summary(task: Task, d: Deps, key: str, state: ListState) -> Rendered:
@@ -157,7 +163,9 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: Press, state: 
     """Render ``state`` into the pressed message, answer the press, save the state."""
     d = deps(context)
     rendered, state = await render_state(d, state, press.key)
+    # Saved before the edit shows, so a quick next press never acts on the old state.
+    await d.store.console.save(press.key, state.to_json())
+    d.rendered[press.key] = fingerprint(rendered)
     message = press.query.message
     await asyncio.gather(answer(press.query, toast, alert),
                          edit(message if isinstance(message, Message) else None, rendered))
-    await d.store.console.save(press.key, state.to_json())

@@ -70,3 +70,39 @@ async def running_console(server: FakeTelegram, tmp_path: Path, *, db_url: str |
                 await stop_console(app)
     finally:
         await store.close()
+
+
+async def command(console: Console, text: str, user: FakeUser | None = None,
+                  chat: Any = None) -> Any:
+    """Send a command as an admin and wait for the bot's new message in that chat."""
+    server = console.server
+    user = user or console.admin
+    chat = chat if chat is not None else server.private_chat(user)
+    before = len([m for m in server.messages(chat) if m.from_bot])
+    await server.send_text(user, chat, text)
+    await server.wait_for(lambda: len([m for m in server.messages(chat) if m.from_bot]) > before)
+    return server.last_bot_message(chat)
+
+
+async def press(console: Console, message: Any, button_text: str, *,
+                user: FakeUser | None = None, expect_edit: bool = True) -> Any:
+    """Press a button on a bot message; wait until the press is answered (and the edit)."""
+    server = console.server
+    edits = len(message.edits)
+    query_id = await server.press_button(user or console.admin, message.chat,
+                                         message.message_id, button_text)
+    await server.wait_for(lambda: any(a.query_id == query_id for a in server.callback_answers))
+    if expect_edit:
+        await server.wait_for(lambda: len(message.edits) > edits)
+    return next(a for a in server.callback_answers if a.query_id == query_id)
+
+
+def buttons(message: Any) -> list[str]:
+    return [text for row in message.buttons for text, _ in row]
+
+
+def task_ids(message: Any) -> list[int]:
+    """Task ids in the order the list message shows them."""
+    import re
+
+    return [int(m) for m in re.findall(r"^\S+ #(\d+) ", message.text, flags=re.MULTILINE)]

@@ -1,0 +1,124 @@
+"""Property tests: callback codec, text filters, and rendering any task text."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from telegram import Bot
+
+from bot.callbacks import Action, BadCallback, Callback
+from bot.filters_text import FilterSyntaxError, parse_list_args, to_text
+from bot.list_view import MAX_TEXT, render_list, visible_length
+from bot.views import ListState
+from storage.domain import (
+    ListFilters,
+    ProviderChoice,
+    Sort,
+    SortField,
+    Task,
+    TaskPage,
+    TaskStatus,
+    Trigger,
+)
+from tests.fakegram import FakeTelegram, FloodLimits
+
+keys = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+               min_size=1, max_size=8)
+
+
+@given(st.sampled_from(list(Action)), keys, st.text(max_size=20).filter(lambda s: ":" not in s))
+def test_callback_round_trip_within_64_bytes(action: Action, view: str, arg: str) -> None:
+    callback = Callback(action, view, arg)
+    try:
+        data = callback.encode()
+    except ValueError:
+        assert len(f"1:{action.value}:{view}:{arg}".encode()) > 64
+        return
+    assert len(data.encode()) <= 64
+    assert Callback.parse(data) == callback
+
+
+@given(st.text(max_size=80))
+def test_any_callback_data_parses_or_is_refused_cleanly(data: str) -> None:
+    try:
+        Callback.parse(data)
+    except BadCallback:
+        pass
+
+
+@given(st.builds(
+    ListState,
+    filters=st.builds(
+        ListFilters,
+        status=st.none() | st.sampled_from(list(TaskStatus)),
+        trigger=st.none() | st.sampled_from(list(Trigger)),
+        provider=st.none() | st.just(ProviderChoice.default())
+        | st.builds(ProviderChoice, st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+                    st.from_regex(r"[a-z0-9.\-]{1,12}", fullmatch=True)),
+        date_from=st.none() | st.dates(date(2026, 1, 1), date(2026, 6, 30)),
+        date_to=st.none() | st.dates(date(2026, 7, 1), date(2026, 12, 31))),
+    sort=st.builds(Sort, st.sampled_from(list(SortField)), st.booleans()),
+    page=st.integers(1, 500)))
+def test_text_filters_round_trip(state: ListState) -> None:
+    assert parse_list_args(to_text(state).split()) == state
+
+
+@given(st.lists(st.text(max_size=30) | st.text(min_size=300, max_size=5000), max_size=6))
+def test_any_text_filter_parses_or_says_why_in_one_line(args: list[str]) -> None:
+    try:
+        # Telegram command arguments never contain whitespace (PTB splits on it).
+        parse_list_args([a for a in args if a and not any(c.isspace() for c in a)])
+    except FilterSyntaxError as exc:
+        assert "\n" not in str(exc)
+        assert len(str(exc)) < 300
+
+
+@pytest_asyncio.fixture
+async def bot_and_chat() -> AsyncIterator[tuple[Bot, int]]:
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
+    server = FakeTelegram(token="1:PROPS", flood=FloodLimits.off())
+    await server.start()
+    user = server.add_user(7, "Prop")
+    server.private_chat(user)
+    bot = Bot("1:PROPS", base_url=server.bot_base_url)
+    async with bot:
+        yield bot, user.id
+    await server.stop()
+
+
+hostile = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=10_000) | \
+    st.sampled_from(["<b>&amp;</b>", "a & b < c > d", "\u202eevil rtl", "🚀" * 3000,
+                     "</blockquote><pre>", "&#x1F600; &nbsp; &", " " * 50 + "x"])
+
+
+def make_task(i: int, name: str, provider: str, model: str, now: datetime) -> Task:
+    return Task(
+        id=10**9 + i, name=name, prompt=name, status=list(TaskStatus)[i % 4],
+        trigger=list(Trigger)[i % 5], trigger_source_id=None, provider=provider, model=model,
+        used_default=i % 2 == 0, max_duration_minutes=60, parent_session=None,
+        restarted_from_id=None, created_at=now - timedelta(days=400), started_at=now
+        - timedelta(hours=30), finished_at=None if i % 4 < 2 else now, prompt_tokens=10**9,
+        completion_tokens=10**9, cost_usd=None if i % 3 == 0 else 123456.789, tool_call_count=1,
+        result_status=None, summary=name, error=None, killed_by=None, last_event_at=None,
+        event_count=0)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(names=st.lists(hostile, min_size=1, max_size=20), provider=hostile, model=hostile)
+async def test_any_task_text_renders_a_message_telegram_accepts(
+        bot_and_chat: tuple[Bot, int], names: list[str], provider: str, model: str) -> None:
+    bot, chat_id = bot_and_chat
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    tasks = [make_task(i, n, provider, model, now) for i, n in enumerate(names)]
+    page = TaskPage(tasks, total=10**6, page=49_999, page_size=20)
+    state = ListState(filters=ListFilters(status=TaskStatus.FAILED, date_from=date(2026, 1, 1)))
+    rendered = render_list(page, state, "Ab12Cd34", ZoneInfo("Asia/Kolkata"), now)
+    assert visible_length(rendered.text) <= MAX_TEXT
+    await bot.send_message(chat_id, rendered.text, reply_markup=rendered.keyboard)
