@@ -78,8 +78,8 @@ def parse_list_args(args: list[str]) -> ListState:
                 raise FilterSyntaxError(f"'{_show(value)}' is not a page number: use 1 or more.")
             page = int(value)
         else:
-            raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, provider, "
-                                    "from, to, sort or page.")
+            raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, "
+                                    "provider, from, to, sort or page.")
     check_range(filters)
     return ListState(filters=filters, sort=sort, page=page)
 

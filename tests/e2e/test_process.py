@@ -65,7 +65,7 @@ async def test_run_answers_an_admin_and_stops_cleanly(
 
 
 async def test_without_a_token_run_exits_2_with_one_line(tmp_path: Path) -> None:
-    code, out, err = await run_cli("run", env={"TASKOPS_ADMIN_IDS": "1"}, cwd=tmp_path)
+    code, _out, err = await run_cli("run", env={"TASKOPS_ADMIN_IDS": "1"}, cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [
         "taskops: no Telegram bot token: set TASKOPS_TELEGRAM_TOKEN "
@@ -85,7 +85,8 @@ async def test_bad_config_exits_2_naming_the_key(tmp_path: Path, toml: str,
     code, _, err = await run_cli("check-config", env={}, cwd=tmp_path)
     assert code == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], err
+    assert len(lines) == 1, err
+    assert expected in lines[0], err
 
 
 async def test_check_config_masks_secrets(tmp_path: Path) -> None:
@@ -93,7 +94,8 @@ async def test_check_config_masks_secrets(tmp_path: Path) -> None:
         "TASKOPS_TELEGRAM_TOKEN": "999:SECRET-TOKEN-VALUE",
         "TASKOPS_DATABASE_URL": "postgresql://u:hunter2pass@db/taskops"})
     assert code == 0
-    assert "SECRET-TOKEN-VALUE" not in out and "hunter2pass" not in out
+    assert "SECRET-TOKEN-VALUE" not in out
+    assert "hunter2pass" not in out
     assert "[telegram]" in out
 
 

@@ -14,13 +14,15 @@ async def test_admin_start_and_help(console: Console) -> None:
     await server.send_text(console.admin, dm, "/start")
     await server.wait_for(lambda: server.last_bot_message(dm) is not None)
     start = server.last_bot_message(dm)
-    assert start is not None and start.text is not None
+    assert start is not None
+    assert start.text is not None
     assert "Hello, Ann" in start.text
     assert "/help — What this bot can do" in start.text
     await server.send_text(console.admin, dm, "/help")
     await server.wait_for(lambda: len([m for m in server.messages(dm) if m.from_bot]) == 2)
     help_ = server.last_bot_message(dm)
-    assert help_ is not None and help_.text is not None
+    assert help_ is not None
+    assert help_.text is not None
     assert help_.text.startswith("taskops commands")
     assert "/start — Start the console" in help_.text
     assert server.violations == []
@@ -68,7 +70,8 @@ async def test_a_stranger_pressing_a_button_in_a_group_changes_nothing(console: 
     assert methods <= {"getUpdates", "answerCallbackQuery"}
     after = server.last_bot_message(group)
     assert after is not None
-    assert after.edits == [] and after.text == message.text
+    assert after.edits == []
+    assert after.text == message.text
 
 
 async def test_command_menu_is_scoped_to_admins(console: Console) -> None:

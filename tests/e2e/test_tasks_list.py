@@ -48,7 +48,8 @@ async def test_list_blocks_and_paging_cover_every_task_once(console: Console) ->
     assert "25 tasks · Page 1 of 3" in message.text
     assert "job 24 <&>" in message.text
     assert "Default (scripted – scripted)" in message.text
-    assert "⚪" in message.text and "🟢" in message.text
+    assert "⚪" in message.text
+    assert "🟢" in message.text
     seen = task_ids(message)
     assert len(seen) == 10
     for expected_page in (2, 3):
@@ -60,7 +61,8 @@ async def test_list_blocks_and_paging_cover_every_task_once(console: Console) ->
     assert seen == sorted(seen, reverse=True)  # created descending
     await press(console, message, "◀ Prev")
     await press(console, message, "◀ Prev")
-    assert "Page 1 of 3" in message.text and "◀ Prev" not in buttons(message)
+    assert "Page 1 of 3" in message.text
+    assert "◀ Prev" not in buttons(message)
     assert console.server.violations == []
 
 
@@ -222,7 +224,8 @@ async def test_buttons_keep_working_after_a_restart(fakegram: FakeTelegram,
     async with running_console(fakegram, tmp_path,
                                db_url=f"sqlite+aiosqlite:///{tmp_path / 'console.db'}") as again:
         await press(again, message, "Next ▶")
-        assert "Page 2 of 3" in message.text and "sorted by Name ▲" in message.text
+        assert "Page 2 of 3" in message.text
+        assert "sorted by Name ▲" in message.text
         answer = await press(again, message, "Status:", expect_edit=True)
         assert answer.text is None
 
@@ -251,9 +254,11 @@ async def test_kill_from_the_list(console: Console) -> None:
     assert answer.text == "Task killed successfully."
     assert message.text.startswith("Tasks ·")
     killed = [t for t in (await console.store.list_tasks()).tasks if t.killed_by]
-    assert len(killed) == 1 and killed[0].killed_by == "Ann"
+    assert len(killed) == 1
+    assert killed[0].killed_by == "Ann"
     log = await console.store.console.audit_log()
-    assert log[0]["action"] == "kill" and log[0]["outcome"] == "killed"
+    assert log[0]["action"] == "kill"
+    assert log[0]["outcome"] == "killed"
 
 
 async def test_a_stranger_in_a_group_cannot_press_list_buttons(console: Console) -> None:
@@ -267,5 +272,6 @@ async def test_a_stranger_in_a_group_cannot_press_list_buttons(console: Console)
     query = await console.server.press(console.stranger, group, message.message_id, kill_data)
     await console.server.wait_for(lambda: any(a.query_id == query
                                               for a in console.server.callback_answers))
-    assert message.text == text and message.edits == []
+    assert message.text == text
+    assert message.edits == []
     assert all(t.killed_by is None for t in (await console.store.list_tasks()).tasks)
