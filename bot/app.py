@@ -7,13 +7,14 @@ from typing import Any
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, ApplicationBuilder, Defaults, TypeHandler
+from telegram.ext import ApplicationBuilder, Defaults, TypeHandler
 
 from bot import refresh
 from bot.app_types import AnyApp
 from bot.context import Deps, deps_of
 from bot.gate import admin_gate, set_admin_menus
-from bot.handlers import admin, kill, task_detail, tasks_list
+from bot.handlers import admin, kill, prompts, restart, task_detail, tasks_list
+from bot.ratelimit import ChatRateLimiter
 from storage.store import TaskStore
 from taskops.config import Settings, TelegramMode
 
@@ -33,7 +34,8 @@ async def _on_error(update: object, context: Any) -> None:
               exc_info=context.error)
 
 
-def build_application(settings: Settings, store: TaskStore) -> AnyApp:
+def build_application(settings: Settings, store: TaskStore,
+                      rate_limiter: ChatRateLimiter | None = None) -> AnyApp:
     token = settings.telegram.token
     if not token:
         raise ValueError("no Telegram bot token configured")
@@ -44,8 +46,8 @@ def build_application(settings: Settings, store: TaskStore) -> AnyApp:
         .base_file_url(file_base_url(settings.telegram.base_url))
         .defaults(Defaults(parse_mode=ParseMode.HTML,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
-        # Retries honour the retry_after of a 429; flood limits are also paced up front.
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        # Flood limits are paced up front; retries honour the retry_after of a 429.
+        .rate_limiter(rate_limiter or ChatRateLimiter(max_retries=3))
         .build()
     )
     app.bot_data["deps"] = Deps(settings=settings, store=store)
@@ -55,6 +57,8 @@ def build_application(settings: Settings, store: TaskStore) -> AnyApp:
     tasks_list.register(app)
     task_detail.register(app)
     kill.register(app)
+    restart.register(app)
+    prompts.register(app)
     app.add_error_handler(_on_error)
     refresh.schedule(app)
     return app

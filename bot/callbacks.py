@@ -29,6 +29,14 @@ class Action(StrEnum):
     BACK = "b"  # back to the list
     PROMPT_DATE = "d"  # ask for a typed date; argument: which filter
     NOOP = "n"
+    DETAIL_PAGE = "e"  # timeline page; argument: page number
+    THINKING = "t"  # toggle thinking blocks on this page
+    FULL_LOG = "l"  # send the whole timeline as a file
+    RESTART_OPEN = "R"  # open the Edit & restart form (or explain why not)
+    RESTART_FIELD = "F"  # edit a field; argument: field name
+    RESTART_PROVIDER = "P"  # pick a provider/model; argument: option index
+    RESTART_SAVE = "S"
+    RESTART_CANCEL = "C"
 
 
 class BadCallback(ValueError):

@@ -9,14 +9,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 
 @cache
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("templates", "."),
-        autoescape=True,
+        # HTML templates escape everything; Markdown documents (the full log) are plain text.
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
@@ -28,3 +29,8 @@ def environment() -> Environment:
 def render(template: str, **context: Any) -> str:
     """Render ``templates/<template>.html`` to Telegram HTML, trimmed."""
     return environment().get_template(f"{template}.html").render(**context).strip()
+
+
+def render_document(template: str, **context: Any) -> str:
+    """Render ``templates/<template>.md``, a plain-text document (no escaping)."""
+    return environment().get_template(f"{template}.md").render(**context).strip() + "\n"

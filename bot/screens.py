@@ -20,8 +20,10 @@ from telegram.ext import ContextTypes
 from bot import format as fmt
 from bot.callbacks import Action, BadCallback, Callback
 from bot.context import Deps, deps
+from bot.detail_view import render_detail
 from bot.list_view import Rendered, menu_options, render_list, render_menu
 from bot.render import render
+from bot.restart_view import render_form, render_provider_menu
 from bot.views import FilterName, ListState, Screen
 from storage.domain import ProviderChoice, Task, TaskStatus
 
@@ -54,22 +56,6 @@ def fingerprint(rendered: Rendered) -> int:
     return hash((rendered.text, str(rendered.keyboard.to_dict())))
 
 
-def task_summary(task: Task, d: Deps, key: str, state: ListState) -> Rendered:
-    now = d.store.clock()
-    text = render(
-        "task_summary", task=task, badge=fmt.STATUS_BADGE[task.status],
-        name=fmt.truncate(task.name, 200), trigger=fmt.TRIGGER_LABEL[task.trigger],
-        provider=fmt.provider_line(task), status=fmt.STATUS_LABEL[task.status],
-        duration=fmt.duration(task.duration_seconds(now)), tokens=fmt.tokens(task),
-        cost=fmt.cost(task.cost_usd), created=fmt.short_time(task.created_at, d.store.tz, now),
-        summary=fmt.truncate(task.summary or "", 1500))
-    row = [button("◀ Back to tasks", Action.BACK, key)]
-    if task.status is TaskStatus.RUNNING:
-        row.append(button("🛑 Kill", Action.KILL_ASK, key, task.id))
-    row.append(button("🔄 Refresh", Action.REFRESH, key))
-    return Rendered(text, InlineKeyboardMarkup([row]))
-
-
 def kill_confirmation(task: Task, key: str) -> Rendered:
     text = render("kill_confirm", task=task, badge=fmt.STATUS_BADGE[task.status],
                   name=fmt.truncate(task.name, 200))
@@ -84,16 +70,24 @@ def button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyb
 
 async def render_state(d: Deps, state: ListState, key: str) -> tuple[Rendered, ListState]:
     """Render the state's screen; returns the state as rendered (with facts it learnt)."""
-    if state.screen in (Screen.DETAIL, Screen.KILL) and state.task_id is not None:
+    task_screens = (Screen.DETAIL, Screen.KILL, Screen.RESTART, Screen.RESTART_PROVIDER)
+    if state.screen in task_screens and state.task_id is not None:
         task = await d.store.find_task(state.task_id)
         if task is not None:
             if state.screen is Screen.KILL and task.status is TaskStatus.RUNNING:
                 return kill_confirmation(task, key), state
             if state.screen is Screen.DETAIL:
-                return task_summary(task, d, key, state), state
-        state = replace(state, screen=Screen.LIST if state.screen is Screen.DETAIL
-                        else state.back_to)
-        return await render_state(d, state, key)
+                detail = await render_detail(d.store, task, state, key)
+                return detail.rendered, detail.state
+            if state.screen is Screen.RESTART:
+                return render_form(task, state, key), state
+            if state.screen is Screen.RESTART_PROVIDER:
+                return render_provider_menu(task, state, key, d.settings), state
+        # The task is gone, or no longer fits the screen (a kill screen for a task that
+        # ended meanwhile): fall back to where the screen came from.
+        fallback = (Screen.LIST if task is None
+                    else state.back_to if state.screen is Screen.KILL else Screen.DETAIL)
+        return await render_state(d, replace(state, screen=fallback), key)
     if state.screen is Screen.MENU and state.menu is not None:
         providers = []
         if state.menu is FilterName.PROVIDER:

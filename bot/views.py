@@ -17,6 +17,9 @@ class Screen(StrEnum):
     MENU = "menu"
     DETAIL = "detail"
     KILL = "kill"
+    RESTART = "restart"
+    #: the Edit & restart form's provider/model menu
+    RESTART_PROVIDER = "restart_provider"
 
 
 class FilterName(StrEnum):
@@ -44,6 +47,13 @@ class ListState:
     back_to: Screen = Screen.LIST
     #: whether the last render showed a running task (auto-refresh keeps going while so)
     shows_running: bool = False
+    #: the detail screen's timeline page (1-based) and the event offset each page starts at
+    detail_page: int = 1
+    page_starts: tuple[int, ...] = (0,)
+    show_thinking: bool = False
+    #: the Edit & restart form: field values as edited so far, and a line about bad input
+    draft: dict[str, Any] | None = None
+    draft_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         f = self.filters
@@ -63,6 +73,11 @@ class ListState:
             "task_id": self.task_id,
             "back_to": self.back_to.value,
             "shows_running": self.shows_running,
+            "detail_page": self.detail_page,
+            "page_starts": list(self.page_starts),
+            "show_thinking": self.show_thinking,
+            "draft": self.draft,
+            "draft_error": self.draft_error,
         }
 
     @classmethod
@@ -88,7 +103,17 @@ class ListState:
             task_id=body.get("task_id"),
             back_to=Screen(body.get("back_to", "list")),
             shows_running=bool(body.get("shows_running", False)),
+            detail_page=int(body.get("detail_page", 1)),
+            page_starts=tuple(body.get("page_starts", (0,))) or (0,),
+            show_thinking=bool(body.get("show_thinking", False)),
+            draft=body.get("draft"),
+            draft_error=body.get("draft_error"),
         )
+
+    def open_task(self, task_id: int) -> ListState:
+        """The detail screen of a task, from its first timeline page."""
+        return replace(self, screen=Screen.DETAIL, task_id=task_id, detail_page=1,
+                       page_starts=(0,), draft=None, draft_error=None)
 
     def with_filters(self, **changes: Any) -> ListState:
         """New filters always start again at page 1, back on the list."""

@@ -12,6 +12,7 @@ from bot.callbacks import Action
 from bot.commands import Command
 from bot.commands import register as register_command
 from bot.context import deps
+from bot.handlers.task_detail import parse_task_id
 from bot.render import render
 from bot.screens import answer, finish_press, load_press, show_new
 from bot.views import ListState, Screen
@@ -23,13 +24,6 @@ KILLED = "Task killed successfully."
 
 def admin_name(user: User) -> str:
     return user.full_name or (f"@{user.username}" if user.username else str(user.id))
-
-
-def parse_task_id(args: list[str]) -> int | None:
-    if len(args) != 1:
-        return None
-    text = args[0].lstrip("#")
-    return int(text) if text.isdigit() and 0 < int(text) < 2**62 else None
 
 
 async def kill_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -46,8 +40,8 @@ async def kill_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if task.status is not TaskStatus.RUNNING:
         await message.reply_text(render("error_line", message=kill_refused_message(task.status)))
         return
-    await show_new(update, context, ListState(screen=Screen.KILL, task_id=task_id,
-                                              back_to=Screen.DETAIL))
+    await show_new(update, context, replace(ListState().open_task(task_id), screen=Screen.KILL,
+                                            back_to=Screen.DETAIL))
 
 
 async def on_kill_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -6,28 +6,31 @@ import re
 from dataclasses import replace
 from datetime import date, timedelta
 
-from telegram import ForceReply, Update
-from telegram.ext import (
-    Application,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.callbacks import Action
 from bot.commands import Command
 from bot.commands import register as register_command
 from bot.context import deps
 from bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
+from bot.handlers.prompts import ask, register_prompt
 from bot.list_view import menu_options
 from bot.render import render
-from bot.screens import Press, answer, edit, finish_press, load_press, render_state, show_new
+from bot.screens import (
+    EXPIRED,
+    Press,
+    answer,
+    edit,
+    finish_press,
+    load_press,
+    render_state,
+    show_new,
+)
 from bot.views import FilterName, ListState, Screen
+from storage.console import ViewRecord
 from storage.domain import SORT_CYCLE, ListFilters, ProviderChoice, Sort, TaskStatus, Trigger
 
-PROMPT_KIND = "prompt"
 LIST_ACTIONS = {Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
                 Action.CHOOSE, Action.MENU_PAGE, Action.BACK, Action.PROMPT_DATE, Action.NOOP,
                 Action.OPEN_TASK}
@@ -121,13 +124,14 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     elif cb.action is Action.MENU_PAGE:
         state = replace(state, menu_page=max(1, cb.int_arg))
     elif cb.action is Action.BACK:
-        state = replace(state, screen=Screen.LIST, menu=None, menu_options=(), task_id=None)
+        state = replace(state, screen=Screen.LIST, menu=None, menu_options=(), task_id=None,
+                        draft=None, draft_error=None)
     elif cb.action is Action.OPEN_TASK:
         task = await d.store.find_task(cb.int_arg)
         if task is None:
             await answer(press.query, f"Task #{cb.int_arg} not found.", alert=True)
             return
-        state = replace(state, screen=Screen.DETAIL, task_id=task.id)
+        state = state.open_task(task.id)
     elif cb.action is Action.CHOOSE:
         chosen = await _choose(press, context)
         if isinstance(chosen, str):
@@ -144,34 +148,25 @@ async def _ask_for_date(press: Press, context: ContextTypes.DEFAULT_TYPE) -> Non
     field = FilterName(press.callback.arg) if press.callback.arg in ("from", "to") \
         else FilterName.FROM
     today = d.store.clock().astimezone(d.store.tz).date()
-    prompt = await context.bot.send_message(
-        message.chat.id, render("date_prompt", field=field.value.capitalize(),
-                                example=today.isoformat()),
-        reply_markup=ForceReply(selective=True, input_field_placeholder="YYYY-MM-DD"))
-    await d.store.console.create(PROMPT_KIND, message.chat.id,
-                                 {"purpose": "date", "view": press.key, "field": field.value},
-                                 message_id=prompt.message_id)
+    await ask(context, message.chat.id,
+              render("date_prompt", field=field.value.capitalize(), example=today.isoformat()),
+              "YYYY-MM-DD", {"purpose": "date", "view": press.key, "field": field.value})
     await answer(press.query)
 
 
-async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A typed value answering one of our prompts (a date for From/To)."""
+async def on_date_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, prompt: ViewRecord,
+                        text: str) -> None:
+    """A typed From/To date: applied to the list it was asked from, if valid."""
     message = update.effective_message
-    if message is None or message.reply_to_message is None or message.text is None:
-        return
+    assert message is not None
     d = deps(context)
-    prompt = await d.store.console.find(message.chat.id, message.reply_to_message.message_id,
-                                        PROMPT_KIND)
-    if prompt is None or prompt.body.get("purpose") != "date":
-        return
     view = await d.store.console.get(prompt.body["view"])
     if view is None or view.message_id is None:
-        await message.reply_text(render("error_line", message="This list has expired — send "
-                                        "/tasks again."))
+        await message.reply_text(render("error_line", message=EXPIRED))
         return
     state = ListState.from_json(view.body)
     try:
-        day = parse_date(message.text.strip())
+        day = parse_date(text)
         field = "date_from" if prompt.body["field"] == "from" else "date_to"
         state = state.with_filters(**{field: day})
         check_range(state.filters)
@@ -179,9 +174,9 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_text(render("error_line", message=str(exc)))
         return
     rendered, state = await render_state(d, state, view.key)
+    await d.store.console.save(view.key, state.to_json())
     await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
                bot=context.bot)
-    await d.store.console.save(view.key, state.to_json())
     await d.store.console.delete(prompt.key)
 
 
@@ -191,4 +186,4 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("tasks", tasks_command))
     actions = "".join(re.escape(a.value) for a in LIST_ACTIONS)
     app.add_handler(CallbackQueryHandler(on_list_press, pattern=f"^1:[{actions}]:"))
-    app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, on_reply))
+    register_prompt("date", on_date_reply)

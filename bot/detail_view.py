@@ -1,0 +1,171 @@
+"""The task detail screen: header, prompt, and the event timeline in pages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import format as fmt
+from bot.callbacks import Action
+from bot.list_view import MAX_TEXT, Rendered, visible_length
+from bot.markdown import markdown_to_html
+from bot.render import render
+from bot.views import ListState
+from storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
+from storage.store import TaskStore
+
+#: how much of one value (arguments, a result, agent text) a message shows
+VALUE_LIMIT = 700
+TEXT_LIMIT = 2500
+PROMPT_LIMIT = 1500
+#: events fetched per page attempt; a page holds as many as fit in one message
+FETCH = 40
+RESULT_LABEL = {ResultStatus.COMPLETED: "Completed", ResultStatus.FAILED: "Failed",
+                ResultStatus.QUESTION: "Question", ResultStatus.SILENT: "Silent"}
+
+
+def cut(text: str, limit: int) -> str:
+    """Cut long values, saying how much was left out (nothing is cut silently)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def pretty(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _markdown(text: str, limit: int = TEXT_LIMIT) -> Markup:
+    return Markup(markdown_to_html(cut(text, limit)))
+
+
+def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
+    p = event.payload
+    at = event.at.astimezone(d_tz).strftime("%H:%M:%S")
+    context: dict[str, Any] = {"kind": event.kind.value, "at": at, "show_thinking": show_thinking}
+    if event.kind is EventKind.TOOL_CALL:
+        context.update(tool=str(p.get("tool", "?")), duration=fmt.tool_duration(
+            p.get("duration_ms")), is_error=bool(p.get("is_error")),
+            arguments=cut(pretty(p.get("arguments", {})), VALUE_LIMIT),
+            result=cut(pretty(p.get("result", "")), VALUE_LIMIT))
+    elif event.kind in (EventKind.TEXT, EventKind.ANSWER):
+        context.update(body=_markdown(str(p.get("text", ""))), by=str(p.get("by", "")))
+    elif event.kind is EventKind.THINKING:
+        context.update(body=cut(str(p.get("text", "")), TEXT_LIMIT))
+    elif event.kind is EventKind.STATUS_CHANGE:
+        new = TaskStatus(p["new"]) if p.get("new") in set(TaskStatus) else None
+        context.update(badge=fmt.STATUS_BADGE[new] if new else "•",
+                       status_label=fmt.STATUS_LABEL[new] if new else str(p.get("new")),
+                       message=cut(str(p.get("message") or ""), 300))
+    elif event.kind is EventKind.FINAL:
+        result = ResultStatus(p["status"]) if p.get("status") in set(ResultStatus) \
+            else ResultStatus.COMPLETED
+        context.update(result_badge=fmt.RESULT_BADGE[result], result_label=RESULT_LABEL[result],
+                       body=_markdown(str(p.get("summary", ""))))
+    elif event.kind is EventKind.INJECTION:
+        context.update(parent=str(p.get("parent_session") or ""))
+    elif event.kind is EventKind.PROGRESS:
+        context.update(body=cut(str(p.get("text", "")), 500))
+    return render("event", **context)
+
+
+@dataclass(frozen=True)
+class DetailPage:
+    rendered: Rendered
+    state: ListState
+
+
+def _header_context(task: Task, store: TaskStore, restarted_as: list[int],
+                     now: datetime) -> dict[str, Any]:
+    tz = store.tz
+    return dict(
+        badge=fmt.STATUS_BADGE[task.status], name=fmt.truncate(task.name, 200),
+        status=fmt.STATUS_LABEL[task.status],
+        live=task.status is TaskStatus.RUNNING and task.started_at is not None,
+        trigger=fmt.TRIGGER_LABEL[task.trigger], provider=fmt.provider_line(task, 120),
+        duration=fmt.duration(task.duration_seconds(now)), tokens=fmt.tokens(task),
+        cost=fmt.cost(task.cost_usd), created=fmt.short_time(task.created_at, tz, now),
+        started=fmt.short_time(task.started_at, tz, now) if task.started_at else None,
+        finished=fmt.short_time(task.finished_at, tz, now) if task.finished_at else None,
+        restarted_from=task.restarted_from_id, restarted_as=restarted_as,
+    )
+
+
+async def render_detail(store: TaskStore, task: Task, state: ListState, key: str) -> DetailPage:
+    """Render the state's timeline page; learns where the next page starts."""
+    now = store.clock()
+    restarted_as = await store.restarted_as(task.id)
+    page = max(1, min(state.detail_page, len(state.page_starts)))
+    start = state.page_starts[page - 1]
+    header = _header_context(task, store, restarted_as, now)
+    first_event = (await store.list_events(task.id, 0, 1)).events
+    header.update(show_prompt=page == 1, prompt=cut(task.prompt, PROMPT_LIMIT),
+                  prompt_at=(first_event[0].at.astimezone(store.tz).strftime("%d %b, %H:%M:%S")
+                             if first_event else None))
+    batch = await store.list_events(task.id, start, FETCH)
+    shown: list[str] = []
+    for event in batch.events:
+        candidate = [*shown, render_event(event, store.tz, state.show_thinking)]
+        text = _page_text(header, candidate, start, batch.total, pages=2)
+        if visible_length(text) > MAX_TEXT and shown:
+            break
+        shown = candidate
+    next_start = start + len(shown)
+    starts = list(state.page_starts[:page])
+    if next_start < batch.total:
+        starts.append(next_start)
+    pages = len(starts)
+    text = _page_text(header, shown, start, batch.total, pages)
+    state = replace(state, detail_page=page, page_starts=tuple(starts),
+                    shows_running=task.status is TaskStatus.RUNNING)
+    return DetailPage(Rendered(text, _keyboard(task, state, key, restarted_as, pages)), state)
+
+
+def _page_text(header: dict[str, Any], events: list[str], start: int, total: int,
+               pages: int) -> str:
+    return render("task_detail", **header, events=[Markup(e) for e in events],
+                  first=start + 1, last=start + len(events), total=total,
+                  event_pages=pages if start + len(events) < total or start > 0 else 1)
+
+
+def _button(text: str, action: Action, key: str, arg: object = "") -> InlineKeyboardButton:
+    from bot.screens import button
+
+    return button(text, action, key, arg)
+
+
+def _keyboard(task: Task, state: ListState, key: str, restarted_as: list[int],
+              pages: int) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = []
+    if pages > 1:
+        nav = []
+        if state.detail_page > 1:
+            nav.append(_button("◀ Earlier", Action.DETAIL_PAGE, key, state.detail_page - 1))
+        if state.detail_page < pages:
+            nav.append(_button("Later ▶", Action.DETAIL_PAGE, key, state.detail_page + 1))
+        rows.append(nav)
+    rows.append([_button("🧠 Hide thinking" if state.show_thinking else "🧠 Show thinking",
+                         Action.THINKING, key),
+                 _button("📄 Full log", Action.FULL_LOG, key)])
+    actions = []
+    if task.status is TaskStatus.RUNNING:
+        actions.append(_button("🛑 Kill", Action.KILL_ASK, key, task.id))
+    actions.append(_button("🔁 Edit & restart", Action.RESTART_OPEN, key, task.id))
+    rows.append(actions)
+    links = []
+    if task.restarted_from_id:
+        links.append(_button(f"↩ #{task.restarted_from_id}", Action.OPEN_TASK, key,
+                             task.restarted_from_id))
+    links += [_button(f"↪ #{i}", Action.OPEN_TASK, key, i) for i in restarted_as[-3:]]
+    if links:
+        rows.append(links)
+    rows.append([_button("◀ Back to tasks", Action.BACK, key),
+                 _button("🔄 Refresh", Action.REFRESH, key)])
+    return InlineKeyboardMarkup(rows)
