@@ -37,6 +37,7 @@ class Action(StrEnum):
     RESTART_PROVIDER = "P"  # pick a provider/model; argument: option index
     RESTART_SAVE = "S"
     RESTART_CANCEL = "C"
+    ANSWER = "a"  # answer a paused task's question; argument: task id
 
 
 class BadCallback(ValueError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import format as fmt
@@ -19,10 +19,11 @@ from bot.views import ListState
 from storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
 from storage.store import TaskStore
 
-#: how much of one value (arguments, a result, agent text) a message shows
+#: how much of one value (arguments, a result, agent text) a message shows, in characters;
+#: an emoji counts twice towards Telegram's 4096, so one event stays under ~3,000 either way
 VALUE_LIMIT = 700
-TEXT_LIMIT = 2500
-PROMPT_LIMIT = 1500
+TEXT_LIMIT = 1500
+PROMPT_LIMIT = 1200
 #: events fetched per page attempt; a page holds as many as fit in one message
 FETCH = 40
 RESULT_LABEL = {ResultStatus.COMPLETED: "Completed", ResultStatus.FAILED: "Failed",
@@ -43,7 +44,12 @@ def pretty(value: Any) -> str:
 
 
 def _markdown(text: str, limit: int = TEXT_LIMIT) -> Markup:
-    return Markup(markdown_to_html(cut(text, limit)))
+    shown = cut(text, limit)
+    html = markdown_to_html(shown)
+    if visible_length(html) > 2 * limit:
+        # Rendering can widen text (aligned table columns); never let it outgrow the page.
+        return Markup(escape(shown))
+    return Markup(html)
 
 
 def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
@@ -51,18 +57,20 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
     at = event.at.astimezone(d_tz).strftime("%H:%M:%S")
     context: dict[str, Any] = {"kind": event.kind.value, "at": at, "show_thinking": show_thinking}
     if event.kind is EventKind.TOOL_CALL:
-        context.update(tool=str(p.get("tool", "?")), duration=fmt.tool_duration(
+        context.update(tool=fmt.truncate(str(p.get("tool", "?")), 80), duration=fmt.tool_duration(
             p.get("duration_ms")), is_error=bool(p.get("is_error")),
             arguments=cut(pretty(p.get("arguments", {})), VALUE_LIMIT),
             result=cut(pretty(p.get("result", "")), VALUE_LIMIT))
     elif event.kind in (EventKind.TEXT, EventKind.ANSWER):
-        context.update(body=_markdown(str(p.get("text", ""))), by=str(p.get("by", "")))
+        context.update(body=_markdown(str(p.get("text", ""))),
+                       by=fmt.truncate(str(p.get("by", "")), 80))
     elif event.kind is EventKind.THINKING:
         context.update(body=cut(str(p.get("text", "")), TEXT_LIMIT))
     elif event.kind is EventKind.STATUS_CHANGE:
         new = TaskStatus(p["new"]) if p.get("new") in set(TaskStatus) else None
         context.update(badge=fmt.STATUS_BADGE[new] if new else "•",
-                       status_label=fmt.STATUS_LABEL[new] if new else str(p.get("new")),
+                       status_label=(fmt.STATUS_LABEL[new] if new
+                                     else fmt.truncate(str(p.get("new")), 40)),
                        message=cut(str(p.get("message") or ""), 300))
     elif event.kind is EventKind.FINAL:
         result = ResultStatus(p["status"]) if p.get("status") in set(ResultStatus) \
@@ -70,7 +78,7 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
         context.update(result_badge=fmt.RESULT_BADGE[result], result_label=RESULT_LABEL[result],
                        body=_markdown(str(p.get("summary", ""))))
     elif event.kind is EventKind.INJECTION:
-        context.update(parent=str(p.get("parent_session") or ""))
+        context.update(parent=fmt.truncate(str(p.get("parent_session") or ""), 80))
     elif event.kind is EventKind.PROGRESS:
         context.update(body=cut(str(p.get("text", "")), 500))
     return render("event", **context)
@@ -157,6 +165,8 @@ def _keyboard(task: Task, state: ListState, key: str, restarted_as: list[int],
     actions = []
     if task.status is TaskStatus.RUNNING:
         actions.append(_button("🛑 Kill", Action.KILL_ASK, key, task.id))
+    if task.status is TaskStatus.PAUSED:
+        actions.append(_button("💬 Answer", Action.ANSWER, key, task.id))
     actions.append(_button("🔁 Edit & restart", Action.RESTART_OPEN, key, task.id))
     rows.append(actions)
     links = []

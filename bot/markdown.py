@@ -153,8 +153,10 @@ class _Renderer:
         return "\n".join(lines)
 
     def _code(self, node: SyntaxTreeNode) -> str:
-        body = node.content.rstrip("\n")
-        if not body.strip() or not self.html:
+        lines = node.content.split("\n")
+        filled = [i for i, line in enumerate(lines) if line.strip()]
+        body = "\n".join(lines[filled[0] : filled[-1] + 1]) if filled else ""  # no edge blanks
+        if not body or not self.html:
             return body
         words = node.info.split()
         lang = "".join(ch for ch in words[0] if ch in _LANG_CHARS) if words else ""
@@ -228,6 +230,8 @@ class _Renderer:
             return text
         if self._blank(text):
             text = self._esc(url)
-        elif not self.html and not bare and text.strip() not in (url, url[7:]):
-            return f"{text} ({url})"  # url[7:]: an address without its "mailto:"
+        elif not self.html and not bare:
+            address = url.partition(":")[2].lstrip("/")  # "e.co/x" for "https://e.co/x"
+            if text.strip() not in (url, address):
+                return f"{text} ({url})"
         return self._tag("a", text, f' href="{escape_html(url, quote=True)}"')

@@ -25,6 +25,7 @@ from bot.list_view import Rendered, menu_options, render_list, render_menu
 from bot.render import render
 from bot.restart_view import render_form, render_provider_menu
 from bot.views import FilterName, ListState, Screen
+from storage.console import ViewRecord
 from storage.domain import ProviderChoice, Task, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,16 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Li
     message = await update.effective_message.reply_text(rendered.text,
                                                         reply_markup=rendered.keyboard)
     await d.store.console.save(key, state.to_json(), message_id=message.message_id)
+
+
+async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: ListState) -> None:
+    """Render ``state`` into an existing console message (not from a press) and save it."""
+    d = deps(context)
+    rendered, state = await render_state(d, state, view.key)
+    await d.store.console.save(view.key, state.to_json())
+    d.rendered[view.key] = fingerprint(rendered)
+    await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
+               bot=context.bot)
 
 
 class Press:

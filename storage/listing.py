@@ -36,18 +36,24 @@ def day_start_utc(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
 
 
-def _task_where(filters: ListFilters, tz: ZoneInfo) -> list[ColumnElement[bool]]:
+def _facet_where(filters: ListFilters, table: Any) -> list[ColumnElement[bool]]:
+    """Status, trigger and provider filters on the tasks table or the counts table."""
     where: list[ColumnElement[bool]] = []
     if filters.status is not None:
-        where.append(TaskRow.status == filters.status.value)
+        where.append(table.status == filters.status.value)
     if filters.trigger is not None:
-        where.append(TaskRow.trigger == filters.trigger.value)
+        where.append(table.trigger == filters.trigger.value)
     if filters.provider is not None:
         if filters.provider.is_default:
-            where.append(TaskRow.used_default.is_(True))
+            where.append(table.used_default.is_(True))
         else:
-            where.append(and_(TaskRow.provider == filters.provider.provider,
-                              TaskRow.model == filters.provider.model))
+            where.append(and_(table.provider == filters.provider.provider,
+                              table.model == filters.provider.model))
+    return where
+
+
+def _task_where(filters: ListFilters, tz: ZoneInfo) -> list[ColumnElement[bool]]:
+    where = _facet_where(filters, TaskRow)
     if filters.date_from is not None:
         where.append(TaskRow.created_at >= day_start_utc(filters.date_from, tz))
     if filters.date_to is not None:
@@ -56,17 +62,8 @@ def _task_where(filters: ListFilters, tz: ZoneInfo) -> list[ColumnElement[bool]]
 
 
 def _count_where(filters: ListFilters) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if filters.status is not None:
-        where.append(TaskCountRow.status == filters.status.value)
-    if filters.trigger is not None:
-        where.append(TaskCountRow.trigger == filters.trigger.value)
-    if filters.provider is not None:
-        if filters.provider.is_default:
-            where.append(TaskCountRow.used_default.is_(True))
-        else:
-            where.append(and_(TaskCountRow.provider == filters.provider.provider,
-                              TaskCountRow.model == filters.provider.model))
+    # The counts are kept per local day, so whole-day filters need no time arithmetic.
+    where = _facet_where(filters, TaskCountRow)
     if filters.date_from is not None:
         where.append(TaskCountRow.day >= filters.date_from)
     if filters.date_to is not None:

@@ -40,17 +40,24 @@ def _toml_value(value: Any) -> str:
 
 
 def make_settings(tmp_path: Path, db_url: str,
-                  sections: Mapping[str, Mapping[str, Any]] | None = None,
+                  sections: Mapping[str, Any] | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
-    """Write a config file with the given sections and load it like the CLI does."""
-    all_sections: dict[str, dict[str, Any]] = {"database": {"url": db_url}}
+    """Write a config file with the given sections and load it like the CLI does.
+
+    A section given as a list of tables is written as ``[[name]]`` (e.g. cronjobs).
+    """
+    all_sections: dict[str, Any] = {"database": {"url": db_url}}
     for name, values in (sections or {}).items():
-        all_sections.setdefault(name, {}).update(values)
+        if isinstance(values, list):
+            all_sections[name] = values
+        else:
+            all_sections.setdefault(name, {}).update(values)
     lines: list[str] = []
     for name, values in all_sections.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
-        lines.append("")
+        for table in values if isinstance(values, list) else [values]:
+            lines.append(f"[[{name}]]" if isinstance(values, list) else f"[{name}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+            lines.append("")
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return load_settings(str(path), env=dict(env or {}))

@@ -13,10 +13,14 @@ from telegram import ForceReply, Message, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.context import deps
+from bot.render import render
+from bot.screens import EXPIRED
 from storage.console import ViewRecord
 
 PROMPT_KIND = "prompt"
-ReplyHandler = Callable[[Update, ContextTypes.DEFAULT_TYPE, ViewRecord, str], Awaitable[None]]
+#: (update, context, the prompt, the console view it was asked from, the typed text)
+ReplyHandler = Callable[[Update, ContextTypes.DEFAULT_TYPE, ViewRecord, ViewRecord, str],
+                        Awaitable[None]]
 _handlers: dict[str, ReplyHandler] = {}
 
 
@@ -44,8 +48,13 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if prompt is None:
         return
     handler = _handlers.get(str(prompt.body.get("purpose")))
-    if handler is not None:
-        await handler(update, context, prompt, message.text.strip())
+    if handler is None:
+        return
+    view = await deps(context).store.console.get(str(prompt.body.get("view")))
+    if view is None or view.message_id is None:
+        await message.reply_text(render("error_line", message=EXPIRED))
+        return
+    await handler(update, context, prompt, view, message.text.strip())
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

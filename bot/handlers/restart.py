@@ -14,7 +14,7 @@ from bot.handlers.kill import admin_name
 from bot.handlers.prompts import ask, register_prompt
 from bot.render import render
 from bot.restart_view import FIELD_ASK, Field, new_draft, provider_options
-from bot.screens import EXPIRED, answer, edit, finish_press, load_press, render_state
+from bot.screens import answer, finish_press, load_press, show_in
 from bot.views import ListState, Screen
 from storage.console import ViewRecord
 from storage.domain import (
@@ -131,14 +131,10 @@ async def _save(press: object, context: ContextTypes.DEFAULT_TYPE, state: ListSt
 
 
 async def on_field_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, prompt: ViewRecord,
-                         text: str) -> None:
+                         view: ViewRecord, text: str) -> None:
     message = update.effective_message
     assert message is not None
     d = deps(context)
-    view = await d.store.console.get(prompt.body["view"])
-    if view is None or view.message_id is None:
-        await message.reply_text(render("error_line", message=EXPIRED))
-        return
     state = ListState.from_json(view.body)
     if state.screen is not Screen.RESTART or state.draft is None:
         await message.reply_text(render("error_line", message="That form is closed — open "
@@ -154,10 +150,7 @@ async def on_field_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, pro
         key = "max_duration" if field == Field.DURATION else field
         state = replace(state, draft={**draft, key: value}, draft_error=None)
         await d.store.console.delete(prompt.key)
-    rendered, state = await render_state(d, state, view.key)
-    await d.store.console.save(view.key, state.to_json())
-    await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
-               bot=context.bot)
+    await show_in(context, view, state)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

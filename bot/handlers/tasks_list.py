@@ -18,13 +18,11 @@ from bot.handlers.prompts import ask, register_prompt
 from bot.list_view import menu_options
 from bot.render import render
 from bot.screens import (
-    EXPIRED,
     Press,
     answer,
-    edit,
     finish_press,
     load_press,
-    render_state,
+    show_in,
     show_new,
 )
 from bot.views import FilterName, ListState, Screen
@@ -155,15 +153,10 @@ async def _ask_for_date(press: Press, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def on_date_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, prompt: ViewRecord,
-                        text: str) -> None:
+                        view: ViewRecord, text: str) -> None:
     """A typed From/To date: applied to the list it was asked from, if valid."""
     message = update.effective_message
     assert message is not None
-    d = deps(context)
-    view = await d.store.console.get(prompt.body["view"])
-    if view is None or view.message_id is None:
-        await message.reply_text(render("error_line", message=EXPIRED))
-        return
     state = ListState.from_json(view.body)
     try:
         day = parse_date(text)
@@ -173,11 +166,8 @@ async def on_date_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, prom
     except FilterSyntaxError as exc:
         await message.reply_text(render("error_line", message=str(exc)))
         return
-    rendered, state = await render_state(d, state, view.key)
-    await d.store.console.save(view.key, state.to_json())
-    await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
-               bot=context.bot)
-    await d.store.console.delete(prompt.key)
+    await show_in(context, view, state)
+    await deps(context).store.console.delete(prompt.key)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

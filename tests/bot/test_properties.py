@@ -14,20 +14,23 @@ from hypothesis import strategies as st
 from telegram import Bot
 
 from bot.callbacks import Action, BadCallback, Callback
+from bot.detail_view import render_event
 from bot.filters_text import FilterSyntaxError, parse_list_args, to_text
 from bot.list_view import MAX_TEXT, render_list, visible_length
 from bot.views import ListState
 from storage.domain import (
+    EventKind,
     ListFilters,
     ProviderChoice,
     Sort,
     SortField,
     Task,
+    TaskEvent,
     TaskPage,
     TaskStatus,
     Trigger,
 )
-from tests.fakegram import FakeTelegram, FloodLimits
+from tests.fakegram import FakeTelegram, FloodLimits, parse_html
 
 keys = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
                min_size=1, max_size=8)
@@ -123,4 +126,21 @@ async def test_any_task_text_renders_a_message_telegram_accepts(
     state = ListState(filters=ListFilters(status=TaskStatus.FAILED, date_from=date(2026, 1, 1)))
     rendered = render_list(page, state, "Ab12Cd34", ZoneInfo("Asia/Kolkata"), now)
     assert visible_length(rendered.text) <= MAX_TEXT
-    await bot.send_message(chat_id, rendered.text, reply_markup=rendered.keyboard)
+    await bot.send_message(chat_id, rendered.text, reply_markup=rendered.keyboard,
+                           parse_mode="HTML")
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(list(EventKind)), text=hostile, other=hostile,
+       is_error=st.booleans(), show_thinking=st.booleans())
+def test_any_event_renders_valid_bounded_html(kind: EventKind, text: str, other: str,
+                                              is_error: bool, show_thinking: bool) -> None:
+    payload = {"text": text, "tool": other, "arguments": {"q": text, other: [1, 2]},
+               "result": other, "is_error": is_error, "duration_ms": 1234, "summary": text,
+               "status": "question", "new": "failed", "old": "running", "message": other,
+               "parent_session": other, "by": other}
+    event = TaskEvent(1, 1, 1, datetime(2026, 11, 20, tzinfo=UTC), kind, payload)
+    html = render_event(event, ZoneInfo("UTC"), show_thinking)
+    plain, _ = parse_html(html, strict=True)
+    assert visible_length(html) <= 3500
+    assert len(plain) > 0

@@ -33,21 +33,24 @@ class Console:
 
 
 def console_settings(tmp_path: Path, server: FakeTelegram, db_url: str,
-                     sections: dict[str, dict[str, Any]] | None = None) -> Settings:
-    merged: dict[str, dict[str, Any]] = {
+                     sections: dict[str, Any] | None = None) -> Settings:
+    merged: dict[str, Any] = {
         "telegram": {"base_url": server.bot_base_url,
                      "admin_ids": [ADMIN_ID, OTHER_ADMIN_ID]},
         "ui": {"timezone": "Europe/Berlin"},
     }
     for key, values in (sections or {}).items():
-        merged.setdefault(key, {}).update(values)
+        if isinstance(values, list):
+            merged[key] = values
+        else:
+            merged.setdefault(key, {}).update(values)
     return make_settings(tmp_path, db_url, merged,
                          env={"TASKOPS_TELEGRAM_TOKEN": server.token})
 
 
 @asynccontextmanager
 async def running_console(server: FakeTelegram, tmp_path: Path, *, db_url: str | None = None,
-                          sections: dict[str, dict[str, Any]] | None = None,
+                          sections: dict[str, Any] | None = None,
                           clock: FakeClock | None = None) -> AsyncIterator[Console]:
     url = db_url or f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
     if db_url is None:

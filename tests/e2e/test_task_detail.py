@@ -90,7 +90,8 @@ async def test_thinking_toggle_and_full_log(console: Console) -> None:
     task = await console.store.get_task(task_id)
     assert log.count("\n### ") == task.event_count
     assert "secret thoughts <script>" in log
-    assert "STATUS: question" in log and "Killed" not in log
+    assert "STATUS: question" in log
+    assert "Killed" not in log
 
 
 async def test_back_restores_the_list_state(console: Console) -> None:
@@ -113,7 +114,8 @@ async def test_kill_from_detail_and_command(console: Console) -> None:
     assert message.text.startswith("Kill running task?")
     answer = await press(console, message, "🛑 Kill")
     assert answer.text == "Task killed successfully."
-    assert "● Live" not in message.text and "🔴" in message.text
+    assert "● Live" not in message.text
+    assert "🔴" in message.text
     assert "Killed by Ann from Telegram" in message.text
     other = await make_task(console.store, console.clock, name="other")
     confirm = await command(console, f"/kill_task {other.id}")
@@ -197,7 +199,8 @@ async def test_restart_form_edits_validates_and_saves_once(console: Console) -> 
     await press(console, message, "✏️ Provider / Model")
     await press(console, message, "openai – gpt-4o") if "openai – gpt-4o" in buttons(message) \
         else await press(console, message, "scripted – scripted")
-    assert "Name: renamed <run>" in message.text and "Max duration (minutes): 90" in message.text
+    assert "Name: renamed <run>" in message.text
+    assert "Max duration (minutes): 90" in message.text
     server = console.server
     save = next(data for row in message.buttons for label, data in row
                 if label == "Save & restart")

@@ -1,0 +1,82 @@
+"""Answering a paused task's question: /answer 123 text, or 💬 Answer on its detail."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot import format as fmt
+from bot.callbacks import Action
+from bot.commands import Command
+from bot.commands import register as register_command
+from bot.context import deps
+from bot.handlers.kill import admin_name
+from bot.handlers.prompts import ask, register_prompt
+from bot.handlers.task_detail import parse_task_id
+from bot.render import render
+from bot.screens import answer, load_press, show_in
+from bot.views import ListState
+from storage.console import ViewRecord
+from storage.domain import InvalidTransition, StoreError, TaskStatus
+
+
+async def _resume(update: Update, context: ContextTypes.DEFAULT_TYPE, task_id: int,
+                  text: str) -> bool:
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None
+    assert user is not None
+    d = deps(context)
+    try:
+        task = await d.store.resume_task(task_id, text, by=admin_name(user))
+    except (InvalidTransition, StoreError) as exc:
+        await message.reply_text(render("error_line", message=str(exc)))
+        return False
+    await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user), action="answer",
+                                task_id=task_id, outcome="resumed")
+    await message.reply_text(render("answered", task=task, name=fmt.truncate(task.name, 80)))
+    return True
+
+
+async def answer_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message is not None
+    args = context.args or []
+    task_id = parse_task_id(args[:1])
+    text = message.text.split(maxsplit=2)[2] if message.text and len(args) > 1 else ""
+    if task_id is None or not text.strip():
+        await message.reply_text(render("error_line", message="Usage: /answer 123 your answer"))
+        return
+    await _resume(update, context, task_id, text.strip())
+
+
+async def on_answer_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    press = await load_press(update, context)
+    if press is None:
+        return
+    d = deps(context)
+    task = await d.store.find_task(press.callback.int_arg)
+    if task is None or task.status is not TaskStatus.PAUSED:
+        await answer(press.query, "This task is not waiting for an answer.", alert=True)
+        return
+    assert press.query.message is not None
+    await ask(context, press.query.message.chat.id,
+              render("answer_prompt", task=task, name=fmt.truncate(task.name, 80),
+                     question=fmt.truncate(task.summary or "", 1500)),
+              "Your answer", {"purpose": "answer", "view": press.key, "task_id": task.id})
+    await answer(press.query)
+
+
+async def on_answer_reply(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                          prompt: ViewRecord, view: ViewRecord, text: str) -> None:
+    if not await _resume(update, context, int(prompt.body["task_id"]), text):
+        return
+    await deps(context).store.console.delete(prompt.key)
+    await show_in(context, view, ListState.from_json(view.body))
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    register_command(Command("answer", "Answer a paused task's question", "123 text"))
+    app.add_handler(CommandHandler("answer", answer_command))
+    app.add_handler(CallbackQueryHandler(on_answer_press, pattern=f"^1:{Action.ANSWER.value}:"))
+    register_prompt("answer", on_answer_reply)
