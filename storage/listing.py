@@ -20,6 +20,7 @@ from sqlalchemy.sql import Executable
 
 from storage.domain import ListFilters, ProviderChoice, Sort, SortField, Task, TaskPage
 from storage.models import COST_SORT_KEY, TaskCountRow, TaskRow
+from storage.rows import row_to_task
 
 COUNT_KEY = ("day", "status", "trigger", "provider", "model", "used_default")
 
@@ -174,8 +175,6 @@ async def _ids_by_duration(conn: AsyncConnection, where: list[ColumnElement[bool
 
 async def list_tasks(conn: AsyncConnection, filters: ListFilters, sort: Sort, page: int,
                      page_size: int, *, tz: ZoneInfo, now: datetime) -> TaskPage:
-    from storage.store import row_to_task  # the row mapping lives with the store
-
     total = await count_tasks(conn, filters)
     page_count = max(1, -(-total // page_size))
     page = min(max(1, page), page_count)

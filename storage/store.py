@@ -7,20 +7,18 @@ change feed) never disagrees with the task table.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import listing
+from storage import counts, feed, listing
 from storage.console import ConsoleStore
 from storage.db import Engines, create_engines, migrate
 from storage.domain import (
@@ -48,13 +46,13 @@ from storage.domain import (
     parse_final_message,
     restart_refused_message,
 )
-from storage.models import MetaRow, TaskCountRow, TaskEventRow, TaskRow
+from storage.feed import FeedBatch
+from storage.models import TaskEventRow, TaskRow
+from storage.rows import row_to_event, row_to_task
 from storage.signals import ChangeBus, TaskChange
 from taskops.config import Settings
 
 NAME_MAX = 200
-#: the oldest transaction still in flight: every writer below it has committed or aborted
-_PG_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 
 def sort_name(name: str) -> str:
@@ -76,34 +74,6 @@ def clean(value: Any) -> Any:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class FeedBatch:
-    events: list[TaskEvent]
-    #: pass back to read_changes to continue after the last event returned
-    cursor: str
-
-
-def row_to_task(row: Any) -> Task:
-    return Task(
-        id=row.id, name=row.name, prompt=row.prompt, status=TaskStatus(row.status),
-        trigger=Trigger(row.trigger), trigger_source_id=row.trigger_source_id,
-        provider=row.provider, model=row.model, used_default=bool(row.used_default),
-        max_duration_minutes=row.max_duration_minutes, parent_session=row.parent_session,
-        restarted_from_id=row.restarted_from_id, created_at=row.created_at,
-        started_at=row.started_at, finished_at=row.finished_at,
-        prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
-        cost_usd=row.cost_usd, tool_call_count=row.tool_call_count,
-        result_status=ResultStatus(row.result_status) if row.result_status else None,
-        summary=row.summary, error=row.error, killed_by=row.killed_by,
-        last_event_at=row.last_event_at, event_count=row.event_count,
-    )
-
-
-def row_to_event(row: Any) -> TaskEvent:
-    return TaskEvent(id=row.id, task_id=row.task_id, seq=row.seq, at=row.at,
-                     kind=EventKind(row.kind), payload=dict(row.payload))
 
 
 class TaskStore:
@@ -506,83 +476,27 @@ class TaskStore:
     # --- change feed --------------------------------------------------------------------
 
     async def read_changes(self, cursor: str = "", limit: int = 500) -> FeedBatch:
-        """Events after ``cursor`` in an order that never skips a late-committing writer.
-
-        SQLite has one writer at a time, so ids commit in order. On PostgreSQL ids from a
-        sequence can commit out of order; the feed is ordered by (writer transaction id,
-        id) and only reads transactions older than every one still in flight, so nothing
-        can later appear behind the cursor.
-        """
-        txid, last_id = _parse_cursor(cursor)
+        """Events after ``cursor``, in an order that never skips a late-committing writer."""
         async with self._read() as conn:
-            if self.engines.is_sqlite:
-                rows = list(await conn.execute(
-                    select(TaskEventRow).where(TaskEventRow.id > last_id)
-                    .order_by(TaskEventRow.id).limit(limit)))
-                new_cursor = f"0:{rows[-1].id}" if rows else cursor or "0:0"
-            else:
-                horizon: Any = literal_column(_PG_HORIZON)
-                rows = list(await conn.execute(
-                    select(TaskEventRow).where(
-                        or_(TaskEventRow.txid > txid,
-                            and_(TaskEventRow.txid == txid, TaskEventRow.id > last_id)),
-                        TaskEventRow.txid < horizon)
-                    .order_by(TaskEventRow.txid, TaskEventRow.id).limit(limit)))
-                new_cursor = f"{rows[-1].txid}:{rows[-1].id}" if rows else cursor or "0:0"
-        return FeedBatch([row_to_event(r) for r in rows], new_cursor)
+            return await feed.read_changes(conn, cursor, limit)
 
     async def feed_head(self) -> str:
         """A cursor at the current end of the feed (what a new reader starts from)."""
         async with self._read() as conn:
-            if self.engines.is_sqlite:
-                last = (await conn.execute(select(func.max(TaskEventRow.id)))).scalar()
-                return f"0:{last or 0}"
-            horizon: int = (await conn.execute(select(literal_column(_PG_HORIZON)))).scalar_one()
-            return f"{horizon - 1}:{2**62}"
+            return await feed.head(conn)
 
     # --- counts per day and facet -------------------------------------------------------
 
-    def _local_day(self, at: datetime) -> date:
-        return at.astimezone(self.tz).date()
-
     async def _bump_count(self, conn: AsyncConnection, row: Any, status: str, delta: int) -> None:
-        key = dict(day=self._local_day(row.created_at), status=status, trigger=row.trigger,
-                   provider=row.provider or "", model=row.model or "",
-                   used_default=bool(row.used_default))
-        await conn.execute(listing.upsert_counts(conn.dialect.name, [dict(key, n=delta)]))
+        await counts.bump(conn, self.tz, row, status, delta)
 
     async def _ensure_counts(self) -> None:
         """Rebuild the per-day counts if they were kept for another timezone."""
-        tz_name = str(self.tz)
         async with self._read() as conn:
-            stored = (await conn.execute(select(MetaRow.value).where(
-                MetaRow.key == "counts_timezone"))).scalar_one_or_none()
-        if stored != tz_name:
+            current = await counts.kept_for(conn)
+        if current != str(self.tz):
             await self.rebuild_counts()
 
     async def rebuild_counts(self) -> None:
-        counter: collections.Counter[tuple[Any, ...]] = collections.Counter()
         async with self._write() as conn:
-            result = await conn.stream(select(
-                TaskRow.created_at, TaskRow.status, TaskRow.trigger, TaskRow.provider,
-                TaskRow.model, TaskRow.used_default).execution_options(yield_per=10_000))
-            async for r in result:
-                counter[(self._local_day(r.created_at), r.status, r.trigger, r.provider or "",
-                         r.model or "", bool(r.used_default))] += 1
-            await conn.execute(delete(TaskCountRow))
-            rows = [dict(day=k[0], status=k[1], trigger=k[2], provider=k[3], model=k[4],
-                         used_default=k[5], n=n) for k, n in counter.items()]
-            for i in range(0, len(rows), 5000):
-                await conn.execute(insert(TaskCountRow), rows[i:i + 5000])
-            await conn.execute(delete(MetaRow).where(MetaRow.key == "counts_timezone"))
-            await conn.execute(insert(MetaRow).values(key="counts_timezone", value=str(self.tz)))
-
-
-def _parse_cursor(cursor: str) -> tuple[int, int]:
-    if not cursor:
-        return 0, 0
-    try:
-        txid, _, last = cursor.partition(":")
-        return int(txid), int(last)
-    except ValueError:
-        raise StoreError(f"bad change-feed cursor {cursor!r}") from None
+            await counts.rebuild(conn, self.tz)

@@ -1,0 +1,68 @@
+"""The change feed: every task event, read after a cursor, never skipping one.
+
+SQLite has one writer at a time, so event ids commit in order and the cursor is the last
+id. On PostgreSQL ids from a sequence can become visible out of order (id 101 committed
+while id 100 is still in flight), so the feed is ordered by (writer transaction id, id)
+and only reads transactions older than every one still in flight: nothing can later
+appear behind the cursor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.domain import StoreError, TaskEvent
+from storage.models import TaskEventRow
+from storage.rows import row_to_event
+
+#: the oldest transaction still in flight: every writer below it has committed or aborted
+PG_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    events: list[TaskEvent]
+    #: pass back to read_changes to continue after the last event returned
+    cursor: str
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    if not cursor:
+        return 0, 0
+    try:
+        txid, _, last = cursor.partition(":")
+        return int(txid), int(last)
+    except ValueError:
+        raise StoreError(f"bad change-feed cursor {cursor!r}") from None
+
+
+async def read_changes(conn: AsyncConnection, cursor: str, limit: int) -> FeedBatch:
+    txid, last_id = parse_cursor(cursor)
+    if conn.dialect.name == "sqlite":
+        rows = list(await conn.execute(
+            select(TaskEventRow).where(TaskEventRow.id > last_id)
+            .order_by(TaskEventRow.id).limit(limit)))
+        new_cursor = f"0:{rows[-1].id}" if rows else cursor or "0:0"
+    else:
+        horizon: Any = literal_column(PG_HORIZON)
+        rows = list(await conn.execute(
+            select(TaskEventRow).where(
+                or_(TaskEventRow.txid > txid,
+                    and_(TaskEventRow.txid == txid, TaskEventRow.id > last_id)),
+                TaskEventRow.txid < horizon)
+            .order_by(TaskEventRow.txid, TaskEventRow.id).limit(limit)))
+        new_cursor = f"{rows[-1].txid}:{rows[-1].id}" if rows else cursor or "0:0"
+    return FeedBatch([row_to_event(r) for r in rows], new_cursor)
+
+
+async def head(conn: AsyncConnection) -> str:
+    """A cursor at the current end of the feed."""
+    if conn.dialect.name == "sqlite":
+        last = (await conn.execute(select(func.max(TaskEventRow.id)))).scalar()
+        return f"0:{last or 0}"
+    horizon: int = (await conn.execute(select(literal_column(PG_HORIZON)))).scalar_one()
+    return f"{horizon - 1}:{2**62}"
