@@ -242,3 +242,13 @@ async def test_fail_task_is_a_no_op_once_ended(store: TaskStore, clock: FakeCloc
     assert failed is not None
     assert failed.error == "Max duration exceeded"
     assert await store.fail_task(task.id, "again") is None
+
+
+async def test_nul_characters_are_stored_the_same_on_both_engines(store: TaskStore,
+                                                                  clock: FakeClock) -> None:
+    task = await make_task(store, clock, name="a\x00b", prompt="p\x00")
+    await store.append_event(task.id, EventKind.TEXT, {"text": "x\x00y", "k\x00": ["\x00"]})
+    stored = await store.get_task(task.id)
+    assert (stored.name, stored.prompt) == ("a\ufffdb", "p\ufffd")
+    event = (await store.list_events(task.id, kinds=[EventKind.TEXT])).events[0]
+    assert event.payload == {"text": "x\ufffdy", "k\ufffd": ["\ufffd"]}
