@@ -118,5 +118,5 @@ async def test_concurrent_writers_and_a_reader_lose_nothing(store: TaskStore,
     done.set()
     await reading
     expected = sorted(i for ids in written for i in ids)
-    assert sorted(seen) == expected, (sorted(set(expected) - set(seen)), sorted(set(seen) - set(expected)))
+    assert sorted(seen) == expected, sorted(set(expected) ^ set(seen))
     assert len(seen) == len(set(seen))
