@@ -13,7 +13,18 @@ from bot import refresh
 from bot.app_types import AnyApp
 from bot.context import Deps, deps_of
 from bot.gate import admin_gate, set_admin_menus
-from bot.handlers import admin, kill, prompts, restart, task_detail, tasks_list
+from bot.handlers import (
+    admin,
+    answer,
+    cronjobs,
+    kill,
+    prompts,
+    restart,
+    subscriptions,
+    task_detail,
+    tasks_list,
+)
+from bot.push import service as push
 from bot.ratelimit import ChatRateLimiter
 from storage.store import TaskStore
 from taskops.config import Settings, TelegramMode
@@ -58,6 +69,9 @@ def build_application(settings: Settings, store: TaskStore,
     task_detail.register(app)
     kill.register(app)
     restart.register(app)
+    answer.register(app)
+    cronjobs.register(app)
+    subscriptions.register(app)
     prompts.register(app)
     app.add_error_handler(_on_error)
     refresh.schedule(app)
@@ -73,12 +87,14 @@ async def start_console(app: AnyApp) -> None:
     settings = deps_of(app).settings
     await app.start()
     await set_admin_menus(app.bot, settings.telegram.admin_ids, deps_of(app).menu_chats)
+    await push.start(app)
     await _start_receiving(app, settings)
 
 
 async def stop_console(app: AnyApp) -> None:
     if app.updater is not None and app.updater.running:
         await app.updater.stop()
+    await push.stop(app)
     if app.running:
         await app.stop()
 

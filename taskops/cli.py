@@ -37,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskops", description="Telegram operations console for background agent tasks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", parents=[common], help="run the bot (and its push jobs)")
+    run = sub.add_parser("run", parents=[common],
+                         help="run the bot (and its push jobs), the worker and the triggers")
     run.add_argument("--demo", action="store_true",
-                     help="fill an empty store with demo tasks first")
+                     help="fill an empty store with demo tasks first and keep a few running")
+    sub.add_parser("worker", parents=[common], help="run the worker and the triggers only")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
     sub.add_parser("check-config", parents=[common],
                    help="validate the config and print the effective settings")
@@ -135,10 +137,31 @@ async def _cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _cmd_worker(settings: Settings) -> int:
+    from runtime.service import run_runtime
+
+    store = await _open_store(settings)
+    try:
+        await run_runtime(store, settings, _stop_on_signals())
+    finally:
+        await store.close()
+    log.info("stopped")
+    return 0
+
+
 async def _cmd_run(settings: Settings, demo: bool) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application, start_console, stop_console
+    from runtime.service import run_runtime
 
     if not settings.telegram.token:
         raise CliError("taskops: no Telegram bot token: set TASKOPS_TELEGRAM_TOKEN "
@@ -154,19 +177,20 @@ async def _cmd_run(settings: Settings, demo: bool) -> int:
             report = await seed_demo(store, 500)
             log.info("demo: seeded %d tasks", report.tasks)
         app = build_application(settings, store)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         try:
             async with app:
                 await start_console(app)
+                runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))
                 log.info("taskops running as @%s (%s, %d admins, database %s)",
                          app.bot.username, settings.telegram.mode.value,
                          len(settings.telegram.admin_ids), settings.database.safe_url)
-                await stop.wait()
+                await asyncio.wait([runtime, asyncio.create_task(stop.wait())],
+                                   return_when=asyncio.FIRST_COMPLETED)
                 log.info("stopping")
+                stop.set()
                 await stop_console(app)
+                await runtime  # a crashed runtime ends the process with its error
         except InvalidToken:
             raise CliError("taskops: the Bot API rejected the bot token", code=1) from None
         except NetworkError as exc:
@@ -187,6 +211,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await _cmd_submit(settings, args)
     if args.command == "run":
         return await _cmd_run(settings, args.demo)
+    if args.command == "worker":
+        return await _cmd_worker(settings)
     raise AssertionError(args.command)
 
 

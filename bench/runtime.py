@@ -1,0 +1,296 @@
+"""The worker: kill → run stopped latency, and event throughput (DESIGN.md: kill ≤ 1 s).
+
+    python bench/runtime.py [--db sqlite|postgresql|both] [--kills 40] [--tasks 200]
+                            [--steps 10] [--poll 1.0 0.25]
+
+For each database (a fresh SQLite file under bench/data/, a fresh PostgreSQL database
+dropped at the end):
+
+* Kill, in-process: a worker runs a scripted task that waits (``!wait 60``); once its
+  first event is stored, ``store.kill_task`` is called and the clock stops when the
+  run's asyncio task has finished. Reported: the whole latency, and the part after the
+  kill's transaction committed (the worker's own reaction). ``--kills`` samples.
+* Kill, cross-process (PostgreSQL only): the worker runs in a child process
+  (``--child-worker``) with ``[runtime] poll_interval_seconds`` = each ``--poll`` value;
+  the parent kills through its own store at a random moment of the polling cycle and
+  the child reports (wall clock) when the run stopped.
+* Throughput: one worker with concurrency = ``--tasks`` runs that many scripted tasks at
+  once, each ``--steps`` × (a tool call and a text) plus tokens and the final message,
+  no waits. Reported: events written per second (all events of those tasks, the
+  store's own status/final/injection events included), wall time, and the CPU time of
+  the benchmark process (worker + drivers; the PostgreSQL server's CPU is not in it).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import asyncio
+import json
+import random
+import shlex
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import (
+    DATA_DIR,
+    create_pg_database,
+    drop_pg_database,
+    machine_facts,
+    markdown_table,
+    pg_facts,
+    pg_url,
+    print_facts,
+    remove_sqlite,
+    sqlite_url,
+    summarize,
+)
+from runtime.run import TaskRun
+from runtime.worker import Worker
+from storage.db import migrate
+from storage.domain import EventKind, TaskDraft, TaskStatus
+from storage.store import TaskStore
+from taskops.config import DatabaseSettings, RuntimeSettings, Settings
+
+WAITING = "!say started\n!wait 60\n!end completed never"
+
+
+def settings_for(url: str, concurrency: int = 4, poll: float = 1.0) -> Settings:
+    return Settings(database=DatabaseSettings(url=url),
+                    runtime=RuntimeSettings(concurrency=concurrency,
+                                            poll_interval_seconds=poll))
+
+
+async def first_event_stored(store: TaskStore, task_id: int) -> None:
+    while True:
+        page = await store.list_events(task_id, kinds=[EventKind.TEXT], limit=1)
+        if page.total:
+            return
+        await asyncio.sleep(0.002)
+
+
+@asynccontextmanager
+async def worker_running(store: TaskStore, **options: Any) -> AsyncIterator[Worker]:
+    stop = asyncio.Event()
+    worker = Worker(store, store.settings, **options)
+    job = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await job
+
+
+# --- kill, in-process ----------------------------------------------------------------------
+
+
+async def kill_in_process(store: TaskStore, samples: int) -> tuple[list[float], list[float]]:
+    total, reaction = [], []
+    async with worker_running(store) as worker:
+        for _ in range(samples + 2):  # the first two warm up
+            task = await store.create_task(TaskDraft(name="kill me", prompt=WAITING))
+            await first_event_stored(store, task.id)
+            run = worker.runs[task.id]
+            start = time.perf_counter()
+            await store.kill_task(task.id, by="bench")
+            committed = time.perf_counter()
+            await run.wait()
+            stopped = time.perf_counter()
+            total.append((stopped - start) * 1000)
+            reaction.append((stopped - committed) * 1000)
+    return total[2:], reaction[2:]
+
+
+# --- kill, cross-process -------------------------------------------------------------------
+
+
+async def child_worker(url: str, poll: float) -> None:
+    """Run a worker and print one JSON line per run that ends (parent reads stdout)."""
+    store = await TaskStore.open(settings_for(url, poll=poll))
+
+    def report(run: TaskRun) -> None:
+        print(json.dumps({"task": run.task.id, "at": time.time(), "why": run.stop_reason}),
+              flush=True)
+
+    try:
+        async with worker_running(store, on_run_end=report):
+            print(json.dumps({"ready": True}), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await store.close()
+
+
+async def kill_cross_process(store: TaskStore, url: str, samples: int,
+                             poll: float) -> list[float]:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--child-worker", url, "--poll", str(poll),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    assert child.stdin is not None
+    latencies = []
+    try:
+        assert json.loads(await child.stdout.readline()) == {"ready": True}
+        for _ in range(samples + 2):
+            task = await store.create_task(TaskDraft(name="kill me", prompt=WAITING))
+            await first_event_stored(store, task.id)
+            # Kills come at any moment of the child's polling cycle, not in step with it.
+            await asyncio.sleep(random.uniform(0, poll))
+            start = time.time()
+            await store.kill_task(task.id, by="bench")
+            while True:
+                line = json.loads(await asyncio.wait_for(child.stdout.readline(), 30))
+                if line.get("task") == task.id:
+                    break
+            assert line["why"] == "killed", line
+            latencies.append((line["at"] - start) * 1000)
+    finally:
+        child.stdin.close()
+        await asyncio.wait_for(child.wait(), 30)
+    return latencies[2:]
+
+
+# --- throughput ----------------------------------------------------------------------------
+
+
+def busy_prompt(steps: int) -> str:
+    lines = ["A busy scripted task."]
+    for i in range(steps):
+        lines += [f'!tool lookup {{"item": {i}}} -> found {i}', f"!say step {i} done"]
+    return "\n".join([*lines, "!tokens 1200 300", "!end completed all steps done"])
+
+
+@dataclass
+class Throughput:
+    events: int
+    seconds: float
+    cpu_seconds: float
+
+
+async def throughput(store: TaskStore, tasks: int, steps: int) -> Throughput:
+    prompt = busy_prompt(steps)
+    ids = [(await store.create_task(TaskDraft(name=f"busy {i}", prompt=prompt))).id
+           for i in range(tasks)]
+    remaining = set(ids)
+    done = asyncio.Event()
+
+    def ended(run: TaskRun) -> None:
+        remaining.discard(run.task.id)
+        if not remaining:
+            done.set()
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    async with worker_running(store, on_run_end=ended):
+        await asyncio.wait_for(done.wait(), 600)
+        seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    events = 0
+    for task_id in ids:
+        task = await store.get_task(task_id)
+        assert task.status is TaskStatus.COMPLETED, task
+        events += task.event_count
+    return Throughput(events, seconds, cpu_seconds)
+
+
+# --- driver --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def database(kind: str) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path = DATA_DIR / "runtime_bench.db"
+        remove_sqlite(path)
+        url = sqlite_url(path)
+        await migrate(url)
+        try:
+            yield url
+        finally:
+            remove_sqlite(path)
+    else:
+        name = f"taskops_bench_runtime_{uuid.uuid4().hex[:8]}"
+        await create_pg_database(name)
+        url = pg_url(name)
+        await migrate(url)
+        try:
+            yield url
+        finally:
+            await drop_pg_database(name)
+
+
+def ms(values: list[float]) -> tuple[str, str]:
+    p50, p95 = summarize(values)
+    return f"{p50:.1f}", f"{p95:.1f}"
+
+
+async def bench(kind: str, args: argparse.Namespace) -> list[list[str]]:
+    rows = []
+    async with database(kind) as url:
+        store = await TaskStore.open(settings_for(url))
+        try:
+            total, reaction = await kill_in_process(store, args.kills)
+            rows.append([kind, "kill → run stopped, in-process", str(len(total)), *ms(total)])
+            rows.append([kind, "  of which after the kill committed", str(len(reaction)),
+                         *ms(reaction)])
+            for poll in args.poll if kind == "postgresql" else ():
+                cross = await kill_cross_process(store, url, args.kills, poll)
+                rows.append([kind, f"kill → run stopped, other process (poll {poll:g}s)",
+                             str(len(cross)), *ms(cross)])
+        finally:
+            await store.close()
+        store = await TaskStore.open(settings_for(url, concurrency=args.tasks))
+        try:
+            result = await throughput(store, args.tasks, args.steps)
+        finally:
+            await store.close()
+        print(f"  {kind}: {args.tasks} tasks, {result.events} events in {result.seconds:.2f}s"
+              f" = {result.events / result.seconds:,.0f} events/s; CPU {result.cpu_seconds:.2f}s"
+              f" ({result.cpu_seconds / result.events * 1e6:.0f} µs per event)")
+        args.throughput.append([kind, str(args.tasks), str(result.events),
+                                f"{result.seconds:.2f}", f"{result.events / result.seconds:,.0f}",
+                                f"{result.cpu_seconds:.2f}",
+                                f"{result.cpu_seconds / result.events * 1e6:.0f}"])
+    return rows
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--kills", type=int, default=40)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--poll", type=float, nargs="+", default=[1.0, 0.25],
+                        help="[runtime] poll_interval_seconds of the child worker(s)")
+    parser.add_argument("--child-worker", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_worker:
+        await child_worker(args.child_worker, args.poll[0])
+        return 0
+    print("command: python " + shlex.join(["bench/runtime.py", *(argv or sys.argv[1:])]))
+    facts = machine_facts()
+    if args.db != "sqlite":
+        facts.update(await pg_facts())
+    print_facts(facts)
+    args.throughput = []
+    rows: list[list[str]] = []
+    for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+        rows += await bench(kind, args)
+    print()
+    print(markdown_table(["db", "latency", "n", "p50 ms", "p95 ms"], rows, right=(2, 3, 4)))
+    print()
+    print(markdown_table(["db", "tasks", "events", "wall s", "events/s", "CPU s",
+                          "CPU µs/event"], args.throughput, right=(1, 2, 3, 4, 5, 6)))
+    worst = max(float(r[4]) for r in rows if "in-process" in r[1])
+    print(f"\nbudget: kill → worker stopped ≤ 1000 ms in-process; worst p95 {worst:.1f} ms "
+          f"({'met' if worst <= 1000 else 'MISSED'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,58 @@
+"""Lifecycle rules the worker enforces around a run (platform-facts.md).
+
+* Max duration counts the time a task spends *running*: the time it waits paused for an
+  answer does not use it up (a paused task has its own limit, the paused timeout —
+  otherwise a question answered after an hour would fail on resume at once).
+* A paused task with no answer fails after ``[tasks] paused_timeout_hours``.
+* A started task whose worker stopped renewing its lease fails as "worker lost".
+* With ``[tasks] status_updates`` on, a progress event every N running minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from storage.domain import EventKind, Task, TaskEvent, TaskStatus
+
+WORKER_LOST_MESSAGE = "Worker lost: the task's worker stopped unexpectedly"
+
+
+def answers_of(history: Iterable[TaskEvent]) -> tuple[str, ...]:
+    """The answers given to the task's questions, oldest first."""
+    return tuple(str(e.payload.get("text", "")) for e in history if e.kind is EventKind.ANSWER)
+
+
+def running_seconds(history: Iterable[TaskEvent], started_at: datetime | None,
+                    now: datetime) -> float:
+    """Seconds the task has spent running, from its status changes."""
+    total = 0.0
+    since: datetime | None = None
+    seen_change = False
+    for event in history:
+        if event.kind is not EventKind.STATUS_CHANGE:
+            continue
+        seen_change = True
+        new = event.payload.get("new")
+        if new == TaskStatus.RUNNING.value:
+            since = since or event.at
+        elif since is not None:
+            total += (event.at - since).total_seconds()
+            since = None
+    if not seen_change:
+        since = started_at
+    if since is not None:
+        total += (now - since).total_seconds()
+    return max(0.0, total)
+
+
+def progress_payload(task: Task, running_minutes: float) -> dict[str, Any]:
+    """The periodic status update (platform-facts.md: name, elapsed minutes, tool calls,
+    tokens, and the /kill_task command)."""
+    minutes = int(running_minutes)
+    text = (f"⏳ Task #{task.id} “{task.name}” is still running: {minutes} min elapsed, "
+            f"{task.tool_call_count} tool calls, {task.total_tokens:,} tokens so far.\n"
+            f"Stop it with /kill_task {task.id}")
+    return {"name": task.name, "elapsed_minutes": minutes,
+            "tool_calls": task.tool_call_count, "tokens": task.total_tokens, "text": text}

@@ -1,0 +1,225 @@
+"""The ``scripted`` provider: offline, deterministic runs written in the prompt.
+
+Lines of the prompt that start with ``!`` are steps, run in order; every other line is
+the task's description and ignored (docs/scripted-provider.md is the user guide)::
+
+    !think <text>                           a thinking block
+    !say <text>                             agent text (Markdown)
+    !tool <name> <json-args> -> <result>    a tool call that succeeds
+    !tool <name> <json-args> !! <error>     a tool call that fails
+    !tool <name> <json-args>                a call of the registered tool itself
+    !wait <seconds>                         work for that long (killable at any moment)
+    !tokens <prompt> <completion>           add token usage
+    !loop <name>                            call a failing tool until loop detection ends the run
+    !end <completed|failed|question|silent> <summary>   the final message
+
+``\\n`` in a text, result or summary stands for a line break. After a question is
+answered, the run continues with the steps after that ``!end question`` line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from runtime.agent import AgentIO, RunContext, ToolOutcome
+from storage.domain import ResultStatus, Task
+
+#: a scripted ``!loop`` gives up after this many calls when loop detection is off
+LOOP_GIVE_UP = 50
+#: pause between two ``!loop`` calls, so a loop looks like work and not a busy spin
+LOOP_PAUSE_SECONDS = 0.05
+
+
+class StepKind(StrEnum):
+    THINK = "think"
+    SAY = "say"
+    TOOL = "tool"
+    WAIT = "wait"
+    TOKENS = "tokens"
+    LOOP = "loop"
+    END = "end"
+
+
+class ScriptError(ValueError):
+    """A step line that does not parse; the task fails with this message."""
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    #: think/say text, tool name, loop tool name, or end summary
+    text: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    #: the canned outcome of a ``!tool`` step; None runs the registered tool
+    outcome: ToolOutcome | None = None
+    seconds: float = 0.0
+    tokens: tuple[int, int] = (0, 0)
+    status: ResultStatus | None = None
+
+
+def _unescape(text: str) -> str:
+    return text.strip().replace("\\n", "\n")
+
+
+def _tool_step(rest: str) -> Step:
+    name, _, tail = rest.strip().partition(" ")
+    if not name:
+        raise ScriptError("!tool needs a tool name")
+    tail = tail.strip()
+    arguments: Any = {}
+    if tail.startswith("{"):
+        try:
+            arguments, end = json.JSONDecoder().raw_decode(tail)
+        except json.JSONDecodeError as exc:
+            raise ScriptError(f"!tool {name}: arguments are not valid JSON ({exc.msg})") from None
+        tail = tail[end:].strip()
+    if not isinstance(arguments, dict):
+        raise ScriptError(f"!tool {name}: arguments must be a JSON object")
+    if tail.startswith("->"):
+        outcome: ToolOutcome | None = ToolOutcome(_unescape(tail[2:]))
+    elif tail.startswith("!!"):
+        outcome = ToolOutcome(_unescape(tail[2:]), is_error=True)
+    elif not tail:
+        outcome = None
+    else:
+        raise ScriptError(f"!tool {name}: expected '-> result' or '!! error' after the "
+                          f"arguments, got {tail[:40]!r}")
+    return Step(StepKind.TOOL, name, arguments=arguments, outcome=outcome)
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ScriptError(f"{what}: expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ScriptError(f"{what}: expected a number of at least 0, got {text!r}")
+    return value
+
+
+def _step(line: str) -> Step:
+    command, _, rest = line[1:].partition(" ")
+    try:
+        kind = StepKind(command.lower())
+    except ValueError:
+        raise ScriptError(f"unknown step !{command}") from None
+    if kind in (StepKind.THINK, StepKind.SAY):
+        return Step(kind, _unescape(rest))
+    if kind is StepKind.TOOL:
+        return _tool_step(rest)
+    if kind is StepKind.WAIT:
+        return Step(kind, seconds=_number(rest.strip(), "!wait"))
+    if kind is StepKind.TOKENS:
+        parts = rest.split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ScriptError(f"!tokens: expected two whole numbers, got {rest.strip()!r}")
+        return Step(kind, tokens=(int(parts[0]), int(parts[1])))
+    if kind is StepKind.LOOP:
+        if not rest.strip():
+            raise ScriptError("!loop needs a tool name")
+        return Step(kind, rest.strip().split()[0])
+    status_word, _, summary = rest.strip().partition(" ")
+    try:
+        status = ResultStatus(status_word.lower())
+    except ValueError:
+        raise ScriptError("!end: expected completed, failed, question or silent, got "
+                          f"{status_word!r}") from None
+    return Step(kind, _unescape(summary), status=status)
+
+
+def parse_steps(prompt: str) -> list[Step]:
+    """The prompt's steps in order; raises :class:`ScriptError` naming the bad line."""
+    steps = []
+    for number, raw in enumerate(prompt.splitlines(), start=1):
+        line = raw.strip()
+        if not line.startswith("!"):
+            continue
+        try:
+            steps.append(_step(line))
+        except ScriptError as exc:
+            raise ScriptError(f"Scripted prompt, line {number}: {exc}") from None
+    return steps
+
+
+def default_steps(task: Task) -> list[Step]:
+    """A plausible run of a few seconds for a prompt that has no steps."""
+    topic = next((ln.strip() for ln in task.prompt.splitlines() if ln.strip()), task.name)
+    topic = topic if len(topic) <= 80 else topic[:79] + "…"
+    return [
+        Step(StepKind.THINK, f"The task: {topic}. Check the time, find the facts, write "
+                             "it up."),
+        Step(StepKind.SAY, f"Starting on: {topic}"),
+        Step(StepKind.TOOL, "current_time", arguments={}),
+        Step(StepKind.TOKENS, tokens=(850, 120)),
+        Step(StepKind.WAIT, seconds=1.0),
+        Step(StepKind.TOOL, "search", arguments={"query": topic},
+             outcome=ToolOutcome("3 results: the team notes, last week's report and the "
+                                 "changelog.")),
+        Step(StepKind.TOKENS, tokens=(2400, 310)),
+        Step(StepKind.WAIT, seconds=1.5),
+        Step(StepKind.SAY, "Read the sources; writing the summary."),
+        Step(StepKind.TOKENS, tokens=(3100, 420)),
+        Step(StepKind.WAIT, seconds=0.5),
+        Step(StepKind.END, f"Done: {topic}\n\n- checked the sources\n- summarised what "
+                           "changed", status=ResultStatus.COMPLETED),
+    ]
+
+
+def _resume_index(steps: list[Step], answered: int) -> int:
+    """Where a run continues after ``answered`` questions got their answers."""
+    if answered == 0:
+        return 0
+    seen = 0
+    for index, step in enumerate(steps):
+        if step.kind is StepKind.END and step.status is ResultStatus.QUESTION:
+            seen += 1
+            if seen == answered:
+                return index + 1
+    return len(steps)
+
+
+def final_message(status: ResultStatus, summary: str) -> str:
+    return f"STATUS: {status.value}\nSUMMARY:\n{summary}"
+
+
+class ScriptedProvider:
+    name = "scripted"
+
+    async def run(self, ctx: RunContext, io: AgentIO) -> str:
+        steps = parse_steps(ctx.task.prompt) or default_steps(ctx.task)
+        said: str | None = None
+        for step in steps[_resume_index(steps, len(ctx.answers)):]:
+            if step.kind is StepKind.THINK:
+                await io.thinking(step.text)
+            elif step.kind is StepKind.SAY:
+                await io.say(step.text)
+                said = step.text
+            elif step.kind is StepKind.TOOL:
+                await io.tool_call(step.text, step.arguments, outcome=step.outcome)
+            elif step.kind is StepKind.WAIT:
+                await io.work(step.seconds)
+            elif step.kind is StepKind.TOKENS:
+                io.usage(*step.tokens)
+            elif step.kind is StepKind.LOOP:
+                return await self._loop(step.text, io)
+            else:
+                assert step.status is not None
+                return final_message(step.status, step.text)
+        # No !end: the last thing said is the final message, without the format.
+        return said or "Done."
+
+    async def _loop(self, name: str, io: AgentIO) -> str:
+        # The same failing call each time: loop detection (if on) ends the run by raising.
+        failure = ToolOutcome(f"{name} failed: the service answered 503 Service Unavailable",
+                              is_error=True)
+        for _ in range(LOOP_GIVE_UP):
+            await io.tool_call(name, {}, outcome=failure)
+            await io.work(LOOP_PAUSE_SECONDS)
+        return final_message(ResultStatus.FAILED,
+                             f"Gave up after {LOOP_GIVE_UP} failing calls of `{name}`.")
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,25 @@
+"""The runtime as one service: the worker and the triggers (and the demo loop), as run by
+``taskops worker`` and inside ``taskops run``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from runtime.demo import run_demo
+from runtime.providers import Providers
+from runtime.triggers import Triggers
+from runtime.worker import Worker
+from storage.store import TaskStore
+from taskops.config import Settings
+
+
+async def run_runtime(store: TaskStore, settings: Settings, stop: asyncio.Event, *,
+                      demo: bool = False, worker_id: str | None = None) -> None:
+    """Run until ``stop`` is set; returns once every run has stopped and been released."""
+    providers = Providers(settings, fallback="scripted") if demo else None
+    worker = Worker(store, settings, worker_id=worker_id, providers=providers)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(worker.run(stop), name="worker")
+        group.create_task(Triggers(store, settings).run(stop), name="triggers")
+        if demo:
+            group.create_task(run_demo(store, stop), name="demo")

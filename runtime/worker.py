@@ -1,0 +1,258 @@
+"""The worker: claims tasks from the store and runs up to ``[runtime] concurrency`` at once.
+
+One loop, woken by the in-process bus (a task created, a question answered, a run
+ended) or every ``check_interval`` seconds, does everything that is not a run itself:
+
+* claim answered/unowned running tasks, then new ones (compare-and-set claims with a
+  lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never run one task);
+* stop runs whose task ended elsewhere — at once for a kill in this process (the bus),
+  within ``poll_interval_seconds`` for a kill from another process (polling);
+* renew this worker's leases; fail tasks of workers that stopped renewing theirs;
+* enforce max duration and the paused timeout, write periodic status updates.
+
+Times that decide a task's fate come from the store's clock (so tests control them);
+the loop's own pacing is real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from runtime.lifecycle import WORKER_LOST_MESSAGE, progress_payload
+from runtime.providers import ProviderError, Providers
+from runtime.run import RunEnd, TaskRun
+from runtime.tools import ToolRegistry, load_plugins
+from runtime.tools import registry as default_tools
+from storage import worker_store
+from storage.domain import (
+    MAX_DURATION_MESSAGE,
+    PAUSED_TIMEOUT_MESSAGE,
+    EventKind,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Trigger,
+)
+from storage.signals import TaskChange
+from storage.store import TaskStore
+from taskops.config import Settings
+
+log = logging.getLogger("taskops.runtime")
+
+#: how many check intervals pass between two looks for lost workers and stale questions
+RECOVERY_EVERY = 5
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(self, store: TaskStore, settings: Settings, *, worker_id: str | None = None,
+                 providers: Providers | None = None, tools: ToolRegistry | None = None,
+                 check_interval: float | None = None, lease_seconds: float = 30.0,
+                 on_run_end: Callable[[TaskRun], None] | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = settings.runtime.concurrency
+        self.poll_interval = settings.runtime.poll_interval_seconds
+        self.check_interval = check_interval or min(self.poll_interval, 1.0)
+        self.lease_seconds = lease_seconds
+        self.providers = providers or Providers(settings)
+        self.tools = tools or default_tools
+        self.on_run_end = on_run_end
+        #: the runs in progress, by task id
+        self.runs: dict[int, TaskRun] = {}
+        self._wake = asyncio.Event()
+        self._due: dict[str, float] = {}
+        self._outcomes: list[int] = []
+        self._failing = False
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then stop the runs and release their tasks."""
+        load_plugins(self.tools)
+        queue = self.store.bus.subscribe()
+        helpers = [asyncio.create_task(self._watch(queue)),
+                   asyncio.create_task(self._relay(stop))]
+        log.info("worker %s started: concurrency %d, provider(s) %s", self.worker_id,
+                 self.concurrency, ", ".join(p.name for p in self.settings.providers))
+        try:
+            while not stop.is_set():
+                await self._tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.check_interval)
+                self._wake.clear()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            self.store.bus.unsubscribe(queue)
+            await self._shutdown()
+            log.info("worker %s stopped", self.worker_id)
+
+    async def _relay(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    def _is_due(self, what: str, every: float) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now < self._due.get(what, 0.0):
+            return False
+        self._due[what] = now + every
+        return True
+
+    async def _tick(self) -> None:
+        try:
+            self._reap()
+            await self._claim()
+            if self.runs and self._is_due("poll", self.poll_interval):
+                await self._poll_holdings()
+            if self.runs and self._is_due("lease", self.lease_seconds / 3):
+                await worker_store.renew_leases(self.store, self.worker_id, list(self.runs),
+                                                self.lease_seconds)
+            await self._enforce_limits()
+            if self._is_due("recover", self.check_interval * RECOVERY_EVERY):
+                await self._recover()
+            while self._outcomes:
+                await worker_store.record_trigger_outcome(self.store, self._outcomes[0])
+                self._outcomes.pop(0)
+        except Exception:
+            # The database may be away for a while; runs in flight carry on, and so do we.
+            if not self._failing:
+                log.exception("worker %s: housekeeping failed; retrying", self.worker_id)
+            self._failing = True
+        else:
+            self._failing = False
+
+    async def _watch(self, queue: asyncio.Queue[TaskChange]) -> None:
+        """React to the in-process bus: stop killed runs at once, claim new work early."""
+        while True:
+            change = await queue.get()
+            run = self.runs.get(change.task_id)
+            if run is not None:
+                if change.killed:
+                    run.stop("killed")
+                elif change.status is not None and change.status.is_final:
+                    run.stop(f"task {change.status.value}")
+            elif change.created or change.status is TaskStatus.RUNNING:
+                self._wake.set()
+
+    # --- claiming and ending runs -------------------------------------------------------
+
+    async def _claim(self) -> None:
+        free = self.concurrency - len(self.runs)
+        if free <= 0:
+            return
+        # Answered questions first: someone is waiting for those.
+        for task in await worker_store.claim_unowned_tasks(self.store, self.worker_id, free,
+                                                           self.lease_seconds):
+            history = await self.store.list_events(task.id, limit=max(100, task.event_count))
+            await self._start(task, tuple(history.events))
+            free -= 1
+        for task in await worker_store.claim_new_tasks(self.store, self.worker_id, free,
+                                                       self.lease_seconds):
+            await self._start(task, None)
+
+    async def _start(self, task: Task, history: tuple[TaskEvent, ...] | None) -> None:
+        try:
+            provider = self.providers.get(task.provider)
+        except ProviderError as exc:
+            await self.store.fail_task(task.id, str(exc), allowed=[TaskStatus.RUNNING])
+            self._ended(task)
+            return
+        run = TaskRun(self.store, self.settings, task, provider, self.tools, self.worker_id,
+                      history)
+        self.runs[task.id] = run
+        run.start().add_done_callback(lambda _: self._wake.set())
+        log.info("        → task#%d %s (%s/%s)", task.id, "continued" if history else "started",
+                 task.provider, task.model)
+
+    def _ended(self, task: Task) -> None:
+        if task.trigger is Trigger.CRONJOB:
+            self._outcomes.append(task.id)
+
+    def _reap(self) -> None:
+        for task_id, run in list(self.runs.items()):
+            if not run.done:
+                continue
+            del self.runs[task_id]
+            if run.stop_reason != "worker stopping":
+                self._ended(run.task)
+            if self.on_run_end is not None:
+                self.on_run_end(run)
+
+    async def _shutdown(self) -> None:
+        for run in self.runs.values():
+            run.stop("worker stopping")
+        await asyncio.gather(*(run.wait() for run in self.runs.values()))
+        # Stopped mid-run: give the tasks back so a worker continues them (replaying the
+        # event log); tasks that ended meanwhile are not touched by the release.
+        stopped = [i for i, r in self.runs.items() if r.end is RunEnd.STOPPED]
+        with contextlib.suppress(Exception):
+            await worker_store.release_tasks(self.store, self.worker_id, stopped)
+        self._reap()
+        await self.providers.aclose()
+
+    # --- watching the runs --------------------------------------------------------------
+
+    async def _poll_holdings(self) -> None:
+        """Notice kills (and lost claims) made by other processes."""
+        held = await worker_store.holdings(self.store, list(self.runs))
+        for task_id, run in list(self.runs.items()):
+            holding = held.get(task_id)
+            if holding is None or holding.status is not TaskStatus.RUNNING:
+                run.stop("killed" if holding and holding.killed_by else "ended elsewhere")
+            elif holding.claimed_by != self.worker_id:
+                run.stop("claim lost")
+
+    async def _enforce_limits(self) -> None:
+        now = self.store.clock()
+        tasks = self.settings.tasks
+        period = tasks.status_update_minutes * 60
+        for task_id, run in list(self.runs.items()):
+            if run.done or run.stop_reason is not None:
+                continue
+            running = run.running_seconds(now)
+            if running >= run.task.max_duration_minutes * 60:
+                await self.store.fail_task(task_id, MAX_DURATION_MESSAGE,
+                                           allowed=[TaskStatus.RUNNING])
+                run.stop("max duration")
+                continue
+            if not tasks.status_updates:
+                continue
+            mark = int(running // period)
+            if run.progress_mark is None:
+                run.progress_mark = int(run.running_before // period)
+            if mark > run.progress_mark:
+                run.progress_mark = mark
+                task = await self.store.get_task(task_id)
+                await self.store.append_event(task_id, EventKind.PROGRESS,
+                                              progress_payload(task, running / 60))
+
+    async def _recover(self) -> None:
+        for task_id in await worker_store.take_over_expired(
+                self.store, self.worker_id, list(self.runs), self.lease_seconds):
+            task = await self.store.fail_task(task_id, WORKER_LOST_MESSAGE,
+                                              allowed=[TaskStatus.RUNNING])
+            if task is not None:
+                log.warning("        ✗ task#%d: its worker stopped renewing its lease", task_id)
+                self._ended(task)
+        limit = timedelta(hours=self.settings.tasks.paused_timeout_hours)
+        now = self.store.clock()
+        for task_id, since in (await worker_store.paused_since(self.store)).items():
+            if now - since >= limit:
+                task = await self.store.fail_task(task_id, PAUSED_TIMEOUT_MESSAGE,
+                                                  allowed=[TaskStatus.PAUSED])
+                if task is not None:
+                    log.info("        ✗ task#%d: no answer within %gh", task_id,
+                             self.settings.tasks.paused_timeout_hours)
+                    self._ended(task)
