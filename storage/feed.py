@@ -5,6 +5,11 @@ id. On PostgreSQL ids from a sequence can become visible out of order (id 101 co
 while id 100 is still in flight), so the feed is ordered by (writer transaction id, id)
 and only reads transactions older than every one still in flight: nothing can later
 appear behind the cursor.
+
+The price on PostgreSQL: the horizon is server-wide, so a write transaction left open
+anywhere on the server (an "idle in transaction" session, a long batch job) delays the
+feed until it ends. It never loses an event; operators should keep such sessions short
+(idle_in_transaction_session_timeout).
 """
 
 from __future__ import annotations
