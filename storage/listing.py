@@ -8,15 +8,17 @@ pages past the middle are read from the other end of the index.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, UnaryExpression, and_, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, operators
 
 from storage.domain import ListFilters, ProviderChoice, Sort, SortField, Task, TaskPage
 from storage.models import COST_SORT_KEY, TaskCountRow, TaskRow
@@ -37,28 +39,45 @@ def day_start_utc(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
 
 
-def _facet_where(filters: ListFilters, table: Any) -> list[ColumnElement[bool]]:
+def no_index(column: Any) -> Any:
+    """SQLite's unary ``+``: the same value, but the planner may not use an index for it.
+
+    SQLite here keeps no histograms, so it cannot tell a rare status from a common one;
+    ``listing`` knows the exact counts and steers it with this instead.
+    """
+    return type_coerce(UnaryExpression(column, operator=operators.custom_op("+")),
+                       column.type)
+
+
+def _same(column: Any) -> Any:
+    return column
+
+
+def _facet_where(filters: ListFilters, table: Any,
+                 col: Callable[[Any], Any] = _same) -> list[ColumnElement[bool]]:
     """Status, trigger and provider filters on the tasks table or the counts table."""
     where: list[ColumnElement[bool]] = []
     if filters.status is not None:
-        where.append(table.status == filters.status.value)
+        where.append(col(table.status) == filters.status.value)
     if filters.trigger is not None:
-        where.append(table.trigger == filters.trigger.value)
+        where.append(col(table.trigger) == filters.trigger.value)
     if filters.provider is not None:
         if filters.provider.is_default:
-            where.append(table.used_default.is_(True))
+            where.append(col(table.used_default).is_(True))
         else:
-            where.append(and_(table.provider == filters.provider.provider,
-                              table.model == filters.provider.model))
+            where.append(and_(col(table.provider) == filters.provider.provider,
+                              col(table.model) == filters.provider.model))
     return where
 
 
-def _task_where(filters: ListFilters, tz: ZoneInfo) -> list[ColumnElement[bool]]:
-    where = _facet_where(filters, TaskRow)
+def _task_where(filters: ListFilters, tz: ZoneInfo,
+                col: Callable[[Any], Any] = _same) -> list[ColumnElement[bool]]:
+    where = _facet_where(filters, TaskRow, col)
     if filters.date_from is not None:
-        where.append(TaskRow.created_at >= day_start_utc(filters.date_from, tz))
+        where.append(col(TaskRow.created_at) >= day_start_utc(filters.date_from, tz))
     if filters.date_to is not None:
-        where.append(TaskRow.created_at < day_start_utc(filters.date_to + timedelta(days=1), tz))
+        where.append(col(TaskRow.created_at)
+                     < day_start_utc(filters.date_to + timedelta(days=1), tz))
     return where
 
 
@@ -96,21 +115,44 @@ _SORT_KEYS: dict[SortField, Any] = {
 }
 
 
-async def _ids_in_order(conn: AsyncConnection, where: list[ColumnElement[bool]], key: Any,
-                        descending: bool, offset: int, limit: int) -> list[int]:
+@dataclass(frozen=True)
+class Query:
+    """One list query: its filters, and what steering SQLite needs to plan it well."""
+
+    filters: ListFilters
+    tz: ZoneInfo
+    #: matching tasks, and all tasks (for SQLite's choice of index); 0 = no steering
+    total: int
+    everything: int = 0
+
+    def where(self, col: Callable[[Any], Any] = _same) -> list[ColumnElement[bool]]:
+        return _task_where(self.filters, self.tz, col)
+
+
+async def _ids_in_order(conn: AsyncConnection, query: Query, key: Any, descending: bool,
+                        offset: int, limit: int) -> list[int]:
+    where = query.where()
+    if query.everything and query.filters.any_set:
+        # Walking the sort index visits about (offset + limit) * everything / total rows;
+        # reading the matches through a filter index and sorting visits about total.
+        if query.total ** 2 < (offset + limit) * query.everything:
+            key = no_index(key)
+        else:
+            where = query.where(no_index)
     order = (key.desc(), TaskRow.id.desc()) if descending else (key.asc(), TaskRow.id.asc())
     rows = await conn.execute(select(TaskRow.id).where(*where).order_by(*order)
                               .offset(offset).limit(limit))
     return [r.id for r in rows]
 
 
-async def _ids_by_key(conn: AsyncConnection, where: list[ColumnElement[bool]], key: Any,
-                      descending: bool, offset: int, limit: int, total: int) -> list[int]:
+async def _ids_by_key(conn: AsyncConnection, query: Query, key: Any, descending: bool,
+                      offset: int, limit: int) -> list[int]:
     """One page of ids ordered by (key, id); deep pages read the index from its far end."""
+    total = query.total
     if offset <= total // 2:
-        return await _ids_in_order(conn, where, key, descending, offset, limit)
+        return await _ids_in_order(conn, query, key, descending, offset, limit)
     end = min(total, offset + limit)
-    ids = await _ids_in_order(conn, where, key, not descending, total - end, end - offset)
+    ids = await _ids_in_order(conn, query, key, not descending, total - end, end - offset)
     return ids[::-1]
 
 
@@ -146,12 +188,17 @@ async def _ids_by_duration(conn: AsyncConnection, where: list[ColumnElement[bool
         hi = min(finished_total, offset + limit)
         finished: list[tuple[int, int]] = []
         if hi > lo:
-            order = ((TaskRow.duration_ms.desc(), TaskRow.id.desc()) if descending
+            # Like _ids_by_key: a window past the middle is read from the index's far end.
+            far = lo > finished_total - hi
+            backwards = descending != far
+            order = ((TaskRow.duration_ms.desc(), TaskRow.id.desc()) if backwards
                      else (TaskRow.duration_ms.asc(), TaskRow.id.asc()))
             finished = [(r.duration_ms, r.id) for r in await conn.execute(
                 select(TaskRow.duration_ms, TaskRow.id)
                 .where(*where, TaskRow.duration_ms.is_not(None))
-                .order_by(*order).offset(lo).limit(hi - lo))]
+                .order_by(*order).offset(finished_total - hi if far else lo).limit(hi - lo))]
+            if far:
+                finished.reverse()
         finished_asc = sorted(finished)
         placed: list[tuple[int, int]] = []
         for t, entry in enumerate(finished):
@@ -179,14 +226,18 @@ async def list_tasks(conn: AsyncConnection, filters: ListFilters, sort: Sort, pa
     page_count = max(1, -(-total // page_size))
     page = min(max(1, page), page_count)
     offset = (page - 1) * page_size
-    where = _task_where(filters, tz)
     if total == 0:
         ids: list[int] = []
     elif sort.field is SortField.DURATION:
-        ids = await _ids_by_duration(conn, where, sort.descending, offset, page_size, total, now)
+        ids = await _ids_by_duration(conn, _task_where(filters, tz), sort.descending, offset,
+                                     page_size, total, now)
     else:
-        ids = await _ids_by_key(conn, where, _SORT_KEYS[sort.field], sort.descending, offset,
-                                page_size, total)
+        # Every filter has a (filter, created) index, so only the other sorts need steering.
+        steer = (conn.dialect.name == "sqlite" and filters.any_set
+                 and sort.field is not SortField.CREATED)
+        everything = await count_tasks(conn, ListFilters()) if steer else 0
+        ids = await _ids_by_key(conn, Query(filters, tz, total, everything),
+                                _SORT_KEYS[sort.field], sort.descending, offset, page_size)
     tasks: list[Task] = []
     if ids:
         rows = {r.id: r for r in await conn.execute(select(TaskRow).where(TaskRow.id.in_(ids)))}

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     literal_column,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -106,19 +107,28 @@ class TaskRow(Base):
         Index("ix_tasks_tokens", "total_tokens", "id"),
         # Filters, each with the default sort behind it.
         Index("ix_tasks_status_created", "status", "created_at", "id"),
+        # "What failed from cronjobs": the on-call admin's most common pair of filters.
+        Index("ix_tasks_status_trigger_created", "status", "trigger", "created_at", "id"),
         Index("ix_tasks_trigger_created", "trigger", "created_at", "id"),
         Index("ix_tasks_provider_created", "provider", "model", "created_at", "id"),
         Index("ix_tasks_default_created", "used_default", "created_at", "id"),
         # Unfinished tasks are few: the duration sort and the worker read them by this.
         Index("ix_tasks_unfinished", "finished_at", "status", "started_at"),
         Index("ix_tasks_never_started", "started_at", "id"),
+        # The duration sort counts never-started tasks under the filters on every page.
+        Index("ix_tasks_never_started_facets", "status", "trigger", "provider", "model",
+              "used_default", "created_at", "id",
+              sqlite_where=text("started_at IS NULL"),
+              postgresql_where=text("started_at IS NULL")),
         Index("ix_tasks_restarted_from", "restarted_from_id"),
     )
 
 
 # Unknown cost sorts as the lowest on both engines (their NULL order differs).
 COST_SORT_KEY = func.coalesce(TaskRow.cost_usd, literal_column("-1.0"))
-Index("ix_tasks_cost", COST_SORT_KEY, TaskRow.id)
+# cost_usd itself is in the index so PostgreSQL can answer from the index alone (it only
+# treats an expression index as covering when the expression's column is in it).
+Index("ix_tasks_cost", COST_SORT_KEY, TaskRow.id, TaskRow.cost_usd)
 
 
 class TaskEventRow(Base):
