@@ -38,6 +38,10 @@ class Action(StrEnum):
     RESTART_SAVE = "S"
     RESTART_CANCEL = "C"
     ANSWER = "a"  # answer a paused task's question; argument: task id
+    NOTIFY_TOGGLE = "N"  # notification settings: flip a status, trigger or "stuck"
+    NOTIFY_MUTE = "M"  # mute notifications; argument: 1, 8, inf or off
+    NOTIFY_STOP = "U"  # unsubscribe the chat
+    FOLLOW = "W"  # keep a task's detail message live; argument: task id
 
 
 class BadCallback(ValueError):

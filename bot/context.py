@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram.ext import Application, ContextTypes
 
 from storage.store import TaskStore
 from taskops.config import Settings
+
+if TYPE_CHECKING:
+    from bot.push.service import PushService
 
 
 @dataclass
@@ -19,6 +22,8 @@ class Deps:
     menu_chats: set[tuple[int, int]] = field(default_factory=set)
     #: fingerprint of what each auto-refreshed message last showed, to skip no-op edits
     rendered: dict[str, int] = field(default_factory=dict)
+    #: the push jobs (notifications, live views, ...) while the console runs
+    push: PushService | None = None
 
 
 def deps_of(app: Application[Any, Any, Any, Any, Any, Any]) -> Deps:

@@ -165,6 +165,7 @@ def _keyboard(task: Task, state: ListState, key: str, restarted_as: list[int],
     actions = []
     if task.status is TaskStatus.RUNNING:
         actions.append(_button("🛑 Kill", Action.KILL_ASK, key, task.id))
+        actions.append(_button("▶ Follow", Action.FOLLOW, key, task.id))
     if task.status is TaskStatus.PAUSED:
         actions.append(_button("💬 Answer", Action.ANSWER, key, task.id))
     actions.append(_button("🔁 Edit & restart", Action.RESTART_OPEN, key, task.id))

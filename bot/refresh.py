@@ -3,63 +3,29 @@
 Every 5 s; edited only when the render changed; paused while the chat's latest screen is
 a task (or any other non-list screen); stopped 10 minutes after the last press. A press
 touches the view, which is what "last used" means here.
+
+The pass itself is the push side's live-view machinery (``bot.push.live``), the same
+that keeps an open task detail live; this module schedules it and forgets old views.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
-from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.app_types import AnyApp
 from bot.context import deps_of
-from bot.screens import edit, fingerprint, render_state
-from bot.views import LIST_KIND, ListState, Screen
+from bot.push.live import LIST_IDLE, refresh_lists
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 5.0
-IDLE_STOP = timedelta(minutes=10)
+IDLE_STOP = LIST_IDLE
 FORGET_AFTER = timedelta(days=30)
 
-
-async def refresh_lists(app: AnyApp) -> int:
-    """One refresh pass; returns how many messages were edited."""
-    d = deps_of(app)
-    now = d.store.clock()
-    latest: dict[int, Any] = {}
-    for view in await d.store.console.used_since(LIST_KIND, now - IDLE_STOP):
-        current = latest.get(view.chat_id)
-        if current is None or (view.updated_at, view.key) > (current.updated_at, current.key):
-            latest[view.chat_id] = view
-    edited = 0
-    for view in latest.values():
-        state = ListState.from_json(view.body)
-        if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
-            continue
-        rendered, new_state = await render_state(d, state, view.key)
-        shown = fingerprint(rendered)
-        if d.rendered.get(view.key) == shown:
-            continue
-        try:
-            changed = await edit(None, rendered, chat_id=view.chat_id,
-                                 message_id=view.message_id, bot=app.bot)
-        except BadRequest as exc:
-            # The message is gone (deleted, or too old to edit): stop refreshing it.
-            log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
-            new_state = replace(new_state, shows_running=False)
-        except TelegramError as exc:
-            log.warning("refresh of list %s failed: %s", view.key, exc)
-            continue
-        else:
-            edited += changed
-        d.rendered[view.key] = shown
-        await d.store.console.save(view.key, new_state.to_json(), touch=False)
-    return edited
+__all__ = ["FORGET_AFTER", "IDLE_STOP", "INTERVAL_SECONDS", "refresh_lists", "schedule"]
 
 
 async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,0 +1,278 @@
+"""Live console messages: task details edited as events arrive, and auto-refreshing lists.
+
+Both follow the chat's *latest* console view — the message the chat last used (a press or
+a command touches it; a notification the bot sent is not "used" until someone presses
+it). Opening another view therefore stops whatever was live in that chat.
+
+Task detail (screen DETAIL of a running task):
+- live while the chat used it in the last ``live_idle_minutes``, or longer after
+  "▶ Follow" — until 30 minutes pass without a new event of the task;
+- edited when the task has new events or a new status (not for the ticking duration), at
+  most once every ``live_edit_seconds`` per message; on the last timeline page it moves on
+  to newer pages as they fill; the task's end gets one final render.
+- An in-process change waits ``SETTLE_SECONDS`` before the edit: a press that caused it
+  (kill, answer) renders the message itself in that time, and a second, identical edit
+  would only be refused as "not modified".
+
+Task list (screen LIST showing running tasks): re-rendered every 5 s (the JobQueue job in
+``bot.refresh``), edited only when the render changed, stopped 10 minutes after the last
+press.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from telegram.error import BadRequest, TelegramError
+
+from bot.app_types import AnyApp
+from bot.context import Deps, deps_of
+from bot.list_view import Rendered
+from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from bot.push.notifier import DIGEST_KIND, NOTICE_KIND, PUSH_MARK
+from bot.push.options import PushOptions
+from bot.screens import edit, fingerprint, render_state
+from bot.views import LIST_KIND, ListState, Screen
+from storage import push_store
+from storage.console import ViewRecord
+from storage.domain import TaskStatus
+from storage.signals import TaskChange
+from storage.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+#: every kind of row that can be a console message
+CONSOLE_KINDS = (LIST_KIND, NOTICE_KIND, DIGEST_KIND)
+FOLLOW_KIND = "follow"
+LIST_IDLE = timedelta(minutes=10)
+SETTLE_SECONDS = 0.4
+MAX_TAIL_PAGES = 20
+LIVE_ATTEMPTS = 3
+
+
+def follow_key(view_key: str) -> str:
+    return f"fw{view_key}"
+
+
+def is_console_view(record: ViewRecord) -> bool:
+    return PUSH_MARK not in record.body
+
+
+def latest_per_chat(records: list[ViewRecord]) -> dict[int, ViewRecord]:
+    latest: dict[int, ViewRecord] = {}
+    for view in records:
+        if not is_console_view(view):
+            continue
+        current = latest.get(view.chat_id)
+        if current is None or (view.updated_at, view.key) > (current.updated_at, current.key):
+            latest[view.chat_id] = view
+    return latest
+
+
+async def follow(store: TaskStore, view_key: str, chat_id: int, task_id: int) -> None:
+    """Keep a detail message live past the idle limit (until quiet, or another view)."""
+    await push_store.put_state(store, follow_key(view_key), FOLLOW_KIND, chat_id,
+                               {"view": view_key, "task_id": task_id})
+
+
+async def refresh_lists(app: AnyApp) -> int:
+    """One auto-refresh pass over the chats' latest lists; returns how many were edited."""
+    d = deps_of(app)
+    now = d.store.clock()
+    records = await push_store.views_used_since(d.store, CONSOLE_KINDS, now - LIST_IDLE)
+    edited = 0
+    for view in latest_per_chat(records).values():
+        state = ListState.from_json(view.body)
+        if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
+            continue
+        rendered, new_state = await render_state(d, state, view.key)
+        shown = fingerprint(rendered)
+        if d.rendered.get(view.key) == shown:
+            continue
+        try:
+            edited += await _edit(d, app, view, rendered)
+        except (BadRequest, Rejected, ChatGone, ChatMoved) as exc:
+            # The message is gone (deleted, or too old to edit): stop refreshing it.
+            log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
+            new_state = replace(new_state, shows_running=False)
+        except TelegramError as exc:
+            log.warning("refresh of list %s failed: %s", view.key, exc)
+            continue
+        d.rendered[view.key] = shown
+        await d.store.console.save(view.key, new_state.to_json(), touch=False)
+    return edited
+
+
+async def _edit(d: Deps, app: AnyApp, view: ViewRecord, rendered: Rendered) -> bool:
+    assert view.message_id is not None
+    service = d.push
+    if service is None:  # push jobs not started (a bare Application in a test)
+        return await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
+                          bot=app.bot)
+    telegram: Telegram = service.telegram
+    # A few tries only: the next pass renders afresh anyway.
+    return await telegram.edit(view.chat_id, view.message_id, rendered.text, rendered.keyboard,
+                               f"live view {view.key}", attempts=LIVE_ATTEMPTS)
+
+
+class LiveEditor:
+    def __init__(self, app: AnyApp, options: PushOptions) -> None:
+        self.app = app
+        self.options = options
+        self.store = deps_of(app).store
+        self.queue: asyncio.Queue[TaskChange] = self.store.bus.subscribe()
+        #: since when an in-process change of a task waits for its edit (monotonic)
+        self.pending: dict[int, float] = {}
+        #: when a throttled edit may be made (monotonic); the loop wakes up for it
+        self.due: float | None = None
+        #: (event count, status) of the task as last rendered into each message
+        self.marks: dict[str, tuple[int, str]] = {}
+        self.last_edit: dict[str, float] = {}
+        #: tasks some chat's latest view shows in detail (in-process changes of others
+        #: need no pass of their own)
+        self.live_tasks: set[int] = set()
+
+    def _signal(self, change: TaskChange) -> None:
+        self.pending.setdefault(change.task_id, time.monotonic())
+
+    def _take_signals(self) -> None:
+        while not self.queue.empty():
+            self._signal(self.queue.get_nowait())
+
+    async def run(self) -> None:
+        try:
+            next_poll = time.monotonic() + self.options.live_poll_seconds
+            while True:
+                wake_at = next_poll if self.due is None else min(next_poll, self.due)
+                try:
+                    change: TaskChange | None = await asyncio.wait_for(
+                        self.queue.get(), max(0.0, wake_at - time.monotonic()))
+                except TimeoutError:
+                    change = None
+                if change is not None:
+                    self._signal(change)
+                    if change.task_id not in self.live_tasks:
+                        continue  # no message shows it; the next poll finds new views
+                    await asyncio.sleep(SETTLE_SECONDS)
+                self._take_signals()
+                try:
+                    await self.follow_pass()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("live views: pass failed; trying again")
+                    await asyncio.sleep(self.options.live_poll_seconds)
+                next_poll = time.monotonic() + self.options.live_poll_seconds
+        finally:
+            self.store.bus.unsubscribe(self.queue)
+
+    async def follow_pass(self) -> int:
+        """Edit every live detail message that has something new; returns how many."""
+        self._take_signals()
+        now = self.store.clock()
+        idle = timedelta(minutes=self.options.live_idle_minutes)
+        follows = {str(r.body.get("view")): r
+                   for r in await push_store.states_of_kind(self.store, FOLLOW_KIND)}
+        records = await push_store.views_used_since(self.store, CONSOLE_KINDS, now - idle)
+        followed = [v for v in [await self.store.console.get(k) for k in follows] if v]
+        if followed:
+            records += await push_store.views_of_chats(
+                self.store, CONSOLE_KINDS, [v.chat_id for v in followed],
+                min(v.updated_at for v in followed))
+        latest = latest_per_chat(records)
+        self.live_tasks = {task_id for v in latest.values()
+                           if (task_id := ListState.from_json(v.body).task_id) is not None}
+        edited = 0
+        self.due = None
+        settled = time.monotonic() - SETTLE_SECONDS
+        for view in latest.values():
+            edited += await self._follow(view, view.key in follows, now, idle)
+        for task_id, since in list(self.pending.items()):
+            if since <= settled:
+                del self.pending[task_id]  # its views were rendered in this pass
+        for key, record in follows.items():
+            current = latest.get(record.chat_id)
+            if current is None or current.key != key:
+                await self.store.console.delete(record.key)  # the chat opened another view
+        return edited
+
+    async def _follow(self, view: ViewRecord, followed: bool, now: datetime,
+                      idle: timedelta) -> bool:
+        state = ListState.from_json(view.body)
+        if state.screen is not Screen.DETAIL or state.task_id is None or view.message_id is None:
+            return False
+        if not followed and view.updated_at < now - idle:
+            return False
+        task = await self.store.find_task(state.task_id)
+        if task is None:
+            return False
+        ended = task.status is not TaskStatus.RUNNING
+        if ended and not state.shows_running:
+            return False
+        quiet = now - (task.last_event_at or task.created_at)
+        if not ended and quiet > timedelta(minutes=self.options.follow_quiet_minutes):
+            if followed:
+                await self.store.console.delete(follow_key(view.key))
+            return False
+        mono = time.monotonic()
+        waiting = self.pending.get(task.id)
+        if waiting is not None and mono - waiting < SETTLE_SECONDS:
+            return False  # the pass after the settle time takes it
+        mark = (task.event_count, task.status.value)
+        previous = self.marks.get(view.key)
+        if previous is None:
+            # First sight (a new view, or a restart): the message shows what was rendered
+            # when the chat last used it; only events after that need an edit.
+            self.marks[view.key] = mark
+            if task.last_event_at is None or task.last_event_at <= view.updated_at:
+                return False
+        elif previous == mark:
+            return False
+        allowed = self.last_edit.get(view.key, -1e9) + self.options.live_edit_seconds
+        if mono < allowed:
+            self.due = allowed if self.due is None else min(self.due, allowed)
+            return False  # the pass when the interval is over takes it
+        return await self._render_and_edit(view, state, mark, ended, followed)
+
+    async def _render_and_edit(self, view: ViewRecord, state: ListState,
+                               mark: tuple[int, str], ended: bool, followed: bool) -> bool:
+        d = deps_of(self.app)
+        rendered, new_state = await render_state(d, state, view.key)
+        on_last_page = state.detail_page >= len(state.page_starts)
+        for _ in range(MAX_TAIL_PAGES):
+            if not (on_last_page and len(new_state.page_starts) > new_state.detail_page):
+                break
+            # Following the tail: newer events filled a new timeline page.
+            rendered, new_state = await render_state(
+                d, replace(new_state, detail_page=len(new_state.page_starts)), view.key)
+        self.marks[view.key] = mark
+        shown = fingerprint(rendered)
+        if d.rendered.get(view.key) == shown:
+            return False
+        if not await push_store.save_view_if(self.store, view.key, view.body,
+                                             new_state.to_json()):
+            return False  # pressed meanwhile: that press rendered the message
+        d.rendered[view.key] = shown
+        self.last_edit[view.key] = time.monotonic()
+        try:
+            changed = await _edit(d, self.app, view, rendered)
+        except (Rejected, ChatGone, ChatMoved, BadRequest) as exc:
+            log.info("live view %s in chat %s no longer editable: %s", view.key, view.chat_id,
+                     exc)
+            await push_store.save_view_if(self.store, view.key, new_state.to_json(),
+                                          replace(new_state, shows_running=False).to_json())
+            changed = False
+        except TelegramError as exc:
+            log.warning("live view %s in chat %s not edited (%s); trying again", view.key,
+                        view.chat_id, exc)
+            self.marks[view.key] = (-1, "")  # still owed: the next pass edits again
+            d.rendered.pop(view.key, None)
+            return False
+        if ended and followed:
+            await self.store.console.delete(follow_key(view.key))
+        return changed
+

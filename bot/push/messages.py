@@ -1,0 +1,184 @@
+"""Texts and keyboards of what the push side sends (the words are in ``templates/``)."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup, escape
+from telegram import InlineKeyboardMarkup
+
+from bot import format as fmt
+from bot.callbacks import Action
+from bot.detail_view import cut
+from bot.list_view import MAX_TEXT, Rendered, visible_length
+from bot.markdown import markdown_to_html
+from bot.render import render
+from bot.screens import button
+from storage.domain import ResultStatus, Task, TaskStatus, Trigger
+
+#: how much of a summary or error a notification shows
+NOTE_LIMIT = 500
+INJECTION_LIMIT = 3000
+DIGEST_NAME_WIDTH = 40
+DIGEST_BUTTONS = 8
+DIGEST_BUTTONS_PER_ROW = 4
+STATUS_VERB = {TaskStatus.FAILED: "failed", TaskStatus.PAUSED: "paused",
+               TaskStatus.COMPLETED: "completed", TaskStatus.RUNNING: "started"}
+RESULT_LABEL = {ResultStatus.COMPLETED: "completed", ResultStatus.FAILED: "failed",
+                ResultStatus.QUESTION: "asks a question", ResultStatus.SILENT: "completed"}
+_INJECTION = re.compile(r"\A<task_injection\b([^>]*)>\n?(.*?)\n?</task_injection>\s*\Z",
+                        re.DOTALL)
+_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def markdown_html(text: str, limit: int) -> Markup:
+    """Agent-written Markdown, cut short, as safe Telegram HTML."""
+    shown = cut(text.strip(), limit)
+    rendered = markdown_to_html(shown)
+    if visible_length(rendered) > 2 * limit:
+        # Rendering can widen text (aligned tables); never let it outgrow the message.
+        return Markup(escape(shown))
+    return Markup(rendered)
+
+
+def _task_lines(task: Task, now: datetime) -> dict[str, Any]:
+    return dict(task=task, badge=fmt.STATUS_BADGE[task.status], name=fmt.truncate(task.name, 200),
+                trigger=fmt.TRIGGER_LABEL[task.trigger], provider=fmt.provider_line(task, 80),
+                duration=fmt.duration(task.duration_seconds(now)), tokens=fmt.tokens(task),
+                cost=fmt.cost(task.cost_usd))
+
+
+def task_keyboard(task: Task, key: str) -> InlineKeyboardMarkup:
+    """Open, plus Kill while it runs or Answer while it waits (as the task is now)."""
+    row = [button("🔎 Open", Action.OPEN_TASK, key, task.id)]
+    if task.status is TaskStatus.RUNNING:
+        row.append(button("🛑 Kill", Action.KILL_ASK, key, task.id))
+    elif task.status is TaskStatus.PAUSED:
+        row.append(button("💬 Answer", Action.ANSWER, key, task.id))
+    return InlineKeyboardMarkup([row])
+
+
+def notification(task: Task, status: TaskStatus, payload: dict[str, Any], key: str,
+                 now: datetime) -> Rendered:
+    """One status change: the badge of the new status, the task, its summary or error."""
+    note = ""
+    if status is TaskStatus.FAILED:
+        note = task.error or task.summary or str(payload.get("message") or "")
+    elif status in (TaskStatus.PAUSED, TaskStatus.COMPLETED):
+        note = task.summary or ""
+    elif payload.get("old") == TaskStatus.PAUSED.value:
+        note = str(payload.get("message") or "")
+    context = _task_lines(task, now)
+    context.update(badge=fmt.STATUS_BADGE[status], status=status.value,
+                   resumed=payload.get("old") == TaskStatus.PAUSED.value,
+                   text=markdown_html(note, NOTE_LIMIT) if note.strip() else "")
+    return Rendered(render("notification", **context), task_keyboard(task, key))
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    task_id: int
+    status: TaskStatus
+    name: str
+
+    def to_json(self) -> list[Any]:
+        return [self.task_id, self.status.value, self.name]
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> DigestItem:
+        return cls(int(value[0]), TaskStatus(value[1]), str(value[2]))
+
+
+def digest(total: int, counts: dict[TaskStatus, int], items: list[DigestItem],
+           span_seconds: float, key: str) -> Rendered:
+    """A burst as one message: the count, the split by status, the newest tasks listed."""
+    statuses = [s for s in (TaskStatus.FAILED, TaskStatus.PAUSED, TaskStatus.COMPLETED,
+                            TaskStatus.RUNNING) if counts.get(s)]
+    single = statuses[0] if len(statuses) == 1 else None
+    breakdown = [] if single else [
+        {"badge": fmt.STATUS_BADGE[s], "count": counts[s], "label": STATUS_VERB[s]}
+        for s in statuses]
+    rows = [{"badge": fmt.STATUS_BADGE[i.status], "id": i.task_id,
+             "name": fmt.truncate(i.name, DIGEST_NAME_WIDTH)} for i in items]
+    span_minutes = max(1, -(-int(span_seconds) // 60))
+    shown = len(rows)
+    while True:
+        text = render("digest", total=total, status=single.value if single else None,
+                      badge=fmt.STATUS_BADGE[single] if single else "🔔",
+                      breakdown=breakdown, span_minutes=span_minutes, items=rows[:shown],
+                      more=total - shown)
+        if visible_length(text) <= MAX_TEXT or shown == 0:
+            break
+        shown = max(0, shown - 5)
+    buttons = [button(f"{fmt.STATUS_BADGE[i.status]} #{i.task_id}", Action.OPEN_TASK, key,
+                      i.task_id) for i in items[:min(shown, DIGEST_BUTTONS)]]
+    rows_kb = [buttons[i:i + DIGEST_BUTTONS_PER_ROW]
+               for i in range(0, len(buttons), DIGEST_BUTTONS_PER_ROW)]
+    # Back to the list, with the digest's status as the filter when it has one.
+    rows_kb.append([button("📋 Show in the list", Action.BACK, key)])
+    return Rendered(text, InlineKeyboardMarkup(rows_kb))
+
+
+def stuck(task: Task, reason: str, key: str, now: datetime) -> Rendered:
+    context = _task_lines(task, now)
+    idle_since = task.last_event_at or task.started_at or task.created_at
+    context.update(reason=reason, running=fmt.duration(task.duration_seconds(now)),
+                   idle_minutes=int((now - idle_since).total_seconds() // 60))
+    return Rendered(render("stuck", **context), task_keyboard(task, key))
+
+
+@dataclass(frozen=True)
+class Injection:
+    """A ``<task_injection>`` block taken apart (platform-facts.md)."""
+
+    task_id: int
+    attributes: dict[str, str]
+    summary: str
+
+    @classmethod
+    def parse(cls, task_id: int, block: str) -> Injection:
+        match = _INJECTION.match(block.strip())
+        if match is None:
+            return cls(task_id, {}, block)
+        attributes = {k: html.unescape(v) for k, v in _ATTRIBUTE.findall(match.group(1))}
+        return cls(task_id, attributes, match.group(2))
+
+
+def injection(item: Injection, task: Task | None) -> str:
+    """The result of a task, readable in its parent chat (not the raw block)."""
+    attrs = item.attributes
+    status = attrs.get("status", "")
+    result = ResultStatus(status) if status in set(ResultStatus) else (
+        task.result_status if task and task.result_status else ResultStatus.COMPLETED)
+    trigger = attrs.get("trigger", "")
+    name = attrs.get("task_name") or (task.name if task else f"Task #{item.task_id}")
+    minutes = attrs.get("duration_minutes")
+    tokens = attrs.get("tokens_used")
+    limit = INJECTION_LIMIT
+    while True:
+        text = render("injection", badge=fmt.RESULT_BADGE[result], name=fmt.truncate(name, 200),
+                      task_id=item.task_id, label=RESULT_LABEL[result],
+                      trigger=(fmt.TRIGGER_LABEL[Trigger(trigger)] if trigger in set(Trigger)
+                               else "Task"),
+                      minutes=minutes, tokens=(f"{int(tokens):,}" if tokens and tokens.isdigit()
+                                               else None),
+                      summary=markdown_html(item.summary, limit) if item.summary.strip() else "",
+                      question=result is ResultStatus.QUESTION)
+        if visible_length(text) <= MAX_TEXT or limit < 200:
+            return text
+        limit //= 2
+
+
+def progress(task_id: int, payload: dict[str, Any], task: Task | None) -> str:
+    def number(key: str) -> str:
+        value = payload.get(key)
+        return f"{int(value):,}" if isinstance(value, int | float) else "?"
+
+    name = str(payload.get("name") or (task.name if task else f"Task #{task_id}"))
+    return render("progress", task_id=task_id, name=fmt.truncate(name, 200),
+                  minutes=number("elapsed_minutes"), tool_calls=number("tool_calls"),
+                  tokens=number("tokens"))

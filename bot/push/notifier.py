@@ -1,0 +1,329 @@
+"""Status-change notifications: one worker per subscribed chat, each reading the feed from
+that chat's own cursor.
+
+A worker reads a batch from its cursor and picks the status changes the chat wants. Then:
+- a digest is open (the burst goes on): the digest message is edited to take them in;
+- more than ``digest_threshold`` changes within ``digest_window_seconds`` (singles sent in
+  the window plus those waiting): they start a new digest;
+- else the first one goes as its own message.
+Only after Telegram confirmed the message does the cursor move past what it covered, in
+the same transaction as the chat's delivery state. A crash between the two repeats that
+one message (or re-applies that one digest edit), nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from bot.push import messages
+from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from bot.push.digest import DeliveryState, Digest
+from bot.push.feed import Batch, FeedReader
+from bot.push.messages import DigestItem
+from bot.push.options import PushOptions
+from bot.push.subscription import is_muted, settings_of
+from bot.views import ListState
+from storage import push_store
+from storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
+from storage.push_store import Subscription, ViewUpdate
+from storage.store import TaskStore
+from taskops.config import NotificationSettings
+
+log = logging.getLogger(__name__)
+#: marks a view the push side sent and no one has pressed yet (a press saves a plain state)
+PUSH_MARK = "push"
+NOTICE_KIND = "notice"
+DIGEST_KIND = "digest"
+
+
+@dataclass(frozen=True)
+class Change:
+    index: int
+    event: TaskEvent
+    task: Task
+    status: TaskStatus
+
+    @property
+    def item(self) -> DigestItem:
+        return DigestItem(self.task.id, self.status, self.task.name)
+
+
+def view_body(state: ListState, mark: str) -> dict[str, Any]:
+    return {**state.to_json(), PUSH_MARK: mark}
+
+
+def matching(batch: Batch, sub: Subscription, now: datetime) -> list[Change]:
+    if is_muted(sub, now):
+        return []
+    wants = settings_of(sub)
+    changes = []
+    for index, event in enumerate(batch.events):
+        if event.kind is not EventKind.STATUS_CHANGE:
+            continue
+        new = event.payload.get("new")
+        task = batch.tasks.get(event.task_id)
+        if task is None or new not in set(TaskStatus):
+            continue
+        if wants.wants_status(task, TaskStatus(new)):
+            changes.append(Change(index, event, task, TaskStatus(new)))
+    return changes
+
+
+class ChatWorker:
+    def __init__(self, chat_id: int, store: TaskStore, telegram: Telegram, feed: FeedReader,
+                 options: PushOptions, notifications: NotificationSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.chat_id = chat_id
+        self.store, self.telegram, self.feed = store, telegram, feed
+        self.options, self.notifications, self.clock = options, notifications, clock
+        self.state = DeliveryState()
+        self.wake = asyncio.Event()
+        self.gone = False
+        #: where this worker has read to; ahead of the stored cursor only by changes the
+        #: chat does not want, which are written back lazily (a restart re-reads them)
+        self.cursor: str | None = None
+        self._subscribed_at: datetime | None = None
+        self._unsaved = False
+        self._saved_at = 0.0
+
+    async def load(self) -> None:
+        record = await self.store.console.get(push_store.delivery_key(self.chat_id))
+        self.state = DeliveryState.from_json(record.body if record else None)
+        self.telegram.pacer.seed(self.chat_id, self.state.sent)
+
+    async def run(self) -> None:
+        await self.load()
+        try:
+            await self._loop()
+        finally:
+            with contextlib.suppress(Exception):
+                await self._save_cursor(force=True)
+
+    async def _save_cursor(self, force: bool = False) -> None:
+        if not self._unsaved or self.cursor is None:
+            return
+        now = time.monotonic()
+        if force or now - self._saved_at >= self.options.cursor_save_seconds:
+            await push_store.advance(self.store, self.chat_id, self.cursor)
+            self._unsaved, self._saved_at = False, now
+
+    def _moved_to(self, cursor: str) -> None:
+        """A delivery stored ``cursor`` with it."""
+        self.cursor, self._unsaved, self._saved_at = cursor, False, time.monotonic()
+
+    async def _loop(self) -> None:
+        failing = False
+        while not self.gone:
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database may be away for a moment: keep the cursor, try again.
+                if not failing:
+                    log.exception("notifications for chat %s failed; retrying", self.chat_id)
+                failing = True
+                await asyncio.sleep(self.options.poll_seconds)
+                continue
+            failing = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.options.poll_seconds)
+                # A burst signals every change: let a few gather before reading.
+                await asyncio.sleep(self.options.coalesce_seconds)
+            self.wake.clear()
+
+    async def drain(self) -> None:
+        while not self.gone:
+            sub = await push_store.get_subscription(self.store, self.chat_id)
+            if sub is None:
+                self.gone = True
+                return
+            if self.cursor is None or sub.created_at != self._subscribed_at:
+                self.cursor, self._subscribed_at = sub.cursor, sub.created_at
+            batch = await self.feed.read(self.cursor)
+            changes = matching(batch, sub, self.store.clock())
+            if not changes:
+                if batch.cursor != self.cursor:
+                    self.cursor, self._unsaved = batch.cursor, True
+                await self._save_cursor()
+                if not batch.full:
+                    return
+                continue
+            try:
+                await self._deliver(sub, batch, changes)
+            except ChatGone as exc:
+                await push_store.unsubscribe(self.store, self.chat_id)
+                log.warning("chat %s unsubscribed: Telegram says %s", self.chat_id, exc.reason)
+                self.gone = True
+            except ChatMoved as exc:
+                await push_store.move_subscription(self.store, self.chat_id, exc.new_chat_id)
+                log.warning("chat %s became %s: its subscription moved", self.chat_id,
+                            exc.new_chat_id)
+                self.gone = True
+
+    async def _deliver(self, sub: Subscription, batch: Batch, changes: list[Change]) -> None:
+        now = self.clock()
+        window = self.notifications.digest_window_seconds
+        digest = self.state.digest
+        if digest is not None and digest.is_open(now, window,
+                                                 self.options.digest_max_span_seconds):
+            if await self._digest_untouched(digest):
+                await self._extend(digest, *await self._gather(sub, batch, changes))
+                return
+            self.state.digest = None
+        if self.state.recent_singles(now, window) + len(changes) > \
+                self.notifications.digest_threshold:
+            await self._new_digest(*await self._gather(sub, batch, changes))
+        else:
+            await self._single(sub, batch, changes[0])
+
+    async def _gather(self, sub: Subscription, batch: Batch,
+                      changes: list[Change]) -> tuple[str, list[Change]]:
+        """Once the chat may be sent to, everything that arrived meanwhile joins the digest
+        (one edit then covers a whole stretch of the burst, not one batch)."""
+        await self.telegram.pacer.ready(self.chat_id)
+        cursor, changes = batch.cursor, list(changes)
+        for _ in range(self.options.digest_gather_batches):
+            more = await self.feed.read(cursor)
+            if not more.events:
+                break
+            changes += matching(more, sub, self.store.clock())
+            cursor = more.cursor
+            if not more.full:
+                break
+        return cursor, changes
+
+    async def _digest_untouched(self, digest: Digest) -> bool:
+        """A press turns a digest into a console view; then it is no longer extended."""
+        record = await self.store.console.get(digest.key)
+        return record is not None and record.body.get(PUSH_MARK) == DIGEST_KIND
+
+    async def _single(self, sub: Subscription, batch: Batch, change: Change) -> None:
+        task = change.task
+        body = view_body(ListState().open_task(task.id), NOTICE_KIND)
+        key = await self.store.console.create(NOTICE_KIND, self.chat_id, body)
+        rendered = messages.notification(task, change.status, change.event.payload, key,
+                                         self.store.clock())
+        message_id: int | None = None
+        try:
+            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard,
+                                               f"task#{task.id} {change.status.value}")
+            message_id = message.message_id
+        except Rejected as exc:
+            log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
+                      self.chat_id, exc)
+        self.state.record_send(self.clock(), single=True)
+        cursor = await self.feed.after(batch, change.index)
+        await push_store.advance(self.store, self.chat_id, cursor,
+                                 delivery=self.state.to_json(),
+                                 view=ViewUpdate(key, message_id, body))
+        self._moved_to(cursor)
+        log.info("  → task#%d %s notified to chat %s", task.id, change.status.value,
+                 self.chat_id)
+
+    def _digest_body(self, digest: Digest) -> dict[str, Any]:
+        state = replace(ListState(), filters=ListFilters(status=digest.status))
+        return view_body(state, DIGEST_KIND)
+
+    async def _new_digest(self, cursor: str, changes: list[Change]) -> None:
+        now = self.clock()
+        key = await self.store.console.create(DIGEST_KIND, self.chat_id,
+                                              view_body(ListState(), DIGEST_KIND))
+        digest = Digest(key, 0, now, now)
+        digest.add([c.item for c in changes], self.options.digest_listed)
+        rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)
+        try:
+            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard,
+                                               f"digest of {digest.total}")
+        except Rejected as exc:
+            log.error("digest to chat %s refused, skipped: %s", self.chat_id, exc)
+            self.state.digest = None
+        else:
+            digest.message_id = message.message_id
+            self.state.digest = digest
+        self.state.record_send(self.clock())
+        await push_store.advance(self.store, self.chat_id, cursor,
+                                 delivery=self.state.to_json(),
+                                 view=ViewUpdate(key, digest.message_id or None,
+                                                 self._digest_body(digest)))
+        self._moved_to(cursor)
+        log.info("  → digest of %d changes to chat %s", len(changes), self.chat_id)
+
+    async def _extend(self, digest: Digest, cursor: str, changes: list[Change]) -> None:
+        digest.add([c.item for c in changes], self.options.digest_listed)
+        rendered = messages.digest(digest.total, digest.counts, digest.items,
+                                   self.clock() - digest.started, digest.key)
+        try:
+            await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
+                                     rendered.keyboard, f"digest of {digest.total}")
+        except Rejected as exc:
+            # The digest message is gone (deleted by someone): these start a new one.
+            log.info("digest in chat %s no longer editable (%s); starting a new one",
+                     self.chat_id, exc)
+            self.state.digest = None
+            await self._new_digest(cursor, changes)
+            return
+        digest.updated = self.clock()
+        self.state.record_send(digest.updated)
+        await push_store.advance(self.store, self.chat_id, cursor,
+                                 delivery=self.state.to_json(),
+                                 view=ViewUpdate(digest.key, None, self._digest_body(digest)))
+        self._moved_to(cursor)
+
+
+class Notifier:
+    """Keeps one worker per subscribed chat and wakes them when the feed may have grown."""
+
+    def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
+                 notifications: NotificationSettings) -> None:
+        self.store, self.telegram, self.options = store, telegram, options
+        self.notifications = notifications
+        self.feed = FeedReader(store, options)
+        self.workers: dict[int, tuple[ChatWorker, asyncio.Task[None]]] = {}
+        self.resync = asyncio.Event()
+
+    def poke(self, subscriptions: bool = False) -> None:
+        """The feed may have grown (or, with ``subscriptions``, the subscriptions changed)."""
+        self.feed.forget_partial()
+        for worker, _ in self.workers.values():
+            worker.wake.set()
+        if subscriptions:
+            self.resync.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._supervise()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("notifier: could not read subscriptions; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.resync.wait(), self.options.poll_seconds)
+                self.resync.clear()
+        finally:
+            for _, task in self.workers.values():
+                task.cancel()
+            await asyncio.gather(*(t for _, t in self.workers.values()),
+                                 return_exceptions=True)
+
+    async def _supervise(self) -> None:
+        chats = {s.chat_id for s in await push_store.list_subscriptions(self.store)}
+        for chat_id, (_, task) in list(self.workers.items()):
+            if chat_id not in chats or task.done():
+                task.cancel()
+                del self.workers[chat_id]
+        for chat_id in chats:
+            if chat_id not in self.workers:
+                worker = ChatWorker(chat_id, self.store, self.telegram, self.feed,
+                                    self.options, self.notifications)
+                self.workers[chat_id] = (worker, asyncio.create_task(
+                    worker.run(), name=f"notify-{chat_id}"))

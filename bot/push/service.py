@@ -1,0 +1,89 @@
+"""The push side as one service owned by the Application's lifecycle.
+
+``start`` runs after the Application started (``bot.app.start_console``) and ``stop`` before
+it stops, so every loop shares the bot's event loop and ends cleanly. Each loop reads the
+store and wakes early on the in-process change bus; a missed wake-up costs latency only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.app_types import AnyApp
+from bot.context import deps_of
+from bot.push.delivery import Telegram
+from bot.push.injections import InjectionRelay
+from bot.push.live import LiveEditor
+from bot.push.notifier import Notifier
+from bot.push.options import PushOptions
+from bot.push.pacing import Pacer
+from bot.push.stuck import StuckWatch
+from storage.domain import EventKind
+from storage.signals import TaskChange
+
+log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 2.0
+
+
+class PushService:
+    def __init__(self, app: AnyApp, options: PushOptions | None = None) -> None:
+        d = deps_of(app)
+        self.options = options or PushOptions()
+        self.store = d.store
+        self.pacer = Pacer(self.options)
+        self.telegram = Telegram(app.bot, self.pacer, self.options)
+        self.notifier = Notifier(d.store, self.telegram, self.options, d.settings.notifications)
+        self.relay = InjectionRelay(d.store, self.telegram, self.options, d.settings.tasks)
+        self.stuck = StuckWatch(d.store, self.telegram, self.options, d.settings.notifications)
+        self.live = LiveEditor(app, self.options)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def poke(self, change: TaskChange | None = None) -> None:
+        """Something may be new in the feed; without a change: the subscriptions changed."""
+        if change is None:
+            self.notifier.poke(subscriptions=True)
+            return
+        if change.status is not None or change.event_kind is EventKind.STATUS_CHANGE:
+            self.notifier.poke()
+        if change.status is not None or change.event_kind is EventKind.PROGRESS:
+            self.relay.poke()
+
+    async def _watch(self) -> None:
+        queue = self.store.bus.subscribe()
+        try:
+            while True:
+                self.poke(await queue.get())
+        finally:
+            self.store.bus.unsubscribe(queue)
+
+    def start(self) -> None:
+        for name, coro in (("push-bus", self._watch()), ("push-notify", self.notifier.run()),
+                           ("push-results", self.relay.run()), ("push-stuck", self.stuck.run()),
+                           ("push-live", self.live.run())):
+            self._tasks.append(asyncio.create_task(coro, name=name))
+        log.info("push jobs started")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True),
+                                   STOP_GRACE_SECONDS)
+        self._tasks.clear()
+
+
+async def start(app: AnyApp) -> PushService:
+    d = deps_of(app)
+    service = PushService(app)
+    d.push = service
+    service.start()
+    return service
+
+
+async def stop(app: AnyApp) -> None:
+    d = deps_of(app)
+    if d.push is not None:
+        await d.push.stop()
+        d.push = None

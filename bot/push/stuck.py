@@ -1,0 +1,135 @@
+"""Stuck tasks: running with no event for ``[notifications] stuck_after_minutes``, or past
+their max duration, announced once to the subscribed chats (with Kill).
+
+"Once" is a ``console_state`` row per task (kind "stuck") created with insert-if-absent, so
+two checks — or two processes — cannot both announce it. The row lists the chats still to
+tell; a crash part-way resumes from that list on the next check.
+
+Max duration counts running time only (time spent paused for an answer does not count),
+and a grace period lets the worker, which enforces the limit, act first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from bot.push import messages
+from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from bot.push.notifier import NOTICE_KIND, view_body
+from bot.push.options import PushOptions
+from bot.push.subscription import is_muted, settings_of
+from bot.views import ListState
+from storage import push_store
+from storage.domain import EventKind, Task, TaskEvent, TaskStatus
+from storage.push_store import ViewUpdate
+from storage.store import TaskStore
+from taskops.config import NotificationSettings
+
+log = logging.getLogger(__name__)
+STUCK_KIND = "stuck"
+IDLE = "idle"
+MAX_DURATION = "max_duration"
+
+
+def stuck_key(task_id: int) -> str:
+    return f"stuck{task_id}"
+
+
+def running_seconds(changes: list[TaskEvent], started_at: datetime, now: datetime) -> float:
+    """Seconds spent running, from the task's status changes (paused time excluded)."""
+    total, since = 0.0, started_at
+    running = True
+    for event in changes:
+        new = event.payload.get("new")
+        if new == TaskStatus.RUNNING.value and not running:
+            since, running = event.at, True
+        elif new != TaskStatus.RUNNING.value and running:
+            total += (event.at - since).total_seconds()
+            running = False
+    if running:
+        total += (now - since).total_seconds()
+    return max(0.0, total)
+
+
+class StuckWatch:
+    def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
+                 notifications: NotificationSettings) -> None:
+        self.store, self.telegram, self.options = store, telegram, options
+        self.notifications = notifications
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.stuck_check_seconds)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stuck-task check failed; trying again later")
+
+    async def reason(self, task: Task, now: datetime) -> str | None:
+        if task.status is not TaskStatus.RUNNING:
+            return None
+        quiet_since = task.last_event_at or task.started_at or task.created_at
+        if (now - quiet_since).total_seconds() >= self.notifications.stuck_after_minutes * 60:
+            return IDLE
+        limit = task.max_duration_minutes * 60 + self.options.max_duration_grace_seconds
+        if task.started_at is None or (now - task.started_at).total_seconds() < limit:
+            return None
+        changes = (await self.store.list_events(task.id, 0, 10_000,
+                                                kinds=[EventKind.STATUS_CHANGE])).events
+        if running_seconds(changes, task.started_at, now) >= limit:
+            return MAX_DURATION
+        return None
+
+    async def check(self) -> int:
+        """Announce newly stuck tasks; returns how many messages were sent."""
+        now = self.store.clock()
+        subscriptions = [s for s in await push_store.list_subscriptions(self.store)
+                         if not is_muted(s, now)]
+        if subscriptions:
+            for task in await self.store.running_tasks():
+                reason = await self.reason(task, now)
+                if reason is None:
+                    continue
+                chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)]
+                if chats and await push_store.create_state_once(
+                        self.store, stuck_key(task.id), STUCK_KIND, 0,
+                        {"task_id": task.id, "reason": reason, "pending": chats}):
+                    log.info("task#%d looks stuck (%s)", task.id, reason)
+        return await self._deliver_pending()
+
+    async def _deliver_pending(self) -> int:
+        sent = 0
+        for record in await push_store.states_of_kind(self.store, STUCK_KIND):
+            pending = [int(c) for c in record.body.get("pending", [])]
+            if not pending:
+                continue
+            task = await self.store.find_task(int(record.body["task_id"]))
+            for chat_id in list(pending):
+                if task is not None and task.status is TaskStatus.RUNNING:
+                    sent += await self._announce(task, str(record.body.get("reason")), chat_id)
+                pending.remove(chat_id)
+                await push_store.put_state(self.store, record.key, STUCK_KIND, 0,
+                                           {**record.body, "pending": pending})
+        return sent
+
+    async def _announce(self, task: Task, reason: str, chat_id: int) -> int:
+        body = view_body(ListState().open_task(task.id), NOTICE_KIND)
+        key = await self.store.console.create(NOTICE_KIND, chat_id, body)
+        rendered = messages.stuck(task, reason, key, self.store.clock())
+        try:
+            message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard,
+                                               f"task#{task.id} stuck")
+        except ChatGone as exc:
+            await push_store.unsubscribe(self.store, chat_id)
+            log.warning("chat %s unsubscribed: Telegram says %s", chat_id, exc.reason)
+            return 0
+        except (ChatMoved, Rejected) as exc:
+            log.warning("stuck notice of task#%d to chat %s not sent: %s", task.id, chat_id,
+                        exc)
+            return 0
+        await push_store.update_view(self.store, ViewUpdate(key, message.message_id, body))
+        return 1

@@ -1,0 +1,77 @@
+"""Helpers for the push tests: subscribing, waiting until delivered, reading digests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.context import deps_of
+from storage import push_store
+from tests.e2e.harness import Console, command
+from tests.fakegram import FakeMessage
+
+DIGEST_HEAD = re.compile(r"^\S+ ([\d,]+) tasks? ", re.MULTILINE)
+LISTED = re.compile(r"^\S+ #(\d+) ", re.MULTILINE)
+SINGLE_HEAD = re.compile(r"^\S+ Task (started|resumed|failed|completed|paused)\b")
+
+
+async def subscribe(console: Console, chat: Any = None, user: Any = None) -> FakeMessage:
+    """/subscribe in the chat (the admin's private chat by default); the settings message."""
+    message = await command(console, "/subscribe" if chat is None else "/subscribe@taskops_bot",
+                            user=user, chat=chat)
+    assert "subscribed" in message.text
+    return message
+
+
+def bot_messages(console: Console, chat: Any) -> list[FakeMessage]:
+    return [m for m in console.server.messages(chat) if m.from_bot]
+
+
+def notices(console: Console, chat: Any) -> list[FakeMessage]:
+    """The push messages in a chat: notifications, digests and stuck notices."""
+    return [m for m in bot_messages(console, chat)
+            if is_single(m) or is_digest(m) or "Task looks stuck" in (m.text or "")]
+
+
+def is_single(message: FakeMessage) -> bool:
+    return bool(SINGLE_HEAD.match(message.text or ""))
+
+
+def is_digest(message: FakeMessage) -> bool:
+    first = (message.text or "").split("\n", 1)[0]
+    return bool(DIGEST_HEAD.match(first)) and "in the last" in first
+
+
+def digest_total(message: FakeMessage) -> int:
+    match = DIGEST_HEAD.match(message.text or "")
+    assert match is not None, message.text
+    return int(match.group(1).replace(",", ""))
+
+
+def notified_ids(message: FakeMessage) -> list[int]:
+    """Task ids a single notification (first line "<badge> Task ... · #id name") is about."""
+    match = re.search(r" · #(\d+) ", (message.text or "").split("\n", 1)[0])
+    return [int(match.group(1))] if match else []
+
+
+async def caught_up(console: Console, chat_id: int) -> bool:
+    """Everything in the feed was delivered to the chat (or passed over as unwanted)."""
+    workers = push(console).notifier.workers
+    if chat_id in workers:
+        cursor = workers[chat_id][0].cursor
+    else:
+        sub = await push_store.get_subscription(console.store, chat_id)
+        cursor = sub.cursor if sub is not None else None
+    return cursor is not None and not (await console.store.read_changes(cursor, 1)).events
+
+
+async def wait_delivered(console: Console, *chat_ids: int, timeout: float = 15.0) -> None:
+    for chat_id in chat_ids:
+        await console.server.wait_for(lambda c=chat_id: caught_up(console, c), timeout=timeout,
+                                      message=f"chat {chat_id} not caught up")
+
+
+def push(console: Console) -> Any:
+    service = deps_of(console.app).push
+    assert service is not None
+    return service

@@ -1,0 +1,142 @@
+"""Bursts become digests: nothing missing, nothing twice, no flood-limit violation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from storage.domain import TaskDraft, TaskStatus
+from storage.store import TaskStore
+from tests.e2e.harness import Console, buttons, press, running_console
+from tests.fakegram import FakeMessage, FakeTelegram
+from tests.push.helpers import (
+    LISTED,
+    digest_total,
+    is_digest,
+    is_single,
+    notices,
+    notified_ids,
+    subscribe,
+    wait_delivered,
+)
+
+
+async def running_tasks(store: TaskStore, n: int) -> list[int]:
+    ids = []
+    for i in range(n):
+        task = await store.create_task(TaskDraft(name=f"burst {i:03d} <&>", prompt="p"))
+        await store.start_task(task.id)
+        ids.append(task.id)
+    return ids
+
+
+def delivered(messages: list[FakeMessage]) -> tuple[int, list[int]]:
+    """(changes counted by digests and singles, ids listed anywhere)."""
+    total, listed = 0, []
+    for message in messages:
+        if is_digest(message):
+            total += digest_total(message)
+            listed += [int(i) for i in LISTED.findall(message.text or "")]
+        else:
+            total += 1
+            listed += notified_ids(message)
+    return total, listed
+
+
+async def test_a_burst_of_500_becomes_digests_with_nothing_missing(console: Console) -> None:
+    server = console.server
+    dm = server.private_chat(console.admin)
+    group = server.add_group(-100500, "Ops", members=[console.admin])
+    await subscribe(console)
+    await subscribe(console, chat=group)
+    ids = await running_tasks(console.store, 500)
+    for task_id in ids:
+        await console.store.fail_task(task_id, "Max duration exceeded")
+    await wait_delivered(console, dm.id, group.id, timeout=60)
+    for chat in (dm, group):
+        sent = notices(console, chat)
+        total, listed = delivered(sent)
+        assert total == 500, [m.text[:80] for m in sent]
+        assert len(listed) == len(set(listed))
+        assert set(listed) <= set(ids)
+        digests = [m for m in sent if is_digest(m)]
+        assert digests, "a burst goes as a digest"
+        assert len(sent) <= 10  # not 500 messages
+        assert "tasks failed in the last minute" in digests[0].text
+        assert all(len(m.text) <= 4096 for m in sent)
+    last = notices(console, dm)[-1]
+    if is_digest(last) and digest_total(last) > 60:
+        assert "more" in last.text.splitlines()[-1]
+    assert server.flood_violations == []
+
+
+async def test_a_digest_is_extended_in_place_while_the_burst_lasts(console: Console) -> None:
+    dm = console.server.private_chat(console.admin)
+    await subscribe(console)
+    ids = await running_tasks(console.store, 10)
+    for task_id in ids[:5]:
+        await console.store.fail_task(task_id, "first wave")
+    await wait_delivered(console, dm.id)
+    [digest] = [m for m in notices(console, dm) if is_digest(m)]
+    shown = digest_total(digest)
+    for task_id in ids[5:]:  # within the digest window (10 s)
+        await console.store.fail_task(task_id, "second wave")
+    await wait_delivered(console, dm.id)
+    assert [m for m in notices(console, dm) if is_digest(m)] == [digest]
+    assert digest.edits, "extended in place"
+    assert digest_total(digest) == shown + 5
+    assert delivered(notices(console, dm))[0] == 10
+    listed = [int(i) for i in LISTED.findall(digest.text)]
+    assert listed[:5] == ids[5:][::-1]  # newest first
+
+
+async def test_digest_lists_open_buttons_and_the_list_button(console: Console) -> None:
+    dm = console.server.private_chat(console.admin)
+    await subscribe(console)
+    ids = await running_tasks(console.store, 6)
+    for task_id in ids[:4]:
+        await console.store.fail_task(task_id, "boom")
+    for task_id in ids[4:]:
+        await console.store.finish_task(task_id, "done")
+    await wait_delivered(console, dm.id)
+    sent = notices(console, dm)
+    assert delivered(sent)[0] == 6
+    digest = next(m for m in sent if is_digest(m))
+    labels = buttons(digest)
+    assert labels[-1] == "📋 Show in the list"
+    opened = next(label for label in labels if label.startswith("🔴 #"))
+    await press(console, digest, opened)
+    assert f"#{opened.split('#')[1]}" not in digest.text.splitlines()[0]
+    assert "◀ Back to tasks" in buttons(digest)
+    await press(console, digest, "◀ Back to tasks")
+    assert digest.text.startswith("Tasks ·")
+    # A digest someone pressed is theirs now: later changes start a new message.
+    before = notices(console, dm)
+    more = await running_tasks(console.store, 5)
+    for task_id in more:
+        await console.store.fail_task(task_id, "again")
+    await wait_delivered(console, dm.id)
+    assert digest.text.startswith("Tasks ·")
+    later = [m for m in notices(console, dm) if m not in before]
+    assert digest not in later
+    assert delivered(later)[0] == 5
+
+
+async def test_a_quiet_window_closes_the_digest(fakegram: FakeTelegram, tmp_path: Path) -> None:
+    sections = {"notifications": {"digest_threshold": 2, "digest_window_seconds": 0.5}}
+    async with running_console(fakegram, tmp_path, sections=sections) as console:
+        dm = fakegram.private_chat(console.admin)
+        await subscribe(console)
+        ids = await running_tasks(console.store, 7)
+        for task_id in ids[:5]:
+            await console.store.fail_task(task_id, "burst")
+        await wait_delivered(console, dm.id)
+        await asyncio.sleep(1.0)  # longer than the window: the burst is over
+        await console.store.fail_task(ids[5], "alone")
+        await wait_delivered(console, dm.id)
+        sent = notices(console, dm)
+        assert is_single(sent[-1])
+        assert notified_ids(sent[-1]) == [ids[5]]
+        assert delivered(sent)[0] == 6
+        assert (await console.store.get_task(ids[6])).status is TaskStatus.RUNNING
+        assert fakegram.flood_violations == []
