@@ -22,6 +22,11 @@ async def child(store: TaskStore, chat_id: int | None, name: str = "child",
     return task.id
 
 
+async def relay_ready(console: Console) -> None:
+    """The relay starts at the feed's head the first time: wait until it has one."""
+    await console.server.wait_for(lambda: push(console).relay.cursor is not None, timeout=10)
+
+
 async def wait_relayed(console: Console) -> None:
     relay = push(console).relay
 
@@ -33,6 +38,7 @@ async def wait_relayed(console: Console) -> None:
 
 
 async def test_results_go_to_the_parent_chat_readably(console: Console) -> None:
+    await relay_ready(console)
     dm = console.server.private_chat(console.admin)
     before = len(bot_messages(console, dm))
     done = await child(console.store, dm.id, name=f"report {HOSTILE}")
@@ -63,6 +69,7 @@ async def test_results_go_to_the_parent_chat_readably(console: Console) -> None:
 
 
 async def test_status_updates_go_to_the_parent_chat(console: Console) -> None:
+    await relay_ready(console)
     group = console.server.add_group(-100600, "Team", members=[console.admin])
     task_id = await child(console.store, group.id, name="long run")
     await console.store.append_event(task_id, EventKind.PROGRESS, {
