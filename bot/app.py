@@ -26,6 +26,7 @@ from bot.handlers import (
 )
 from bot.push import service as push
 from bot.ratelimit import ChatRateLimiter
+from bot.updates import PerChatUpdateProcessor
 from storage.store import TaskStore
 from taskops.config import Settings, TelegramMode
 
@@ -59,6 +60,7 @@ def build_application(settings: Settings, store: TaskStore,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
         # Flood limits are paced up front; retries honour the retry_after of a 429.
         .rate_limiter(rate_limiter or ChatRateLimiter(max_retries=3))
+        .concurrent_updates(PerChatUpdateProcessor())
         .build()
     )
     app.bot_data["deps"] = Deps(settings=settings, store=store)

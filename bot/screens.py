@@ -168,9 +168,10 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: Press, state: 
     """Render ``state`` into the pressed message, answer the press, save the state."""
     d = deps(context)
     rendered, state = await render_state(d, state, press.key)
-    # Saved before the edit shows, so a quick next press never acts on the old state.
-    await d.store.console.save(press.key, state.to_json())
     d.rendered[press.key] = fingerprint(rendered)
     message = press.query.message
-    await asyncio.gather(answer(press.query, toast, alert),
+    # One chat's presses are handled one at a time (bot/updates.py), so saving alongside
+    # the edit cannot let a quick next press read the old state.
+    await asyncio.gather(d.store.console.save(press.key, state.to_json()),
+                         answer(press.query, toast, alert),
                          edit(message if isinstance(message, Message) else None, rendered))

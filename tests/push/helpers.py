@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import text
+
 from bot.context import deps_of
 from storage import push_store
 from tests.e2e.harness import Console, command
@@ -62,7 +64,18 @@ async def caught_up(console: Console, chat_id: int) -> bool:
     else:
         sub = await push_store.get_subscription(console.store, chat_id)
         cursor = sub.cursor if sub is not None else None
-    return cursor is not None and not (await console.store.read_changes(cursor, 1)).events
+    if cursor is None:
+        return False
+    if console.store.engines.is_sqlite:
+        return not (await console.store.read_changes(cursor, 1)).events
+    # On PostgreSQL the feed holds back events behind any transaction still open on the
+    # server; "caught up" must mean every committed event, not every one readable now.
+    txid, last_id = (int(part) for part in cursor.split(":"))
+    async with console.store.engines.read.connect() as conn:
+        pending = (await conn.execute(text(
+            "SELECT count(*) FROM task_events WHERE txid > :t OR (txid = :t AND id > :i)"),
+            {"t": txid, "i": last_id})).scalar_one()
+    return pending == 0
 
 
 async def wait_delivered(console: Console, *chat_ids: int, timeout: float = 15.0) -> None:

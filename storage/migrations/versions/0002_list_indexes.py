@@ -30,6 +30,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_cost',
                               [sa.text('coalesce(cost_usd, -1.0)'), 'id', 'cost_usd'],
                               unique=False)
+    # Without fresh statistics SQLite prefers the new (status, trigger, created) index for
+    # a status filter and sorts, 49 ms instead of 0.1 ms at a million tasks.
+    op.execute("ANALYZE tasks")
 
 
 def downgrade() -> None:
