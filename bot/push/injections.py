@@ -123,6 +123,12 @@ class InjectionRelay:
         if self.cursor is not None and self.cursor != self._saved:
             await self._save(self.cursor, delivered=True)
 
+    async def prepare(self) -> None:
+        """Take the cursor before the console starts: on a first start the feed's head is
+        then the moment taskops started, not whenever the loop first runs."""
+        if self.cursor is None:
+            self.cursor = await self._load_cursor()
+
     async def drain(self) -> int:
         """Deliver everything up to the end of the feed; returns how many messages."""
         if self.cursor is None:

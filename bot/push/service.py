@@ -78,6 +78,10 @@ async def start(app: AnyApp) -> PushService:
     d = deps_of(app)
     service = PushService(app)
     d.push = service
+    try:
+        await service.relay.prepare()
+    except Exception:
+        log.exception("push: could not read the results cursor yet; the relay will retry")
     service.start()
     return service
 
