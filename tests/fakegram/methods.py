@@ -151,8 +151,8 @@ class BotApi:
         return info
 
     # --- messages ---------------------------------------------------------------------------
-    async def m_send_message(self, p: Params) -> dict[str, Any]:
-        chat = self.w.find_chat(p.get("chat_id"))
+    def _message_text(self, p: Params) -> tuple[str, str | None, list[dict[str, Any]]]:
+        """A message's text after entity parsing, checked as sendMessage and edits check it."""
         raw = p.string("text")
         if not raw:
             raise bad_request("message text is empty")
@@ -161,6 +161,11 @@ class BotApi:
         )
         if utf16_len(text) > 4096:
             raise bad_request("message is too long")
+        return text, html, entities
+
+    async def m_send_message(self, p: Params) -> dict[str, Any]:
+        chat = self.w.find_chat(p.get("chat_id"))
+        text, html, entities = self._message_text(p)
         inline, other = parse_reply_markup(
             p.get("reply_markup"), inline_only=False, strict=self.w.strict_html
         )
@@ -223,14 +228,7 @@ class BotApi:
             raise bad_request("message can't be edited")
         if msg.text is None:
             raise bad_request("there is no text in the message to edit")
-        raw = p.string("text")
-        if not raw:
-            raise bad_request("message text is empty")
-        text, html, entities = self.w.format_text(
-            raw, p.get("parse_mode"), p.get("entities"), caption=False
-        )
-        if utf16_len(text) > 4096:
-            raise bad_request("message is too long")
+        text, html, entities = self._message_text(p)
         inline, _ = parse_reply_markup(
             p.get("reply_markup"), inline_only=True, strict=self.w.strict_html
         )
