@@ -76,7 +76,6 @@ from sqlalchemy import event
 from telegram import Update
 from telegram.ext import TypeHandler
 
-import bot.screens
 from bench.common import (
     DATA_DIR,
     create_pg_database,
@@ -102,12 +101,13 @@ from bench.latency_common import (
     timed_press,
     watch_calls,
 )
-from bot.app import build_application, start_console, stop_console
-from bot.app_types import AnyApp
-from storage.db import migrate
-from storage.seed import seed_demo
-from storage.store import TaskStore
+from taskops.bot import screens
+from taskops.bot.app import build_application, start_console, stop_console
+from taskops.bot.app_types import AnyApp
 from taskops.config import DatabaseSettings, Secret, Settings, TelegramSettings, UISettings
+from taskops.storage.db import migrate
+from taskops.storage.seed import seed_demo
+from taskops.storage.store import TaskStore
 from tests.fakegram import Call, FakeMessage, FakeTelegram, FloodLimits
 
 BUDGET_RATIO = 2.0
@@ -402,7 +402,7 @@ def install_spans(console: Console) -> Spans:
                                (store, "provider_options", "query")):
         setattr(target, attr, spans.wrap(span, getattr(target, attr)))
     for attr in ("render_list", "render_menu"):
-        setattr(bot.screens, attr, spans.wrap_sync("render", getattr(bot.screens, attr)))
+        setattr(screens, attr, spans.wrap_sync("render", getattr(screens, attr)))
 
     async def mark_dispatch(update: Update, context: Any) -> None:
         if update.callback_query is not None and "dispatch" not in spans.marks:

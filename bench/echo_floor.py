@@ -67,8 +67,8 @@ from bench.latency_common import (
     timed_press,
     watch_calls,
 )
-from bot.app import file_base_url
-from bot.app_types import AnyApp
+from taskops.bot.app import file_base_url
+from taskops.bot.app_types import AnyApp
 from tests.fakegram import FakeMessage, FakeTelegram, FloodLimits
 
 TOKEN = "123456:ECHO-floor_token"

@@ -56,12 +56,12 @@ from bench.common import (
     sqlite_url,
     summarize,
 )
-from storage.db import migrate
-from storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
-from storage.models import TaskRow
-from storage.seed import seed_demo
-from storage.store import TaskStore
 from taskops.config import DatabaseSettings, Settings, UISettings
+from taskops.storage.db import migrate
+from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.storage.models import TaskRow
+from taskops.storage.seed import seed_demo
+from taskops.storage.store import TaskStore
 
 BUDGET_MS = 50.0
 PAGE_SIZE = 20

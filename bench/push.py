@@ -62,15 +62,15 @@ from bench.common import (
     remove_sqlite,
     sqlite_url,
 )
-from bot.app import build_application, start_console, stop_console
-from bot.app_types import AnyApp
-from bot.context import deps_of
-from bot.push.subscription import NotifySettings
-from storage import push_store
-from storage.db import migrate
-from storage.domain import EventKind, TaskDraft, TaskStatus, Trigger
-from storage.store import TaskStore
+from taskops.bot.app import build_application, start_console, stop_console
+from taskops.bot.app_types import AnyApp
+from taskops.bot.context import deps_of
+from taskops.bot.push.subscription import NotifySettings
 from taskops.config import DatabaseSettings, Secret, Settings, TelegramSettings
+from taskops.storage import push_store
+from taskops.storage.db import migrate
+from taskops.storage.domain import EventKind, TaskDraft, TaskStatus, Trigger
+from taskops.storage.store import TaskStore
 from tests.fakegram import Call, FakeTelegram
 
 TOKEN = "123456:BENCH-push"

@@ -53,12 +53,12 @@ from bench.common import (
     sqlite_url,
     summarize,
 )
-from runtime.run import TaskRun
-from runtime.worker import Worker
-from storage.db import migrate
-from storage.domain import EventKind, TaskDraft, TaskStatus
-from storage.store import TaskStore
 from taskops.config import DatabaseSettings, RuntimeSettings, Settings
+from taskops.runtime.run import TaskRun
+from taskops.runtime.worker import Worker
+from taskops.storage.db import migrate
+from taskops.storage.domain import EventKind, TaskDraft, TaskStatus
+from taskops.storage.store import TaskStore
 
 WAITING = "!say started\n!wait 60\n!end completed never"
 

@@ -9,11 +9,11 @@ from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import ApplicationBuilder, Defaults, TypeHandler
 
-from bot import refresh
-from bot.app_types import AnyApp
-from bot.context import Deps, deps_of
-from bot.gate import admin_gate, set_admin_menus
-from bot.handlers import (
+from taskops.bot import refresh
+from taskops.bot.app_types import AnyApp
+from taskops.bot.context import Deps, deps_of
+from taskops.bot.gate import admin_gate, set_admin_menus
+from taskops.bot.handlers import (
     admin,
     answer,
     cronjobs,
@@ -24,11 +24,11 @@ from bot.handlers import (
     task_detail,
     tasks_list,
 )
-from bot.push import service as push
-from bot.ratelimit import ChatRateLimiter
-from bot.updates import PerChatUpdateProcessor
-from storage.store import TaskStore
+from taskops.bot.push import service as push
+from taskops.bot.ratelimit import ChatRateLimiter
+from taskops.bot.updates import PerChatUpdateProcessor
 from taskops.config import Settings, TelegramMode
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 

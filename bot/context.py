@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from telegram.ext import Application, ContextTypes
 
-from storage.store import TaskStore
 from taskops.config import Settings
+from taskops.storage.store import TaskStore
 
 if TYPE_CHECKING:
-    from bot.push.service import PushService
+    from taskops.bot.push.service import PushService
 
 
 @dataclass

@@ -10,14 +10,14 @@ from typing import Any
 from markupsafe import Markup, escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import format as fmt
-from bot.callbacks import Action
-from bot.list_view import MAX_TEXT, Rendered, visible_length
-from bot.markdown import markdown_to_html
-from bot.render import render
-from bot.views import ListState
-from storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
-from storage.store import TaskStore
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action
+from taskops.bot.list_view import MAX_TEXT, Rendered, visible_length
+from taskops.bot.markdown import markdown_to_html
+from taskops.bot.render import render
+from taskops.bot.views import ListState
+from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
+from taskops.storage.store import TaskStore
 
 #: how much of one value (arguments, a result, agent text) a message shows, in characters;
 #: an emoji counts twice towards Telegram's 4096, so one event stays under ~3,000 either way
@@ -144,7 +144,7 @@ def _page_text(header: dict[str, Any], events: list[str], start: int, total: int
 
 
 def _button(text: str, action: Action, key: str, arg: object = "") -> InlineKeyboardButton:
-    from bot.screens import button
+    from taskops.bot.screens import button
 
     return button(text, action, key, arg)
 

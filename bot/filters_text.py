@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from bot.views import ListState
-from storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.bot.views import ListState
+from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
 
 SORT_NAMES = {f.value: f for f in SortField}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from storage.domain import ResultStatus, SortField, Task, TaskStatus, Trigger
+from taskops.storage.domain import ResultStatus, SortField, Task, TaskStatus, Trigger
 
 STATUS_BADGE = {
     TaskStatus.RUNNING: "⚪",

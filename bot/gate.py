@@ -21,8 +21,8 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.commands import COMMANDS
-from bot.context import deps
+from taskops.bot.commands import COMMANDS
+from taskops.bot.context import deps
 
 log = logging.getLogger(__name__)
 

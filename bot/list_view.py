@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import format as fmt
-from bot.callbacks import Action, Callback
-from bot.render import render
-from bot.views import FilterName, ListState
-from storage.domain import ProviderChoice, Task, TaskPage, TaskStatus, Trigger
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action, Callback
+from taskops.bot.render import render
+from taskops.bot.views import FilterName, ListState
+from taskops.storage.domain import ProviderChoice, Task, TaskPage, TaskStatus, Trigger
 
 MAX_TEXT = 4096
 #: (name width, provider width, show token split) — tried in order until the page fits

@@ -15,9 +15,9 @@ from datetime import timedelta
 
 from telegram.ext import ContextTypes
 
-from bot.app_types import AnyApp
-from bot.context import deps_of
-from bot.push.live import LIST_IDLE, refresh_lists
+from taskops.bot.app_types import AnyApp
+from taskops.bot.context import deps_of
+from taskops.bot.push.live import LIST_IDLE, refresh_lists
 
 log = logging.getLogger(__name__)
 

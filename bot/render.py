@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 @cache
 def environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("templates", "."),
+        loader=PackageLoader("taskops.templates", "."),
         # HTML templates escape everything; Markdown documents (the full log) are plain text.
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
         trim_blocks=True,

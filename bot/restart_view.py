@@ -6,14 +6,14 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import format as fmt
-from bot.callbacks import Action
-from bot.list_view import Rendered
-from bot.render import render
-from bot.views import ListState
-from storage.console import new_key
-from storage.domain import ProviderChoice, Task, Trigger
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action
+from taskops.bot.list_view import Rendered
+from taskops.bot.render import render
+from taskops.bot.views import ListState
 from taskops.config import Settings
+from taskops.storage.console import new_key
+from taskops.storage.domain import ProviderChoice, Task, Trigger
 
 USE_DEFAULT = "Use task default"
 SCHEDULED_TRIGGERS = (Trigger.CRONJOB, Trigger.HEARTBEAT, Trigger.CONSOLIDATION)
@@ -50,7 +50,7 @@ def provider_options(settings: Settings) -> list[str]:
 
 
 def _button(text: str, action: Action, key: str, arg: object = "") -> InlineKeyboardButton:
-    from bot.screens import button
+    from taskops.bot.screens import button
 
     return button(text, action, key, arg)
 

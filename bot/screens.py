@@ -17,16 +17,16 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot import format as fmt
-from bot.callbacks import Action, BadCallback, Callback
-from bot.context import Deps, deps
-from bot.detail_view import render_detail
-from bot.list_view import Rendered, menu_options, render_list, render_menu
-from bot.render import render
-from bot.restart_view import render_form, render_provider_menu
-from bot.views import FilterName, ListState, Screen
-from storage.console import ViewRecord
-from storage.domain import ProviderChoice, Task, TaskStatus
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action, BadCallback, Callback
+from taskops.bot.context import Deps, deps
+from taskops.bot.detail_view import render_detail
+from taskops.bot.list_view import Rendered, menu_options, render_list, render_menu
+from taskops.bot.render import render
+from taskops.bot.restart_view import render_form, render_provider_menu
+from taskops.bot.views import FilterName, ListState, Screen
+from taskops.storage.console import ViewRecord
+from taskops.storage.domain import ProviderChoice, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
 
 LIST_KIND = "list"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from storage.domain import Task, TaskEvent
+from taskops.storage.domain import Task, TaskEvent
 
 
 class ProviderError(Exception):

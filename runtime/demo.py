@@ -13,8 +13,15 @@ import asyncio
 import contextlib
 import logging
 
-from storage.domain import ListFilters, ProviderChoice, StoreError, TaskDraft, TaskStatus, Trigger
-from storage.store import TaskStore
+from taskops.storage.domain import (
+    ListFilters,
+    ProviderChoice,
+    StoreError,
+    TaskDraft,
+    TaskStatus,
+    Trigger,
+)
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
 

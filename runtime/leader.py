@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.store import TaskStore
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
 

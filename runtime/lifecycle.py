@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from storage.domain import EventKind, Task, TaskEvent, TaskStatus
+from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
 
 WORKER_LOST_MESSAGE = "Worker lost: the task's worker stopped unexpectedly"
 

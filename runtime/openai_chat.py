@@ -22,16 +22,16 @@ from typing import Any
 
 import httpx
 
-from runtime.agent import AgentIO, ProviderError, RunContext, ToolSpec
-from runtime.openai_stream import (
+from taskops.config import ProviderSettings
+from taskops.runtime.agent import AgentIO, ProviderError, RunContext, ToolSpec
+from taskops.runtime.openai_stream import (
     ErrorReply,
     MalformedReply,
     Reply,
     StreamReader,
     parse_completion,
 )
-from storage.domain import EventKind
-from taskops.config import ProviderSettings
+from taskops.storage.domain import EventKind
 
 SYSTEM_PROMPT = """You are a background task agent. Work on the task with the tools you have; \
 keep narration short. When you are done, your last message must have exactly this format:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.agent import (
+from taskops.config import ProviderKind, ProviderSettings, Settings
+from taskops.runtime.agent import (
     AgentIO,
     Provider,
     ProviderError,
@@ -18,9 +19,8 @@ from runtime.agent import (
     ToolOutcome,
     ToolSpec,
 )
-from runtime.openai_chat import OpenAIProvider
-from runtime.scripted import ScriptedProvider
-from taskops.config import ProviderKind, ProviderSettings, Settings
+from taskops.runtime.openai_chat import OpenAIProvider
+from taskops.runtime.scripted import ScriptedProvider
 
 ProviderFactory = Callable[[ProviderSettings], Provider]
 

@@ -23,15 +23,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from runtime.agent import Provider, ProviderError, RunContext, ToolOutcome
-from runtime.lifecycle import answers_of, running_seconds
-from runtime.loops import LoopDetected, LoopDetector
-from runtime.scripted import ScriptError
-from runtime.tools import ToolRegistry
-from storage import worker_store
-from storage.domain import EventKind, InvalidTransition, Task, TaskEvent, TaskStatus
-from storage.store import TaskStore
 from taskops.config import Settings, ThinkingLevel
+from taskops.runtime.agent import Provider, ProviderError, RunContext, ToolOutcome
+from taskops.runtime.lifecycle import answers_of, running_seconds
+from taskops.runtime.loops import LoopDetected, LoopDetector
+from taskops.runtime.scripted import ScriptError
+from taskops.runtime.tools import ToolRegistry
+from taskops.storage import worker_store
+from taskops.storage.domain import EventKind, InvalidTransition, Task, TaskEvent, TaskStatus
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
 T = TypeVar("T")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from runtime.agent import AgentIO, RunContext, ToolOutcome
-from storage.domain import ResultStatus, Task
+from taskops.runtime.agent import AgentIO, RunContext, ToolOutcome
+from taskops.storage.domain import ResultStatus, Task
 
 #: a scripted ``!loop`` gives up after this many calls when loop detection is off
 LOOP_GIVE_UP = 50

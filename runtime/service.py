@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime.demo import run_demo
-from runtime.providers import Providers
-from runtime.triggers import Triggers
-from runtime.worker import Worker
-from storage.store import TaskStore
 from taskops.config import Settings
+from taskops.runtime.demo import run_demo
+from taskops.runtime.providers import Providers
+from taskops.runtime.triggers import Triggers
+from taskops.runtime.worker import Worker
+from taskops.storage.store import TaskStore
 
 
 async def run_runtime(store: TaskStore, settings: Settings, stop: asyncio.Event, *,

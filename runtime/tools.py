@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runtime.agent import ToolOutcome, ToolSpec
+from taskops.runtime.agent import ToolOutcome, ToolSpec
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from typing import Any, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from runtime.leader import LeaderLock, leader_lock
-from storage import worker_store
-from storage.domain import ProviderChoice, StoreError, Task, TaskDraft, Trigger
-from storage.store import TaskStore
 from taskops.config import Settings
+from taskops.runtime.leader import LeaderLock, leader_lock
+from taskops.storage import worker_store
+from taskops.storage.domain import ProviderChoice, StoreError, Task, TaskDraft, Trigger
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
 

@@ -25,13 +25,14 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from runtime.lifecycle import WORKER_LOST_MESSAGE, progress_payload
-from runtime.providers import ProviderError, Providers
-from runtime.run import RunEnd, TaskRun
-from runtime.tools import ToolRegistry, load_plugins
-from runtime.tools import registry as default_tools
-from storage import worker_store
-from storage.domain import (
+from taskops.config import Settings
+from taskops.runtime.lifecycle import WORKER_LOST_MESSAGE, progress_payload
+from taskops.runtime.providers import ProviderError, Providers
+from taskops.runtime.run import RunEnd, TaskRun
+from taskops.runtime.tools import ToolRegistry, load_plugins
+from taskops.runtime.tools import registry as default_tools
+from taskops.storage import worker_store
+from taskops.storage.domain import (
     MAX_DURATION_MESSAGE,
     PAUSED_TIMEOUT_MESSAGE,
     EventKind,
@@ -40,9 +41,8 @@ from storage.domain import (
     TaskStatus,
     Trigger,
 )
-from storage.signals import TaskChange
-from storage.store import TaskStore
-from taskops.config import Settings
+from taskops.storage.signals import TaskChange
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from storage.db import Engines
-from storage.models import AuditRow, ConsoleStateRow
+from taskops.storage.db import Engines
+from taskops.storage.models import AuditRow, ConsoleStateRow
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 8

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import listing
-from storage.models import MetaRow, TaskCountRow, TaskRow
+from taskops.storage import listing
+from taskops.storage.models import MetaRow, TaskCountRow, TaskRow
 
 META_KEY = "counts_timezone"
 

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.domain import StoreError, TaskEvent
-from storage.models import TaskEventRow
-from storage.rows import row_to_event
+from taskops.storage.domain import StoreError, TaskEvent
+from taskops.storage.models import TaskEventRow
+from taskops.storage.rows import row_to_event
 
 #: the oldest transaction still in flight: every writer below it has committed or aborted
 PG_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"

@@ -20,9 +20,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, operators
 
-from storage.domain import ListFilters, ProviderChoice, Sort, SortField, Task, TaskPage
-from storage.models import COST_SORT_KEY, TaskCountRow, TaskRow
-from storage.rows import row_to_task
+from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, Task, TaskPage
+from taskops.storage.models import COST_SORT_KEY, TaskCountRow, TaskRow
+from taskops.storage.rows import row_to_task
 
 COUNT_KEY = ("day", "status", "trigger", "provider", "model", "used_default")
 

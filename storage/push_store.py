@@ -23,11 +23,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.console import ViewRecord
-from storage.domain import Task
-from storage.models import ConsoleStateRow, SubscriptionRow, TaskRow
-from storage.rows import row_to_task
-from storage.store import TaskStore
+from taskops.storage.console import ViewRecord
+from taskops.storage.domain import Task
+from taskops.storage.models import ConsoleStateRow, SubscriptionRow, TaskRow
+from taskops.storage.rows import row_to_task
+from taskops.storage.store import TaskStore
 
 
 @dataclass(frozen=True)

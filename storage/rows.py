@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus, Trigger
+from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus, Trigger
 
 
 def row_to_task(row: Any) -> Task:

@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.domain import (
+from taskops.storage.domain import (
     MAX_DURATION_MESSAGE,
     PAUSED_TIMEOUT_MESSAGE,
     SILENT_STATUS_MESSAGE,
@@ -54,8 +54,8 @@ from storage.domain import (
     injection_block,
     parse_final_message,
 )
-from storage.models import UTCDateTime
-from storage.store import TaskStore, sort_name
+from taskops.storage.models import UTCDateTime
+from taskops.storage.store import TaskStore, sort_name
 
 CHUNK_TASKS = 10_000
 HISTORY = timedelta(days=30)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from storage.domain import EventKind, TaskStatus
+from taskops.storage.domain import EventKind, TaskStatus
 
 
 @dataclass(frozen=True)

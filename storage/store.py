@@ -18,10 +18,11 @@ from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import counts, feed, listing
-from storage.console import ConsoleStore
-from storage.db import Engines, create_engines, migrate
-from storage.domain import (
+from taskops.config import Settings
+from taskops.storage import counts, feed, listing
+from taskops.storage.console import ConsoleStore
+from taskops.storage.db import Engines, create_engines, migrate
+from taskops.storage.domain import (
     ACTIVE_STATUSES,
     EventKind,
     EventPage,
@@ -46,11 +47,10 @@ from storage.domain import (
     parse_final_message,
     restart_refused_message,
 )
-from storage.feed import FeedBatch
-from storage.models import TaskEventRow, TaskRow
-from storage.rows import row_to_event, row_to_task
-from storage.signals import ChangeBus, TaskChange
-from taskops.config import Settings
+from taskops.storage.feed import FeedBatch
+from taskops.storage.models import TaskEventRow, TaskRow
+from taskops.storage.rows import row_to_event, row_to_task
+from taskops.storage.signals import ChangeBus, TaskChange
 
 NAME_MAX = 200
 

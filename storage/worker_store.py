@@ -24,11 +24,11 @@ from sqlalchemy import and_, func, insert, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from storage.domain import EventKind, Task, TaskDraft, TaskStatus
-from storage.models import CronjobRow, MetaRow, TaskEventRow, TaskRow
-from storage.rows import row_to_task
-from storage.signals import TaskChange
-from storage.store import TaskStore
+from taskops.storage.domain import EventKind, Task, TaskDraft, TaskStatus
+from taskops.storage.models import CronjobRow, MetaRow, TaskEventRow, TaskRow
+from taskops.storage.rows import row_to_task
+from taskops.storage.signals import TaskChange
+from taskops.storage.store import TaskStore
 
 #: the status_change payload of a claim; the same text ``TaskStore.start_task`` writes
 _STARTED = {"old": None, "new": TaskStatus.RUNNING.value, "message": "Task started"}

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import make_url
 
-from storage.store import TaskStore
 from taskops.config import ConfigError, Settings, load_settings
 from taskops.logs import setup_logging
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops")
 
@@ -81,8 +81,8 @@ def _is_sqlite(settings: Settings) -> bool:
 
 
 async def _open_store(settings: Settings, *, migrate_sqlite: bool = True) -> TaskStore:
-    from storage.db import current_revision, head_revision, migrate
-    from storage.store import TaskStore
+    from taskops.storage.db import current_revision, head_revision, migrate
+    from taskops.storage.store import TaskStore
 
     url = settings.database.url
     if _is_sqlite(settings) and migrate_sqlite:
@@ -94,7 +94,7 @@ async def _open_store(settings: Settings, *, migrate_sqlite: bool = True) -> Tas
 
 
 async def _cmd_migrate(settings: Settings) -> int:
-    from storage.db import migrate
+    from taskops.storage.db import migrate
 
     await migrate(settings.database.url)
     print(f"migrated {settings.database.safe_url}")
@@ -102,7 +102,7 @@ async def _cmd_migrate(settings: Settings) -> int:
 
 
 async def _cmd_seed(settings: Settings, tasks: int, seed: int) -> int:
-    from storage.seed import seed_demo
+    from taskops.storage.seed import seed_demo
 
     if tasks < 1:
         raise CliError("taskops: --tasks must be at least 1")
@@ -117,7 +117,7 @@ async def _cmd_seed(settings: Settings, tasks: int, seed: int) -> int:
 
 
 async def _cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    from storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
+    from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
 
     if (args.provider is None) != (args.model is None):
         raise CliError("taskops: --provider and --model go together")
@@ -146,7 +146,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _cmd_worker(settings: Settings) -> int:
-    from runtime.service import run_runtime
+    from taskops.runtime.service import run_runtime
 
     store = await _open_store(settings)
     try:
@@ -160,8 +160,8 @@ async def _cmd_worker(settings: Settings) -> int:
 async def _cmd_run(settings: Settings, demo: bool) -> int:
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import build_application, start_console, stop_console
-    from runtime.service import run_runtime
+    from taskops.bot.app import build_application, start_console, stop_console
+    from taskops.runtime.service import run_runtime
 
     if not settings.telegram.token:
         raise CliError("taskops: no Telegram bot token: set TASKOPS_TELEGRAM_TOKEN "
@@ -172,7 +172,7 @@ async def _cmd_run(settings: Settings, demo: bool) -> int:
     store = await _open_store(settings)
     try:
         if demo and (await store.list_tasks(page_size=1)).total == 0:
-            from storage.seed import seed_demo
+            from taskops.storage.seed import seed_demo
 
             report = await seed_demo(store, 500)
             log.info("demo: seeded %d tasks", report.tasks)

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from storage.db import migrate
-from storage.store import TaskStore
+from taskops.storage.db import migrate
+from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_settings
 
 # python-telegram-bot 22 warns (an error under filterwarnings=error) when a RetryAfter's

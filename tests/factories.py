@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from storage.domain import EventKind, ProviderChoice, Task, TaskDraft, Trigger
-from storage.store import TaskStore
 from taskops.config import Settings, load_settings
+from taskops.storage.domain import EventKind, ProviderChoice, Task, TaskDraft, Trigger
+from taskops.storage.store import TaskStore
 
 
 class FakeClock:

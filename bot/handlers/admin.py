@@ -5,8 +5,8 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot.commands import COMMANDS
-from bot.render import render
+from taskops.bot.commands import COMMANDS
+from taskops.bot.render import render
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

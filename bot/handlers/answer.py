@@ -5,19 +5,19 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot import format as fmt
-from bot.callbacks import Action
-from bot.commands import Command
-from bot.commands import register as register_command
-from bot.context import deps
-from bot.handlers.kill import admin_name
-from bot.handlers.prompts import ask, register_prompt
-from bot.handlers.task_detail import parse_task_id
-from bot.render import render
-from bot.screens import answer, load_press, show_in
-from bot.views import ListState
-from storage.console import ViewRecord
-from storage.domain import InvalidTransition, StoreError, TaskStatus
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action
+from taskops.bot.commands import Command
+from taskops.bot.commands import register as register_command
+from taskops.bot.context import deps
+from taskops.bot.handlers.kill import admin_name
+from taskops.bot.handlers.prompts import ask, register_prompt
+from taskops.bot.handlers.task_detail import parse_task_id
+from taskops.bot.render import render
+from taskops.bot.screens import answer, load_press, show_in
+from taskops.bot.views import ListState
+from taskops.storage.console import ViewRecord
+from taskops.storage.domain import InvalidTransition, StoreError, TaskStatus
 
 
 async def _resume(update: Update, context: ContextTypes.DEFAULT_TYPE, task_id: int,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot import format as fmt
-from bot.commands import Command
-from bot.commands import register as register_command
-from bot.context import deps
-from bot.render import render
-from storage.worker_store import list_cronjobs
+from taskops.bot import format as fmt
+from taskops.bot.commands import Command
+from taskops.bot.commands import register as register_command
+from taskops.bot.context import deps
+from taskops.bot.render import render
+from taskops.storage.worker_store import list_cronjobs
 
 
 async def cronjobs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,15 +8,15 @@ from dataclasses import replace
 from telegram import Update, User
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.callbacks import Action
-from bot.commands import Command
-from bot.commands import register as register_command
-from bot.context import deps
-from bot.handlers.task_detail import parse_task_id
-from bot.render import render
-from bot.screens import answer, finish_press, load_press, show_new
-from bot.views import ListState, Screen
-from storage.domain import InvalidTransition, StoreError, TaskStatus, kill_refused_message
+from taskops.bot.callbacks import Action
+from taskops.bot.commands import Command
+from taskops.bot.commands import register as register_command
+from taskops.bot.context import deps
+from taskops.bot.handlers.task_detail import parse_task_id
+from taskops.bot.render import render
+from taskops.bot.screens import answer, finish_press, load_press, show_new
+from taskops.bot.views import ListState, Screen
+from taskops.storage.domain import InvalidTransition, StoreError, TaskStatus, kill_refused_message
 
 log = logging.getLogger(__name__)
 KILLED = "Task killed successfully."

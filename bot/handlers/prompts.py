@@ -12,10 +12,10 @@ from typing import Any
 from telegram import ForceReply, Message, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.context import deps
-from bot.render import render
-from bot.screens import EXPIRED
-from storage.console import ViewRecord
+from taskops.bot.context import deps
+from taskops.bot.render import render
+from taskops.bot.screens import EXPIRED
+from taskops.storage.console import ViewRecord
 
 PROMPT_KIND = "prompt"
 #: (update, context, the prompt, the console view it was asked from, the typed text)

@@ -8,16 +8,16 @@ from dataclasses import replace
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from bot.callbacks import Action
-from bot.context import deps
-from bot.handlers.kill import admin_name
-from bot.handlers.prompts import ask, register_prompt
-from bot.render import render
-from bot.restart_view import FIELD_ASK, Field, new_draft, provider_options
-from bot.screens import answer, finish_press, load_press, show_in
-from bot.views import ListState, Screen
-from storage.console import ViewRecord
-from storage.domain import (
+from taskops.bot.callbacks import Action
+from taskops.bot.context import deps
+from taskops.bot.handlers.kill import admin_name
+from taskops.bot.handlers.prompts import ask, register_prompt
+from taskops.bot.render import render
+from taskops.bot.restart_view import FIELD_ASK, Field, new_draft, provider_options
+from taskops.bot.screens import answer, finish_press, load_press, show_in
+from taskops.bot.views import ListState, Screen
+from taskops.storage.console import ViewRecord
+from taskops.storage.domain import (
     RESTART_DISABLED_REASON,
     InvalidTransition,
     ProviderChoice,
@@ -102,7 +102,7 @@ async def on_restart_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 
 async def _save(press: object, context: ContextTypes.DEFAULT_TYPE, state: ListState) -> None:
-    from bot.screens import Press
+    from taskops.bot.screens import Press
 
     assert isinstance(press, Press)
     assert state.draft is not None

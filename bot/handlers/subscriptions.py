@@ -12,20 +12,20 @@ import logging
 from telegram import Message, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.callbacks import Action, BadCallback, Callback
-from bot.commands import Command
-from bot.commands import register as register_command
-from bot.context import Deps, deps
-from bot.gate import is_admin
-from bot.handlers.kill import admin_name
-from bot.push import live
-from bot.push.settings_view import SETTINGS_KIND, render_settings, render_status
-from bot.push.subscription import Mute, NotifySettings, settings_of
-from bot.screens import answer, edit, finish_press, load_press
-from bot.views import Screen
-from storage import push_store
-from storage.domain import TaskStatus
-from storage.push_store import Subscription
+from taskops.bot.callbacks import Action, BadCallback, Callback
+from taskops.bot.commands import Command
+from taskops.bot.commands import register as register_command
+from taskops.bot.context import Deps, deps
+from taskops.bot.gate import is_admin
+from taskops.bot.handlers.kill import admin_name
+from taskops.bot.push import live
+from taskops.bot.push.settings_view import SETTINGS_KIND, render_settings, render_status
+from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
+from taskops.bot.screens import answer, edit, finish_press, load_press
+from taskops.bot.views import Screen
+from taskops.storage import push_store
+from taskops.storage.domain import TaskStatus
+from taskops.storage.push_store import Subscription
 
 log = logging.getLogger(__name__)
 SETTINGS_EXPIRED = "These settings have expired — send /notifications again."

@@ -7,17 +7,17 @@ from dataclasses import replace
 from telegram import InputFile, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot import format as fmt
-from bot.callbacks import Action
-from bot.commands import Command
-from bot.commands import register as register_command
-from bot.context import deps
-from bot.detail_view import pretty
-from bot.render import render, render_document
-from bot.screens import answer, finish_press, load_press, show_new
-from bot.views import ListState, Screen
-from storage.domain import Task, TaskEvent
-from storage.store import TaskStore
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action
+from taskops.bot.commands import Command
+from taskops.bot.commands import register as register_command
+from taskops.bot.context import deps
+from taskops.bot.detail_view import pretty
+from taskops.bot.render import render, render_document
+from taskops.bot.screens import answer, finish_press, load_press, show_new
+from taskops.bot.views import ListState, Screen
+from taskops.storage.domain import Task, TaskEvent
+from taskops.storage.store import TaskStore
 
 LOG_CHUNK = 500
 

@@ -9,15 +9,15 @@ from datetime import date, timedelta
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.callbacks import Action
-from bot.commands import Command
-from bot.commands import register as register_command
-from bot.context import deps
-from bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
-from bot.handlers.prompts import ask, register_prompt
-from bot.list_view import menu_options
-from bot.render import render
-from bot.screens import (
+from taskops.bot.callbacks import Action
+from taskops.bot.commands import Command
+from taskops.bot.commands import register as register_command
+from taskops.bot.context import deps
+from taskops.bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
+from taskops.bot.handlers.prompts import ask, register_prompt
+from taskops.bot.list_view import menu_options
+from taskops.bot.render import render
+from taskops.bot.screens import (
     Press,
     answer,
     finish_press,
@@ -25,9 +25,16 @@ from bot.screens import (
     show_in,
     show_new,
 )
-from bot.views import FilterName, ListState, Screen
-from storage.console import ViewRecord
-from storage.domain import SORT_CYCLE, ListFilters, ProviderChoice, Sort, TaskStatus, Trigger
+from taskops.bot.views import FilterName, ListState, Screen
+from taskops.storage.console import ViewRecord
+from taskops.storage.domain import (
+    SORT_CYCLE,
+    ListFilters,
+    ProviderChoice,
+    Sort,
+    TaskStatus,
+    Trigger,
+)
 
 LIST_ACTIONS = {Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
                 Action.CHOOSE, Action.MENU_PAGE, Action.BACK, Action.PROMPT_DATE, Action.NOOP,

@@ -28,8 +28,8 @@ from telegram.error import (
     TelegramError,
 )
 
-from bot.push.options import PushOptions
-from bot.push.pacing import Pacer
+from taskops.bot.push.options import PushOptions
+from taskops.bot.push.pacing import Pacer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

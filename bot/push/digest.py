@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.push.messages import DigestItem
-from storage.domain import TaskStatus
+from taskops.bot.push.messages import DigestItem
+from taskops.storage.domain import TaskStatus
 
 #: send times kept for pacing after a restart (covers a group's minute window)
 SENT_KEPT = 25

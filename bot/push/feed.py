@@ -14,10 +14,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from bot.push.options import PushOptions
-from storage import push_store
-from storage.domain import EventKind, Task, TaskEvent
-from storage.store import TaskStore
+from taskops.bot.push.options import PushOptions
+from taskops.storage import push_store
+from taskops.storage.domain import EventKind, Task, TaskEvent
+from taskops.storage.store import TaskStore
 
 CACHE_SIZE = 64
 #: a full batch cannot change; a short one can only grow, and whoever reads it next from

@@ -20,14 +20,14 @@ import contextlib
 import logging
 import time
 
-from bot.push import messages
-from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from bot.push.feed import Batch, FeedReader
-from bot.push.options import PushOptions
-from storage import push_store
-from storage.domain import EventKind, Task, TaskEvent
-from storage.store import TaskStore
+from taskops.bot.push import messages
+from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.push.feed import Batch, FeedReader
+from taskops.bot.push.options import PushOptions
 from taskops.config import TasksSettings, TelegramDelivery
+from taskops.storage import push_store
+from taskops.storage.domain import EventKind, Task, TaskEvent
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 CURSOR_KEY = "cursor-injections"

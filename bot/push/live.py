@@ -29,19 +29,19 @@ from datetime import datetime, timedelta
 
 from telegram.error import BadRequest, TelegramError
 
-from bot.app_types import AnyApp
-from bot.context import Deps, deps_of
-from bot.list_view import Rendered
-from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from bot.push.notifier import DIGEST_KIND, NOTICE_KIND, PUSH_MARK
-from bot.push.options import PushOptions
-from bot.screens import edit, fingerprint, render_state
-from bot.views import LIST_KIND, ListState, Screen
-from storage import push_store
-from storage.console import ViewRecord
-from storage.domain import TaskStatus
-from storage.signals import TaskChange
-from storage.store import TaskStore
+from taskops.bot.app_types import AnyApp
+from taskops.bot.context import Deps, deps_of
+from taskops.bot.list_view import Rendered
+from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.push.notifier import DIGEST_KIND, NOTICE_KIND, PUSH_MARK
+from taskops.bot.push.options import PushOptions
+from taskops.bot.screens import edit, fingerprint, render_state
+from taskops.bot.views import LIST_KIND, ListState, Screen
+from taskops.storage import push_store
+from taskops.storage.console import ViewRecord
+from taskops.storage.domain import TaskStatus
+from taskops.storage.signals import TaskChange
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 

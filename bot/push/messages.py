@@ -11,14 +11,14 @@ from typing import Any
 from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
-from bot import format as fmt
-from bot.callbacks import Action
-from bot.detail_view import cut
-from bot.list_view import MAX_TEXT, Rendered, visible_length
-from bot.markdown import markdown_to_html
-from bot.render import render
-from bot.screens import button
-from storage.domain import ResultStatus, Task, TaskStatus, Trigger
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action
+from taskops.bot.detail_view import cut
+from taskops.bot.list_view import MAX_TEXT, Rendered, visible_length
+from taskops.bot.markdown import markdown_to_html
+from taskops.bot.render import render
+from taskops.bot.screens import button
+from taskops.storage.domain import ResultStatus, Task, TaskStatus, Trigger
 
 #: how much of a summary or error a notification shows
 NOTE_LIMIT = 500

@@ -22,19 +22,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from bot.push import messages
-from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from bot.push.digest import DeliveryState, Digest
-from bot.push.feed import Batch, FeedReader
-from bot.push.messages import DigestItem
-from bot.push.options import PushOptions
-from bot.push.subscription import is_muted, settings_of
-from bot.views import ListState
-from storage import push_store
-from storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
-from storage.push_store import Subscription, ViewUpdate
-from storage.store import TaskStore
+from taskops.bot.push import messages
+from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.push.digest import DeliveryState, Digest
+from taskops.bot.push.feed import Batch, FeedReader
+from taskops.bot.push.messages import DigestItem
+from taskops.bot.push.options import PushOptions
+from taskops.bot.push.subscription import is_muted, settings_of
+from taskops.bot.views import ListState
 from taskops.config import NotificationSettings
+from taskops.storage import push_store
+from taskops.storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
+from taskops.storage.push_store import Subscription, ViewUpdate
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 #: marks a view the push side sent and no one has pressed yet (a press saves a plain state)

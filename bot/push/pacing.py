@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from bot.push.options import PushOptions
+from taskops.bot.push.options import PushOptions
 
 
 class TokenBucket:

@@ -11,17 +11,17 @@ import asyncio
 import contextlib
 import logging
 
-from bot.app_types import AnyApp
-from bot.context import deps_of
-from bot.push.delivery import Telegram
-from bot.push.injections import InjectionRelay
-from bot.push.live import LiveEditor
-from bot.push.notifier import Notifier
-from bot.push.options import PushOptions
-from bot.push.pacing import Pacer
-from bot.push.stuck import StuckWatch
-from storage.domain import EventKind
-from storage.signals import TaskChange
+from taskops.bot.app_types import AnyApp
+from taskops.bot.context import deps_of
+from taskops.bot.push.delivery import Telegram
+from taskops.bot.push.injections import InjectionRelay
+from taskops.bot.push.live import LiveEditor
+from taskops.bot.push.notifier import Notifier
+from taskops.bot.push.options import PushOptions
+from taskops.bot.push.pacing import Pacer
+from taskops.bot.push.stuck import StuckWatch
+from taskops.storage.domain import EventKind
+from taskops.storage.signals import TaskChange
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 2.0

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import format as fmt
-from bot.callbacks import Action
-from bot.list_view import Rendered
-from bot.push.subscription import (
+from taskops.bot import format as fmt
+from taskops.bot.callbacks import Action
+from taskops.bot.list_view import Rendered
+from taskops.bot.push.subscription import (
     MUTED_FOREVER,
     STATUS_ORDER,
     STUCK,
@@ -18,11 +18,11 @@ from bot.push.subscription import (
     is_muted,
     settings_of,
 )
-from bot.render import render
-from bot.screens import button
-from storage.domain import Trigger
-from storage.push_store import Subscription
+from taskops.bot.render import render
+from taskops.bot.screens import button
 from taskops.config import NotificationSettings
+from taskops.storage.domain import Trigger
+from taskops.storage.push_store import Subscription
 
 #: the console_state kind of a settings message (its buttons carry the key)
 SETTINGS_KIND = "subscription"

@@ -15,17 +15,17 @@ import asyncio
 import logging
 from datetime import datetime
 
-from bot.push import messages
-from bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from bot.push.notifier import NOTICE_KIND, view_body
-from bot.push.options import PushOptions
-from bot.push.subscription import is_muted, settings_of
-from bot.views import ListState
-from storage import push_store
-from storage.domain import EventKind, Task, TaskEvent, TaskStatus
-from storage.push_store import ViewUpdate
-from storage.store import TaskStore
+from taskops.bot.push import messages
+from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.push.notifier import NOTICE_KIND, view_body
+from taskops.bot.push.options import PushOptions
+from taskops.bot.push.subscription import is_muted, settings_of
+from taskops.bot.views import ListState
 from taskops.config import NotificationSettings
+from taskops.storage import push_store
+from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
+from taskops.storage.push_store import ViewUpdate
+from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 STUCK_KIND = "stuck"

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from storage.domain import Task, TaskStatus, Trigger
-from storage.push_store import Subscription
+from taskops.storage.domain import Task, TaskStatus, Trigger
+from taskops.storage.push_store import Subscription
 
 #: the order of the status buttons
 STATUS_ORDER = (TaskStatus.FAILED, TaskStatus.PAUSED, TaskStatus.COMPLETED, TaskStatus.RUNNING)

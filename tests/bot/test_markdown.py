@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from bot.markdown import link_allowed, markdown_to_html, markdown_to_plain
+from taskops.bot.markdown import link_allowed, markdown_to_html, markdown_to_plain
 from tests.fakegram import HtmlError, parse_html
 
 MD = MarkdownIt("commonmark", {"maxNesting": 50}).enable(["table", "strikethrough"])

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telegram import Bot
 
-from bot.callbacks import Action, BadCallback, Callback
-from bot.detail_view import render_event
-from bot.filters_text import FilterSyntaxError, parse_list_args, to_text
-from bot.list_view import MAX_TEXT, render_list, visible_length
-from bot.views import ListState
-from storage.domain import (
+from taskops.bot.callbacks import Action, BadCallback, Callback
+from taskops.bot.detail_view import render_event
+from taskops.bot.filters_text import FilterSyntaxError, parse_list_args, to_text
+from taskops.bot.list_view import MAX_TEXT, render_list, visible_length
+from taskops.bot.views import ListState
+from taskops.storage.domain import (
     EventKind,
     ListFilters,
     ProviderChoice,

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app import AnyApp, build_application, start_console, stop_console
-from storage.db import migrate
-from storage.store import TaskStore
+from taskops.bot.app import AnyApp, build_application, start_console, stop_console
 from taskops.config import Settings
+from taskops.storage.db import migrate
+from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_settings
 from tests.fakegram import FakeTelegram, FakeUser
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.domain import EventKind, TaskDraft, TaskStatus, Trigger
-from storage.worker_store import fire_trigger, sync_cronjobs
+from taskops.storage.domain import EventKind, TaskDraft, TaskStatus, Trigger
+from taskops.storage.worker_store import fire_trigger, sync_cronjobs
 from tests.e2e.harness import command, press, running_console
 from tests.factories import make_task
 from tests.fakegram import FakeTelegram

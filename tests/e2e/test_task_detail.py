@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from storage.domain import EventKind, ProviderChoice, TaskStatus, Trigger
+from taskops.storage.domain import EventKind, ProviderChoice, TaskStatus, Trigger
 from tests.e2e.harness import (
     Console,
     buttons,

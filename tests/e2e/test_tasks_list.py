@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.refresh import refresh_lists
-from storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.bot.refresh import refresh_lists
+from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
 from tests.e2e.harness import Console, buttons, command, press, running_console, task_ids
 from tests.factories import make_task
 from tests.fakegram import FakeTelegram

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bot.context import deps_of
-from storage import push_store
+from taskops.bot.context import deps_of
+from taskops.storage import push_store
 from tests.e2e.harness import Console, command
 from tests.fakegram import FakeMessage
 

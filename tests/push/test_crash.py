@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.push.subscription import NotifySettings
-from storage import push_store
-from storage.db import migrate
-from storage.domain import TaskDraft, TaskStatus, Trigger
-from storage.store import TaskStore
+from taskops.bot.push.subscription import NotifySettings
+from taskops.storage import push_store
+from taskops.storage.db import migrate
+from taskops.storage.domain import TaskDraft, TaskStatus, Trigger
+from taskops.storage.store import TaskStore
 from tests.e2e.test_process import process_env
 from tests.factories import make_settings
 from tests.fakegram import FakeTelegram

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.store import TaskStore
+from taskops.storage.store import TaskStore
 from tests.e2e.harness import Console, running_console
 from tests.factories import make_task
 from tests.fakegram import FakeTelegram

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from storage.domain import TaskDraft, TaskStatus
-from storage.store import TaskStore
+from taskops.storage.domain import TaskDraft, TaskStatus
+from taskops.storage.store import TaskStore
 from tests.e2e.harness import Console, buttons, press, running_console
 from tests.fakegram import FakeMessage, FakeTelegram
 from tests.push.helpers import (

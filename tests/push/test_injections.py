@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.domain import EventKind, TaskDraft, Trigger
-from storage.store import TaskStore
+from taskops.storage.domain import EventKind, TaskDraft, Trigger
+from taskops.storage.store import TaskStore
 from tests.e2e.harness import Console, running_console
 from tests.fakegram import FakeTelegram
 from tests.push.helpers import bot_messages, push

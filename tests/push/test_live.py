@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from bot.push.live import FOLLOW_KIND
-from storage import push_store
-from storage.domain import EventKind
+from taskops.bot.push.live import FOLLOW_KIND
+from taskops.storage import push_store
+from taskops.storage.domain import EventKind
 from tests.e2e.harness import Console, buttons, command, press
 from tests.factories import make_task
 from tests.fakegram import FakeMessage

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from storage import push_store
-from storage.domain import EventKind, ProviderChoice, TaskStatus, Trigger
+from taskops.storage import push_store
+from taskops.storage.domain import EventKind, ProviderChoice, TaskStatus, Trigger
 from tests.e2e.harness import Console, buttons, command, press
 from tests.factories import make_task
 from tests.push.helpers import (
@@ -190,7 +190,7 @@ async def test_a_chat_that_blocked_the_bot_or_was_deleted_is_unsubscribed(
         server.block(chat)
     else:
         server.delete_chat(chat)
-    caplog.set_level(logging.WARNING, logger="bot.push")
+    caplog.set_level(logging.WARNING, logger="taskops.bot.push")
     await make_task(console.store, console.clock, final="STATUS: failed\nSUMMARY: x")
     await server.wait_for(lambda: _unsubscribed(console, chat.id))
     assert f"chat {chat.id} unsubscribed" in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.domain import TaskDraft
+from taskops.storage.domain import TaskDraft
 from tests.conftest import reset_database
 from tests.e2e.harness import running_console
 from tests.factories import make_task

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.domain import EventKind, TaskDraft, TaskStatus
+from taskops.storage.domain import EventKind, TaskDraft, TaskStatus
 from tests.e2e.harness import Console, buttons, press
 from tests.factories import make_task
 from tests.push.helpers import notices, push, subscribe

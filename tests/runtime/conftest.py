@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from runtime.providers import Providers
-from runtime.worker import Worker
-from storage.domain import EventKind, Task, TaskDraft, TaskEvent, TaskStatus
-from storage.store import TaskStore
+from taskops.runtime.providers import Providers
+from taskops.runtime.worker import Worker
+from taskops.storage.domain import EventKind, Task, TaskDraft, TaskEvent, TaskStatus
+from taskops.storage.store import TaskStore
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_settings
 
@@ -132,8 +132,8 @@ async def wait_in_step(worker: Worker, task_id: int) -> None:
 
 
 def providers_with_fast_retries(store: TaskStore) -> Providers:
-    from runtime.openai_chat import OpenAIProvider
     from taskops.config import ProviderKind
+    from taskops.runtime.openai_chat import OpenAIProvider
 
     return Providers(store.settings, factories={
         ProviderKind.OPENAI: lambda config: OpenAIProvider(config, retry_backoff_seconds=0.01)})

@@ -8,10 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
-from storage.db import migrate
-from storage.domain import TaskStatus
-from storage.store import TaskStore
 from taskops.config import load_settings
+from taskops.storage.db import migrate
+from taskops.storage.domain import TaskStatus
+from taskops.storage.store import TaskStore
 from tests.fakegram import FakeTelegram
 from tests.fakegram.fixtures import fakegram
 from tests.runtime.conftest import submit, wait_ended

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.agent import RunContext
-from runtime.demo import DEMO_TASKS, MAX_RUNNING, run_demo, submit_next
-from runtime.providers import ProviderError, Providers
-from runtime.scripted import ScriptedProvider, parse_steps
-from storage.domain import ListFilters, TaskDraft, TaskStatus
+from taskops.runtime.agent import RunContext
+from taskops.runtime.demo import DEMO_TASKS, MAX_RUNNING, run_demo, submit_next
+from taskops.runtime.providers import ProviderError, Providers
+from taskops.runtime.scripted import ScriptedProvider, parse_steps
+from taskops.storage.domain import ListFilters, TaskDraft, TaskStatus
 from tests.factories import make_settings
 from tests.runtime.conftest import MakeStore
 from tests.runtime.test_scripted_steps import RecordingIO, make_task

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.run import RunEnd, TaskRun
-from storage import worker_store
-from storage.domain import EventKind, InvalidTransition, ProviderChoice, TaskStatus
-from storage.store import TaskStore
+from taskops.runtime.run import RunEnd, TaskRun
+from taskops.storage import worker_store
+from taskops.storage.domain import EventKind, InvalidTransition, ProviderChoice, TaskStatus
+from taskops.storage.store import TaskStore
 from tests.factories import FakeClock
 from tests.runtime.conftest import (
     MakeStore,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from runtime.agent import ProviderError, RunContext, ToolSpec
-from runtime.openai_chat import OpenAIProvider
-from storage.domain import EventKind, ProviderChoice, TaskEvent, TaskStatus
 from taskops.config import ProviderKind, ProviderSettings
+from taskops.runtime.agent import ProviderError, RunContext, ToolSpec
+from taskops.runtime.openai_chat import OpenAIProvider
+from taskops.storage.domain import EventKind, ProviderChoice, TaskEvent, TaskStatus
 from tests.runtime.conftest import (
     MakeStore,
     events,

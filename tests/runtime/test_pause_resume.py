@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from storage import worker_store
-from storage.domain import (
+from taskops.storage import worker_store
+from taskops.storage.domain import (
     MAX_DURATION_MESSAGE,
     PAUSED_TIMEOUT_MESSAGE,
     EventKind,

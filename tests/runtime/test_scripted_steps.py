@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from runtime.agent import RunContext, ToolOutcome
-from runtime.scripted import (
+from taskops.runtime.agent import RunContext, ToolOutcome
+from taskops.runtime.scripted import (
     LOOP_GIVE_UP,
     ScriptedProvider,
     ScriptError,
@@ -16,7 +16,7 @@ from runtime.scripted import (
     StepKind,
     parse_steps,
 )
-from storage.domain import ResultStatus, Task, TaskStatus, Trigger
+from taskops.storage.domain import ResultStatus, Task, TaskStatus, Trigger
 
 
 def make_task(prompt: str) -> Task:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from runtime import tools as tools_module
-from runtime.agent import ToolOutcome
-from runtime.tools import ToolError, ToolRegistry, load_plugins, registry
+from taskops.runtime import tools as tools_module
+from taskops.runtime.agent import ToolOutcome
+from taskops.runtime.tools import ToolError, ToolRegistry, load_plugins, registry
 
 
 async def test_the_built_ins_are_registered() -> None:

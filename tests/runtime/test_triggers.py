@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from runtime.leader import FileLock
-from runtime.triggers import CronSchedule, EverySchedule, ScheduleTrigger, Triggers, firings
-from storage import worker_store
-from storage.domain import ProviderChoice, TaskStatus, Trigger
-from storage.store import TaskStore
 from taskops.config import CronjobSettings
+from taskops.runtime.leader import FileLock
+from taskops.runtime.triggers import CronSchedule, EverySchedule, ScheduleTrigger, Triggers, firings
+from taskops.storage import worker_store
+from taskops.storage.domain import ProviderChoice, TaskStatus, Trigger
+from taskops.storage.store import TaskStore
 from tests.runtime.conftest import MakeStore, running_worker, wait_ended
 
 BERLIN = "Europe/Berlin"
@@ -118,7 +118,7 @@ async def test_sync_follows_the_config_by_name(make_store: MakeStore) -> None:
     assert second == first  # same rows, same ids
     from sqlalchemy import select
 
-    from storage.models import CronjobRow
+    from taskops.storage.models import CronjobRow
 
     async with store.engines.read.connect() as conn:
         rows = {r.name: r for r in await conn.execute(select(CronjobRow))}
@@ -157,7 +157,7 @@ async def test_the_last_run_status_follows_the_task(make_store: MakeStore) -> No
 async def stored_status(store: TaskStore) -> str | None:
     from sqlalchemy import select
 
-    from storage.models import CronjobRow
+    from taskops.storage.models import CronjobRow
 
     async with store.engines.read.connect() as conn:
         return (await conn.execute(select(CronjobRow.last_run_status))).scalar()

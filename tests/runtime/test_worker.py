@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from storage import worker_store
-from storage.domain import (
+from taskops.storage import worker_store
+from taskops.storage.domain import (
     MAX_DURATION_MESSAGE,
     EventKind,
     ProviderChoice,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from storage.domain import EventKind, StoreError, TaskEvent
-from storage.store import TaskStore
+from taskops.storage.domain import EventKind, StoreError, TaskEvent
+from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_task
 
 

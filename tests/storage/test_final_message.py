@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.domain import ResultStatus, TaskStatus, parse_final_message
+from taskops.storage.domain import ResultStatus, TaskStatus, parse_final_message
 
 
 def test_completed_with_summary_on_following_lines() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from storage.domain import (
+from taskops.storage.domain import (
     EventKind,
     InvalidTransition,
     ProviderChoice,
@@ -18,7 +18,7 @@ from storage.domain import (
     TaskStatus,
     Trigger,
 )
-from storage.store import TaskStore
+from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_task
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.domain import (
+from taskops.storage.domain import (
     ListFilters,
     ProviderChoice,
     Sort,
@@ -18,7 +18,7 @@ from storage.domain import (
     TaskStatus,
     Trigger,
 )
-from storage.store import TaskStore
+from taskops.storage.store import TaskStore
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_settings, make_task
 

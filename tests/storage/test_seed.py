@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from storage.domain import (
+from taskops.storage.domain import (
     EventKind,
     ListFilters,
     ProviderChoice,
@@ -23,10 +23,10 @@ from storage.domain import (
     Trigger,
     estimate_cost,
 )
-from storage.models import TaskEventRow, TaskRow
-from storage.rows import row_to_event, row_to_task
-from storage.seed import SeedReport, seed_demo
-from storage.store import TaskStore, sort_name
+from taskops.storage.models import TaskEventRow, TaskRow
+from taskops.storage.rows import row_to_event, row_to_task
+from taskops.storage.seed import SeedReport, seed_demo
+from taskops.storage.store import TaskStore, sort_name
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_task
 
