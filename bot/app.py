@@ -26,6 +26,7 @@ from taskops.bot.handlers import (
     tasks_list,
 )
 from taskops.bot.pacing import Pacer
+from taskops.bot.press import register_last_resort
 from taskops.bot.push import service as push
 from taskops.bot.ratelimit import ChatRateLimiter
 from taskops.bot.updates import PerChatUpdateProcessor
@@ -76,6 +77,8 @@ def build_application(settings: Settings, store: TaskStore,
     cronjobs.register(app)
     subscriptions.register(app)
     prompts.register(app)
+    # Last of all: it answers the presses that none of the handlers above matched.
+    register_last_resort(app)
     app.add_error_handler(_on_error)
     refresh.schedule(app)
     return app

@@ -8,27 +8,20 @@ what each action does lives in the feature handlers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from dataclasses import replace
 
-from telegram import CallbackQuery, Message, Update
-from telegram.error import BadRequest
+from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from taskops.bot.callbacks import BadCallback, Callback
 from taskops.bot.context import Deps, deps
 from taskops.bot.detail_view import render_detail, render_kill_confirmation
 from taskops.bot.list_view import menu_options, render_list, render_menu
+from taskops.bot.press import ConsolePress, answer
 from taskops.bot.restart_view import render_form, render_provider_menu
 from taskops.bot.ui import Rendered, edit, edit_by_id, fingerprint
 from taskops.bot.views import FilterName, ListState, Screen, ViewKind
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import ProviderChoice, TaskStatus
-
-log = logging.getLogger(__name__)
-
-EXPIRED = "This list has expired — send /tasks again."
 
 
 async def render_state(d: Deps, state: ListState, key: str) -> tuple[Rendered, ListState]:
@@ -89,54 +82,17 @@ async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: L
     await edit_by_id(context.bot, view.chat_id, view.message_id, rendered)
 
 
-class Press:
-    """A parsed, checked button press on a console message."""
-
-    def __init__(self, query: CallbackQuery, callback: Callback, state: ListState) -> None:
-        self.query = query
-        self.callback = callback
-        self.state = state
-
-    @property
-    def key(self) -> str:
-        return self.callback.view
-
-
-async def load_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Press | None:
-    """Parse the press and load its view; answers and returns None when it is stale."""
-    query = update.callback_query
-    assert query is not None
-    message = query.message
-    try:
-        callback = Callback.parse(query.data)
-    except BadCallback:
-        await answer(query, EXPIRED)
-        return None
-    record = await deps(context).store.console.get(callback.view)
-    if record is None or message is None or record.chat_id != message.chat.id:
-        await answer(query, EXPIRED)
-        return None
-    return Press(query, callback, ListState.from_json(record.body))
-
-
-async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
-    # A late answer only fails for the user's spinner; it must not fail the press.
-    with contextlib.suppress(BadRequest):
-        await query.answer(text, show_alert=alert)
-
-
-async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: Press, state: ListState, *,
+async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, state: ListState, *,
                        toast: str | None = None, alert: bool = False) -> None:
     """Render ``state`` into the pressed message, answer the press, save the state."""
     d = deps(context)
     rendered, state = await render_state(d, state, press.key)
     d.rendered[press.key] = fingerprint(rendered)
-    message = press.query.message
     # One chat's presses are handled one at a time (bot/updates.py), so saving alongside
     # the edit cannot let a quick next press read the old state.
     await asyncio.gather(d.store.console.save(press.key, state.to_json()),
                          answer(press.query, toast, alert),
-                         _edit_pressed(message, rendered))
+                         _edit_pressed(press.message, rendered))
 
 
 async def _edit_pressed(message: object, rendered: Rendered) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 from telegram import ForceReply, Message, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from taskops.bot.commands import reply_error
 from taskops.bot.context import deps
-from taskops.bot.render import render
-from taskops.bot.screens import EXPIRED
+from taskops.bot.press import EXPIRED
 from taskops.bot.views import ViewKind
 from taskops.storage.console import ViewRecord
 
@@ -52,7 +52,7 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     view = await deps(context).store.console.get(str(prompt.body.get("view")))
     if view is None or view.message_id is None:
-        await message.reply_text(render("error_line", message=EXPIRED))
+        await reply_error(update, EXPIRED)
         return
     await handler(update, context, prompt, view, message.text.strip())
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes
+from telegram.ext import Application, ContextTypes
 
+from taskops.bot.audit import AuditAction, audit
 from taskops.bot.callbacks import Action
+from taskops.bot.commands import reply_error
 from taskops.bot.context import deps
-from taskops.bot.handlers.kill import admin_name
 from taskops.bot.handlers.prompts import ask, register_prompt
+from taskops.bot.press import ConsolePress, answer, load_press, on_press
 from taskops.bot.render import render
 from taskops.bot.restart_view import FIELD_ASK, Field, new_draft, provider_options
-from taskops.bot.screens import Press, answer, finish_press, load_press, show_in
+from taskops.bot.screens import finish_press, show_in
 from taskops.bot.views import ListState, Screen
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import (
@@ -25,7 +26,6 @@ from taskops.storage.domain import (
     StoreError,
 )
 
-log = logging.getLogger(__name__)
 PROMPT_MAX = 32_000
 
 
@@ -79,9 +79,8 @@ async def on_restart_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         if cb.arg not in FIELD_ASK:
             await answer(press.query)
             return
-        assert press.query.message is not None
         cap = d.settings.tasks.max_duration_cap_minutes
-        await ask(context, press.query.message.chat.id,
+        await ask(context, press.view.chat_id,
                   render("field_prompt", ask=FIELD_ASK[cb.arg].format(cap=cap),
                          task_id=task.id),
                   cb.arg, {"purpose": "restart", "view": press.key, "field": cb.arg})
@@ -101,7 +100,7 @@ async def on_restart_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await _save(press, context, state)
 
 
-async def _save(press: Press, context: ContextTypes.DEFAULT_TYPE, state: ListState) -> None:
+async def _save(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE, state: ListState) -> None:
     assert state.draft is not None
     assert state.task_id is not None
     d = deps(context)
@@ -110,7 +109,6 @@ async def _save(press: Press, context: ContextTypes.DEFAULT_TYPE, state: ListSta
         name=str(draft["name"]), prompt=str(draft["prompt"]),
         provider=ProviderChoice.parse(str(draft["provider"])),
         max_duration_minutes=int(draft["max_duration"]))
-    user = press.query.from_user
     try:
         # The key makes a double press (or two admins on one form) create one task.
         new = await d.store.restart_task(state.task_id, edits,
@@ -119,23 +117,18 @@ async def _save(press: Press, context: ContextTypes.DEFAULT_TYPE, state: ListSta
         await finish_press(context, press, replace(state, draft_error=str(exc)),
                            toast=str(exc)[:200], alert=True)
         return
-    await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
-                                action="restart", task_id=state.task_id,
-                                outcome=f"restarted as #{new.id}")
-    log.info("task#%d restarted as task#%d by %s", state.task_id, new.id, user.id)
+    await audit(d.store, press.user, AuditAction.RESTART, f"restarted as #{new.id}",
+                task_id=state.task_id)
     await finish_press(context, press, state.open_task(new.id),
                        toast=f"Restarted as #{new.id}.")
 
 
 async def on_field_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, prompt: ViewRecord,
                          view: ViewRecord, text: str) -> None:
-    message = update.effective_message
-    assert message is not None
     d = deps(context)
     state = ListState.from_json(view.body)
     if state.screen is not Screen.RESTART or state.draft is None:
-        await message.reply_text(render("error_line", message="That form is closed — open "
-                                        "Edit & restart again."))
+        await reply_error(update, "That form is closed — open Edit & restart again.")
         return
     field = str(prompt.body["field"])
     draft = state.draft
@@ -151,8 +144,7 @@ async def on_field_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, pro
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
-    actions = "".join(a.value for a in (Action.RESTART_OPEN, Action.RESTART_FIELD,
-                                        Action.RESTART_PROVIDER, Action.RESTART_SAVE,
-                                        Action.RESTART_CANCEL))
-    app.add_handler(CallbackQueryHandler(on_restart_press, pattern=f"^1:[{actions}]:"))
+    app.add_handler(on_press(on_restart_press, Action.RESTART_OPEN, Action.RESTART_FIELD,
+                             Action.RESTART_PROVIDER, Action.RESTART_SAVE,
+                             Action.RESTART_CANCEL))
     register_prompt("restart", on_field_reply)

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import date, timedelta
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CommandHandler, ContextTypes
 
 from taskops.bot.callbacks import Action
-from taskops.bot.commands import Command
+from taskops.bot.commands import Command, reply_error
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
 from taskops.bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
 from taskops.bot.handlers.prompts import ask, register_prompt
 from taskops.bot.list_view import menu_options
+from taskops.bot.press import ConsolePress, answer, load_press, on_press, press_task
 from taskops.bot.render import render
-from taskops.bot.screens import (
-    Press,
-    answer,
-    finish_press,
-    load_press,
-    show_in,
-    show_new,
-)
+from taskops.bot.screens import finish_press, show_in, show_new
 from taskops.bot.views import FilterName, ListState, Screen
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import (
@@ -36,9 +29,9 @@ from taskops.storage.domain import (
     Trigger,
 )
 
-LIST_ACTIONS = {Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
+LIST_ACTIONS = (Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
                 Action.CHOOSE, Action.MENU_PAGE, Action.BACK, Action.PROMPT_DATE, Action.NOOP,
-                Action.OPEN_TASK}
+                Action.OPEN_TASK)
 
 
 async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -46,7 +39,7 @@ async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     try:
         state = parse_list_args(context.args or [])
     except FilterSyntaxError as exc:
-        await update.effective_message.reply_text(render("error_line", message=str(exc)))
+        await reply_error(update, str(exc))
         return
     await show_new(update, context, state)
 
@@ -68,7 +61,7 @@ def _next_sort(sort: Sort, what: str) -> Sort:
     return Sort(SORT_CYCLE[(i + 1) % len(SORT_CYCLE)], True)
 
 
-async def _choose(press: Press, context: ContextTypes.DEFAULT_TYPE) -> ListState | str:
+async def _choose(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE) -> ListState | str:
     """The state after picking a menu option, or a message saying why not."""
     d = deps(context)
     state = press.state
@@ -132,9 +125,8 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         state = replace(state, screen=Screen.LIST, menu=None, menu_options=(), task_id=None,
                         draft=None, draft_error=None)
     elif cb.action is Action.OPEN_TASK:
-        task = await d.store.find_task(cb.int_arg)
+        task = await press_task(d, press, cb.int_arg)
         if task is None:
-            await answer(press.query, f"Task #{cb.int_arg} not found.", alert=True)
             return
         state = state.open_task(task.id)
     elif cb.action is Action.CHOOSE:
@@ -146,14 +138,12 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await finish_press(context, press, state)
 
 
-async def _ask_for_date(press: Press, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _ask_for_date(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
-    message = press.query.message
-    assert message is not None
     field = FilterName(press.callback.arg) if press.callback.arg in ("from", "to") \
         else FilterName.FROM
     today = d.store.clock().astimezone(d.store.tz).date()
-    await ask(context, message.chat.id,
+    await ask(context, press.view.chat_id,
               render("date_prompt", field=field.value.capitalize(), example=today.isoformat()),
               "YYYY-MM-DD", {"purpose": "date", "view": press.key, "field": field.value})
     await answer(press.query)
@@ -171,7 +161,7 @@ async def on_date_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, prom
         state = state.with_filters(**{field: day})
         check_range(state.filters)
     except FilterSyntaxError as exc:
-        await message.reply_text(render("error_line", message=str(exc)))
+        await reply_error(update, str(exc))
         return
     await show_in(context, view, state)
     await deps(context).store.console.delete(prompt.key)
@@ -181,6 +171,5 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     register_command(Command("tasks", "List tasks, with filters", "[status:… trigger:… "
                              "provider:… from:… to:… sort:… page:…]"))
     app.add_handler(CommandHandler("tasks", tasks_command))
-    actions = "".join(re.escape(a.value) for a in LIST_ACTIONS)
-    app.add_handler(CallbackQueryHandler(on_list_press, pattern=f"^1:[{actions}]:"))
+    app.add_handler(on_press(on_list_press, *LIST_ACTIONS))
     register_prompt("date", on_date_reply)
