@@ -23,7 +23,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 from taskops.bot.callbacks import Action, BadCallback, Callback, pattern
 from taskops.bot.context import Deps, deps
 from taskops.bot.gate import is_admin
-from taskops.bot.views import CONSOLE_KINDS, ListState
+from taskops.bot.views import CONSOLE_KINDS, ViewExpired, ViewState, decode
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import Task, TaskNotFound
 
@@ -96,7 +96,8 @@ class Press:
 class ConsolePress(Press):
     """A press on a console message (list, task, kill, restart form) with its screen state."""
 
-    state: ListState
+    #: as the message shows it; no longer marked as an untouched push message
+    state: ViewState
 
 
 async def load_view_press(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -127,7 +128,11 @@ async def load_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Cons
     press = await load_view_press(update, context, CONSOLE_KINDS, EXPIRED)
     if press is None:
         return None
-    state = ListState.from_json(press.view.body)
+    try:
+        state = decode(press.view.body).used()
+    except ViewExpired:
+        await answer(press.query, EXPIRED)
+        return None
     return ConsolePress(press.query, press.callback, press.view, press.message, state)
 
 

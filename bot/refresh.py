@@ -12,9 +12,9 @@ Telegram calls (bot/delivery.py), and the push side's live task views follow the
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import timedelta
 
+from msgspec.structs import replace
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
@@ -23,7 +23,7 @@ from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
-from taskops.bot.views import CONSOLE_KINDS, ListState, Screen, latest_per_chat
+from taskops.bot.views import CONSOLE_KINDS, Screen, decode_or_none, encode, latest_per_chat
 from taskops.storage import push_store
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,9 @@ async def refresh_lists(app: AnyApp) -> int:
     records = await push_store.views_used_since(d.store, CONSOLE_KINDS, now - IDLE_STOP)
     edited = 0
     for view in latest_per_chat(records).values():
-        state = ListState.from_json(view.body)
-        if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
+        state = decode_or_none(view.body)
+        if (state is None or state.screen is not Screen.LIST or not state.shows_running
+                or view.message_id is None):
             continue
         rendered, new_state = await render_state(d, state, view.key)
         shown = fingerprint(rendered)
@@ -61,7 +62,7 @@ async def refresh_lists(app: AnyApp) -> int:
             log.warning("refresh of list %s failed: %s", view.key, exc)
             continue
         d.rendered[view.key] = shown
-        await d.store.console.save(view.key, new_state.to_json(), touch=False)
+        await d.store.console.save(view.key, encode(new_state), touch=False)
     return edited
 
 

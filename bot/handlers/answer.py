@@ -11,12 +11,11 @@ from taskops.bot.callbacks import Action
 from taskops.bot.commands import Command, parse_task_id, reply_error
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
-from taskops.bot.handlers.prompts import ask, register_prompt
+from taskops.bot.handlers.prompts import Reply, ask, register_prompt
 from taskops.bot.press import answer, load_press, on_press
 from taskops.bot.render import render
 from taskops.bot.screens import show_in
-from taskops.bot.views import ListState
-from taskops.storage.console import ViewRecord
+from taskops.bot.views import PromptState, Purpose
 from taskops.storage.domain import InvalidTransition, StoreError, TaskStatus
 
 
@@ -61,20 +60,20 @@ async def on_answer_press(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await ask(context, press.view.chat_id,
               render("answer_prompt", task=task, name=fmt.truncate(task.name, 80),
                      question=fmt.truncate(task.summary or "", 1500)),
-              "Your answer", {"purpose": "answer", "view": press.key, "task_id": task.id})
+              "Your answer", PromptState(purpose=Purpose.ANSWER, view=press.key, task_id=task.id))
     await answer(press.query)
 
 
-async def on_answer_reply(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                          prompt: ViewRecord, view: ViewRecord, text: str) -> None:
-    if not await _resume(update, context, int(prompt.body["task_id"]), text):
+async def on_answer_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+    task_id = reply.prompt.task_id
+    if task_id is None or not await _resume(update, context, task_id, reply.text):
         return
-    await deps(context).store.console.delete(prompt.key)
-    await show_in(context, view, ListState.from_json(view.body))
+    await deps(context).store.console.delete(reply.prompt_key)
+    await show_in(context, reply.view, reply.state)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     register_command(Command("answer", "Answer a paused task's question", "123 text"))
     app.add_handler(CommandHandler("answer", answer_command))
     app.add_handler(on_press(on_answer_press, Action.ANSWER))
-    register_prompt("answer", on_answer_reply)
+    register_prompt(Purpose.ANSWER, on_answer_reply)

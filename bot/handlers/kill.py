@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
@@ -14,7 +12,7 @@ from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
 from taskops.bot.press import load_press, on_press, press_task
 from taskops.bot.screens import finish_press, show_new
-from taskops.bot.views import ListState, Screen
+from taskops.bot.views import ViewState
 from taskops.storage.domain import InvalidTransition, StoreError, TaskStatus, kill_refused_message
 
 KILLED = "Task killed successfully."
@@ -27,8 +25,7 @@ async def kill_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if task.status is not TaskStatus.RUNNING:
         await reply_error(update, kill_refused_message(task.status))
         return
-    await show_new(update, context, replace(ListState().open_task(task.id), screen=Screen.KILL,
-                                            back_to=Screen.DETAIL))
+    await show_new(update, context, ViewState().open_task(task.id).ask_kill(task.id))
 
 
 async def on_kill_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -45,12 +42,9 @@ async def on_kill_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await finish_press(context, press, state, toast=kill_refused_message(task.status),
                                alert=True)
             return
-        return_to = state.screen if state.screen in (Screen.LIST, Screen.DETAIL) else Screen.LIST
-        await finish_press(context, press, replace(state, screen=Screen.KILL, task_id=task.id,
-                                                   back_to=return_to))
+        await finish_press(context, press, state.ask_kill(task.id))
         return
-    back = replace(state, screen=state.back_to,
-                   task_id=task.id if state.back_to is Screen.DETAIL else state.task_id)
+    back = state.after_kill()
     if cb.action is Action.KILL_CANCEL:
         await finish_press(context, press, back)
         return

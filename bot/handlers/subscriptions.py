@@ -22,7 +22,7 @@ from taskops.bot.push.settings_view import render_settings, render_status
 from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
 from taskops.bot.screens import finish_press
 from taskops.bot.ui import edit
-from taskops.bot.views import Screen, ViewKind
+from taskops.bot.views import Screen, ViewKind, encode
 from taskops.storage import push_store
 from taskops.storage.domain import TaskStatus
 from taskops.storage.push_store import Subscription
@@ -145,7 +145,7 @@ async def on_follow_press(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     await live.follow(d.store, press.key, press.view.chat_id, task.id)
     # Touched, so it is the chat's latest view; the message itself shows nothing new.
-    await d.store.console.save(press.key, state.to_json())
+    await d.store.console.save(press.key, encode(state))
     await answer(press.query, f"Following #{task.id}: this message updates as it runs.")
 
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from taskops.bot.push.feed import Batch, FeedReader
 from taskops.bot.push.messages import DigestItem
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import PUSH_MARK, ListState, ViewKind
+from taskops.bot.views import PUSH_MARK, ListPart, ViewKind, ViewState, encode
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
 from taskops.storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
@@ -51,8 +51,9 @@ class Change:
         return DigestItem(self.task.id, self.status, self.task.name)
 
 
-def view_body(state: ListState, mark: str) -> dict[str, Any]:
-    return {**state.to_json(), PUSH_MARK: mark}
+def view_body(state: ViewState, kind: ViewKind) -> dict[str, Any]:
+    """A push message's view: the screen its buttons act on, marked as not pressed yet."""
+    return encode(state.pushed_as(kind))
 
 
 def matching(batch: Batch, sub: Subscription, now: datetime) -> list[Change]:
@@ -203,7 +204,7 @@ class ChatWorker:
 
     async def _single(self, sub: Subscription, batch: Batch, change: Change) -> None:
         task = change.task
-        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, self.chat_id, body)
         rendered = messages.notification(task, change.status, change.event.payload, key,
                                          self.store.clock())
@@ -225,13 +226,13 @@ class ChatWorker:
                  self.chat_id)
 
     def _digest_body(self, digest: Digest) -> dict[str, Any]:
-        state = replace(ListState(), filters=ListFilters(status=digest.status))
+        state = ViewState.of_list(ListPart(filters=ListFilters(status=digest.status)))
         return view_body(state, ViewKind.DIGEST)
 
     async def _new_digest(self, cursor: str, changes: list[Change]) -> None:
         now = self.clock()
         key = await self.store.console.create(ViewKind.DIGEST, self.chat_id,
-                                              view_body(ListState(), ViewKind.DIGEST))
+                                              view_body(ViewState(), ViewKind.DIGEST))
         digest = Digest(key, 0, now, now)
         digest.add([c.item for c in changes], self.options.digest_listed)
         rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)

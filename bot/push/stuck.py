@@ -20,7 +20,7 @@ from taskops.bot.push import messages
 from taskops.bot.push.notifier import view_body
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import ListState, ViewKind
+from taskops.bot.views import ViewKind, ViewState
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
 from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
@@ -116,7 +116,7 @@ class StuckWatch:
         return sent
 
     async def _announce(self, task: Task, reason: str, chat_id: int) -> int:
-        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
         rendered = messages.stuck(task, reason, key, self.store.clock())
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskops.bot.callbacks import Action, Callback
-from tests.e2e.harness import Console, command
+from tests.e2e.harness import Console, command, press
 from tests.factories import make_task
 from tests.fakegram import CallbackAnswer, FakeMessage, FakeUser
 
@@ -58,3 +58,45 @@ async def test_a_press_from_another_chat_changes_nothing(console: Console) -> No
     assert answer.text == EXPIRED
     assert mine.edits == []
     assert theirs.edits == []
+
+
+async def shown_view(console: Console, message: FakeMessage) -> str:
+    """The key of a console message's view, once the bot has saved it beside the message."""
+    key = message.buttons[0][0][1].split(":")[2]
+
+    async def saved() -> bool:
+        record = await console.store.console.get(key)
+        return record is not None and record.message_id == message.message_id
+
+    await console.server.wait_for(saved)
+    return key
+
+
+async def test_a_list_saved_by_the_previous_version_keeps_working(console: Console) -> None:
+    for i in range(25):
+        await make_task(console.store, console.clock, name=f"job {i:02d}", final="done")
+    message = await command(console, "/tasks status:completed")
+    key = await shown_view(console, message)
+    # What the version before the declared schema stored for this list.
+    await console.store.console.save(key, {
+        "status": "completed", "trigger": None, "provider": None, "from": None, "to": None,
+        "sort": "name", "desc": False, "page": 1, "screen": "list", "menu": None,
+        "menu_page": 1, "menu_options": [], "task_id": None, "back_to": "list",
+        "shows_running": False, "detail_page": 1, "page_starts": [0], "show_thinking": False,
+        "draft": None, "draft_error": None})
+    await press(console, message, "Next ▶")
+    assert "Page 2 of 3" in message.text
+    assert "sorted by Name ▲" in message.text
+    record = await console.store.console.get(key)
+    assert record is not None
+    assert record.body["v"] == 2  # stored again in today's shape
+
+
+async def test_a_damaged_view_is_answered_as_expired(console: Console) -> None:
+    await make_task(console.store, console.clock)
+    message = await command(console, "/tasks")
+    key = await shown_view(console, message)
+    await console.store.console.save(key, {"v": 2, "screen": "detail", "list": "oops"})
+    answer = await press(console, message, "🔄 Refresh", expect_edit=False)
+    assert answer.text == EXPIRED
+    assert message.edits == []
