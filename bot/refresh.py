@@ -4,9 +4,9 @@ Every 5 s; edited only when the render changed; paused while the chat's latest s
 a task (or any other non-list screen); stopped 10 minutes after the last press. A press
 touches the view, which is what "last used" means here.
 
-Part of the console, not of the push side: it needs the store, the screens and the paced
-Telegram calls (bot/delivery.py), and the push side's live task views follow the same
-"latest view of a chat" rule from bot/views.py.
+Part of the console, not of the push side: it needs the store, the screens and the
+classified Telegram calls (bot/delivery.py, with the flood gate's LIVE policy); the push
+side's live task views follow the same "latest view of a chat" rule (bot/views.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from telegram.ext import ContextTypes
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
+from taskops.bot.flood import LIVE
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
 from taskops.bot.views import CONSOLE_KINDS, Screen, decode_or_none, encode, latest_per_chat
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0
 IDLE_STOP = timedelta(minutes=10)
 FORGET_AFTER = timedelta(days=30)
-#: a few tries only: the next pass renders afresh anyway
-EDIT_ATTEMPTS = 3
 
 
 async def refresh_lists(app: AnyApp) -> int:
@@ -50,19 +49,23 @@ async def refresh_lists(app: AnyApp) -> int:
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             continue
+        # Claimed before the edit, as live views do: a press that came in since the view
+        # was read has rendered the message itself, and its state must not be overwritten
+        # with this older one (the next press would act on a screen nobody saw).
+        if not await push_store.save_view_if(d.store, view.key, view.body, encode(new_state)):
+            continue
         try:
             edited += await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
-                                            rendered.keyboard, f"list {view.key}",
-                                            attempts=EDIT_ATTEMPTS)
+                                            rendered.keyboard, LIVE)
         except (BadRequest, Rejected, ChatGone, ChatMoved) as exc:
             # The message is gone (deleted, or too old to edit): stop refreshing it.
             log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
-            new_state = replace(new_state, shows_running=False)
+            await push_store.save_view_if(d.store, view.key, encode(new_state),
+                                          encode(replace(new_state, shows_running=False)))
         except TelegramError as exc:
             log.warning("refresh of list %s failed: %s", view.key, exc)
             continue
         d.rendered[view.key] = shown
-        await d.store.console.save(view.key, encode(new_state), touch=False)
     return edited
 
 

@@ -18,7 +18,7 @@ from taskops.bot.commands import register as register_command
 from taskops.bot.context import Deps, deps
 from taskops.bot.press import answer, load_press, load_view_press, on_press
 from taskops.bot.push import live
-from taskops.bot.push.settings_view import render_settings, render_status
+from taskops.bot.push.settings_view import SubscriptionNote, render_settings, render_status
 from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
 from taskops.bot.screens import finish_press
 from taskops.bot.ui import edit
@@ -36,7 +36,7 @@ def _poke(d: Deps) -> None:
 
 
 async def _show_settings(update: Update, context: ContextTypes.DEFAULT_TYPE, sub: Subscription,
-                         state: str | None) -> None:
+                         state: SubscriptionNote | None) -> None:
     d = deps(context)
     message = update.effective_message
     assert message is not None
@@ -57,7 +57,8 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if created:
         await audit(d.store, user, AuditAction.SUBSCRIBE, f"chat {chat.id}")
         _poke(d)
-    await _show_settings(update, context, sub, "subscribed" if created else "already")
+    await _show_settings(update, context, sub,
+                         SubscriptionNote.SUBSCRIBED if created else SubscriptionNote.ALREADY)
 
 
 async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -66,7 +67,7 @@ async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TY
     assert message is not None
     sub = await push_store.get_subscription(deps(context).store, chat.id)
     if sub is None:
-        await message.reply_text(render_status("none"))
+        await message.reply_text(render_status(SubscriptionNote.NONE))
         return
     await _show_settings(update, context, sub, None)
 
@@ -81,7 +82,8 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     if removed:
         await audit(d.store, user, AuditAction.UNSUBSCRIBE, f"chat {chat.id}")
         _poke(d)
-    await message.reply_text(render_status("unsubscribed" if removed else "none"))
+    await message.reply_text(render_status(SubscriptionNote.UNSUBSCRIBED if removed
+                                           else SubscriptionNote.NONE))
 
 
 async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -96,8 +98,8 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     query, callback, chat_id = press.query, press.callback, press.view.chat_id
     sub = await push_store.get_subscription(d.store, chat_id)
     if sub is None:
-        await asyncio.gather(answer(query, render_status("none"), alert=True),
-                             message.edit_text(render_status("none")))
+        await asyncio.gather(answer(query, render_status(SubscriptionNote.NONE), alert=True),
+                             message.edit_text(render_status(SubscriptionNote.NONE)))
         return
     toast: str | None = None
     if callback.action is Action.NOTIFY_TOGGLE:
@@ -117,12 +119,12 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await push_store.unsubscribe(d.store, chat_id)
         await audit(d.store, press.user, AuditAction.UNSUBSCRIBE, f"chat {chat_id}")
         await asyncio.gather(answer(query, "Unsubscribed."),
-                             message.edit_text(render_status("unsubscribed")))
+                             message.edit_text(render_status(SubscriptionNote.UNSUBSCRIBED)))
         return
     _poke(d)
     sub = await push_store.get_subscription(d.store, chat_id)
     if sub is None:
-        await answer(query, render_status("none"), alert=True)
+        await answer(query, render_status(SubscriptionNote.NONE), alert=True)
         return
     rendered = render_settings(sub, press.key, d.settings.notifications, d.store.tz,
                                d.store.clock())

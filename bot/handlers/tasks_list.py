@@ -76,8 +76,8 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def _ask_for_date(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
-    field = FilterName(press.callback.arg) if press.callback.arg in ("from", "to") \
-        else FilterName.FROM
+    dates = (FilterName.FROM, FilterName.TO)
+    field = FilterName(press.callback.arg) if press.callback.arg in dates else FilterName.FROM
     today = d.store.clock().astimezone(d.store.tz).date()
     await ask(context, press.view.chat_id,
               render("date_prompt", field=field.value.capitalize(), example=today.isoformat()),

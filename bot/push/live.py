@@ -31,6 +31,7 @@ from telegram.error import BadRequest, TelegramError
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
+from taskops.bot.flood import LIVE
 from taskops.bot.push.options import PushOptions
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 0.4
 MAX_TAIL_PAGES = 20
-LIVE_ATTEMPTS = 3
 
 
 def follow_key(view_key: str) -> str:
@@ -210,8 +210,7 @@ class LiveEditor:
         try:
             assert view.message_id is not None
             changed = await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
-                                            rendered.keyboard, f"live view {view.key}",
-                                            attempts=LIVE_ATTEMPTS)
+                                            rendered.keyboard, LIVE)
         except (Rejected, ChatGone, ChatMoved, BadRequest) as exc:
             log.info("live view %s in chat %s no longer editable: %s", view.key, view.chat_id,
                      exc)

@@ -93,7 +93,7 @@ class ChatWorker:
     async def load(self) -> None:
         record = await self.store.console.get(push_store.delivery_key(self.chat_id))
         self.state = DeliveryState.from_json(record.body if record else None)
-        self.telegram.pacer.seed(self.chat_id, self.state.sent)
+        self.telegram.gate.seed(self.chat_id, self.state.sent)
 
     async def run(self) -> None:
         await self.load()
@@ -185,7 +185,7 @@ class ChatWorker:
                       changes: list[Change]) -> tuple[str, list[Change]]:
         """Once the chat may be sent to, everything that arrived meanwhile joins the digest
         (one edit then covers a whole stretch of the burst, not one batch)."""
-        await self.telegram.pacer.ready(self.chat_id)
+        await self.telegram.gate.ready(self.chat_id)
         cursor, changes = batch.cursor, list(changes)
         for _ in range(self.options.digest_gather_batches):
             more = await self.feed.read(cursor)
@@ -210,8 +210,7 @@ class ChatWorker:
                                          self.store.clock())
         message_id: int | None = None
         try:
-            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard,
-                                               f"task#{task.id} {change.status.value}")
+            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
             message_id = message.message_id
         except Rejected as exc:
             log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
@@ -237,8 +236,7 @@ class ChatWorker:
         digest.add([c.item for c in changes], self.options.digest_listed)
         rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)
         try:
-            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard,
-                                               f"digest of {digest.total}")
+            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
         except Rejected as exc:
             log.error("digest to chat %s refused, skipped: %s", self.chat_id, exc)
             self.state.digest = None
@@ -259,7 +257,7 @@ class ChatWorker:
                                    self.clock() - digest.started, digest.key)
         try:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
-                                     rendered.keyboard, f"digest of {digest.total}")
+                                     rendered.keyboard)
         except Rejected as exc:
             # The digest message is gone (deleted by someone): these start a new one.
             log.info("digest in chat %s no longer editable (%s); starting a new one",
