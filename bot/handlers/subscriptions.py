@@ -23,7 +23,6 @@ from taskops.bot.push.settings_view import SETTINGS_KIND, render_settings, rende
 from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
 from taskops.bot.screens import answer, edit, finish_press, load_press
 from taskops.bot.views import Screen
-from taskops.storage import push_store
 from taskops.storage.domain import TaskStatus
 from taskops.storage.push_store import Subscription
 
@@ -53,7 +52,7 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     assert chat is not None
     assert user is not None
     d = deps(context)
-    sub, created = await push_store.subscribe(d.store, chat.id, NotifySettings().to_json(),
+    sub, created = await d.store.push.subscribe(chat.id, NotifySettings().to_json(),
                                               user.id)
     if created:
         log.info("chat %s subscribed by %s", chat.id, user.id)
@@ -67,7 +66,7 @@ async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TY
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None
     assert message is not None
-    sub = await push_store.get_subscription(deps(context).store, chat.id)
+    sub = await deps(context).store.push.get(chat.id)
     if sub is None:
         await message.reply_text(render_status("none"))
         return
@@ -80,7 +79,7 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     assert user is not None
     assert message is not None
     d = deps(context)
-    removed = await push_store.unsubscribe(d.store, chat.id)
+    removed = await d.store.push.unsubscribe(chat.id)
     if removed:
         log.info("chat %s unsubscribed by %s", chat.id, user.id)
         await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
@@ -107,7 +106,7 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await answer(query, SETTINGS_EXPIRED)
         return
     chat_id = record.chat_id
-    sub = await push_store.get_subscription(d.store, chat_id)
+    sub = await d.store.push.get(chat_id)
     if sub is None:
         await asyncio.gather(answer(query, render_status("none"), alert=True),
                              message.edit_text(render_status("none")))
@@ -115,7 +114,7 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     user = query.from_user
     toast: str | None = None
     if callback.action is Action.NOTIFY_TOGGLE:
-        await push_store.save_settings(d.store, chat_id,
+        await d.store.push.save_settings(chat_id,
                                        settings_of(sub).toggled(callback.arg).to_json())
     elif callback.action is Action.NOTIFY_MUTE:
         try:
@@ -123,13 +122,13 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         except ValueError:
             await answer(query, SETTINGS_EXPIRED)
             return
-        await push_store.set_muted(d.store, chat_id, mute.until(d.store.clock()))
+        await d.store.push.set_muted(chat_id, mute.until(d.store.clock()))
         await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
                                     action="mute", task_id=None,
                                     outcome=f"chat {chat_id}: {mute.name.lower()}")
         toast = "Notifications on." if mute is Mute.OFF else "Muted."
     elif callback.action is Action.NOTIFY_STOP:
-        await push_store.unsubscribe(d.store, chat_id)
+        await d.store.push.unsubscribe(chat_id)
         await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
                                     action="unsubscribe", task_id=None, outcome=f"chat {chat_id}")
         log.info("chat %s unsubscribed by %s", chat_id, user.id)
@@ -137,7 +136,7 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
                              message.edit_text(render_status("unsubscribed")))
         return
     _poke(d)
-    sub = await push_store.get_subscription(d.store, chat_id)
+    sub = await d.store.push.get(chat_id)
     if sub is None:
         await answer(query, render_status("none"), alert=True)
         return

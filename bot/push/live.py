@@ -37,7 +37,6 @@ from taskops.bot.push.notifier import DIGEST_KIND, NOTICE_KIND, PUSH_MARK
 from taskops.bot.push.options import PushOptions
 from taskops.bot.screens import edit, fingerprint, render_state
 from taskops.bot.views import LIST_KIND, ListState, Screen
-from taskops.storage import push_store
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import TaskStatus
 from taskops.storage.signals import TaskChange
@@ -75,7 +74,7 @@ def latest_per_chat(records: list[ViewRecord]) -> dict[int, ViewRecord]:
 
 async def follow(store: TaskStore, view_key: str, chat_id: int, task_id: int) -> None:
     """Keep a detail message live past the idle limit (until quiet, or another view)."""
-    await push_store.put_state(store, follow_key(view_key), FOLLOW_KIND, chat_id,
+    await store.console.put(follow_key(view_key), FOLLOW_KIND, chat_id,
                                {"view": view_key, "task_id": task_id})
 
 
@@ -83,7 +82,7 @@ async def refresh_lists(app: AnyApp) -> int:
     """One auto-refresh pass over the chats' latest lists; returns how many were edited."""
     d = deps_of(app)
     now = d.store.clock()
-    records = await push_store.views_used_since(d.store, CONSOLE_KINDS, now - LIST_IDLE)
+    records = await d.store.console.used_since(CONSOLE_KINDS, now - LIST_IDLE)
     edited = 0
     for view in latest_per_chat(records).values():
         state = ListState.from_json(view.body)
@@ -176,13 +175,13 @@ class LiveEditor:
         now = self.store.clock()
         idle = timedelta(minutes=self.options.live_idle_minutes)
         follows = {str(r.body.get("view")): r
-                   for r in await push_store.states_of_kind(self.store, FOLLOW_KIND)}
-        records = await push_store.views_used_since(self.store, CONSOLE_KINDS, now - idle)
+                   for r in await self.store.console.of_kind(FOLLOW_KIND)}
+        records = await self.store.console.used_since(CONSOLE_KINDS, now - idle)
         followed = [v for v in [await self.store.console.get(k) for k in follows] if v]
         if followed:
-            records += await push_store.views_of_chats(
-                self.store, CONSOLE_KINDS, [v.chat_id for v in followed],
-                min(v.updated_at for v in followed))
+            records += await self.store.console.used_since(
+                CONSOLE_KINDS, min(v.updated_at for v in followed),
+                chat_ids=[v.chat_id for v in followed])
         latest = latest_per_chat(records)
         self.live_tasks = {task_id for v in latest.values()
                            if (task_id := ListState.from_json(v.body).task_id) is not None}
@@ -253,7 +252,7 @@ class LiveEditor:
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             return False
-        if not await push_store.save_view_if(self.store, view.key, view.body,
+        if not await self.store.console.save_if(view.key, view.body,
                                              new_state.to_json()):
             return False  # pressed meanwhile: that press rendered the message
         d.rendered[view.key] = shown
@@ -263,7 +262,7 @@ class LiveEditor:
         except (Rejected, ChatGone, ChatMoved, BadRequest) as exc:
             log.info("live view %s in chat %s no longer editable: %s", view.key, view.chat_id,
                      exc)
-            await push_store.save_view_if(self.store, view.key, new_state.to_json(),
+            await self.store.console.save_if(view.key, new_state.to_json(),
                                           replace(new_state, shows_running=False).to_json())
             changed = False
         except TelegramError as exc:

@@ -22,9 +22,8 @@ from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ListState
 from taskops.config import NotificationSettings
-from taskops.storage import push_store
+from taskops.storage.console import ViewUpdate
 from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import ViewUpdate
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class StuckWatch:
     async def check(self) -> int:
         """Announce newly stuck tasks; returns how many messages were sent."""
         now = self.store.clock()
-        subscriptions = [s for s in await push_store.list_subscriptions(self.store)
+        subscriptions = [s for s in await self.store.push.subscriptions()
                          if not is_muted(s, now)]
         if subscriptions:
             for task in await self.store.running_tasks():
@@ -95,15 +94,14 @@ class StuckWatch:
                 if reason is None:
                     continue
                 chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)]
-                if chats and await push_store.create_state_once(
-                        self.store, stuck_key(task.id), STUCK_KIND, 0,
+                if chats and await self.store.console.create_once(stuck_key(task.id), STUCK_KIND, 0,
                         {"task_id": task.id, "reason": reason, "pending": chats}):
                     log.info("task#%d looks stuck (%s)", task.id, reason)
         return await self._deliver_pending()
 
     async def _deliver_pending(self) -> int:
         sent = 0
-        for record in await push_store.states_of_kind(self.store, STUCK_KIND):
+        for record in await self.store.console.of_kind(STUCK_KIND):
             pending = [int(c) for c in record.body.get("pending", [])]
             if not pending:
                 continue
@@ -112,7 +110,7 @@ class StuckWatch:
                 if task is not None and task.status is TaskStatus.RUNNING:
                     sent += await self._announce(task, str(record.body.get("reason")), chat_id)
                 pending.remove(chat_id)
-                await push_store.put_state(self.store, record.key, STUCK_KIND, 0,
+                await self.store.console.put(record.key, STUCK_KIND, 0,
                                            {**record.body, "pending": pending})
         return sent
 
@@ -124,12 +122,12 @@ class StuckWatch:
             message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard,
                                                f"task#{task.id} stuck")
         except ChatGone as exc:
-            await push_store.unsubscribe(self.store, chat_id)
+            await self.store.push.unsubscribe(chat_id)
             log.warning("chat %s unsubscribed: Telegram says %s", chat_id, exc.reason)
             return 0
         except (ChatMoved, Rejected) as exc:
             log.warning("stuck notice of task#%d to chat %s not sent: %s", task.id, chat_id,
                         exc)
             return 0
-        await push_store.update_view(self.store, ViewUpdate(key, message.message_id, body))
+        await self.store.console.update(ViewUpdate(key, message.message_id, body))
         return 1
