@@ -5,8 +5,8 @@ their max duration, announced once to the subscribed chats (with Kill).
 two checks — or two processes — cannot both announce it. The row lists the chats still to
 tell; a crash part-way resumes from that list on the next check.
 
-Max duration counts running time only (time spent paused for an answer does not count),
-and a grace period lets the worker, which enforces the limit, act first.
+Max duration counts running time only (``storage.rules.running_seconds``, the rule the
+worker enforces), and a grace period lets the worker act first.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ListState
 from taskops.config import NotificationSettings
 from taskops.storage.console import ViewUpdate
-from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
+from taskops.storage.domain import EventKind, Task, TaskStatus
+from taskops.storage.rules import running_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -34,22 +35,6 @@ MAX_DURATION = "max_duration"
 
 def stuck_key(task_id: int) -> str:
     return f"stuck{task_id}"
-
-
-def running_seconds(changes: list[TaskEvent], started_at: datetime, now: datetime) -> float:
-    """Seconds spent running, from the task's status changes (paused time excluded)."""
-    total, since = 0.0, started_at
-    running = True
-    for event in changes:
-        new = event.payload.get("new")
-        if new == TaskStatus.RUNNING.value and not running:
-            since, running = event.at, True
-        elif new != TaskStatus.RUNNING.value and running:
-            total += (event.at - since).total_seconds()
-            running = False
-    if running:
-        total += (now - since).total_seconds()
-    return max(0.0, total)
 
 
 class StuckWatch:
