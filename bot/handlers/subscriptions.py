@@ -19,10 +19,11 @@ from taskops.bot.context import Deps, deps
 from taskops.bot.gate import is_admin
 from taskops.bot.handlers.kill import admin_name
 from taskops.bot.push import live
-from taskops.bot.push.settings_view import SETTINGS_KIND, render_settings, render_status
+from taskops.bot.push.settings_view import render_settings, render_status
 from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
-from taskops.bot.screens import answer, edit, finish_press, load_press
-from taskops.bot.views import Screen
+from taskops.bot.screens import answer, finish_press, load_press
+from taskops.bot.ui import edit
+from taskops.bot.views import Screen, ViewKind
 from taskops.storage.domain import TaskStatus
 from taskops.storage.push_store import Subscription
 
@@ -40,7 +41,7 @@ async def _show_settings(update: Update, context: ContextTypes.DEFAULT_TYPE, sub
     d = deps(context)
     message = update.effective_message
     assert message is not None
-    key = await d.store.console.create(SETTINGS_KIND, sub.chat_id, {"chat_id": sub.chat_id})
+    key = await d.store.console.create(ViewKind.SETTINGS, sub.chat_id, {"chat_id": sub.chat_id})
     rendered = render_settings(sub, key, d.settings.notifications, d.store.tz, d.store.clock(),
                                state)
     sent = await message.reply_text(rendered.text, reply_markup=rendered.keyboard)
@@ -100,7 +101,7 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await answer(query, SETTINGS_EXPIRED)
         return
     record = await d.store.console.get(callback.view)
-    if (record is None or record.kind != SETTINGS_KIND or message is None
+    if (record is None or record.kind != ViewKind.SETTINGS or message is None
             or record.chat_id != message.chat.id
             or not is_admin(update, d.settings.telegram.admin_ids)):
         await answer(query, SETTINGS_EXPIRED)

@@ -22,14 +22,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push import messages
-from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push.digest import DeliveryState, Digest
 from taskops.bot.push.feed import Batch, FeedReader
 from taskops.bot.push.messages import DigestItem
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import ListState
+from taskops.bot.views import PUSH_MARK, ListState, ViewKind
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
 from taskops.storage.console import ViewUpdate
@@ -38,10 +38,6 @@ from taskops.storage.push_store import Subscription
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-#: marks a view the push side sent and no one has pressed yet (a press saves a plain state)
-PUSH_MARK = "push"
-NOTICE_KIND = "notice"
-DIGEST_KIND = "digest"
 
 
 @dataclass(frozen=True)
@@ -204,12 +200,12 @@ class ChatWorker:
     async def _digest_untouched(self, digest: Digest) -> bool:
         """A press turns a digest into a console view; then it is no longer extended."""
         record = await self.store.console.get(digest.key)
-        return record is not None and record.body.get(PUSH_MARK) == DIGEST_KIND
+        return record is not None and record.body.get(PUSH_MARK) == ViewKind.DIGEST
 
     async def _single(self, sub: Subscription, batch: Batch, change: Change) -> None:
         task = change.task
-        body = view_body(ListState().open_task(task.id), NOTICE_KIND)
-        key = await self.store.console.create(NOTICE_KIND, self.chat_id, body)
+        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        key = await self.store.console.create(ViewKind.NOTICE, self.chat_id, body)
         rendered = messages.notification(task, change.status, change.event.payload, key,
                                          self.store.clock())
         message_id: int | None = None
@@ -231,12 +227,12 @@ class ChatWorker:
 
     def _digest_body(self, digest: Digest) -> dict[str, Any]:
         state = replace(ListState(), filters=ListFilters(status=digest.status))
-        return view_body(state, DIGEST_KIND)
+        return view_body(state, ViewKind.DIGEST)
 
     async def _new_digest(self, cursor: str, changes: list[Change]) -> None:
         now = self.clock()
-        key = await self.store.console.create(DIGEST_KIND, self.chat_id,
-                                              view_body(ListState(), DIGEST_KIND))
+        key = await self.store.console.create(ViewKind.DIGEST, self.chat_id,
+                                              view_body(ListState(), ViewKind.DIGEST))
         digest = Digest(key, 0, now, now)
         digest.add([c.item for c in changes], self.options.digest_listed)
         rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)

@@ -15,12 +15,12 @@ import asyncio
 import logging
 from datetime import datetime
 
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push import messages
-from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from taskops.bot.push.notifier import NOTICE_KIND, view_body
+from taskops.bot.push.notifier import view_body
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import ListState
+from taskops.bot.views import ListState, ViewKind
 from taskops.config import NotificationSettings
 from taskops.storage.console import ViewUpdate
 from taskops.storage.domain import EventKind, Task, TaskStatus
@@ -28,7 +28,6 @@ from taskops.storage.rules import running_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-STUCK_KIND = "stuck"
 IDLE = "idle"
 MAX_DURATION = "max_duration"
 
@@ -79,14 +78,15 @@ class StuckWatch:
                 if reason is None:
                     continue
                 chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)]
-                if chats and await self.store.console.create_once(stuck_key(task.id), STUCK_KIND, 0,
+                if chats and await self.store.console.create_once(
+                        stuck_key(task.id), ViewKind.STUCK, 0,
                         {"task_id": task.id, "reason": reason, "pending": chats}):
                     log.info("task#%d looks stuck (%s)", task.id, reason)
         return await self._deliver_pending()
 
     async def _deliver_pending(self) -> int:
         sent = 0
-        for record in await self.store.console.of_kind(STUCK_KIND):
+        for record in await self.store.console.of_kind(ViewKind.STUCK):
             pending = [int(c) for c in record.body.get("pending", [])]
             if not pending:
                 continue
@@ -95,13 +95,13 @@ class StuckWatch:
                 if task is not None and task.status is TaskStatus.RUNNING:
                     sent += await self._announce(task, str(record.body.get("reason")), chat_id)
                 pending.remove(chat_id)
-                await self.store.console.put(record.key, STUCK_KIND, 0,
+                await self.store.console.put(record.key, ViewKind.STUCK, 0,
                                            {**record.body, "pending": pending})
         return sent
 
     async def _announce(self, task: Task, reason: str, chat_id: int) -> int:
-        body = view_body(ListState().open_task(task.id), NOTICE_KIND)
-        key = await self.store.console.create(NOTICE_KIND, chat_id, body)
+        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
         rendered = messages.stuck(task, reason, key, self.store.clock())
         try:
             message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard,
