@@ -30,7 +30,7 @@ from taskops.runtime.loops import LoopDetected, LoopDetector
 from taskops.runtime.scripted import ScriptError
 from taskops.runtime.tools import ToolRegistry
 from taskops.storage.domain import EventKind, InvalidTransition, Task, TaskEvent, TaskStatus
-from taskops.storage.rules import running_seconds
+from taskops.storage.rules import elapsed_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
@@ -67,9 +67,7 @@ class TaskRun:
         self.history = history
         self.loops = LoopDetector(settings.tasks)
         self.claimed_at = store.clock()
-        self.running_before = (running_seconds(history, task.started_at, self.claimed_at)
-                               if history else 0.0)
-        #: status updates written so far, counted in whole update periods of running time
+        #: status updates written so far, counted in whole update periods since the start
         self.progress_mark: int | None = None
         self.stop_reason: str | None = None
         self.end: RunEnd | None = None
@@ -102,8 +100,9 @@ class TaskRun:
         if self._aio is not None:
             await asyncio.wait([self._aio])
 
-    def running_seconds(self, now: datetime) -> float:
-        return self.running_before + max(0.0, (now - self.claimed_at).total_seconds())
+    def elapsed_seconds(self, now: datetime) -> float:
+        """Wall-clock seconds since the task started (what max duration counts)."""
+        return elapsed_seconds(self.task.started_at or self.claimed_at, now)
 
     # --- the loop -----------------------------------------------------------------------
 

@@ -305,21 +305,24 @@ class TaskStore:
 
         Returns None when the task had already ended — the normal "too late" case.
         """
-        error, summary = rules.clean(error), rules.clean(summary)
-        final = rules.runtime_failure(summary or error)
-        values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
-                  "error": error}
         try:
             async with self.db.write() as conn:
-                task = await transitions.transition(self.db, conn, task_id, allowed,
-                                                    TaskStatus.FAILED, values, error,
-                                                    lambda s: "")
-                await transitions.end(self.db, conn, task, final, None)
-                task = await transitions.get(conn, task_id)
+                task = await self._fail_in(conn, task_id, error, summary, allowed)
         except InvalidTransition:
             return None
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED))
         return task
+
+    async def _fail_in(self, conn: AsyncConnection, task_id: int, error: str,
+                       summary: str | None, allowed: Sequence[TaskStatus]) -> Task:
+        error, summary = rules.clean(error), rules.clean(summary)
+        final = rules.runtime_failure(summary or error)
+        values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
+                  "error": error}
+        task = await transitions.transition(self.db, conn, task_id, allowed, TaskStatus.FAILED,
+                                            values, error, lambda s: "")
+        await transitions.end(self.db, conn, task, final, None)
+        return await transitions.get(conn, task_id)
 
     async def kill_task(self, task_id: int, by: str, where: str = "Telegram") -> Task:
         """Abort a running task: failed, "Killed by <who> from <where>", injection sent."""
@@ -337,19 +340,32 @@ class TaskStore:
         return task
 
     async def resume_task(self, task_id: int, answer: str, by: str) -> Task:
-        """Answer a paused task's question; it runs again."""
+        """Answer a paused task's question; it runs again.
+
+        Max duration is wall-clock from the start (platform-facts.md): an answer that comes
+        after the task's deadline fails it at once ("Max duration exceeded") — the returned
+        task is then ``failed``.
+        """
         if not answer.strip():
             raise StoreError("The answer must not be empty.")
         answer, by = rules.clean(answer), rules.clean(by)
         async with self.db.write() as conn:
-            task = await transitions.transition(
-                self.db, conn, task_id, [TaskStatus.PAUSED], TaskStatus.RUNNING,
-                {"result_status": None}, f"Answered by {by}",
-                lambda s: f"Task #{task_id} is {s}, not paused: there is no question to answer.")
-            await transitions.append_event(self.db, conn, task_id, EventKind.ANSWER,
-                                           {"text": answer, "by": by}, only_active=False)
             task = await transitions.get(conn, task_id)
-        self.bus.publish(TaskChange(task_id, TaskStatus.RUNNING))
+            late = task.status is TaskStatus.PAUSED and rules.past_deadline(
+                task.started_at, task.max_duration_minutes, self.clock())
+            if late:
+                task = await self._fail_in(conn, task_id, rules.MAX_DURATION_MESSAGE, None,
+                                           [TaskStatus.PAUSED])
+            else:
+                await transitions.transition(
+                    self.db, conn, task_id, [TaskStatus.PAUSED], TaskStatus.RUNNING,
+                    {"result_status": None}, f"Answered by {by}",
+                    lambda s: f"Task #{task_id} is {s}, not paused: there is no question to "
+                              "answer.")
+                await transitions.append_event(self.db, conn, task_id, EventKind.ANSWER,
+                                               {"text": answer, "by": by}, only_active=False)
+                task = await transitions.get(conn, task_id)
+        self.bus.publish(TaskChange(task_id, task.status))
         return task
 
     # --- change feed ----------------------------------------------------------------------

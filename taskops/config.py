@@ -26,9 +26,10 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from taskops.cron import CronError, check_schedule
 
 
 class ConfigError(Exception):
@@ -214,14 +215,10 @@ def _timezone(value: object) -> str:
 
 def _cron(value: object) -> str:
     expression = _str(value)
-    if len(expression.split()) != 5:
-        raise _Invalid("must be a 5-field cron expression (minute hour day month weekday), "
-                       f"got {_show(expression)}")
     try:
-        croniter(expression)
-    except (CroniterError, ValueError, KeyError):
-        raise _Invalid(f"invalid cron expression {_show(expression)}") from None
-    return expression
+        return check_schedule(expression)
+    except CronError as exc:
+        raise _Invalid(str(exc)) from None
 
 
 def _secret(value: object) -> Secret:
@@ -426,9 +423,17 @@ class NotificationSettings:
 
 
 DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({
-    # Public list prices, USD per million tokens (input, output); [prices] overrides them.
+    # USD per million tokens (input, output); [prices] overrides them. First the original
+    # platform's built-in table, in full (platform-facts.md, "Cost"), under its own names:
     "gpt-4o": Price(2.50, 10.00),
     "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4-turbo": Price(10.00, 30.00),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "claude-sonnet-4-20250514": Price(3.00, 15.00),
+    "claude-3-5-sonnet-20241022": Price(3.00, 15.00),
+    "claude-3-opus-20240229": Price(15.00, 75.00),
+    "claude-3-haiku-20240307": Price(0.25, 1.25),
+    # then public list prices of later models and of the undated names:
     "gpt-4.1": Price(2.00, 8.00),
     "gpt-4.1-mini": Price(0.40, 1.60),
     "gpt-4.1-nano": Price(0.10, 0.40),
