@@ -263,8 +263,8 @@ _ANSWERS = ("Whole team, please.", "Ask finance first & wait for <their> OK.", "
             "أرسله الآن 👍")
 _SILENT_NOTES = ("Nothing new since the last run.", "All checks green; nothing to report.")
 _ACTORS = ("@alice", "Bob (ops)", "Dana <on-call>", "Ядвига", "Ali & Sons", "admin")
-_CHATS = ("telegram:123456789", "telegram:-1001234567890", "telegram:987654321",
-          "telegram:555000111")
+# Not "telegram:<chat id>" sessions: the result relay would post to chats nobody opened.
+_CHATS = ("demo:alice", "demo:ops-team", "demo:bob", "demo:dana")
 
 
 def _fill(template: str, rng: random.Random) -> str:

@@ -151,13 +151,33 @@ def optional(check: Check) -> Check:
 
 def http_url(value: object) -> str:
     url = string(value)
+    shown = show(mask_password(url))
     try:
         parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # e.g. a port that is not a number
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unbalanced [ in the host
         valid = False
     if not valid:
-        raise Invalid(f"must be an http(s) URL, got {show(mask_password(url))}")
+        raise Invalid(f"must be an http(s) URL, got {shown}")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or over 65535
+        port = 0
+    if port == 0:
+        raise Invalid(f"the port must be a number from 1 to 65535, got {shown}")
+    return url
+
+
+def bot_api_url(value: object) -> str:
+    """A Bot API base URL: python-telegram-bot appends the token and the method to it."""
+    url = http_url(value)
+    parts = urlsplit(url)
+    shown = show(mask_password(url))
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise Invalid(f"must have no query or fragment (the bot token is appended), got {shown}")
+    if not parts.path.endswith("/bot"):
+        raise Invalid("must end in /bot, the path the Bot API serves "
+                      f"(e.g. http://127.0.0.1:8081/bot), got {shown}")
     return url
 
 

@@ -69,7 +69,7 @@ def toml_fields(cls: type) -> dict[str, Field[Any]]:
 class TelegramSettings:
     token: Secret | None = _key(checks.optional(checks.secret), None)
     admin_ids: frozenset[int] = _key(checks.admin_ids, frozenset())
-    base_url: str = _key(checks.http_url, "https://api.telegram.org/bot")
+    base_url: str = _key(checks.bot_api_url, "https://api.telegram.org/bot")
     mode: TelegramMode = _key(checks.one_of(TelegramMode), TelegramMode.POLLING)
     webhook_url: str | None = _key(checks.optional(checks.http_url), None)
     webhook_listen: str = _key(checks.text(255), "127.0.0.1")
@@ -242,6 +242,22 @@ class Settings:
 
     def provider_models(self) -> list[tuple[str, str]]:
         return [(p.name, model) for p in self.providers for model in p.models]
+
+    def missing_for_run(self) -> list[str]:
+        """What ``taskops run`` needs and these settings lack, one line each; [] when ready."""
+        telegram = self.telegram
+        missing = []
+        if not telegram.token:
+            missing.append("no Telegram bot token: set TASKOPS_TELEGRAM_TOKEN "
+                           "(or [telegram] token in the config file)")
+        if not telegram.admin_ids:
+            missing.append("no admins: set TASKOPS_ADMIN_IDS to the Telegram user ids "
+                           "allowed to use the console (or [telegram] admin_ids)")
+        if telegram.mode is TelegramMode.WEBHOOK and not telegram.webhook_secret:
+            # Without it anyone who learns the webhook URL can post updates as an admin.
+            missing.append("no webhook secret: set [telegram] webhook_secret, which Telegram "
+                           "sends with every update, when mode is \"webhook\"")
+        return missing
 
     def describe(self) -> str:
         """The effective settings as TOML, secrets masked (for ``taskops check-config``)."""
