@@ -159,13 +159,14 @@ async def _cmd_worker(settings: Settings) -> int:
 
 def _bot_api_problem(base_url: str, error: TelegramError) -> str:
     """One line for a Bot API failure at start-up, naming the setting to check."""
-    if isinstance(error.__cause__, InvalidToken):  # Bot.initialize() re-raises getMe's
-        error = error.__cause__
-    answer = error.message.split(". Parsing the server response")[0]
+    causes: list[BaseException] = [error]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    if any(isinstance(cause, ValueError) for cause in causes):  # JSON or text decoding
+        return (f"taskops: {base_url} is not a Bot API server (its answer to getMe is not "
+                "JSON); check [telegram] base_url")
+    answer = causes[-1].message if isinstance(causes[-1], TelegramError) else error.message
     if isinstance(error, InvalidToken):
-        if error.__cause__ is not None:  # the answer was not JSON: not a Bot API at all
-            return (f"taskops: {base_url} is not a Bot API server (getMe answered {answer}); "
-                    "check [telegram] base_url")
         return (f"taskops: the Bot API at {base_url} rejected the bot token ({answer}); "
                 "check TASKOPS_TELEGRAM_TOKEN")
     if isinstance(error, NetworkError):
@@ -178,8 +179,8 @@ async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
     """The console started (getMe, menus, updates) for the block, stopped after it."""
     try:
         with telegram_logs_at_debug():
-            await app.initialize()
             try:
+                await app.initialize()  # getMe: the first request to the Bot API
                 await start_console(app)
             except BaseException:
                 await stop_console(app)

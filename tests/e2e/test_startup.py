@@ -54,8 +54,8 @@ async def test_a_server_that_is_no_bot_api_is_named_as_such(fakegram: FakeTelegr
                                                              tmp_path: Path) -> None:
     url = f"{fakegram.url}/elsewhere/bot"
     line = await run_and_fail(fakegram, tmp_path, url)
-    assert line == (f"taskops: {url} is not a Bot API server (getMe answered Not Found (404)); "
-                    "check [telegram] base_url")
+    assert line == (f"taskops: {url} is not a Bot API server (its answer to getMe is not "
+                    "JSON); check [telegram] base_url")
 
 
 async def test_a_rejected_token_is_one_line_without_the_token(fakegram: FakeTelegram,
