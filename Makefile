@@ -1,7 +1,7 @@
 # Two entry points, each doing its own set-up on a fresh machine:
 #   make run    — install what running needs into .venv, start `taskops run` (SQLite by default)
 #   make test   — install the test tools too, make sure PostgreSQL answers, run pytest
-# and `make lint` (ruff, mypy), `make install` (all of it, for development).
+# and `make lint` (ruff, mypy, the layering contract), `make install` (all of it).
 # Versions are pinned by constraints.txt; `make lock` regenerates it from pyproject.toml.
 # PYTHON=/path/to/python3.X picks the interpreter (3.11 to 3.13) for a new .venv.
 
@@ -56,6 +56,7 @@ test: $(VENV)/.test.stamp
 lint: $(VENV)/.lint.stamp
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 lock:
 	.ci/lock

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 
 from taskops.config import Settings, ThinkingLevel
 from taskops.runtime.agent import Provider, ProviderError, RunContext, ToolOutcome
-from taskops.runtime.lifecycle import answers_of, running_seconds
+from taskops.runtime.lifecycle import answers_of
 from taskops.runtime.loops import LoopDetected, LoopDetector
 from taskops.runtime.scripted import ScriptError
 from taskops.runtime.tools import ToolRegistry
-from taskops.storage import worker_store
 from taskops.storage.domain import EventKind, InvalidTransition, Task, TaskEvent, TaskStatus
+from taskops.storage.rules import running_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
@@ -155,11 +155,11 @@ class TaskRun:
     async def _finish(self, final: str) -> RunEnd:
         self._finishing = True
         p, c, cost = self._take_usage()
-        await worker_store.add_usage(self.store, self.task.id, p, c, cost)
+        await self.store.add_usage(self.task.id, p, c, cost)
         ended = await self.store.finish_task(self.task.id, final)
         if ended.status is TaskStatus.PAUSED:
             # Whoever sees the answer first continues the run, on any worker.
-            await worker_store.release_tasks(self.store, self.worker_id, [self.task.id])
+            await self.store.work.release(self.worker_id, [self.task.id])
             return RunEnd.PAUSED
         return RunEnd.FINISHED
 

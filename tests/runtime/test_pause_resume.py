@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from taskops.storage import worker_store
 from taskops.storage.domain import (
-    MAX_DURATION_MESSAGE,
-    PAUSED_TIMEOUT_MESSAGE,
     EventKind,
     ResultStatus,
     TaskStatus,
 )
+from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE
 from tests.factories import FakeClock
 from tests.runtime.conftest import (
     MakeStore,
@@ -48,7 +46,7 @@ async def test_question_pauses_and_the_answer_completes_the_run(make_store: Make
         assert injection[0].payload["parent_session"] == "telegram:42"
         assert 'status="question"' in injection[0].payload["text"]
         # the claim is released while it waits, so any worker can continue it
-        assert (await worker_store.holdings(store, [task.id]))[task.id].claimed_by is None
+        assert (await store.work.holdings([task.id]))[task.id].claimed_by is None
         await until_gone(worker, task.id)
         await store.resume_task(task.id, "main", by="Ann")
         done = await wait_ended(store, task.id)

@@ -1,7 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taskops.storage.domain import ResultStatus, TaskStatus, parse_final_message
+from taskops.storage.domain import ResultStatus, TaskStatus
+from taskops.storage.rules import parse_final_message
 
 
 def test_completed_with_summary_on_following_lines() -> None:

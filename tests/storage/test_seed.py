@@ -22,12 +22,12 @@ from taskops.storage.domain import (
     TaskEvent,
     TaskStatus,
     Trigger,
-    estimate_cost,
 )
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.rows import row_to_event, row_to_task
+from taskops.storage.rules import estimate_cost, sort_name
 from taskops.storage.seed import SeedReport, seed_demo
-from taskops.storage.store import TaskStore, sort_name
+from taskops.storage.store import TaskStore
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_task
 
