@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.config import Settings
-from taskops.storage import counts, feed, listing, rules, transitions
+from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
 from taskops.storage.db import Database, Engines, create_engines, migrate, utcnow
@@ -210,10 +210,12 @@ class TaskStore:
             return await listing.list_tasks(conn, filters, sort, page, size,
                                             tz=self.tz, now=self.clock())
 
-    async def provider_options(self) -> list[ProviderChoice]:
-        """"Default" plus every provider/model pair some task ran on (from the data)."""
+    async def provider_options(self, filters: ListFilters | None = None
+                               ) -> list[ProviderChoice]:
+        """The provider menu: "Default" and the provider/model pairs that occur among the
+        tasks matching the other filters (status, trigger, dates); all of them without."""
         async with self.db.read() as conn:
-            return await listing.provider_options(conn)
+            return await facets.provider_options(conn, filters)
 
     async def list_events(self, task_id: int, offset: int = 0, limit: int = 50,
                           kinds: Sequence[EventKind] | None = None) -> EventPage:
