@@ -29,7 +29,14 @@ from taskops.runtime.lifecycle import answers_of
 from taskops.runtime.loops import LoopDetected, LoopDetector
 from taskops.runtime.scripted import ScriptError
 from taskops.runtime.tools import ToolRegistry
-from taskops.storage.domain import EventKind, InvalidTransition, Task, TaskEvent, TaskStatus
+from taskops.storage.domain import (
+    EventKind,
+    InvalidTransition,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Usage,
+)
 from taskops.storage.rules import elapsed_seconds
 from taskops.storage.store import TaskStore
 
@@ -153,9 +160,7 @@ class TaskRun:
 
     async def _finish(self, final: str) -> RunEnd:
         self._finishing = True
-        p, c, cost = self._take_usage()
-        await self.store.add_usage(self.task.id, p, c, cost)
-        ended = await self.store.finish_task(self.task.id, final)
+        ended = await self.store.finish_task(self.task.id, final, self._take_usage())
         if ended.status is TaskStatus.PAUSED:
             # Whoever sees the answer first continues the run, on any worker.
             await self.store.work.release(self.worker_id, [self.task.id])
@@ -166,22 +171,23 @@ class TaskRun:
         self._finishing = True
         try:
             failed = await self._write(self.store.fail_task(
-                self.task.id, error, allowed=[TaskStatus.RUNNING]))
+                self.task.id, error, allowed=[TaskStatus.RUNNING], usage=self._take_usage()))
         except (RunStopped, asyncio.CancelledError):
             return RunEnd.STOPPED
         return RunEnd.FAILED if failed is not None else RunEnd.STOPPED
 
     # --- AgentIO ------------------------------------------------------------------------
 
-    def _take_usage(self) -> tuple[int, int, float | None]:
+    def _take_usage(self) -> Usage:
         p, c, cost = self._usage
         self._usage = [0, 0, None]
-        return p, c, cost
+        return Usage(p, c, cost)
 
     async def _record(self, kind: EventKind, payload: dict[str, Any]) -> None:
-        p, c, cost = self._take_usage()
+        usage = self._take_usage()
         event = await self._write(self.store.append_event(
-            self.task.id, kind, payload, prompt_tokens=p, completion_tokens=c, cost_usd=cost))
+            self.task.id, kind, payload, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd))
         if event is None:  # the task ended (killed, failed by a timer): stop at once
             self.stop_reason = self.stop_reason or "task ended"
             raise RunStopped
