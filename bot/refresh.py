@@ -25,7 +25,6 @@ from taskops.bot.flood import LIVE
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
 from taskops.bot.views import CONSOLE_KINDS, Screen, decode_or_none, encode, latest_per_chat
-from taskops.storage import push_store
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ async def refresh_lists(app: AnyApp) -> int:
     """One auto-refresh pass over the chats' latest lists; returns how many were edited."""
     d = deps_of(app)
     now = d.store.clock()
-    records = await push_store.views_used_since(d.store, CONSOLE_KINDS, now - IDLE_STOP)
+    records = await d.store.console.used_since(CONSOLE_KINDS, now - IDLE_STOP)
     edited = 0
     for view in latest_per_chat(records).values():
         state = decode_or_none(view.body)
@@ -52,7 +51,7 @@ async def refresh_lists(app: AnyApp) -> int:
         # Claimed before the edit, as live views do: a press that came in since the view
         # was read has rendered the message itself, and its state must not be overwritten
         # with this older one (the next press would act on a screen nobody saw).
-        if not await push_store.save_view_if(d.store, view.key, view.body, encode(new_state)):
+        if not await d.store.console.save_if(view.key, view.body, encode(new_state)):
             continue
         try:
             edited += await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
@@ -60,7 +59,7 @@ async def refresh_lists(app: AnyApp) -> int:
         except (BadRequest, Rejected, ChatGone, ChatMoved) as exc:
             # The message is gone (deleted, or too old to edit): stop refreshing it.
             log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
-            await push_store.save_view_if(d.store, view.key, encode(new_state),
+            await d.store.console.save_if(view.key, encode(new_state),
                                           encode(replace(new_state, shows_running=False)))
         except TelegramError as exc:
             log.warning("refresh of list %s failed: %s", view.key, exc)

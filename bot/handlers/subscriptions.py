@@ -23,7 +23,6 @@ from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
 from taskops.bot.screens import finish_press
 from taskops.bot.ui import edit
 from taskops.bot.views import Screen, ViewKind, encode
-from taskops.storage import push_store
 from taskops.storage.domain import TaskStatus
 from taskops.storage.push_store import Subscription
 
@@ -52,7 +51,7 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     assert chat is not None
     assert user is not None
     d = deps(context)
-    sub, created = await push_store.subscribe(d.store, chat.id, NotifySettings().to_json(),
+    sub, created = await d.store.push.subscribe(chat.id, NotifySettings().to_json(),
                                               user.id)
     if created:
         await audit(d.store, user, AuditAction.SUBSCRIBE, f"chat {chat.id}")
@@ -65,7 +64,7 @@ async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TY
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None
     assert message is not None
-    sub = await push_store.get_subscription(deps(context).store, chat.id)
+    sub = await deps(context).store.push.get(chat.id)
     if sub is None:
         await message.reply_text(render_status(SubscriptionNote.NONE))
         return
@@ -78,7 +77,7 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     assert user is not None
     assert message is not None
     d = deps(context)
-    removed = await push_store.unsubscribe(d.store, chat.id)
+    removed = await d.store.push.unsubscribe(chat.id)
     if removed:
         await audit(d.store, user, AuditAction.UNSUBSCRIBE, f"chat {chat.id}")
         _poke(d)
@@ -96,14 +95,14 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         return
     d = deps(context)
     query, callback, chat_id = press.query, press.callback, press.view.chat_id
-    sub = await push_store.get_subscription(d.store, chat_id)
+    sub = await d.store.push.get(chat_id)
     if sub is None:
         await asyncio.gather(answer(query, render_status(SubscriptionNote.NONE), alert=True),
                              message.edit_text(render_status(SubscriptionNote.NONE)))
         return
     toast: str | None = None
     if callback.action is Action.NOTIFY_TOGGLE:
-        await push_store.save_settings(d.store, chat_id,
+        await d.store.push.save_settings(chat_id,
                                        settings_of(sub).toggled(callback.arg).to_json())
     elif callback.action is Action.NOTIFY_MUTE:
         try:
@@ -111,18 +110,18 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         except ValueError:
             await answer(query, SETTINGS_EXPIRED)
             return
-        await push_store.set_muted(d.store, chat_id, mute.until(d.store.clock()))
+        await d.store.push.set_muted(chat_id, mute.until(d.store.clock()))
         await audit(d.store, press.user, AuditAction.MUTE,
                     f"chat {chat_id}: {mute.name.lower()}")
         toast = "Notifications on." if mute is Mute.OFF else "Muted."
     elif callback.action is Action.NOTIFY_STOP:
-        await push_store.unsubscribe(d.store, chat_id)
+        await d.store.push.unsubscribe(chat_id)
         await audit(d.store, press.user, AuditAction.UNSUBSCRIBE, f"chat {chat_id}")
         await asyncio.gather(answer(query, "Unsubscribed."),
                              message.edit_text(render_status(SubscriptionNote.UNSUBSCRIBED)))
         return
     _poke(d)
-    sub = await push_store.get_subscription(d.store, chat_id)
+    sub = await d.store.push.get(chat_id)
     if sub is None:
         await answer(query, render_status(SubscriptionNote.NONE), alert=True)
         return

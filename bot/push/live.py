@@ -44,7 +44,6 @@ from taskops.bot.views import (
     encode,
     latest_per_chat,
 )
-from taskops.storage import push_store
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import TaskStatus
 from taskops.storage.signals import TaskChange
@@ -62,7 +61,7 @@ def follow_key(view_key: str) -> str:
 
 async def follow(store: TaskStore, view_key: str, chat_id: int, task_id: int) -> None:
     """Keep a detail message live past the idle limit (until quiet, or another view)."""
-    await push_store.put_state(store, follow_key(view_key), ViewKind.FOLLOW, chat_id,
+    await store.console.put(follow_key(view_key), ViewKind.FOLLOW, chat_id,
                                {"view": view_key, "task_id": task_id})
 
 
@@ -123,13 +122,13 @@ class LiveEditor:
         now = self.store.clock()
         idle = timedelta(minutes=self.options.live_idle_minutes)
         follows = {str(r.body.get("view")): r
-                   for r in await push_store.states_of_kind(self.store, ViewKind.FOLLOW)}
-        records = await push_store.views_used_since(self.store, CONSOLE_KINDS, now - idle)
+                   for r in await self.store.console.of_kind(ViewKind.FOLLOW)}
+        records = await self.store.console.used_since(CONSOLE_KINDS, now - idle)
         followed = [v for v in [await self.store.console.get(k) for k in follows] if v]
         if followed:
-            records += await push_store.views_of_chats(
-                self.store, CONSOLE_KINDS, [v.chat_id for v in followed],
-                min(v.updated_at for v in followed))
+            records += await self.store.console.used_since(
+                CONSOLE_KINDS, min(v.updated_at for v in followed),
+                chat_ids=[v.chat_id for v in followed])
         latest = latest_per_chat(records)
         states = {v.key: decode_or_none(v.body) for v in latest.values()}
         self.live_tasks = {s.task_id for s in states.values()
@@ -202,8 +201,7 @@ class LiveEditor:
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             return False
-        if not await push_store.save_view_if(self.store, view.key, view.body,
-                                             encode(new_state)):
+        if not await self.store.console.save_if(view.key, view.body, encode(new_state)):
             return False  # pressed meanwhile: that press rendered the message
         d.rendered[view.key] = shown
         self.last_edit[view.key] = time.monotonic()
@@ -214,7 +212,7 @@ class LiveEditor:
         except (Rejected, ChatGone, ChatMoved, BadRequest) as exc:
             log.info("live view %s in chat %s no longer editable: %s", view.key, view.chat_id,
                      exc)
-            await push_store.save_view_if(self.store, view.key, encode(new_state),
+            await self.store.console.save_if(view.key, encode(new_state),
                                           encode(replace(new_state, shows_running=False)))
             changed = False
         except TelegramError as exc:

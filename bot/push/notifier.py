@@ -32,8 +32,9 @@ from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import PUSH_MARK, ListPart, ViewKind, ViewState, encode
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
+from taskops.storage.console import ViewUpdate
 from taskops.storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import Subscription, ViewUpdate
+from taskops.storage.push_store import Subscription
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class ChatWorker:
             return
         now = time.monotonic()
         if force or now - self._saved_at >= self.options.cursor_save_seconds:
-            await push_store.advance(self.store, self.chat_id, self.cursor)
+            await self.store.push.advance(self.chat_id, self.cursor)
             self._unsaved, self._saved_at = False, now
 
     def _moved_to(self, cursor: str) -> None:
@@ -138,7 +139,7 @@ class ChatWorker:
 
     async def drain(self) -> None:
         while not self.gone:
-            sub = await push_store.get_subscription(self.store, self.chat_id)
+            sub = await self.store.push.get(self.chat_id)
             if sub is None:
                 self.gone = True
                 return
@@ -156,11 +157,11 @@ class ChatWorker:
             try:
                 await self._deliver(sub, batch, changes)
             except ChatGone as exc:
-                await push_store.unsubscribe(self.store, self.chat_id)
+                await self.store.push.unsubscribe(self.chat_id)
                 log.warning("chat %s unsubscribed: Telegram says %s", self.chat_id, exc.reason)
                 self.gone = True
             except ChatMoved as exc:
-                await push_store.move_subscription(self.store, self.chat_id, exc.new_chat_id)
+                await self.store.push.move(self.chat_id, exc.new_chat_id)
                 log.warning("chat %s became %s: its subscription moved", self.chat_id,
                             exc.new_chat_id)
                 self.gone = True
@@ -217,7 +218,7 @@ class ChatWorker:
                       self.chat_id, exc)
         self.state.record_send(self.clock(), single=True)
         cursor = await self.feed.after(batch, change.index)
-        await push_store.advance(self.store, self.chat_id, cursor,
+        await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, message_id, body))
         self._moved_to(cursor)
@@ -244,7 +245,7 @@ class ChatWorker:
             digest.message_id = message.message_id
             self.state.digest = digest
         self.state.record_send(self.clock())
-        await push_store.advance(self.store, self.chat_id, cursor,
+        await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, digest.message_id or None,
                                                  self._digest_body(digest)))
@@ -267,7 +268,7 @@ class ChatWorker:
             return
         digest.updated = self.clock()
         self.state.record_send(digest.updated)
-        await push_store.advance(self.store, self.chat_id, cursor,
+        await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(digest.key, None, self._digest_body(digest)))
         self._moved_to(cursor)
@@ -311,7 +312,7 @@ class Notifier:
                                  return_exceptions=True)
 
     async def _supervise(self) -> None:
-        chats = {s.chat_id for s in await push_store.list_subscriptions(self.store)}
+        chats = {s.chat_id for s in await self.store.push.subscriptions()}
         for chat_id, (_, task) in list(self.workers.items()):
             if chat_id not in chats or task.done():
                 task.cancel()

@@ -5,8 +5,8 @@ their max duration, announced once to the subscribed chats (with Kill).
 two checks — or two processes — cannot both announce it. The row lists the chats still to
 tell; a crash part-way resumes from that list on the next check.
 
-Max duration counts running time only (time spent paused for an answer does not count),
-and a grace period lets the worker, which enforces the limit, act first.
+Max duration counts running time only (``storage.rules.running_seconds``, the rule the
+worker enforces), and a grace period lets the worker act first.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ViewKind, ViewState
 from taskops.config import NotificationSettings
-from taskops.storage import push_store
-from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import ViewUpdate
+from taskops.storage.console import ViewUpdate
+from taskops.storage.domain import EventKind, Task, TaskStatus
+from taskops.storage.rules import running_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -41,22 +41,6 @@ class StuckReason(StrEnum):
 
 def stuck_key(task_id: int) -> str:
     return f"stuck{task_id}"
-
-
-def running_seconds(changes: list[TaskEvent], started_at: datetime, now: datetime) -> float:
-    """Seconds spent running, from the task's status changes (paused time excluded)."""
-    total, since = 0.0, started_at
-    running = True
-    for event in changes:
-        new = event.payload.get("new")
-        if new == TaskStatus.RUNNING.value and not running:
-            since, running = event.at, True
-        elif new != TaskStatus.RUNNING.value and running:
-            total += (event.at - since).total_seconds()
-            running = False
-    if running:
-        total += (now - since).total_seconds()
-    return max(0.0, total)
 
 
 class StuckWatch:
@@ -93,7 +77,7 @@ class StuckWatch:
     async def check(self) -> int:
         """Announce newly stuck tasks; returns how many messages were sent."""
         now = self.store.clock()
-        subscriptions = [s for s in await push_store.list_subscriptions(self.store)
+        subscriptions = [s for s in await self.store.push.subscriptions()
                          if not is_muted(s, now)]
         if subscriptions:
             for task in await self.store.running_tasks():
@@ -101,15 +85,15 @@ class StuckWatch:
                 if reason is None:
                     continue
                 chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)]
-                if chats and await push_store.create_state_once(
-                        self.store, stuck_key(task.id), ViewKind.STUCK, 0,
+                if chats and await self.store.console.create_once(
+                        stuck_key(task.id), ViewKind.STUCK, 0,
                         {"task_id": task.id, "reason": reason, "pending": chats}):
                     log.info("task#%d looks stuck (%s)", task.id, reason)
         return await self._deliver_pending()
 
     async def _deliver_pending(self) -> int:
         sent = 0
-        for record in await push_store.states_of_kind(self.store, ViewKind.STUCK):
+        for record in await self.store.console.of_kind(ViewKind.STUCK):
             pending = [int(c) for c in record.body.get("pending", [])]
             if not pending:
                 continue
@@ -119,7 +103,7 @@ class StuckWatch:
                     reason = StuckReason(record.body.get("reason", StuckReason.IDLE))
                     sent += await self._announce(task, reason, chat_id)
                 pending.remove(chat_id)
-                await push_store.put_state(self.store, record.key, ViewKind.STUCK, 0,
+                await self.store.console.put(record.key, ViewKind.STUCK, 0,
                                            {**record.body, "pending": pending})
         return sent
 
@@ -130,12 +114,12 @@ class StuckWatch:
         try:
             message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard)
         except ChatGone as exc:
-            await push_store.unsubscribe(self.store, chat_id)
+            await self.store.push.unsubscribe(chat_id)
             log.warning("chat %s unsubscribed: Telegram says %s", chat_id, exc.reason)
             return 0
         except (ChatMoved, Rejected) as exc:
             log.warning("stuck notice of task#%d to chat %s not sent: %s", task.id, chat_id,
                         exc)
             return 0
-        await push_store.update_view(self.store, ViewUpdate(key, message.message_id, body))
+        await self.store.console.update(ViewUpdate(key, message.message_id, body))
         return 1
