@@ -1,9 +1,8 @@
 """Lifecycle rules the worker enforces around a run (platform-facts.md).
 
-* Max duration counts the time a task spends *running* (``storage.rules.running_seconds``):
-  the time it waits paused for an answer does not use it up (a paused task has its own
-  limit, the paused timeout — otherwise a question answered after an hour would fail on
-  resume at once).
+* Max duration is wall-clock time from the start, paused time included
+  (``storage.rules.past_deadline``, platform-facts.md): a running task is failed when
+  its deadline passes, a paused one too, and an answer after it fails the task at once.
 * A paused task with no answer fails after ``[tasks] paused_timeout_hours``.
 * A started task whose worker stopped renewing its lease fails as "worker lost".
 * With ``[tasks] status_updates`` on, a progress event every N running minutes.

@@ -38,7 +38,7 @@ from taskops.storage.domain import (
     TaskStatus,
     Trigger,
 )
-from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE
+from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE, past_deadline
 from taskops.storage.signals import TaskChange
 from taskops.storage.store import TaskStore
 
@@ -218,22 +218,23 @@ class Worker:
         for task_id, run in list(self.runs.items()):
             if run.done or run.stop_reason is not None:
                 continue
-            running = run.running_seconds(now)
-            if running >= run.task.max_duration_minutes * 60:
+            if past_deadline(run.task.started_at or run.claimed_at,
+                             run.task.max_duration_minutes, now):
                 await self.store.fail_task(task_id, MAX_DURATION_MESSAGE,
                                            allowed=[TaskStatus.RUNNING])
                 run.stop("max duration")
                 continue
             if not tasks.status_updates:
                 continue
-            mark = int(running // period)
+            elapsed = run.elapsed_seconds(now)
+            mark = int(elapsed // period)
             if run.progress_mark is None:
-                run.progress_mark = int(run.running_before // period)
+                run.progress_mark = int(run.elapsed_seconds(run.claimed_at) // period)
             if mark > run.progress_mark:
                 run.progress_mark = mark
                 task = await self.store.get_task(task_id)
                 await self.store.append_event(task_id, EventKind.PROGRESS,
-                                              progress_payload(task, running / 60))
+                                              progress_payload(task, elapsed / 60))
 
     async def _recover(self) -> None:
         for task_id in await self.store.work.take_over_expired(
@@ -245,11 +246,15 @@ class Worker:
                 self._ended(task)
         limit = timedelta(hours=self.settings.tasks.paused_timeout_hours)
         now = self.store.clock()
-        for task_id, since in (await self.store.work.paused_since()).items():
-            if now - since >= limit:
-                task = await self.store.fail_task(task_id, PAUSED_TIMEOUT_MESSAGE,
-                                                  allowed=[TaskStatus.PAUSED])
-                if task is not None:
-                    log.info("        ✗ task#%d: no answer within %gh", task_id,
-                             self.settings.tasks.paused_timeout_hours)
-                    self._ended(task)
+        for paused in await self.store.work.paused():
+            # Max duration is wall-clock from the start: it runs out while a task waits too.
+            if past_deadline(paused.started_at, paused.max_duration_minutes, now):
+                error = MAX_DURATION_MESSAGE
+            elif now - paused.since >= limit:
+                error = PAUSED_TIMEOUT_MESSAGE
+            else:
+                continue
+            task = await self.store.fail_task(paused.id, error, allowed=[TaskStatus.PAUSED])
+            if task is not None:
+                log.info("        ✗ task#%d (paused): %s", paused.id, error)
+                self._ended(task)

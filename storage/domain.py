@@ -126,6 +126,21 @@ class FinalMessage:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Tokens (and a cost the provider reported itself) counted with a write."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.prompt_tokens or self.completion_tokens or self.cost_usd is not None)
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(frozen=True)
 class ProviderChoice:
     """A provider/model pair, or the task default (``provider is None``)."""
 

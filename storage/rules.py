@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from taskops.storage.domain import (
-    EventKind,
     FinalMessage,
     ResultStatus,
     TaskEvent,
@@ -49,33 +48,74 @@ def clean(value: Any) -> Any:
 
 # --- the final-message format (platform-facts.md) -----------------------------------------
 
+_WORDS = "completed|failed|question|silent"
+#: what may decorate the start of a marker line: indentation, a list bullet, a quote, a
+#: heading, bold or italics
+_LEAD = r"[ \t>#*_\-]*"
 _STATUS_LINE = re.compile(
-    r"^[ \t]*\**STATUS\**[ \t]*:\**[ \t]*\**(completed|failed|question|silent)\**[ \t]*$",
+    rf"^{_LEAD}STATUS[*_]*[ \t]*:[*_ \t`]*(?P<word>{_WORDS})(?!\w)(?P<rest>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
-_SUMMARY_LINE = re.compile(r"^[ \t]*\**SUMMARY\**[ \t]*:\**[ \t]?", re.IGNORECASE | re.MULTILINE)
+_SUMMARY_LINE = re.compile(rf"^{_LEAD}SUMMARY[*_]*[ \t]*:[*_]*[ \t]?",
+                           re.IGNORECASE | re.MULTILINE)
+_SUMMARY_INLINE = re.compile(r"(?<!\w)[*_]*SUMMARY[*_]*[ \t]*:[*_]*[ \t]?", re.IGNORECASE)
+#: "STATUS: completed | failed | question | silent" — the format quoted, not used
+_TEMPLATE_REST = re.compile(rf"^[*_ \t`]*\|[ \t]*(?:{_WORDS})", re.IGNORECASE)
+#: separators between the status word and a reason on the same line
+_REASON_EDGES = " \t*_`:;,.-–—"
+
+
+def _status_lines(text: str) -> list[re.Match[str]]:
+    return [m for m in _STATUS_LINE.finditer(text) if not _TEMPLATE_REST.match(m["rest"])]
+
+
+def _reason(rest: str) -> str:
+    """What follows the status word on its line: "(build broken)", "— no access"."""
+    reason = rest.strip(_REASON_EDGES)
+    if reason.startswith("(") and reason.endswith(")"):
+        reason = reason[1:-1].strip()
+    return reason
+
+
+def _without_markers(text: str) -> str:
+    """Drop STATUS lines and SUMMARY markers, so a summary never shows the format."""
+    kept = [line for line in text.split("\n") if not _status_lines(line)]
+    return _SUMMARY_LINE.sub("", "\n".join(kept)).strip()
 
 
 def parse_final_message(text: str) -> FinalMessage:
     """Parse ``STATUS: ... / SUMMARY: ...`` (platform-facts.md, "final-message format").
 
-    The last STATUS line wins, since agents sometimes quote the format earlier in their
-    narration. The summary is everything after the following SUMMARY: marker (same line
-    or the lines below). Without a STATUS line the whole text is a completed summary.
+    * The STATUS line is the status word after ``STATUS:``, whatever follows it on the
+      line: a reason ("STATUS: failed (build broken)"), punctuation, an emoji, or the
+      ``SUMMARY:`` marker itself ("STATUS: completed SUMMARY: done"). Case and Markdown
+      decoration (bold, a bullet, a heading) do not matter; a word that merely starts
+      with a status word ("completedness") is not one.
+    * The last STATUS line wins: agents sometimes quote the format while narrating (the
+      bare template "completed | failed | …" is never read as a status).
+    * The summary is what follows the SUMMARY marker — on the STATUS line, on a line
+      after it, or else on a line before it (up to the STATUS line, plus what follows
+      that). With no SUMMARY marker at all, it is the text around the STATUS line with
+      the reason given on it.
+    * The summary never keeps the markers: STATUS lines and SUMMARY markers are removed.
+    * No STATUS line: the whole text is the summary (markers removed), status completed.
     """
-    matches = list(_STATUS_LINE.finditer(text))
+    matches = _status_lines(text)
     if not matches:
-        return FinalMessage(ResultStatus.COMPLETED, text.strip(), formatted=False)
-    status_match = matches[-1]
-    result = ResultStatus(status_match.group(1).lower())
-    rest = text[status_match.end() :]
-    summary_match = _SUMMARY_LINE.search(rest)
-    if summary_match:
-        summary = rest[summary_match.end() :].strip()
+        return FinalMessage(ResultStatus.COMPLETED, _without_markers(text), formatted=False)
+    status = matches[-1]
+    result = ResultStatus(status["word"].lower())
+    rest, before, after = status["rest"], text[: status.start()], text[status.end():]
+    if (inline := _SUMMARY_INLINE.search(rest)) is not None:
+        summary = rest[inline.end():] + after
+    elif (below := _SUMMARY_LINE.search(after)) is not None:
+        summary = after[below.end():]
+    elif above := list(_SUMMARY_LINE.finditer(before)):
+        summary = before[above[-1].end():] + after
     else:
-        # STATUS without SUMMARY: keep what the agent wrote around it rather than nothing.
-        summary = (text[: status_match.start()] + rest).strip()
-    return FinalMessage(result, summary, formatted=True)
+        summary = "\n".join(part.strip("\n") for part in (before, _reason(rest), after)
+                            if part.strip())
+    return FinalMessage(result, _without_markers(summary), formatted=True)
 
 
 def runtime_failure(error: str) -> FinalMessage:
@@ -116,8 +156,14 @@ def _attr(value: object) -> str:
             .replace("<", "&lt;").replace(">", "&gt;"))
 
 
+def whole_minutes(seconds: float) -> int:
+    """A duration in whole minutes, as the original writes ``duration_minutes``: rounded
+    to the nearest minute, halves up, never negative."""
+    return int(max(0.0, seconds) / 60 + 0.5)
+
+
 def injection_block(*, task_id: int, task_name: str, status: ResultStatus, trigger: Trigger,
-                    duration_minutes: float, tokens_used: int, summary: str) -> str:
+                    duration_minutes: int, tokens_used: int, summary: str) -> str:
     """The ``<task_injection>`` block delivered to the parent session (platform-facts.md).
 
     Attribute values are escaped so a task name cannot break out of the tag; the
@@ -126,7 +172,7 @@ def injection_block(*, task_id: int, task_name: str, status: ResultStatus, trigg
     return (
         f'<task_injection task_id="{task_id}" task_name="{_attr(task_name)}" '
         f'status="{status}" trigger="{trigger}" '
-        f'duration_minutes="{duration_minutes:.1f}" tokens_used="{tokens_used}">\n'
+        f'duration_minutes="{duration_minutes:d}" tokens_used="{tokens_used}">\n'
         f"{summary}\n</task_injection>"
     )
 
@@ -139,7 +185,7 @@ def injection_payload(*, task_id: int, task_name: str, trigger: Trigger,
     delivered to the parent session)."""
     if final.result is ResultStatus.SILENT:
         return None
-    minutes = 0.0 if started_at is None else max(0.0, (at - started_at).total_seconds()) / 60
+    minutes = 0 if started_at is None else whole_minutes((at - started_at).total_seconds())
     block = injection_block(task_id=task_id, task_name=task_name, status=final.result,
                             trigger=trigger, duration_minutes=minutes, tokens_used=tokens_used,
                             summary=final.summary)
@@ -162,23 +208,34 @@ def duration_ms(started_at: datetime | None, finished_at: datetime | None) -> in
     return int((finished_at - started_at).total_seconds() * 1000)
 
 
+def deadline(started_at: datetime | None, max_duration_minutes: int) -> datetime | None:
+    """When a task's max duration runs out: wall-clock from its start, paused time
+    included (platform-facts.md, "Max duration"); None for a task never started."""
+    if started_at is None:
+        return None
+    return started_at + timedelta(minutes=max_duration_minutes)
+
+
+def past_deadline(started_at: datetime | None, max_duration_minutes: int,
+                  now: datetime) -> bool:
+    """Whether the task's max duration has run out at ``now`` (the one rule the worker, the
+    store and the stuck-task watch apply): a running task is failed, a paused one fails
+    where it waits, and an answer that comes later fails it at once."""
+    end = deadline(started_at, max_duration_minutes)
+    return end is not None and now >= end
+
+
+def elapsed_seconds(started_at: datetime | None, now: datetime) -> float:
+    """Seconds since the task started, paused time included (0 if never started)."""
+    return 0.0 if started_at is None else max(0.0, (now - started_at).total_seconds())
+
+
 def running_seconds(history: Iterable[TaskEvent], started_at: datetime | None,
                     now: datetime) -> float:
-    """Seconds a task has spent running, from its status changes (paused time excluded)."""
-    total = 0.0
-    since: datetime | None = None
-    seen_change = False
-    for event in history:
-        if event.kind is not EventKind.STATUS_CHANGE:
-            continue
-        seen_change = True
-        if event.payload.get("new") == TaskStatus.RUNNING.value:
-            since = since or event.at
-        elif since is not None:
-            total += (event.at - since).total_seconds()
-            since = None
-    if not seen_change:
-        since = started_at
-    if since is not None:
-        total += (now - since).total_seconds()
-    return max(0.0, total)
+    """What counts against max duration: the wall-clock time since the start.
+
+    ``history`` is not needed any more (paused time counts); the parameter stays until
+    every caller uses :func:`elapsed_seconds`.
+    """
+    del history
+    return elapsed_seconds(started_at, now)

@@ -20,17 +20,18 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.config import Settings
-from taskops.storage import counts, feed, listing, rules, transitions
+from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
 from taskops.storage.db import Database, Engines, create_engines, migrate, utcnow
 from taskops.storage.domain import (
     ACTIVE_STATUSES,
+    NO_USAGE,
     EventKind,
     EventPage,
     InvalidTransition,
@@ -47,10 +48,12 @@ from taskops.storage.domain import (
     TaskPage,
     TaskStatus,
     Trigger,
+    Usage,
     kill_refused_message,
     restart_refused_message,
 )
 from taskops.storage.feed import FeedBatch
+from taskops.storage.journal import Journal
 from taskops.storage.leader import LeaderLock, leader_lock
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.push_store import PushStore
@@ -67,6 +70,8 @@ class TaskStore:
         self.push = PushStore(self.db)
         self.work = WorkStore(self.db)
         self.cronjobs = CronStore(self.db)
+        #: the writer of running tasks' events (group commit; storage.journal)
+        self.journal = Journal(self.db)
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
@@ -79,6 +84,7 @@ class TaskStore:
         return store
 
     async def close(self) -> None:
+        await self.journal.close()
         await self.db.engines.dispose()
 
     # --- what every caller may read -------------------------------------------------------
@@ -210,10 +216,12 @@ class TaskStore:
             return await listing.list_tasks(conn, filters, sort, page, size,
                                             tz=self.tz, now=self.clock())
 
-    async def provider_options(self) -> list[ProviderChoice]:
-        """"Default" plus every provider/model pair some task ran on (from the data)."""
+    async def provider_options(self, filters: ListFilters | None = None
+                               ) -> list[ProviderChoice]:
+        """The provider menu: "Default" and the provider/model pairs that occur among the
+        tasks matching the other filters (status, trigger, dates); all of them without."""
         async with self.db.read() as conn:
-            return await listing.provider_options(conn)
+            return await facets.provider_options(conn, filters)
 
     async def list_events(self, task_id: int, offset: int = 0, limit: int = 50,
                           kinds: Sequence[EventKind] | None = None) -> EventPage:
@@ -243,36 +251,17 @@ class TaskStore:
                            cost_usd: float | None = None) -> TaskEvent | None:
         """Record what a running task did; None if the task has ended meanwhile.
 
-        Token usage and a provider-reported cost ride along in the same transaction.
+        Returns once the event is committed (it survives a crash from then on). Token
+        usage and a provider-reported cost ride along in the same transaction, which
+        other tasks' events share (storage.journal). Transient store errors are retried
+        until the store is back; cancelling the call drops an event not yet written.
         """
-        task_values: dict[str, Any] = {}
-        if kind is EventKind.TOOL_CALL:
-            task_values["tool_call_count"] = TaskRow.tool_call_count + 1
-        async with self.db.write() as conn:
-            if prompt_tokens or completion_tokens or cost_usd is not None:
-                task_values.update(await transitions.usage_values(
-                    self.db, conn, task_id, prompt_tokens, completion_tokens, cost_usd))
-            event = await transitions.append_event(self.db, conn, task_id, kind, payload,
-                                                   only_active=True, task_values=task_values)
+        event = await self.journal.append(task_id, kind, payload, prompt_tokens=prompt_tokens,
+                                          completion_tokens=completion_tokens,
+                                          cost_usd=cost_usd)
         if event is not None:
             self.bus.publish(TaskChange(task_id, None, event_kind=kind))
         return event
-
-    async def add_usage(self, task_id: int, prompt_tokens: int, completion_tokens: int,
-                        cost_usd: float | None = None) -> bool:
-        """Count tokens that came with no event to carry them (a final provider turn).
-
-        False when the task has already ended; the store then keeps its counts as they are.
-        """
-        if not (prompt_tokens or completion_tokens or cost_usd is not None):
-            return True
-        async with self.db.write() as conn:
-            values = await transitions.usage_values(self.db, conn, task_id, prompt_tokens,
-                                                    completion_tokens, cost_usd)
-            result = await conn.execute(update(TaskRow).where(
-                TaskRow.id == task_id, TaskRow.status == TaskStatus.RUNNING.value)
-                .values(**values))
-            return bool(result.rowcount)
 
     async def start_task(self, task_id: int, worker_id: str | None = None) -> Task | None:
         """Mark a new task as started (it is already ``running``); None if it was not new."""
@@ -281,8 +270,13 @@ class TaskStore:
                                               lease_seconds=None)
         return started[0] if started else None
 
-    async def finish_task(self, task_id: int, final_text: str) -> Task:
-        """End (or pause) a running task from the agent's final message."""
+    async def finish_task(self, task_id: int, final_text: str,
+                          usage: Usage = NO_USAGE) -> Task:
+        """End (or pause) a running task from the agent's final message.
+
+        ``usage`` — the tokens of the turn that produced it — is counted in the same
+        transaction, so a crash can neither lose them nor count them twice.
+        """
         final_text = rules.clean(final_text)
         final = rules.parse_final_message(final_text)
         new = final.task_status
@@ -293,33 +287,36 @@ class TaskStore:
         async with self.db.write() as conn:
             task = await transitions.transition(
                 self.db, conn, task_id, [TaskStatus.RUNNING], new, values,
-                rules.status_message(final), lambda s: f"Task #{task_id} is {s}.")
-            await transitions.end(self.db, conn, task, final, final_text)
-            task = await transitions.get(conn, task_id)
+                rules.status_message(final), lambda s: f"Task #{task_id} is {s}.",
+                ending=(final, final_text), usage=usage)
         self.bus.publish(TaskChange(task_id, new))
         return task
 
     async def fail_task(self, task_id: int, error: str, *, summary: str | None = None,
-                        allowed: Sequence[TaskStatus] = ACTIVE_STATUSES) -> Task | None:
+                        allowed: Sequence[TaskStatus] = ACTIVE_STATUSES,
+                        usage: Usage = NO_USAGE) -> Task | None:
         """Fail an unfinished task for a runtime reason (max duration, loop, timeout).
 
         Returns None when the task had already ended — the normal "too late" case.
         """
-        error, summary = rules.clean(error), rules.clean(summary)
-        final = rules.runtime_failure(summary or error)
-        values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
-                  "error": error}
         try:
             async with self.db.write() as conn:
-                task = await transitions.transition(self.db, conn, task_id, allowed,
-                                                    TaskStatus.FAILED, values, error,
-                                                    lambda s: "")
-                await transitions.end(self.db, conn, task, final, None)
-                task = await transitions.get(conn, task_id)
+                task = await self._fail_in(conn, task_id, error, summary, allowed, usage)
         except InvalidTransition:
             return None
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED))
         return task
+
+    async def _fail_in(self, conn: AsyncConnection, task_id: int, error: str,
+                       summary: str | None, allowed: Sequence[TaskStatus],
+                       usage: Usage = NO_USAGE) -> Task:
+        error, summary = rules.clean(error), rules.clean(summary)
+        final = rules.runtime_failure(summary or error)
+        values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
+                  "error": error}
+        return await transitions.transition(self.db, conn, task_id, allowed, TaskStatus.FAILED,
+                                            values, error, lambda s: "", ending=(final, None),
+                                            usage=usage)
 
     async def kill_task(self, task_id: int, by: str, where: str = "Telegram") -> Task:
         """Abort a running task: failed, "Killed by <who> from <where>", injection sent."""
@@ -330,26 +327,36 @@ class TaskStore:
         async with self.db.write() as conn:
             task = await transitions.transition(self.db, conn, task_id, [TaskStatus.RUNNING],
                                                 TaskStatus.FAILED, values, text,
-                                                kill_refused_message)
-            await transitions.end(self.db, conn, task, rules.runtime_failure(text), None)
-            task = await transitions.get(conn, task_id)
+                                                kill_refused_message,
+                                                ending=(rules.runtime_failure(text), None))
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED, killed=True))
         return task
 
     async def resume_task(self, task_id: int, answer: str, by: str) -> Task:
-        """Answer a paused task's question; it runs again."""
+        """Answer a paused task's question; it runs again.
+
+        Max duration is wall-clock from the start (platform-facts.md): an answer that comes
+        after the task's deadline fails it at once ("Max duration exceeded") — the returned
+        task is then ``failed``.
+        """
         if not answer.strip():
             raise StoreError("The answer must not be empty.")
         answer, by = rules.clean(answer), rules.clean(by)
         async with self.db.write() as conn:
-            task = await transitions.transition(
-                self.db, conn, task_id, [TaskStatus.PAUSED], TaskStatus.RUNNING,
-                {"result_status": None}, f"Answered by {by}",
-                lambda s: f"Task #{task_id} is {s}, not paused: there is no question to answer.")
-            await transitions.append_event(self.db, conn, task_id, EventKind.ANSWER,
-                                           {"text": answer, "by": by}, only_active=False)
             task = await transitions.get(conn, task_id)
-        self.bus.publish(TaskChange(task_id, TaskStatus.RUNNING))
+            late = task.status is TaskStatus.PAUSED and rules.past_deadline(
+                task.started_at, task.max_duration_minutes, self.clock())
+            if late:
+                task = await self._fail_in(conn, task_id, rules.MAX_DURATION_MESSAGE, None,
+                                           [TaskStatus.PAUSED])
+            else:
+                task = await transitions.transition(
+                    self.db, conn, task_id, [TaskStatus.PAUSED], TaskStatus.RUNNING,
+                    {"result_status": None}, f"Answered by {by}",
+                    lambda s: f"Task #{task_id} is {s}, not paused: there is no question to "
+                              "answer.",
+                    then=[(EventKind.ANSWER, {"text": answer, "by": by})])
+        self.bus.publish(TaskChange(task_id, task.status))
         return task
 
     # --- change feed ----------------------------------------------------------------------

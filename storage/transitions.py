@@ -24,6 +24,7 @@ from taskops.storage import counts, rules
 from taskops.storage.db import Database
 from taskops.storage.domain import (
     ACTIVE_STATUSES,
+    NO_USAGE,
     EventKind,
     FinalMessage,
     InvalidTransition,
@@ -34,6 +35,7 @@ from taskops.storage.domain import (
     TaskEvent,
     TaskNotFound,
     TaskStatus,
+    Usage,
 )
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.rows import row_to_event, row_to_task
@@ -122,28 +124,6 @@ async def append_event(db: Database, conn: AsyncConnection, task_id: int, kind: 
     return row_to_event(row)
 
 
-async def usage_values(db: Database, conn: AsyncConnection, task_id: int, prompt: int,
-                       completion: int, cost: float | None) -> dict[str, Any]:
-    """Column updates that add token usage (and its cost, from the price table unless the
-    provider reported one)."""
-    if prompt < 0 or completion < 0:
-        raise StoreError("token counts cannot be negative")
-    model = (await conn.execute(select(TaskRow.model).where(TaskRow.id == task_id))
-             ).scalar_one_or_none()
-    price = db.settings.price_for(model)
-    if cost is None and price is not None:
-        cost = rules.estimate_cost(price.input_per_million, price.output_per_million,
-                                   prompt, completion)
-    values: dict[str, Any] = dict(
-        prompt_tokens=TaskRow.prompt_tokens + prompt,
-        completion_tokens=TaskRow.completion_tokens + completion,
-        total_tokens=TaskRow.total_tokens + prompt + completion,
-    )
-    if cost is not None:
-        values["cost_usd"] = func.coalesce(TaskRow.cost_usd, 0.0) + cost
-    return values
-
-
 # --- transitions -------------------------------------------------------------------------
 
 NEW_TASK = [TaskRow.started_at.is_(None), TaskRow.status == TaskStatus.RUNNING.value]
@@ -152,29 +132,87 @@ NEW_TASK = [TaskRow.started_at.is_(None), TaskRow.status == TaskStatus.RUNNING.v
 async def start(db: Database, conn: AsyncConnection, task_ids: Sequence[int], *,
                 worker_id: str | None, lease_seconds: float | None) -> list[Task]:
     """Mark never-started tasks as started (they are already ``running``) and log "Task
-    started"; tasks that were not new any more are left out of the result."""
+    started"; tasks that were not new any more are left out of the result.
+
+    Two statements for any number of tasks: the update numbers the event on each row.
+    """
     now = db.clock()
     lease = None if lease_seconds is None else now + timedelta(seconds=lease_seconds)
     rows = list(await conn.execute(
         update(TaskRow).where(TaskRow.id.in_(list(task_ids)), *NEW_TASK)
-        .values(started_at=now, claimed_by=worker_id, lease_until=lease)
+        .values(started_at=now, claimed_by=worker_id, lease_until=lease,
+                event_count=TaskRow.event_count + 1, last_event_at=now)
         .returning(TaskRow)))
-    for row in rows:
-        await append_event(db, conn, row.id, EventKind.STATUS_CHANGE, rules.started_payload(),
-                           only_active=True)
+    if rows:
+        await insert_events(db, conn, [(r.id, r.event_count, EventKind.STATUS_CHANGE,
+                                        rules.started_payload()) for r in rows], now)
     return sorted((row_to_task(r) for r in rows), key=lambda t: t.id)
+
+
+async def insert_events(db: Database, conn: AsyncConnection,
+                        events: Sequence[tuple[int, int, EventKind, dict[str, Any]]],
+                        at: datetime) -> None:
+    """Insert events already numbered on their task rows: (task id, seq, kind, payload)."""
+    await conn.execute(insert(TaskEventRow).values(txid=db.txid), [
+        dict(task_id=task_id, seq=seq, at=at, kind=kind.value, payload=rules.clean(payload))
+        for task_id, seq, kind, payload in events])
+
+
+def _usage_columns(db: Database, model: str | None, usage: Usage) -> dict[str, Any]:
+    if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
+        raise StoreError("token counts cannot be negative")
+    cost = usage.cost_usd
+    price = db.settings.price_for(model)
+    if cost is None and price is not None:
+        cost = rules.estimate_cost(price.input_per_million, price.output_per_million,
+                                   usage.prompt_tokens, usage.completion_tokens)
+    values: dict[str, Any] = dict(
+        prompt_tokens=TaskRow.prompt_tokens + usage.prompt_tokens,
+        completion_tokens=TaskRow.completion_tokens + usage.completion_tokens,
+        total_tokens=TaskRow.total_tokens + usage.prompt_tokens + usage.completion_tokens,
+    )
+    if cost is not None:
+        values["cost_usd"] = func.coalesce(TaskRow.cost_usd, 0.0) + cost
+    return values
 
 
 async def transition(db: Database, conn: AsyncConnection, task_id: int,
                      allowed: Sequence[TaskStatus], new: TaskStatus, values: dict[str, Any],
-                     message: str, refuse: Callable[[TaskStatus], str]) -> Task:
-    """Compare-and-set the status, keep counts in step, log the status change."""
+                     message: str, refuse: Callable[[TaskStatus], str], *,
+                     ending: tuple[FinalMessage, str | None] | None = None,
+                     usage: Usage = NO_USAGE,
+                     then: Sequence[tuple[EventKind, dict[str, Any]]] = ()) -> Task:
+    """Compare-and-set the status, keep counts in step, log the status change.
+
+    ``ending`` also writes the ``final`` event of a task that ended or paused and its
+    ``injection`` (the agent's final message, or None when it was not the agent's);
+    ``usage`` adds tokens in the same update; ``then`` appends more events after these.
+    Four statements, however many events: read, update (numbering the events on the
+    row), the two day counters, the events.
+    """
     for _ in range(3):
         current = await get(conn, task_id)
         if current.status not in allowed:
             raise InvalidTransition(refuse(current.status))
         now = db.clock()
-        set_values = dict(values, status=new.value)
+        events: list[tuple[EventKind, dict[str, Any]]] = [
+            (EventKind.STATUS_CHANGE, rules.status_change_payload(current.status, new, message))]
+        if ending is not None:
+            final, text = ending
+            events.append((EventKind.FINAL, rules.final_payload(final, text)))
+            injection = rules.injection_payload(
+                task_id=task_id, task_name=current.name, trigger=current.trigger,
+                parent_session=current.parent_session, final=final,
+                started_at=current.started_at, at=now,
+                tokens_used=current.total_tokens + usage.prompt_tokens
+                + usage.completion_tokens)
+            if injection is not None:
+                events.append((EventKind.INJECTION, injection))
+        events += then
+        set_values = dict(values, status=new.value, last_event_at=now,
+                          event_count=TaskRow.event_count + len(events))
+        if usage:
+            set_values.update(_usage_columns(db, current.model, usage))
         if new.is_final:
             set_values.update(finished_at=now,
                               duration_ms=rules.duration_ms(current.started_at, now))
@@ -183,24 +221,9 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
             .values(**set_values).returning(TaskRow))).first()
         if row is None:
             continue  # lost a race (PostgreSQL); look again
-        await counts.bump(conn, db.tz, row, current.status.value, -1)
-        await counts.bump(conn, db.tz, row, new.value, +1)
-        await append_event(db, conn, task_id, EventKind.STATUS_CHANGE,
-                           rules.status_change_payload(current.status, new, message),
-                           only_active=False)
+        await counts.move(conn, db.tz, row, current.status.value, new.value)
+        first = row.event_count - len(events) + 1
+        await insert_events(db, conn, [(task_id, first + i, kind, payload)
+                                       for i, (kind, payload) in enumerate(events)], now)
         return row_to_task(row)
     raise StoreError(f"Task #{task_id} kept changing; try again.")
-
-
-async def end(db: Database, conn: AsyncConnection, task: Task, final: FinalMessage,
-              text: str | None) -> None:
-    """The ``final`` event of a task that ended or paused, and its ``injection``."""
-    await append_event(db, conn, task.id, EventKind.FINAL, rules.final_payload(final, text),
-                       only_active=False)
-    injection = rules.injection_payload(
-        task_id=task.id, task_name=task.name, trigger=task.trigger,
-        parent_session=task.parent_session, final=final, started_at=task.started_at,
-        at=db.clock(), tokens_used=task.total_tokens)
-    if injection is not None:
-        await append_event(db, conn, task.id, EventKind.INJECTION, injection,
-                           only_active=False)

@@ -37,6 +37,15 @@ class Holding:
     killed_by: str | None
 
 
+@dataclass(frozen=True)
+class PausedTask:
+    id: int
+    #: when it paused (its question was asked)
+    since: datetime
+    started_at: datetime | None
+    max_duration_minutes: int
+
+
 class WorkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -136,8 +145,8 @@ class WorkStore:
                 .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds))
                 .returning(TaskRow.id))).scalars())
 
-    async def paused_since(self) -> dict[int, datetime]:
-        """Paused tasks and when they paused (their latest ``final`` event)."""
+    async def paused(self) -> list[PausedTask]:
+        """Paused tasks: when they paused (their latest ``final`` event) and their deadline."""
         last_final = (select(func.max(TaskEventRow.at))
                       .where(TaskEventRow.task_id == TaskRow.id,
                              TaskEventRow.kind == EventKind.FINAL.value)
@@ -145,14 +154,15 @@ class WorkStore:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(TaskRow.id, last_final.label("paused_at"), TaskRow.last_event_at,
-                       TaskRow.created_at)
+                       TaskRow.created_at, TaskRow.started_at, TaskRow.max_duration_minutes)
                 .where(TaskRow.finished_at.is_(None), TaskRow.status == TaskStatus.PAUSED.value))
             # The column type is lost in the subquery on SQLite; UTCDateTime applies only
             # to the plain columns, so normalise here.
-            out: dict[int, datetime] = {}
+            out: list[PausedTask] = []
             for r in rows:
                 at = r.paused_at or r.last_event_at or r.created_at
                 if isinstance(at, str):
                     at = datetime.fromisoformat(at)
-                out[r.id] = at if at.tzinfo else at.replace(tzinfo=UTC)
+                out.append(PausedTask(r.id, at if at.tzinfo else at.replace(tzinfo=UTC),
+                                      r.started_at, r.max_duration_minutes))
             return out

@@ -159,7 +159,7 @@ class Generator:
         self.trigger_cdf = _cdf([w for _, w in TRIGGERS])
         self.outcomes = list(Outcome)
         self.outcome_cdf = _cdf([o.value for o in Outcome])
-        cap = tasks.max_duration_cap_minutes
+        cap = self.max_duration_cap = tasks.max_duration_cap_minutes
         self.max_durations = [min(m, cap) for m in (tasks.max_duration_minutes,) * 6
                               + (15, 30, 120, 240)]
         #: recent failed tasks (id, name pair, prompt) that a user may restart
@@ -264,6 +264,12 @@ class Generator:
         rng, rand = self.rng, self.rng.random
         started = t.created + timedelta(seconds=0.2 + rng.expovariate(1 / 8))
         t.started = started
+        if t.role in (Role.PAUSED, Role.RUNNING):
+            # Max duration is wall-clock from the start, paused time included: a task
+            # still open now has its deadline ahead of it (half an hour at least).
+            needed = (self.now - started).total_seconds() / 60 + 30
+            t.max_minutes = next((m for m in sorted(set(self.max_durations)) if m >= needed),
+                                 self.max_duration_cap)
         # How long it ran: median ~1.5 min, long tail, within the max duration.
         limit_s = t.max_minutes * 60.0
         run_s = min(rng.lognormvariate(4.5, 1.1), limit_s * 0.97)

@@ -15,9 +15,10 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from taskops.cron import CronError, check_schedule
 
 
 class ConfigError(Exception):
@@ -192,14 +193,10 @@ def timezone(value: object) -> str:
 
 def cron(value: object) -> str:
     expression = string(value)
-    if len(expression.split()) != 5:
-        raise Invalid("must be a 5-field cron expression (minute hour day month weekday), "
-                      f"got {show(expression)}")
     try:
-        croniter(expression)
-    except (CroniterError, ValueError, KeyError):
-        raise Invalid(f"invalid cron expression {show(expression)}") from None
-    return expression
+        return check_schedule(expression)
+    except CronError as exc:
+        raise Invalid(str(exc)) from None
 
 
 def secret(value: object) -> Secret:

@@ -181,9 +181,17 @@ class NotificationSettings:
 
 
 DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({
-    # Public list prices, USD per million tokens (input, output); [prices] overrides them.
+    # USD per million tokens (input, output); [prices] overrides them. First the original
+    # platform's built-in table, in full (platform-facts.md, "Cost"), under its own names:
     "gpt-4o": Price(2.50, 10.00),
     "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4-turbo": Price(10.00, 30.00),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "claude-sonnet-4-20250514": Price(3.00, 15.00),
+    "claude-3-5-sonnet-20241022": Price(3.00, 15.00),
+    "claude-3-opus-20240229": Price(15.00, 75.00),
+    "claude-3-haiku-20240307": Price(0.25, 1.25),
+    # then public list prices of later models and of the undated names:
     "gpt-4.1": Price(2.00, 8.00),
     "gpt-4.1-mini": Price(0.40, 1.60),
     "gpt-4.1-nano": Price(0.10, 0.40),
