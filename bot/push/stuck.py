@@ -38,7 +38,6 @@ class StuckReason(StrEnum):
     MAX_DURATION = "max_duration"
 
 
-
 def stuck_key(task_id: int) -> str:
     return f"stuck{task_id}"
 
@@ -100,7 +99,9 @@ class StuckWatch:
             task = await self.store.find_task(int(record.body["task_id"]))
             for chat_id in list(pending):
                 if task is not None and task.status is TaskStatus.RUNNING:
-                    reason = StuckReason(record.body.get("reason", StuckReason.IDLE))
+                    stored = record.body.get("reason")
+                    reason = (StuckReason(stored) if stored in set(StuckReason)
+                              else StuckReason.IDLE)
                     sent += await self._announce(task, reason, chat_id)
                 pending.remove(chat_id)
                 await self.store.console.put(record.key, ViewKind.STUCK, 0,
