@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -26,6 +25,7 @@ from taskops.bot.handlers import (
     task_detail,
     tasks_list,
 )
+from taskops.bot.outage import on_error
 from taskops.bot.press import register_last_resort
 from taskops.bot.push import service as push
 from taskops.bot.updates import PerChatUpdateProcessor
@@ -38,12 +38,6 @@ def file_base_url(base_url: str) -> str:
     """Telegram serves files under /file/bot<token>, beside /bot<token>."""
     root, sep, _ = base_url.rstrip("/").rpartition("/bot")
     return f"{root}/file/bot" if sep else base_url.rstrip("/") + "/file/bot"
-
-
-async def _on_error(update: object, context: Any) -> None:
-    # Log and carry on: one bad update must never stop the console.
-    log.error("error while handling update %s", getattr(update, "update_id", update),
-              exc_info=context.error)
 
 
 def build_application(settings: Settings, store: TaskStore,
@@ -79,7 +73,8 @@ def build_application(settings: Settings, store: TaskStore,
     prompts.register(app)
     # Last of all: it answers the presses that none of the handlers above matched.
     register_last_resort(app)
-    app.add_error_handler(_on_error)
+    # Answers an update whose handler failed (a store fault: one line) and logs it.
+    app.add_error_handler(on_error)
     refresh.schedule(app)
     return app
 

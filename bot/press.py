@@ -11,7 +11,7 @@ a forged press), so no button ever spins.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +30,23 @@ from taskops.storage.domain import Task, TaskNotFound
 EXPIRED = "This list has expired — send /tasks again."
 
 PressHandler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
-#: ids of the queries answered while the current press handler runs
+#: ids of the queries answered while the current update is handled (bot/outage.py)
 _answered: ContextVar[set[str] | None] = ContextVar("answered_queries", default=None)
+
+
+@contextlib.contextmanager
+def track_answers() -> Iterator[None]:
+    """Remember which presses were answered while the block runs (one update)."""
+    token = _answered.set(set())
+    try:
+        yield
+    finally:
+        _answered.reset(token)
+
+
+def was_answered(query: CallbackQuery) -> bool:
+    answered = _answered.get()
+    return answered is not None and query.id in answered
 
 
 async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
@@ -45,18 +60,17 @@ async def answer(query: CallbackQuery, text: str | None = None, alert: bool = Fa
 
 
 def on_press(handler: PressHandler, *actions: Action) -> CallbackQueryHandler[Any, None]:
-    """The handler of these actions' presses; whatever it does, the press gets an answer."""
+    """The handler of these actions' presses; whatever it does, the press gets an answer:
+    a handler that fails leaves it to the error handler (bot/outage.py), which knows what
+    to say about the failure."""
 
     async def answered_always(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        answered: set[str] = set()
-        token = _answered.set(answered)
-        try:
+        with contextlib.ExitStack() as scope:
+            if _answered.get() is None:  # handled outside bot.outage.update_scope
+                scope.enter_context(track_answers())
             await handler(update, context)
-        finally:
-            _answered.reset(token)
             query = update.callback_query
-            if query is not None and query.id not in answered:
-                # Only reached when the handler failed: an answer must not hide its error.
+            if query is not None and not was_answered(query):
                 with contextlib.suppress(TelegramError):
                     await query.answer()
 

@@ -22,9 +22,11 @@ from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
 from taskops.bot.flood import LIVE
+from taskops.bot.outage import Streak
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
 from taskops.bot.views import CONSOLE_KINDS, Screen, decode_or_none, encode, latest_per_chat
+from taskops.storage.health import quick
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,20 @@ async def refresh_lists(app: AnyApp) -> int:
 
 
 async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await refresh_lists(context.application)
+    assert context.job is not None
+    streak = context.job.data
+    assert isinstance(streak, Streak)
+    d = deps_of(context.application)
+    try:
+        # Quick store calls, as a press makes: a pass must not hold a connection while the
+        # store is away (the next pass comes in 5 s anyway).
+        with quick():
+            await refresh_lists(context.application)
+    except Exception as error:
+        if not await streak.failed(d.store, error, pause=False):
+            raise
+    else:
+        streak.ok()
 
 
 async def _forget_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -82,6 +97,6 @@ async def _forget_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 def schedule(app: AnyApp) -> None:
     assert app.job_queue is not None
     app.job_queue.run_repeating(_refresh_job, interval=INTERVAL_SECONDS, first=INTERVAL_SECONDS,
-                                name="refresh-lists", job_kwargs={"max_instances": 1,
-                                                                  "coalesce": True})
+                                name="refresh-lists", data=Streak("auto-refresh"),
+                                job_kwargs={"max_instances": 1, "coalesce": True})
     app.job_queue.run_repeating(_forget_job, interval=3600, first=60, name="forget-views")

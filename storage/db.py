@@ -4,6 +4,12 @@ SQLite runs in WAL mode with a busy timeout and foreign keys on. Write transacti
 SQLite start with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then
 writes fails at once with "database is locked" when another writer got there first,
 instead of waiting its turn.
+
+Each engine has a quick twin for callers that must answer a person (storage.health):
+the same database with short waits — a 1 s busy timeout on SQLite; on PostgreSQL a
+1.5 s connect timeout, a 1 s lock timeout, a 5 s cap on any statement, and a second's
+wait at most for a pooled connection. Every engine reports its contacts and transient
+failures to the store's health state.
 """
 
 from __future__ import annotations
@@ -20,35 +26,71 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, literal_column
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from taskops.config import Settings
+from taskops.storage.faults import is_transient
+from taskops.storage.health import Contact, StoreHealth, is_quick
 from taskops.storage.signals import ChangeBus
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: quick callers (storage.health): how long SQLite waits for another writer's lock
+QUICK_BUSY_TIMEOUT_MS = 1_000
+#: quick callers on PostgreSQL: connecting, waiting for a lock, any one statement
+QUICK_CONNECT_SECONDS = 1.5
+QUICK_LOCK_TIMEOUT_MS = 1_000
+QUICK_STATEMENT_SECONDS = 5.0
+#: quick callers: waiting for a pooled connection
+QUICK_POOL_SECONDS = 1.0
+#: everyone else on PostgreSQL: a server that does not answer a connection attempt
+CONNECT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class Engines:
-    """A reader and a writer engine; the same engine on PostgreSQL."""
+    """A reader and a writer engine (the same engine on PostgreSQL), their quick twins,
+    and the health state they report to."""
 
     read: AsyncEngine
     write: AsyncEngine
+    quick_read: AsyncEngine
+    quick_write: AsyncEngine
+    health: StoreHealth
 
     @property
     def is_sqlite(self) -> bool:
         return self.write.dialect.name == "sqlite"
 
     async def dispose(self) -> None:
-        await self.write.dispose()
-        if self.read is not self.write:
-            await self.read.dispose()
+        for engine in {id(e): e for e in (self.write, self.read, self.quick_write,
+                                          self.quick_read)}.values():
+            await engine.dispose()
 
 
-def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo)
+def _report_to(engine: AsyncEngine, contact: Contact) -> AsyncEngine:
+    """Every statement that succeeds is a contact; every transient failure marks the path
+    as away (a failed pre-ping is not one: the pool just reconnects)."""
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _answered(*_args: Any) -> None:
+        contact.answered()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _failed(context: ExceptionContext) -> None:
+        error = context.sqlalchemy_exception or context.original_exception
+        if not context.is_pre_ping and is_transient(error):
+            contact.failed(error)
+
+    return engine
+
+
+def _sqlite_engine(url: str, *, immediate: bool, echo: bool,
+                   busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+                   pool_timeout: float = 30.0) -> AsyncEngine:
+    engine = create_async_engine(url, echo=echo, pool_timeout=pool_timeout)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -56,7 +98,7 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -73,13 +115,33 @@ def create_engines(url: str, *, echo: bool = False, pool_size: int = 10) -> Engi
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+        health = StoreHealth()
+
+        def quick(immediate: bool) -> AsyncEngine:
+            return _sqlite_engine(url, immediate=immediate, echo=echo,
+                                  busy_timeout_ms=QUICK_BUSY_TIMEOUT_MS,
+                                  pool_timeout=QUICK_POOL_SECONDS)
+
         return Engines(
-            read=_sqlite_engine(url, immediate=False, echo=echo),
-            write=_sqlite_engine(url, immediate=True, echo=echo),
+            read=_report_to(_sqlite_engine(url, immediate=False, echo=echo), health.read),
+            write=_report_to(_sqlite_engine(url, immediate=True, echo=echo), health.write),
+            quick_read=_report_to(quick(immediate=False), health.read),
+            quick_write=_report_to(quick(immediate=True), health.write),
+            health=health,
         )
-    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
-                                 pool_pre_ping=True)
-    return Engines(read=engine, write=engine)
+    health = StoreHealth.single()
+    engine = _report_to(create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_SECONDS}), health.write)
+    quick_engine = _report_to(create_async_engine(
+        url, echo=echo, pool_size=max(2, pool_size // 2), max_overflow=max(2, pool_size // 2),
+        pool_pre_ping=True, pool_timeout=QUICK_POOL_SECONDS,
+        connect_args={"timeout": QUICK_CONNECT_SECONDS,
+                      "command_timeout": QUICK_STATEMENT_SECONDS,
+                      "server_settings": {"lock_timeout": str(QUICK_LOCK_TIMEOUT_MS)}}),
+        health.write)
+    return Engines(read=engine, write=engine, quick_read=quick_engine,
+                   quick_write=quick_engine, health=health)
 
 
 def utcnow() -> datetime:
@@ -108,15 +170,47 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engines.is_sqlite
 
+    @property
+    def health(self) -> StoreHealth:
+        return self.engines.health
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engines.write.begin() as conn:
+        """A write transaction; committed when the block ends without an error."""
+        if not is_quick():
+            async with self.engines.write.begin() as conn:
+                yield conn
+            return
+        async with self._quick(self.engines.quick_write, self.health.write, begin=True) as conn:
             yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engines.read.connect() as conn:
+        if not is_quick():
+            async with self.engines.read.connect() as conn:
+                yield conn
+            return
+        async with self._quick(self.engines.quick_read, self.health.read, begin=False) as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _quick(self, engine: AsyncEngine, contact: Contact, *,
+                     begin: bool) -> AsyncIterator[AsyncConnection]:
+        """A quick caller's connection: a transient failure becomes StoreUnavailable."""
+        with contact.probe():
+            try:
+                if begin:
+                    async with engine.begin() as conn:
+                        yield conn
+                else:
+                    async with engine.connect() as conn:
+                        yield conn
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                if not contact.away:  # e.g. no pooled connection came free in time
+                    contact.failed(error)
+                raise contact.unavailable(error) from error
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:

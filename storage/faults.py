@@ -29,8 +29,6 @@ from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 
-from taskops.storage.domain import StoreError
-
 log = logging.getLogger("taskops.storage")
 T = TypeVar("T")
 
@@ -56,12 +54,20 @@ BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
 
 
-class StoreUnavailable(StoreError):
-    """The store stayed away longer than the caller was willing to wait."""
+class StoreUnavailable(Exception):
+    """The store stayed away longer than the caller was willing to wait.
 
-    def __init__(self, since: float, cause: BaseException) -> None:
+    Not a :class:`StoreError`: the store did not refuse the request, it did not answer, so
+    code that shows a refusal's message to a person must not catch this one with them.
+    """
+
+    def __init__(self, since: float, cause: BaseException, *,
+                 last_contact: float | None = None) -> None:
+        #: ``time.monotonic()`` since when the store has been failing
         self.since = since
         self.cause = cause
+        #: ``time.monotonic()`` of the last statement that succeeded (None: unknown)
+        self.last_contact = last_contact
         super().__init__(f"The task store is unavailable ({describe(cause)}), since "
                          f"{time.monotonic() - since:.0f}s.")
 

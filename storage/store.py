@@ -53,6 +53,7 @@ from taskops.storage.domain import (
     restart_refused_message,
 )
 from taskops.storage.feed import FeedBatch
+from taskops.storage.health import StoreHealth
 from taskops.storage.journal import Journal
 from taskops.storage.leader import LeaderLock, leader_lock
 from taskops.storage.models import TaskEventRow, TaskRow
@@ -116,6 +117,11 @@ class TaskStore:
     @property
     def engines(self) -> Engines:
         return self.db.engines
+
+    @property
+    def health(self) -> StoreHealth:
+        """Whether the database answers, and when it last did (storage.health)."""
+        return self.db.health
 
     def leader(self, name: str) -> LeaderLock:
         """The lock that makes one process among those sharing the store lead ``name``."""

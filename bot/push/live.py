@@ -32,6 +32,7 @@ from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
 from taskops.bot.flood import LIVE
+from taskops.bot.outage import Streak
 from taskops.bot.push.options import PushOptions
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
@@ -90,6 +91,7 @@ class LiveEditor:
             self._signal(self.queue.get_nowait())
 
     async def run(self) -> None:
+        streak = Streak("live views")
         try:
             next_poll = time.monotonic() + self.options.live_poll_seconds
             while True:
@@ -109,9 +111,12 @@ class LiveEditor:
                     await self.follow_pass()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("live views: pass failed; trying again")
-                    await asyncio.sleep(self.options.live_poll_seconds)
+                except Exception as error:
+                    if not await streak.failed(self.store, error):
+                        log.exception("live views: pass failed; trying again")
+                        await asyncio.sleep(self.options.live_poll_seconds)
+                else:
+                    streak.ok()
                 next_poll = time.monotonic() + self.options.live_poll_seconds
         finally:
             self.store.bus.unsubscribe(self.queue)

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.outage import Streak
 from taskops.bot.push import messages
 from taskops.bot.push.digest import DeliveryState, Digest
 from taskops.bot.push.feed import Batch, FeedReader
@@ -97,7 +98,6 @@ class ChatWorker:
         self.telegram.gate.seed(self.chat_id, self.state.sent)
 
     async def run(self) -> None:
-        await self.load()
         try:
             await self._loop()
         finally:
@@ -118,19 +118,27 @@ class ChatWorker:
 
     async def _loop(self) -> None:
         failing = False
+        loaded = False
+        streak = Streak(f"notifications for chat {self.chat_id}")
         while not self.gone:
             try:
+                if not loaded:
+                    await self.load()
+                    loaded = True
                 await self.drain()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # The database may be away for a moment: keep the cursor, try again.
+            except Exception as error:
+                # The database may be away for a while: keep the cursor, try again.
+                if await streak.failed(self.store, error):
+                    continue
                 if not failing:
                     log.exception("notifications for chat %s failed; retrying", self.chat_id)
                 failing = True
                 await asyncio.sleep(self.options.poll_seconds)
                 continue
             failing = False
+            streak.ok()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.options.poll_seconds)
                 # A burst signals every change: let a few gather before reading.
@@ -294,14 +302,18 @@ class Notifier:
             self.resync.set()
 
     async def run(self) -> None:
+        streak = Streak("notifier: reading subscriptions")
         try:
             while True:
                 try:
                     await self._supervise()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("notifier: could not read subscriptions; retrying")
+                except Exception as error:
+                    if not await streak.failed(self.store, error):
+                        log.exception("notifier: could not read subscriptions; retrying")
+                    continue
+                streak.ok()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.resync.wait(), self.options.poll_seconds)
                 self.resync.clear()

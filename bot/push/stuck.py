@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.outage import Streak
 from taskops.bot.push import messages
 from taskops.bot.push.notifier import view_body
 from taskops.bot.push.options import PushOptions
@@ -49,14 +50,19 @@ class StuckWatch:
         self.notifications = notifications
 
     async def run(self) -> None:
+        streak = Streak("stuck-task check")
         while True:
             await asyncio.sleep(self.options.stuck_check_seconds)
             try:
                 await self.check()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("stuck-task check failed; trying again later")
+            except Exception as error:
+                # The next check comes soon enough: no pause of its own.
+                if not await streak.failed(self.store, error, pause=False):
+                    log.exception("stuck-task check failed; trying again later")
+            else:
+                streak.ok()
 
     async def reason(self, task: Task, now: datetime) -> StuckReason | None:
         if task.status is not TaskStatus.RUNNING:
