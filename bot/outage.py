@@ -46,6 +46,11 @@ def store_fault(error: BaseException) -> bool:
     return isinstance(error, StoreUnavailable) or is_transient(error)
 
 
+def why(error: BaseException) -> str:
+    """The driver's own words for a store fault, for the log."""
+    return describe(error.cause if isinstance(error, StoreUnavailable) else error)
+
+
 def _last_contact(error: BaseException, health: StoreHealth) -> float | None:
     if isinstance(error, StoreUnavailable) and error.last_contact is not None:
         return error.last_contact
@@ -82,7 +87,7 @@ async def on_error(update: object, context: Any) -> None:
         await _answer(update, None)
         return
     log.warning("update %s: the task store is unavailable (%s); told the admin", update_id,
-                describe(error))
+                why(error))
     await _answer(update, unavailable_line(error, deps_of(context.application).store))
 
 
@@ -118,7 +123,7 @@ class Streak:
         if self.attempt == 0:
             self.since = time.monotonic()
             log.warning("%s: the task store is unavailable (%s); waiting for it", self.what,
-                        describe(error))
+                        why(error))
         if pause:
             await store.health.pause(self.attempt)
         self.attempt += 1

@@ -55,6 +55,32 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A database of this test's own on the test PostgreSQL, migrated, dropped afterwards:
+    it may refuse connections (tests/faults.py) without disturbing anyone else."""
+    try:
+        server = postgres.ensure_server()
+    except postgres.NoServer as error:
+        pytest.exit(str(error), returncode=1)
+    name = f"taskops_faults_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(postgres.admin_url(server))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = postgres.database_url(server, name)
+    try:
+        asyncio.run(migrate(url))
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"

@@ -13,14 +13,13 @@ import logging
 
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
-from taskops.bot.outage import store_fault
+from taskops.bot.outage import store_fault, why
 from taskops.bot.push.injections import InjectionRelay
 from taskops.bot.push.live import LiveEditor
 from taskops.bot.push.notifier import Notifier
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.stuck import StuckWatch
 from taskops.storage.domain import EventKind
-from taskops.storage.faults import describe
 from taskops.storage.signals import TaskChange
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ async def start(app: AnyApp) -> PushService:
             log.exception("push: could not read the results cursor yet; the relay will retry")
         else:
             log.warning("push: the task store is unavailable (%s); the relay will retry",
-                        describe(error))
+                        why(error))
     service.start()
     return service
 
