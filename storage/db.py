@@ -14,6 +14,8 @@ failures to the store's health state.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from taskops.config import Settings
+from taskops.storage import rules
 from taskops.storage.faults import is_transient
 from taskops.storage.health import Contact, StoreHealth, is_quick
 from taskops.storage.signals import ChangeBus
@@ -87,10 +90,23 @@ def _report_to(engine: AsyncEngine, contact: Contact) -> AsyncEngine:
     return engine
 
 
+#: a UTF-16 surrogate written as a JSON escape (paired ones, e.g. emoji, match too)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _sqlite_json(text: str) -> Any:
+    """JSON as SQLite holds it. Payloads written before text was cleaned on the way in
+    (rules.clean) may hold lone surrogates as escapes — PostgreSQL never took them —
+    which no screen or file could render; they are cleaned as they are read."""
+    value = json.loads(text)
+    return rules.clean(value) if _SURROGATE_ESCAPE.search(text) else value
+
+
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool,
                    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
                    pool_timeout: float = 30.0) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, pool_timeout=pool_timeout)
+    engine = create_async_engine(url, echo=echo, pool_timeout=pool_timeout,
+                                 json_deserializer=_sqlite_json)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

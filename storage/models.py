@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from taskops.storage import rules
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC on both engines, hands out aware UTC datetimes.
@@ -49,7 +51,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-JSONPayload = JSON().with_variant(JSONB(), "postgresql")
+class SafeString(TypeDecorator[str]):
+    """Text as it enters the store: NUL and lone surrogates replaced (rules.clean_text),
+    the same on both engines, whatever the entry point."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else rules.clean_text(value)
+
+
+class SafeText(SafeString):
+    impl = Text
+    cache_ok = True
+
+
+class JSONPayload(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) whose every string is cleaned on the way in (rules.clean)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return rules.clean(value)
+
+
 BigInt = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowids must be INTEGER
 
 
@@ -61,20 +91,20 @@ class TaskRow(Base):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(SafeString(200))
     #: casefolded name for the name sort; byte order ("C") on PostgreSQL so both engines
     #: sort names identically
     sort_name: Mapped[str] = mapped_column(
         String(200).with_variant(String(200, collation="C"), "postgresql"))
-    prompt: Mapped[str] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(SafeText)
     status: Mapped[str] = mapped_column(String(16))
     trigger: Mapped[str] = mapped_column(String(16))
     trigger_source_id: Mapped[int | None] = mapped_column(BigInt)
-    provider: Mapped[str | None] = mapped_column(String(100))
-    model: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str | None] = mapped_column(SafeString(100))
+    model: Mapped[str | None] = mapped_column(SafeString(200))
     used_default: Mapped[bool] = mapped_column(Boolean, default=False)
     max_duration_minutes: Mapped[int] = mapped_column(Integer)
-    parent_session: Mapped[str | None] = mapped_column(String(100))
+    parent_session: Mapped[str | None] = mapped_column(SafeString(100))
     restarted_from_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("tasks.id"))
     #: caller-supplied idempotency key of a restart; the same key makes one task
     restart_key: Mapped[str | None] = mapped_column(String(100), unique=True)
@@ -90,9 +120,9 @@ class TaskRow(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     tool_call_count: Mapped[int] = mapped_column(Integer, default=0)
     result_status: Mapped[str | None] = mapped_column(String(16))
-    summary: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    killed_by: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[str | None] = mapped_column(SafeText)
+    error: Mapped[str | None] = mapped_column(SafeText)
+    killed_by: Mapped[str | None] = mapped_column(SafeString(200))
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     #: worker lease: which worker runs it and until when the claim holds
@@ -179,10 +209,10 @@ class CronjobRow(Base):
     __tablename__ = "cronjobs"
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(SafeString(200), unique=True)
     schedule: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str] = mapped_column(String(64))
-    prompt: Mapped[str] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(SafeText)
     provider: Mapped[str | None] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -230,10 +260,10 @@ class AuditRow(Base):
     id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_id: Mapped[int] = mapped_column(BigInteger)
-    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_name: Mapped[str] = mapped_column(SafeString(200))
     action: Mapped[str] = mapped_column(String(32))
     task_id: Mapped[int | None] = mapped_column(BigInt)
-    outcome: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(SafeText)
 
 
 

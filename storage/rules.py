@@ -8,9 +8,11 @@ history and live history cannot drift apart.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from taskops.storage.domain import (
@@ -34,15 +36,40 @@ def sort_name(name: str) -> str:
     return name.casefold()[:NAME_MAX]
 
 
+#: what PostgreSQL refuses (NUL in text and JSONB; a lone UTF-16 surrogate cannot even be
+#: encoded as UTF-8) and SQLite would keep, only to fail later in a screen or a file
+_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
+#: JSON numbers PostgreSQL refuses (Python's json writes and reads them)
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def clean_text(text: str) -> str:
+    """``text`` as every engine, screen and file can take it: NUL and lone surrogates
+    become U+FFFD; a surrogate pair held as two code points becomes its one character."""
+    if _UNSAFE_TEXT.search(text) is None:
+        return text
+    text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def clean(value: Any) -> Any:
-    """Replace NUL characters, which PostgreSQL text and JSONB refuse and SQLite keeps, so
-    agent-written text is stored the same way on both engines."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
+    """Agent- and tool-written values made safe once, where they enter the store, so both
+    engines store the same thing and every later screen renders it: every string anywhere
+    in the value goes through :func:`clean_text` (dict keys too), tuples become lists, and
+    a non-finite float (NaN, ±Infinity — valid to Python's json, refused by PostgreSQL)
+    becomes its JSON spelling as a string, and a float of 1e16 or more, which JSONB would
+    hand back as an integer, is that integer on both engines."""
+    if isinstance(value, str):
+        return clean_text(value)
     if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}
+        return {clean_text(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [clean(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return _NON_FINITE[str(value)]
+        if abs(value) >= 1e16:  # written in exponent form: PostgreSQL's numeric expands it
+            return int(Decimal(repr(value)))
     return value
 
 

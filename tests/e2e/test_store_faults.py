@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from taskops.storage.domain import EventKind
 from tests.e2e.harness import Console, command, running_console
 from tests.factories import make_task
 from tests.fakegram import CallbackAnswer, FakeMessage, FakeTelegram
@@ -119,3 +120,25 @@ async def test_postgres_refusing_connections(pg_console: Console,
     await console.server.wait_for(
         lambda: "Answer sent" in (console.server.last_bot_message(prompt.chat) or detail).text,
         message="the answer did not land after the store came back")
+
+
+async def test_a_task_with_lone_surrogates_and_nul_opens_and_logs(sqlite_console: Console
+                                                                  ) -> None:
+    # What a tool may hand back (a truncated emoji, a C string): /task used to get no
+    # answer at all (UnicodeEncodeError in the handler).
+    console = sqlite_console
+    task = await make_task(console.store, console.clock, name="odd \ud83d output\x00")
+    await console.store.append_event(task.id, EventKind.TOOL_CALL, {
+        "tool": "read\udc00", "arguments": {"path\x00": "/tmp/\ud800"},
+        "result": "half an emoji: \ud83d", "is_error": False, "duration_ms": 3})
+    await console.store.finish_task(task.id, "STATUS: failed\nSUMMARY: bad \udfff byte\x00")
+    detail = await command(console, f"/task {task.id}")
+    assert "half an emoji: \ufffd" in detail.text
+    assert "odd \ufffd output\ufffd" in detail.text
+    await press_answer(console, detail, "📄 Full log")
+    await console.server.wait_for(
+        lambda: (console.server.last_bot_message(detail.chat) or detail).document is not None)
+    document = console.server.last_bot_message(detail.chat)
+    assert document is not None
+    assert document.document is not None
+    assert "bad \ufffd byte\ufffd" in document.document[1].decode()
