@@ -57,6 +57,11 @@ class Base(DeclarativeBase):
     pass
 
 
+#: Columns after (sort_name, id) in ix_tasks_name: the filters and the other sort keys.
+NAME_INDEX_EXTRA = ("status", "trigger", "provider", "model", "used_default", "created_at",
+                    "total_tokens", "cost_usd", "duration_ms")
+
+
 class TaskRow(Base):
     __tablename__ = "tasks"
 
@@ -102,7 +107,10 @@ class TaskRow(Base):
     __table_args__ = (
         # One index per sort key, each ending in id so ties break the same way everywhere.
         Index("ix_tasks_created", "created_at", "id"),
-        Index("ix_tasks_name", "sort_name", "id"),
+        # The name sort's index also carries every filter column and sort key: a search
+        # counts and reads the tasks of the names it matched from this index alone, and a
+        # name walk tests its filters without reading rows.
+        Index("ix_tasks_name", "sort_name", "id", *NAME_INDEX_EXTRA),
         Index("ix_tasks_duration", "duration_ms", "id"),
         Index("ix_tasks_tokens", "total_tokens", "id"),
         # Filters, each with the default sort behind it.
@@ -113,9 +121,11 @@ class TaskRow(Base):
         Index("ix_tasks_provider_created", "provider", "model", "created_at", "id"),
         Index("ix_tasks_default_created", "used_default", "created_at", "id"),
         # Unfinished tasks are few: the duration sort and the worker read them by this.
-        Index("ix_tasks_unfinished", "finished_at", "status", "started_at"),
-        Index("ix_tasks_never_started", "started_at", "id"),
-        # The duration sort counts never-started tasks under the filters on every page.
+        Index("ix_tasks_unfinished", "status", "started_at",
+              sqlite_where=text("finished_at IS NULL"),
+              postgresql_where=text("finished_at IS NULL")),
+        # The duration sort counts never-started tasks under the filters on every page;
+        # the worker claims from it.
         Index("ix_tasks_never_started_facets", "status", "trigger", "provider", "model",
               "used_default", "created_at", "id",
               sqlite_where=text("started_at IS NULL"),
@@ -148,6 +158,22 @@ class TaskEventRow(Base):
         UniqueConstraint("task_id", "seq", name="uq_task_events_task_seq"),
         Index("ix_task_events_txid", "txid", "id"),
     )
+
+
+class TaskNameRow(Base):
+    """Every distinct ``tasks.sort_name``: what a search looks words up in.
+
+    Filled by a trigger on ``tasks`` (migration 0003), so every writer keeps it in step;
+    never pruned (a name whose tasks are gone matches no task). Searched through a trigram
+    index the migration also creates: an FTS5 table ``task_names_fts`` on SQLite, a GIN
+    index over ``taskops_trigrams(sort_name)`` on PostgreSQL.
+    """
+
+    __tablename__ = "task_names"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    sort_name: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql"), unique=True)
 
 
 class TaskCountRow(Base):
@@ -238,4 +264,4 @@ class AuditRow(Base):
 
 
 __all__ = ["AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
-           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskRow"]
+           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow"]

@@ -1,0 +1,108 @@
+"""Search and access paths for the list: the name dictionary with its trigram index, the
+covering name index, partial indexes for the few unfinished and never-started tasks
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-02
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+NAME_INDEX = ['sort_name', 'id', 'status', 'trigger', 'provider', 'model', 'used_default',
+              'created_at', 'total_tokens', 'cost_usd', 'duration_ms']
+UNFINISHED = sa.text("finished_at IS NULL")
+
+SQLITE_SEARCH = [
+    # Trigrams of every distinct name; a quoted phrase matches an exact substring.
+    """CREATE VIRTUAL TABLE task_names_fts USING fts5(
+        sort_name, content='task_names', content_rowid='id',
+        tokenize='trigram case_sensitive 1')""",
+    """CREATE TRIGGER task_names_fts_ai AFTER INSERT ON task_names BEGIN
+        INSERT INTO task_names_fts(rowid, sort_name) VALUES (new.id, new.sort_name);
+    END""",
+    """CREATE TRIGGER tasks_names_ai AFTER INSERT ON tasks BEGIN
+        INSERT OR IGNORE INTO task_names(sort_name) VALUES (new.sort_name);
+    END""",
+    """CREATE TRIGGER tasks_names_au AFTER UPDATE OF sort_name ON tasks BEGIN
+        INSERT OR IGNORE INTO task_names(sort_name) VALUES (new.sort_name);
+    END""",
+]
+SQLITE_SEARCH_DOWN = ["DROP TRIGGER tasks_names_au", "DROP TRIGGER tasks_names_ai",
+                      "DROP TRIGGER task_names_fts_ai", "DROP TABLE task_names_fts"]
+
+POSTGRESQL_SEARCH = [
+    # Trigrams by code point, like SQLite's FTS5 trigram tokenizer, so both engines match
+    # the same names for any script, punctuation or emoji (pg_trgm keeps only
+    # alphanumerics and would fall back to a full scan for "<b>").
+    """CREATE FUNCTION taskops_trigrams(s text) RETURNS text[]
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+        SELECT coalesce(array_agg(DISTINCT substr(s, i, 3)), '{}'::text[])
+        FROM generate_series(1, length(s) - 2) AS i $$""",
+    """CREATE INDEX ix_task_names_trigrams ON task_names
+        USING gin (taskops_trigrams(sort_name))""",
+    # Statement-level, so a bulk COPY adds its names in one statement.
+    """CREATE FUNCTION taskops_note_task_names() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO task_names (sort_name)
+            SELECT DISTINCT sort_name FROM new_tasks ORDER BY 1
+            ON CONFLICT DO NOTHING;
+            RETURN NULL;
+        END $$""",
+    """CREATE TRIGGER tasks_names_ai AFTER INSERT ON tasks
+        REFERENCING NEW TABLE AS new_tasks
+        FOR EACH STATEMENT EXECUTE FUNCTION taskops_note_task_names()""",
+    """CREATE TRIGGER tasks_names_au AFTER UPDATE ON tasks
+        REFERENCING NEW TABLE AS new_tasks
+        FOR EACH STATEMENT EXECUTE FUNCTION taskops_note_task_names()""",
+]
+POSTGRESQL_SEARCH_DOWN = [
+    "DROP TRIGGER tasks_names_au ON tasks", "DROP TRIGGER tasks_names_ai ON tasks",
+    "DROP FUNCTION taskops_note_task_names()", "DROP INDEX ix_task_names_trigrams",
+    "DROP FUNCTION taskops_trigrams(text)",
+]
+
+
+def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.create_table(
+        'task_names',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                  autoincrement=True, nullable=False),
+        sa.Column('sort_name', sa.String(length=200).with_variant(
+            sa.String(length=200, collation='C'), 'postgresql'), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('sort_name'),
+    )
+    for statement in SQLITE_SEARCH if sqlite else POSTGRESQL_SEARCH:
+        op.execute(statement)
+    op.execute("INSERT INTO task_names (sort_name) SELECT DISTINCT sort_name FROM tasks "
+               "ORDER BY 1")
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_tasks_name')
+        batch_op.create_index('ix_tasks_name', NAME_INDEX, unique=False)
+        batch_op.drop_index('ix_tasks_unfinished')
+        batch_op.create_index('ix_tasks_unfinished', ['status', 'started_at'], unique=False,
+                              sqlite_where=UNFINISHED, postgresql_where=UNFINISHED)
+        batch_op.drop_index('ix_tasks_never_started')
+    op.execute("ANALYZE")
+
+
+def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_tasks_never_started', ['started_at', 'id'], unique=False)
+        batch_op.drop_index('ix_tasks_unfinished')
+        batch_op.create_index('ix_tasks_unfinished', ['finished_at', 'status', 'started_at'],
+                              unique=False)
+        batch_op.drop_index('ix_tasks_name')
+        batch_op.create_index('ix_tasks_name', ['sort_name', 'id'], unique=False)
+    for statement in SQLITE_SEARCH_DOWN if sqlite else POSTGRESQL_SEARCH_DOWN:
+        op.execute(statement)
+    op.drop_table('task_names')
