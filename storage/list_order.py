@@ -37,13 +37,38 @@ from taskops.storage.list_query import (
 )
 from taskops.storage.models import COST_SORT_KEY, TaskRow
 
-#: relative cost of one visited index entry whose row must be read, and of one that the
-#: index answers alone; a read pays for sorting its entries on top
-HEAP, INDEX_ONLY, SORT = 1.0, 0.1, 0.2
+
+@dataclass(frozen=True)
+class Costs:
+    """Microseconds per index entry on this machine's class of hardware (measured at a
+    million tasks; only their ratios matter for the choice)."""
+
+    #: an entry skipped by OFFSET in a range that holds every filter
+    skip: float
+    #: an entry a walk tests its remaining filters on, from the index alone / its row
+    walk_index: float
+    walk_row: float
+    #: an entry a read collects, from the index alone / its row, and sorts
+    read_index: float
+    read_row: float
+    sort: float
+
+
+COSTS = {
+    "sqlite": Costs(skip=0.03, walk_index=0.15, walk_row=0.8, read_index=0.2, read_row=0.9,
+                    sort=0.15),
+    # PostgreSQL reads rows through a bitmap in table order, but a walk visits them in key
+    # order: mostly outside shared_buffers at a million tasks.
+    "postgresql": Costs(skip=0.13, walk_index=0.3, walk_row=3.0, read_index=0.3,
+                        read_row=0.4, sort=0.3),
+}
 #: a walk gives up after this many times its expected visits (and at least CAP_MIN)
 CAP_FACTOR, CAP_MIN = 4, 2000
 #: created pages this deep skip whole days by their counts first
 DAY_SKIP_MIN = 1000
+
+
+_FACET_COLS = frozenset({"status", "trigger", "provider", "model", "used_default"})
 
 
 @dataclass(frozen=True)
@@ -52,24 +77,36 @@ class Path:
 
     index: str | None
     facets: frozenset[str] = frozenset()
-    #: the filters and sort keys are readable from the index alone
-    covers: bool = False
+    #: task columns the index holds: filters on these are tested without reading rows
+    columns: frozenset[str] = frozenset({"id"})
+
+    def covers(self, columns: set[str]) -> bool:
+        return columns <= self.columns
+
+
+def _cols(*names: str) -> frozenset[str]:
+    return frozenset({"id", *names})
 
 
 _BY_CREATED = (
-    Path("ix_tasks_status_trigger_created", frozenset({STATUS, TRIGGER})),
-    Path("ix_tasks_status_created", frozenset({STATUS})),
-    Path("ix_tasks_trigger_created", frozenset({TRIGGER})),
-    Path("ix_tasks_provider_created", frozenset({PAIR})),
-    Path("ix_tasks_default_created", frozenset({DEFAULT})),
-    Path("ix_tasks_created"),
+    Path("ix_tasks_status_trigger_created", frozenset({STATUS, TRIGGER}),
+         _cols("status", "trigger", "created_at")),
+    Path("ix_tasks_status_created", frozenset({STATUS}), _cols("status", "created_at")),
+    Path("ix_tasks_trigger_created", frozenset({TRIGGER}), _cols("trigger", "created_at")),
+    Path("ix_tasks_provider_created", frozenset({PAIR}),
+         _cols("provider", "model", "created_at")),
+    Path("ix_tasks_default_created", frozenset({DEFAULT}), _cols("used_default", "created_at")),
+    Path("ix_tasks_created", columns=_cols("created_at", *_FACET_COLS)),
 )
-NAME_PATH = Path("ix_tasks_name", covers=True)
+NAME_PATH = Path("ix_tasks_name", columns=_cols(
+    "sort_name", "created_at", "total_tokens", "cost_usd", "duration_ms", *_FACET_COLS))
 
 
 @dataclass(frozen=True)
 class KeyOrder:
     key: Any
+    #: the task column the key is made of
+    column: str
     walks: tuple[Path, ...]
 
     @property
@@ -77,13 +114,35 @@ class KeyOrder:
         return self.walks is _BY_CREATED
 
 
+_FACET_INDEX = {STATUS: ("status", ("status",)), TRIGGER: ("trigger", ("trigger",)),
+                PAIR: ("provider", ("provider", "model")),
+                DEFAULT: ("default", ("used_default",))}
+
+
+def _by(key: str, column: str, plain: Path) -> tuple[Path, ...]:
+    """A sort key's walks: one (filter, key, id) index per filter, and the key's own."""
+    import os
+    if os.environ.get("TASKOPS_LIST_COMPOSITES") == "0":
+        return (plain,)
+    return (*(Path(f"ix_tasks_{name}_{key}", frozenset({facet}), _cols(column, *cols))
+              for facet, (name, cols) in _FACET_INDEX.items()), plain)
+
+
+def _plain(key: str, column: str) -> Path:
+    return Path(f"ix_tasks_{key}", columns=_cols(column, "created_at", *_FACET_COLS))
+
+
 ORDERS: dict[SortField, KeyOrder] = {
-    SortField.CREATED: KeyOrder(TaskRow.created_at, _BY_CREATED),
-    SortField.NAME: KeyOrder(TaskRow.sort_name, (NAME_PATH,)),
-    SortField.TOKENS: KeyOrder(TaskRow.total_tokens, (Path("ix_tasks_tokens"),)),
-    SortField.COST: KeyOrder(COST_SORT_KEY, (Path("ix_tasks_cost"),)),
+    SortField.CREATED: KeyOrder(TaskRow.created_at, "created_at", _BY_CREATED),
+    SortField.NAME: KeyOrder(TaskRow.sort_name, "sort_name",
+                             _by("name", "sort_name", NAME_PATH)),
+    SortField.TOKENS: KeyOrder(TaskRow.total_tokens, "total_tokens",
+                               _by("tokens", "total_tokens", _plain("tokens", "total_tokens"))),
+    SortField.COST: KeyOrder(COST_SORT_KEY, "cost_usd",
+                             _by("cost", "cost_usd", _plain("cost", "cost_usd"))),
 }
-DURATION_ORDER = KeyOrder(TaskRow.duration_ms, (Path("ix_tasks_duration"),))
+DURATION_ORDER = KeyOrder(TaskRow.duration_ms, "duration_ms",
+                          _by("duration", "duration_ms", _plain("duration", "duration_ms")))
 
 
 @dataclass(frozen=True)
@@ -106,6 +165,10 @@ class Window:
     after: tuple[Any, int] | None = None
     #: extra range conditions on the key (a day skipped to)
     bound: tuple[ColumnElement[bool], ...] = ()
+
+
+def _hint(index: str) -> str:
+    return index if index == "NOT INDEXED" else f"INDEXED BY {index}"
 
 
 def _ordering(key: Any, descending: bool) -> tuple[Any, Any]:
@@ -132,7 +195,8 @@ def _walks(query: ListQuery, order: KeyOrder) -> list[Path]:
 def _reads(query: ListQuery, sizes: Sizes) -> list[tuple[Path, int]]:
     """Index ranges that hold every match, with their sizes."""
     if query.terms.ids:
-        return [(Path(None, covers=False), min(sizes.searched, sizes.total * 4 + 100))]
+        # NOT INDEXED leaves SQLite the primary key ranges the fragments make.
+        return [(Path("NOT INDEXED"), sizes.searched)]
     if query.terms.words:
         return [(NAME_PATH, sizes.searched)]
     return [(p, sizes.facets.count(query.filters, p.facets, dated=True))
@@ -142,6 +206,14 @@ def _reads(query: ListQuery, sizes: Sizes) -> list[tuple[Path, int]]:
 def _residual_empty(query: ListQuery, order: KeyOrder, path: Path) -> bool:
     return (path.facets == query.facets and not query.terms
             and (order.by_created or not query.dated))
+
+
+def _residual_columns(query: ListQuery, order: KeyOrder, path: Path) -> set[str]:
+    return {c.key for c in query.columns_for(skip=path.facets, dates=not order.by_created)}
+
+
+def _covered(query: ListQuery, order: KeyOrder, path: Path) -> bool:
+    return path.covers(_residual_columns(query, order, path))
 
 
 @dataclass(frozen=True)
@@ -156,49 +228,86 @@ class Choice:
 
 def choose(query: ListQuery, sizes: Sizes, order: KeyOrder, need: int) -> list[Choice]:
     """Every usable path with its estimated cost, cheapest first."""
+    c = COSTS[query.dialect]
     out: list[Choice] = []
     matches = max(1, sizes.total)
     for path in _walks(query, order):
         size = _range_size(query, sizes, order, path)
         if _residual_empty(query, order, path):
-            out.append(Choice(path, True, need * INDEX_ONLY, need * INDEX_ONLY, need))
+            out.append(Choice(path, True, need * c.skip, need * c.skip, need))
             continue
-        visit = INDEX_ONLY if path.covers else HEAP
+        visit = c.walk_index if _covered(query, order, path) else c.walk_row
         expected = min(size, need * size / matches)
-        out.append(Choice(path, True, expected * visit, size * visit, expected))
+        probe = c.skip * min(size, expected * CAP_FACTOR) if query.sqlite else 0
+        out.append(Choice(path, True, expected * visit + probe, size * visit, expected))
     if not order.by_created:
         for path, size in _reads(query, sizes):
-            visit = INDEX_ONLY if path.covers else HEAP
-            out.append(Choice(path, False, size * (visit + SORT), size * (visit + SORT), size))
-    return sorted(out, key=lambda c: c.cost)
+            needed = {col.key for col in query.columns_for()} | {order.column}
+            visit = c.read_index if path.covers(needed) else c.read_row
+            cost = size * (visit + c.sort) + need * c.sort
+            out.append(Choice(path, False, cost, cost, size))
+    return sorted(out, key=lambda choice: choice.cost)
+
+
+def _ranged(query: ListQuery, order: KeyOrder, path: Path, window: Window
+            ) -> list[ColumnElement[bool]]:
+    """What the index range itself holds: its facets, the dates (created), the bounds."""
+    return (query.facet_where(skip=query.facets - path.facets)
+            + (query.date_where() if order.by_created else [])
+            + list(window.bound) + _after(order.key, window))
+
+
+def _residual(query: ListQuery, order: KeyOrder, path: Path,
+              col: Any = None) -> list[ColumnElement[bool]]:
+    return query.where(skip=path.facets, dates=not order.by_created,
+                       col=col or query.hide)
 
 
 def walk_stmt(query: ListQuery, order: KeyOrder, path: Path, window: Window,
               cap: int | None) -> Select[Any]:
+    """Walk ``path`` in key order, testing the other filters on each entry.
+
+    ``cap`` (PostgreSQL only) bounds the entries visited: the range in a subquery with
+    LIMIT, the filters outside it. SQLite bounds a walk by a probed key instead
+    (``_probe``), because its subqueries cost three times a direct walk per row.
+    """
     key = order.key
-    dates_in_range = order.by_created
-    others = query.facets - path.facets
-    ranged = (query.facet_where(skip=others) + (query.date_where() if dates_in_range else [])
-              + list(window.bound) + _after(key, window))
     ordering = _ordering(key, window.descending)
-    if _residual_empty(query, order, path) or cap is None:
-        stmt = select(TaskRow.id, key.label("k")).where(*ranged, *query.where(
-            skip=path.facets, dates=not dates_in_range, col=query.hide))
-    else:
+    if cap is not None and not query.sqlite:
         inner_cols = [TaskRow.id, key.label("k"),
-                      *query.columns_for(skip=path.facets, dates=not dates_in_range)]
-        inner = select(*inner_cols).where(*ranged).order_by(*ordering).limit(cap)
-        if query.sqlite and path.index:
-            inner = inner.with_hint(TaskRow, f"INDEXED BY {path.index}", "sqlite")
-        sub = inner.subquery()
+                      *query.columns_for(skip=path.facets, dates=not order.by_created)]
+        sub = (select(*inner_cols).where(*_ranged(query, order, path, window))
+               .order_by(*ordering).limit(cap).subquery())
         return (select(sub.c.id, sub.c.k)
-                .where(*query.where(skip=path.facets, dates=not dates_in_range,
-                                    col=lambda c: sub.c[c.key]))
+                .where(*_residual(query, order, path, lambda c: sub.c[c.key]))
                 .limit(window.limit).offset(window.offset))
-    stmt = stmt.order_by(*ordering).limit(window.limit).offset(window.offset)
+    stmt = (select(TaskRow.id, key.label("k"))
+            .where(*_ranged(query, order, path, window), *_residual(query, order, path))
+            .order_by(*ordering).limit(window.limit).offset(window.offset))
     if query.sqlite and path.index:
-        stmt = stmt.with_hint(TaskRow, f"INDEXED BY {path.index}", "sqlite")
+        stmt = stmt.with_hint(TaskRow, _hint(path.index), "sqlite")
     return stmt
+
+
+async def _probe(conn: AsyncConnection, query: ListQuery, order: KeyOrder, path: Path,
+                 window: Window, cap: int) -> tuple[Any, int] | None:
+    """SQLite: the (key, id) ``cap`` entries into the walk's range (None: it is shorter).
+    Skipping index entries costs a fifth of testing them, so a walk bounded by this key
+    costs little more than an unbounded one and cannot run away."""
+    stmt = (select(order.key.label("k"), TaskRow.id)
+            .where(*_ranged(query, order, path, window))
+            .order_by(*_ordering(order.key, window.descending)).limit(1).offset(cap - 1))
+    if path.index:
+        stmt = stmt.with_hint(TaskRow, _hint(path.index), "sqlite")
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else (row.k, row.id)
+
+
+def _upto(key: Any, window: Window, bound: tuple[Any, int]) -> ColumnElement[bool]:
+    value, task_id = bound
+    ref = tuple_(literal(value, key.type), literal(task_id, BigInteger()))
+    row = tuple_(key, TaskRow.id)
+    return row >= ref if window.descending else row <= ref
 
 
 def read_stmt(query: ListQuery, order: KeyOrder, path: Path, window: Window) -> Select[Any]:
@@ -208,7 +317,7 @@ def read_stmt(query: ListQuery, order: KeyOrder, path: Path, window: Window) -> 
         stmt = (select(TaskRow.id, key.label("k")).where(*where)
                 .order_by(*_ordering(key, window.descending)))
         if path.index:
-            stmt = stmt.with_hint(TaskRow, f"INDEXED BY {path.index}", "sqlite")
+            stmt = stmt.with_hint(TaskRow, _hint(path.index), "sqlite")
         return stmt.limit(window.limit).offset(window.offset)
     # OFFSET 0 keeps PostgreSQL from walking the sort index: it collects, then sorts.
     sub = select(TaskRow.id, key.label("k")).where(*where).offset(0).subquery()
@@ -218,18 +327,27 @@ def read_stmt(query: ListQuery, order: KeyOrder, path: Path, window: Window) -> 
             .offset(window.offset))
 
 
-async def _range_exhausted(conn: AsyncConnection, query: ListQuery, order: KeyOrder,
-                           path: Path, window: Window, cap: int) -> bool:
-    """Did a short walk end because its range ended (not because of its cap)?"""
-    ranged = (query.facet_where(skip=query.facets - path.facets)
-              + (query.date_where() if order.by_created else [])
-              + list(window.bound) + _after(order.key, window))
-    inner = (select(TaskRow.id).where(*ranged)
-             .order_by(*_ordering(order.key, window.descending)).limit(cap))
-    if query.sqlite and path.index:
-        inner = inner.with_hint(TaskRow, f"INDEXED BY {path.index}", "sqlite")
-    seen = (await conn.execute(select(func.count()).select_from(inner.subquery()))).scalar_one()
-    return int(seen) < cap
+async def _capped_walk(conn: AsyncConnection, query: ListQuery, order: KeyOrder,
+                       choice: Choice, window: Window) -> tuple[list[tuple[Any, int]], bool]:
+    """The walk's entries, and whether its cap (not its range) ended it."""
+    need = window.offset + window.limit
+    cap = max(CAP_MIN, int(choice.expected * CAP_FACTOR) + need)
+    if query.sqlite:
+        bound = await _probe(conn, query, order, choice.path, window, cap)
+        stmt = walk_stmt(query, order, choice.path, window, None)
+        if bound is not None:
+            stmt = stmt.where(_upto(order.key, window, bound))
+        rows = [(r.k, r.id) for r in await conn.execute(stmt)]
+        return rows, bound is not None and len(rows) < window.limit
+    rows = [(r.k, r.id) for r in await conn.execute(
+        walk_stmt(query, order, choice.path, window, cap))]
+    if len(rows) >= window.limit:
+        return rows, False
+    seen = (await conn.execute(select(func.count()).select_from(
+        select(TaskRow.id).where(*_ranged(query, order, choice.path, window))
+        .order_by(*_ordering(order.key, window.descending)).limit(cap).subquery()))
+            ).scalar_one()
+    return rows, int(seen) >= cap
 
 
 async def keys_in_order(conn: AsyncConnection, query: ListQuery, sizes: Sizes,
@@ -241,16 +359,10 @@ async def keys_in_order(conn: AsyncConnection, query: ListQuery, sizes: Sizes,
     choices = choose(query, sizes, order, need)
     first = choices[0]
     if first.walk and not _residual_empty(query, order, first.path):
-        cap = max(CAP_MIN, int(first.expected * CAP_FACTOR) + need)
-        ids = [(r.k, r.id) for r in await conn.execute(
-            walk_stmt(query, order, first.path, window, cap))]
-        if len(ids) >= window.limit:
-            return ids
-        if available is not None and len(ids) >= min(window.limit, available):
-            return ids
-        if available is None and await _range_exhausted(conn, query, order, first.path,
-                                                        window, cap):
-            return ids
+        rows, capped = await _capped_walk(conn, query, order, first, window)
+        if not capped or len(rows) >= window.limit or (
+                available is not None and len(rows) >= min(window.limit, available)):
+            return rows
         # The cap ended the walk: filter and key are correlated here. Take the path whose
         # cost is bounded best even if its estimate is wrong too.
         first = min(choices[1:] or choices, key=lambda c: c.worst)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Interval,
     Select,
     Text,
     UnaryExpression,
@@ -71,7 +72,7 @@ def _pg_opaque(column: Any) -> Any:
         return type_coerce(column + 0, column.type)
     if python_type is str:
         return type_coerce(column.op("||")(literal("")), column.type)
-    return type_coerce(column + timedelta(0), column.type)  # datetimes
+    return type_coerce(column + literal(timedelta(0), Interval()), column.type)  # datetimes
 
 
 def _same(column: Any) -> Any:

@@ -57,6 +57,10 @@ class Base(DeclarativeBase):
     pass
 
 
+#: The equality filters, each with a (filter, sort key, id) index per sort key: a page of
+#: one filter in any order is a range of it, and a deep page skips entries there alone.
+FACET_COLUMNS = {"status": ("status",), "trigger": ("trigger",),
+                 "provider": ("provider", "model"), "default": ("used_default",)}
 #: Columns after (sort_name, id) in ix_tasks_name: the filters and the other sort keys.
 NAME_INDEX_EXTRA = ("status", "trigger", "provider", "model", "used_default", "created_at",
                     "total_tokens", "cost_usd", "duration_ms")
@@ -131,6 +135,10 @@ class TaskRow(Base):
               sqlite_where=text("started_at IS NULL"),
               postgresql_where=text("started_at IS NULL")),
         Index("ix_tasks_restarted_from", "restarted_from_id"),
+        *(Index(f"ix_tasks_{facet}_{key}", *cols, key_col, "id")
+          for facet, cols in FACET_COLUMNS.items()
+          for key, key_col in (("name", "sort_name"), ("tokens", "total_tokens"),
+                               ("duration", "duration_ms"))),
     )
 
 
@@ -139,6 +147,9 @@ COST_SORT_KEY = func.coalesce(TaskRow.cost_usd, literal_column("-1.0"))
 # cost_usd itself is in the index so PostgreSQL can answer from the index alone (it only
 # treats an expression index as covering when the expression's column is in it).
 Index("ix_tasks_cost", COST_SORT_KEY, TaskRow.id, TaskRow.cost_usd)
+for _facet, _cols in FACET_COLUMNS.items():
+    Index(f"ix_tasks_{_facet}_cost", *(getattr(TaskRow, c) for c in _cols), COST_SORT_KEY,
+          TaskRow.id, TaskRow.cost_usd)
 
 
 class TaskEventRow(Base):

@@ -7,6 +7,8 @@ Create Date: 2026-12-02
 """
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,6 +20,10 @@ depends_on = None
 NAME_INDEX = ['sort_name', 'id', 'status', 'trigger', 'provider', 'model', 'used_default',
               'created_at', 'total_tokens', 'cost_usd', 'duration_ms']
 UNFINISHED = sa.text("finished_at IS NULL")
+FACETS = {'status': ['status'], 'trigger': ['trigger'], 'provider': ['provider', 'model'],
+          'default': ['used_default']}
+SORT_KEYS: dict[str, Any] = {'name': 'sort_name', 'tokens': 'total_tokens', 'duration': 'duration_ms',
+             'cost': sa.text('coalesce(cost_usd, -1.0)')}
 
 SQLITE_SEARCH = [
     # Trigrams of every distinct name; a quoted phrase matches an exact substring.
@@ -91,12 +97,21 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_unfinished', ['status', 'started_at'], unique=False,
                               sqlite_where=UNFINISHED, postgresql_where=UNFINISHED)
         batch_op.drop_index('ix_tasks_never_started')
+        for facet, cols in FACETS.items():
+            for key, column in SORT_KEYS.items():
+                # cost_usd itself too, so PostgreSQL can scan the index alone (see 0002).
+                extra = ['cost_usd'] if key == 'cost' else []
+                batch_op.create_index(f'ix_tasks_{facet}_{key}', [*cols, column, 'id', *extra],
+                                      unique=False)
     op.execute("ANALYZE")
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     with op.batch_alter_table('tasks', schema=None) as batch_op:
+        for facet in FACETS:
+            for key in SORT_KEYS:
+                batch_op.drop_index(f'ix_tasks_{facet}_{key}')
         batch_op.create_index('ix_tasks_never_started', ['started_at', 'id'], unique=False)
         batch_op.drop_index('ix_tasks_unfinished')
         batch_op.create_index('ix_tasks_unfinished', ['finished_at', 'status', 'started_at'],
