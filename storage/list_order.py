@@ -17,6 +17,7 @@ fenced with ``OFFSET 0`` and the walk's filters are hidden from index choice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from taskops.storage.list_query import (
     day_counts,
     day_start_utc,
 )
-from taskops.storage.models import COST_SORT_KEY, TaskRow
+from taskops.storage.models import COST_SORT_KEY, TaskRow, list_index_layout
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class Costs:
 
 
 COSTS = {
-    "sqlite": Costs(skip=0.03, walk_index=0.15, walk_row=0.8, read_index=0.2, read_row=0.9,
+    # A walk reads rows in key order, all over a table much larger than the page cache.
+    "sqlite": Costs(skip=0.03, walk_index=0.15, walk_row=3.0, read_index=0.2, read_row=0.9,
                     sort=0.15),
     # PostgreSQL reads rows through a bitmap in table order, but a walk visits them in key
     # order: mostly outside shared_buffers at a million tasks.
@@ -66,9 +68,6 @@ COSTS = {
 CAP_FACTOR, CAP_MIN = 4, 2000
 #: created pages this deep skip whole days by their counts first
 DAY_SKIP_MIN = 1000
-
-
-_FACET_COLS = frozenset({"status", "trigger", "provider", "model", "used_default"})
 
 
 @dataclass(frozen=True)
@@ -84,22 +83,24 @@ class Path:
         return columns <= self.columns
 
 
-def _cols(*names: str) -> frozenset[str]:
-    return frozenset({"id", *names})
+_LAYOUT = list_index_layout()
+_FACET_INDEX = {STATUS: "status", TRIGGER: "trigger", PAIR: "provider", DEFAULT: "default"}
 
 
-_BY_CREATED = (
-    Path("ix_tasks_status_trigger_created", frozenset({STATUS, TRIGGER}),
-         _cols("status", "trigger", "created_at")),
-    Path("ix_tasks_status_created", frozenset({STATUS}), _cols("status", "created_at")),
-    Path("ix_tasks_trigger_created", frozenset({TRIGGER}), _cols("trigger", "created_at")),
-    Path("ix_tasks_provider_created", frozenset({PAIR}),
-         _cols("provider", "model", "created_at")),
-    Path("ix_tasks_default_created", frozenset({DEFAULT}), _cols("used_default", "created_at")),
-    Path("ix_tasks_created", columns=_cols("created_at", *_FACET_COLS)),
-)
-NAME_PATH = Path("ix_tasks_name", columns=_cols(
-    "sort_name", "created_at", "total_tokens", "cost_usd", "duration_ms", *_FACET_COLS))
+def _path(name: str, facets: Iterable[str] = ()) -> Path:
+    return Path(name, frozenset(facets),
+                frozenset(c for c in _LAYOUT[name] if isinstance(c, str)))
+
+
+def _by(key: str) -> tuple[Path, ...]:
+    """A sort key's walks: one (filter, key, id) index per filter, and the key's own."""
+    return (*(_path(f"ix_tasks_{name}_{key}", {facet})
+              for facet, name in _FACET_INDEX.items()), _path(f"ix_tasks_{key}"))
+
+
+_BY_CREATED = (_path("ix_tasks_status_trigger_created", {STATUS, TRIGGER}), *_by("created"))
+#: the name indexes also hold every sort key: a search reads its matches from them alone
+NAME_PATHS = _by("name")
 
 
 @dataclass(frozen=True)
@@ -114,35 +115,20 @@ class KeyOrder:
         return self.walks is _BY_CREATED
 
 
-_FACET_INDEX = {STATUS: ("status", ("status",)), TRIGGER: ("trigger", ("trigger",)),
-                PAIR: ("provider", ("provider", "model")),
-                DEFAULT: ("default", ("used_default",))}
-
-
-def _by(key: str, column: str, plain: Path) -> tuple[Path, ...]:
-    """A sort key's walks: one (filter, key, id) index per filter, and the key's own."""
-    import os
-    if os.environ.get("TASKOPS_LIST_COMPOSITES") == "0":
-        return (plain,)
-    return (*(Path(f"ix_tasks_{name}_{key}", frozenset({facet}), _cols(column, *cols))
-              for facet, (name, cols) in _FACET_INDEX.items()), plain)
-
-
-def _plain(key: str, column: str) -> Path:
-    return Path(f"ix_tasks_{key}", columns=_cols(column, "created_at", *_FACET_COLS))
-
-
 ORDERS: dict[SortField, KeyOrder] = {
     SortField.CREATED: KeyOrder(TaskRow.created_at, "created_at", _BY_CREATED),
-    SortField.NAME: KeyOrder(TaskRow.sort_name, "sort_name",
-                             _by("name", "sort_name", NAME_PATH)),
-    SortField.TOKENS: KeyOrder(TaskRow.total_tokens, "total_tokens",
-                               _by("tokens", "total_tokens", _plain("tokens", "total_tokens"))),
-    SortField.COST: KeyOrder(COST_SORT_KEY, "cost_usd",
-                             _by("cost", "cost_usd", _plain("cost", "cost_usd"))),
+    SortField.NAME: KeyOrder(TaskRow.sort_name, "sort_name", NAME_PATHS),
+    SortField.TOKENS: KeyOrder(TaskRow.total_tokens, "total_tokens", _by("tokens")),
+    SortField.COST: KeyOrder(COST_SORT_KEY, "cost_usd", _by("cost")),
 }
-DURATION_ORDER = KeyOrder(TaskRow.duration_ms, "duration_ms",
-                          _by("duration", "duration_ms", _plain("duration", "duration_ms")))
+DURATION_ORDER = KeyOrder(TaskRow.duration_ms, "duration_ms", _by("duration"))
+
+
+def search_path(query: ListQuery, facets: FacetCounts) -> Path:
+    """The name index a word search counts and reads through: the one led by the
+    narrowest filter of the request, so it visits only that filter's tasks of each name."""
+    usable = [p for p in NAME_PATHS if p.facets <= query.facets]
+    return min(usable, key=lambda p: facets.count(query.filters, p.facets, dated=False))
 
 
 @dataclass(frozen=True)
@@ -198,7 +184,7 @@ def _reads(query: ListQuery, sizes: Sizes) -> list[tuple[Path, int]]:
         # NOT INDEXED leaves SQLite the primary key ranges the fragments make.
         return [(Path("NOT INDEXED"), sizes.searched)]
     if query.terms.words:
-        return [(NAME_PATH, sizes.searched)]
+        return [(search_path(query, sizes.facets), sizes.searched)]
     return [(p, sizes.facets.count(query.filters, p.facets, dated=True))
             for p in _BY_CREATED if p.facets <= query.facets]
 

@@ -335,17 +335,19 @@ class SearchCounts:
     searched: int
 
 
-async def search_counts(conn: AsyncConnection, query: ListQuery) -> SearchCounts:
-    """Exact counts of a search: one index-only pass over the tasks whose names match
-    (through the covering name index) or whose ids match (the primary key)."""
-    rest = query.facet_where() + query.date_where()
+async def search_counts(conn: AsyncConnection, query: ListQuery, index: str | None,
+                        facets: frozenset[str]) -> SearchCounts:
+    """Exact counts of a search: one index-only pass over the tasks whose names match,
+    through the name index led by ``facets`` (``index``), or whose ids match (the
+    primary key). ``searched`` is what that pass visits."""
+    rest = query.facet_where(skip=facets) + query.date_where()
     hit = case((and_(*rest), 1), else_=0) if rest else literal(1)
-    stmt = select(func.count(), func.coalesce(func.sum(hit), 0)).select_from(TaskRow)
+    stmt = (select(func.count(), func.coalesce(func.sum(hit), 0)).select_from(TaskRow)
+            .where(*query.facet_where(skip=query.facets - facets), *query.search_where()))
     if query.sqlite:
-        index = "ix_tasks_name" if query.terms.words and not query.terms.ids else None
-        if index:
-            stmt = stmt.with_hint(TaskRow, f"INDEXED BY {index}", "sqlite")
-    row = (await conn.execute(stmt.where(*query.search_where()))).one()
+        hint = "NOT INDEXED" if query.terms.ids else f"INDEXED BY {index}"
+        stmt = stmt.with_hint(TaskRow, hint, "sqlite")
+    row = (await conn.execute(stmt)).one()
     return SearchCounts(total=int(row[1]), searched=int(row[0]))
 
 

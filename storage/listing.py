@@ -35,7 +35,14 @@ from taskops.storage.domain import (
     TaskPage,
 )
 from taskops.storage.list_duration import NEVER, STARTED, DurationReader, parts
-from taskops.storage.list_order import ORDERS, Sizes, Window, day_bound, keys_in_order
+from taskops.storage.list_order import (
+    ORDERS,
+    Sizes,
+    Window,
+    day_bound,
+    keys_in_order,
+    search_path,
+)
 from taskops.storage.list_query import (
     ListQuery,
     day_start_utc,
@@ -129,7 +136,9 @@ class _Pager:
 async def _sizes(conn: AsyncConnection, query: ListQuery) -> Sizes:
     facets = await facet_counts(conn, query.filters)
     if query.terms:
-        counted = await search_counts(conn, query)
+        path = search_path(query, facets)
+        counted = await search_counts(conn, query, path.index,
+                                      frozenset() if query.terms.ids else path.facets)
         return Sizes(counted.total, facets, counted.searched)
     return Sizes(facets.count(query.filters, query.facets, dated=True), facets)
 

@@ -17,13 +17,42 @@ down_revision = '0002'
 branch_labels = None
 depends_on = None
 
-NAME_INDEX = ['sort_name', 'id', 'status', 'trigger', 'provider', 'model', 'used_default',
-              'created_at', 'total_tokens', 'cost_usd', 'duration_ms']
 UNFINISHED = sa.text("finished_at IS NULL")
+COST = sa.text("coalesce(cost_usd, -1.0)")
+FILTERS = ['status', 'trigger', 'provider', 'model', 'used_default']
 FACETS = {'status': ['status'], 'trigger': ['trigger'], 'provider': ['provider', 'model'],
           'default': ['used_default']}
-SORT_KEYS: dict[str, Any] = {'name': 'sort_name', 'tokens': 'total_tokens', 'duration': 'duration_ms',
-             'cost': sa.text('coalesce(cost_usd, -1.0)')}
+SORTS: dict[str, list[Any]] = {'created': ['created_at', 'id'], 'name': ['sort_name', 'id'],
+                               'tokens': ['total_tokens', 'id'],
+                               'cost': [COST, 'id', 'cost_usd'],
+                               'duration': ['duration_ms', 'id']}
+TAILS = {'created': [], 'name': ['created_at', 'total_tokens', 'cost_usd', 'duration_ms']}
+#: 0001/0002's list indexes, dropped and made again carrying every filter column
+BEFORE: dict[str, list[Any]] = {
+    'ix_tasks_created': ['created_at', 'id'], 'ix_tasks_name': ['sort_name', 'id'],
+    'ix_tasks_duration': ['duration_ms', 'id'], 'ix_tasks_tokens': ['total_tokens', 'id'],
+    'ix_tasks_cost': [COST, 'id', 'cost_usd'],
+    'ix_tasks_status_created': ['status', 'created_at', 'id'],
+    'ix_tasks_status_trigger_created': ['status', 'trigger', 'created_at', 'id'],
+    'ix_tasks_trigger_created': ['trigger', 'created_at', 'id'],
+    'ix_tasks_provider_created': ['provider', 'model', 'created_at', 'id'],
+    'ix_tasks_default_created': ['used_default', 'created_at', 'id'],
+}
+
+
+def layout() -> dict[str, list[Any]]:
+    """models.list_index_layout() as of this revision."""
+    out: dict[str, list[Any]] = {}
+    for key, sort_cols in SORTS.items():
+        tail = TAILS.get(key, ['created_at'])
+        out[f'ix_tasks_{key}'] = [*sort_cols, *FILTERS, *tail]
+        for facet, lead in FACETS.items():
+            rest = [c for c in FILTERS if c not in lead]
+            out[f'ix_tasks_{facet}_{key}'] = [*lead, *sort_cols, *rest, *tail]
+    out['ix_tasks_status_trigger_created'] = ['status', 'trigger', 'created_at', 'id',
+                                              'provider', 'model', 'used_default']
+    return out
+
 
 SQLITE_SEARCH = [
     # Trigrams of every distinct name; a quoted phrase matches an exact substring.
@@ -91,33 +120,28 @@ def upgrade() -> None:
     op.execute("INSERT INTO task_names (sort_name) SELECT DISTINCT sort_name FROM tasks "
                "ORDER BY 1")
     with op.batch_alter_table('tasks', schema=None) as batch_op:
-        batch_op.drop_index('ix_tasks_name')
-        batch_op.create_index('ix_tasks_name', NAME_INDEX, unique=False)
+        for name in BEFORE:
+            batch_op.drop_index(name)
+        for name, columns in layout().items():
+            batch_op.create_index(name, columns, unique=False)
         batch_op.drop_index('ix_tasks_unfinished')
         batch_op.create_index('ix_tasks_unfinished', ['status', 'started_at'], unique=False,
                               sqlite_where=UNFINISHED, postgresql_where=UNFINISHED)
         batch_op.drop_index('ix_tasks_never_started')
-        for facet, cols in FACETS.items():
-            for key, column in SORT_KEYS.items():
-                # cost_usd itself too, so PostgreSQL can scan the index alone (see 0002).
-                extra = ['cost_usd'] if key == 'cost' else []
-                batch_op.create_index(f'ix_tasks_{facet}_{key}', [*cols, column, 'id', *extra],
-                                      unique=False)
     op.execute("ANALYZE")
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     with op.batch_alter_table('tasks', schema=None) as batch_op:
-        for facet in FACETS:
-            for key in SORT_KEYS:
-                batch_op.drop_index(f'ix_tasks_{facet}_{key}')
+        for name in layout():
+            batch_op.drop_index(name)
+        for name, columns in BEFORE.items():
+            batch_op.create_index(name, columns, unique=False)
         batch_op.create_index('ix_tasks_never_started', ['started_at', 'id'], unique=False)
         batch_op.drop_index('ix_tasks_unfinished')
         batch_op.create_index('ix_tasks_unfinished', ['finished_at', 'status', 'started_at'],
                               unique=False)
-        batch_op.drop_index('ix_tasks_name')
-        batch_op.create_index('ix_tasks_name', ['sort_name', 'id'], unique=False)
     for statement in SQLITE_SEARCH_DOWN if sqlite else POSTGRESQL_SEARCH_DOWN:
         op.execute(statement)
     op.drop_table('task_names')
