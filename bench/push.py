@@ -67,7 +67,6 @@ from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.push.subscription import NotifySettings
 from taskops.config import DatabaseSettings, Secret, Settings, TelegramSettings
-from taskops.storage import push_store
 from taskops.storage.db import migrate
 from taskops.storage.domain import EventKind, TaskDraft, TaskStatus, Trigger
 from taskops.storage.store import TaskStore
@@ -127,7 +126,7 @@ async def subscribe(b: Bench, chat_id: int, **wants: object) -> None:
     chat's worker (otherwise it would notice within its poll interval)."""
     settings = NotifySettings(**wants) if wants else NotifySettings(  # type: ignore[arg-type]
         statuses=frozenset(TaskStatus))
-    await push_store.subscribe(b.store, chat_id, settings.to_json(), ADMIN)
+    await b.store.push.subscribe(chat_id, settings.to_json(), ADMIN)
     service = deps_of(b.app).push
     assert service is not None
     service.poke()
@@ -202,7 +201,7 @@ class BurstResult:
 
 async def drained(store: TaskStore, chats: int) -> bool:
     """Every chat's cursor has nothing after it."""
-    subs = await push_store.list_subscriptions(store)
+    subs = await store.push.subscriptions()
     for sub in subs:
         if (await store.read_changes(sub.cursor, 1)).events:
             return False

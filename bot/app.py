@@ -12,6 +12,7 @@ from telegram.ext import ApplicationBuilder, Defaults, TypeHandler
 from taskops.bot import refresh
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import Deps, deps_of
+from taskops.bot.delivery import Telegram
 from taskops.bot.gate import admin_gate, set_admin_menus
 from taskops.bot.handlers import (
     admin,
@@ -24,6 +25,7 @@ from taskops.bot.handlers import (
     task_detail,
     tasks_list,
 )
+from taskops.bot.pacing import Pacer
 from taskops.bot.push import service as push
 from taskops.bot.ratelimit import ChatRateLimiter
 from taskops.bot.updates import PerChatUpdateProcessor
@@ -31,8 +33,6 @@ from taskops.config import Settings, TelegramMode
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-
-
 
 def file_base_url(base_url: str) -> str:
     """Telegram serves files under /file/bot<token>, beside /bot<token>."""
@@ -63,7 +63,8 @@ def build_application(settings: Settings, store: TaskStore,
         .concurrent_updates(PerChatUpdateProcessor())
         .build()
     )
-    app.bot_data["deps"] = Deps(settings=settings, store=store)
+    app.bot_data["deps"] = Deps(settings=settings, store=store,
+                                telegram=Telegram(app.bot, Pacer()))
     # The admin gate must run before every other handler, for every update type.
     app.add_handler(TypeHandler(Update, admin_gate), group=-1)
     admin.register(app)

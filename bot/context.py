@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from telegram.ext import Application, ContextTypes
 
+from taskops.bot.delivery import Telegram
 from taskops.config import Settings
+from taskops.storage.signals import TaskChange
 from taskops.storage.store import TaskStore
 
-if TYPE_CHECKING:
-    from taskops.bot.push.service import PushService
+
+class PushJobs(Protocol):
+    """What the console needs of the push side (bot/push/service.py), without importing it."""
+
+    def poke(self, change: TaskChange | None = None) -> None:
+        """Something may be new in the feed; without a change: the subscriptions changed."""
 
 
 @dataclass
 class Deps:
     settings: Settings
     store: TaskStore
+    #: the bot as the push side and the auto-refresh call it: paced, retried, classified
+    telegram: Telegram
     #: chats whose command menu has been set for an admin (group chats are learnt lazily)
     menu_chats: set[tuple[int, int]] = field(default_factory=set)
     #: fingerprint of what each auto-refreshed message last showed, to skip no-op edits
     rendered: dict[str, int] = field(default_factory=dict)
     #: the push jobs (notifications, live views, ...) while the console runs
-    push: PushService | None = None
+    push: PushJobs | None = None
 
 
 def deps_of(app: Application[Any, Any, Any, Any, Any, Any]) -> Deps:

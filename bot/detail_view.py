@@ -1,20 +1,19 @@
-"""The task detail screen: header, prompt, and the event timeline in pages."""
+"""The task detail screen (header, prompt, the event timeline in pages) and the kill
+confirmation shown over it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
-from taskops.bot.list_view import MAX_TEXT, Rendered, visible_length
-from taskops.bot.markdown import markdown_to_html
 from taskops.bot.render import render
+from taskops.bot.ui import MAX_TEXT, Rendered, button, cut, markdown_html, pretty, visible_length
 from taskops.bot.views import ListState
 from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
 from taskops.storage.store import TaskStore
@@ -30,28 +29,6 @@ RESULT_LABEL = {ResultStatus.COMPLETED: "Completed", ResultStatus.FAILED: "Faile
                 ResultStatus.QUESTION: "Question", ResultStatus.SILENT: "Silent"}
 
 
-def cut(text: str, limit: int) -> str:
-    """Cut long values, saying how much was left out (nothing is cut silently)."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
-
-
-def pretty(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _markdown(text: str, limit: int = TEXT_LIMIT) -> Markup:
-    shown = cut(text, limit)
-    html = markdown_to_html(shown)
-    if visible_length(html) > 2 * limit:
-        # Rendering can widen text (aligned table columns); never let it outgrow the page.
-        return Markup(escape(shown))
-    return Markup(html)
-
-
 def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
     p = event.payload
     at = event.at.astimezone(d_tz).strftime("%H:%M:%S")
@@ -62,7 +39,7 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
             arguments=cut(pretty(p.get("arguments", {})), VALUE_LIMIT),
             result=cut(pretty(p.get("result", "")), VALUE_LIMIT))
     elif event.kind in (EventKind.TEXT, EventKind.ANSWER):
-        context.update(body=_markdown(str(p.get("text", ""))),
+        context.update(body=markdown_html(str(p.get("text", "")), TEXT_LIMIT),
                        by=fmt.truncate(str(p.get("by", "")), 80))
     elif event.kind is EventKind.THINKING:
         context.update(body=cut(str(p.get("text", "")), TEXT_LIMIT))
@@ -76,7 +53,7 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
         result = ResultStatus(p["status"]) if p.get("status") in set(ResultStatus) \
             else ResultStatus.COMPLETED
         context.update(result_badge=fmt.RESULT_BADGE[result], result_label=RESULT_LABEL[result],
-                       body=_markdown(str(p.get("summary", ""))))
+                       body=markdown_html(str(p.get("summary", "")), TEXT_LIMIT))
     elif event.kind is EventKind.INJECTION:
         context.update(parent=fmt.truncate(str(p.get("parent_session") or ""), 80))
     elif event.kind is EventKind.PROGRESS:
@@ -143,40 +120,42 @@ def _page_text(header: dict[str, Any], events: list[str], start: int, total: int
                   event_pages=pages if start + len(events) < total or start > 0 else 1)
 
 
-def _button(text: str, action: Action, key: str, arg: object = "") -> InlineKeyboardButton:
-    from taskops.bot.screens import button
-
-    return button(text, action, key, arg)
-
-
 def _keyboard(task: Task, state: ListState, key: str, restarted_as: list[int],
               pages: int) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     if pages > 1:
         nav = []
         if state.detail_page > 1:
-            nav.append(_button("◀ Earlier", Action.DETAIL_PAGE, key, state.detail_page - 1))
+            nav.append(button("◀ Earlier", Action.DETAIL_PAGE, key, state.detail_page - 1))
         if state.detail_page < pages:
-            nav.append(_button("Later ▶", Action.DETAIL_PAGE, key, state.detail_page + 1))
+            nav.append(button("Later ▶", Action.DETAIL_PAGE, key, state.detail_page + 1))
         rows.append(nav)
-    rows.append([_button("🧠 Hide thinking" if state.show_thinking else "🧠 Show thinking",
+    rows.append([button("🧠 Hide thinking" if state.show_thinking else "🧠 Show thinking",
                          Action.THINKING, key),
-                 _button("📄 Full log", Action.FULL_LOG, key)])
+                 button("📄 Full log", Action.FULL_LOG, key)])
     actions = []
     if task.status is TaskStatus.RUNNING:
-        actions.append(_button("🛑 Kill", Action.KILL_ASK, key, task.id))
-        actions.append(_button("▶ Follow", Action.FOLLOW, key, task.id))
+        actions.append(button("🛑 Kill", Action.KILL_ASK, key, task.id))
+        actions.append(button("▶ Follow", Action.FOLLOW, key, task.id))
     if task.status is TaskStatus.PAUSED:
-        actions.append(_button("💬 Answer", Action.ANSWER, key, task.id))
-    actions.append(_button("🔁 Edit & restart", Action.RESTART_OPEN, key, task.id))
+        actions.append(button("💬 Answer", Action.ANSWER, key, task.id))
+    actions.append(button("🔁 Edit & restart", Action.RESTART_OPEN, key, task.id))
     rows.append(actions)
     links = []
     if task.restarted_from_id:
-        links.append(_button(f"↩ #{task.restarted_from_id}", Action.OPEN_TASK, key,
+        links.append(button(f"↩ #{task.restarted_from_id}", Action.OPEN_TASK, key,
                              task.restarted_from_id))
-    links += [_button(f"↪ #{i}", Action.OPEN_TASK, key, i) for i in restarted_as[-3:]]
+    links += [button(f"↪ #{i}", Action.OPEN_TASK, key, i) for i in restarted_as[-3:]]
     if links:
         rows.append(links)
-    rows.append([_button("◀ Back to tasks", Action.BACK, key),
-                 _button("🔄 Refresh", Action.REFRESH, key)])
+    rows.append([button("◀ Back to tasks", Action.BACK, key),
+                 button("🔄 Refresh", Action.REFRESH, key)])
     return InlineKeyboardMarkup(rows)
+
+
+def render_kill_confirmation(task: Task, key: str) -> Rendered:
+    text = render("kill_confirm", task=task, badge=fmt.STATUS_BADGE[task.status],
+                  name=fmt.truncate(task.name, 200))
+    keyboard = InlineKeyboardMarkup([[button("🛑 Kill", Action.KILL_CONFIRM, key, task.id),
+                                      button("Cancel", Action.KILL_CANCEL, key, task.id)]])
+    return Rendered(text, keyboard)

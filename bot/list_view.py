@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import html
-import re
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
-from taskops.bot.callbacks import Action, Callback
+from taskops.bot.callbacks import Action
 from taskops.bot.render import render
+from taskops.bot.ui import MAX_TEXT, Rendered, button, visible_length
 from taskops.bot.views import FilterName, ListState
 from taskops.storage.domain import ProviderChoice, Task, TaskPage, TaskStatus, Trigger
 
-MAX_TEXT = 4096
 #: (name width, provider width, show token split) — tried in order until the page fits
 DENSITY_LEVELS = ((48, 60, True), (32, 40, True), (24, 30, False), (14, 20, False))
 BUTTON_NAME_WIDTH = 24
 MENU_PAGE_SIZE = 8
-_TAG = re.compile(r"<[^>]*>")
-
-
-def visible_length(markup: str) -> int:
-    """Length Telegram counts: text after entity parsing, in UTF-16 code units."""
-    text = html.unescape(_TAG.sub("", markup))
-    return len(text.encode("utf-16-le")) // 2
-
-
-@dataclass(frozen=True)
-class Rendered:
-    text: str
-    keyboard: InlineKeyboardMarkup
 
 
 def filter_label(state: ListState, name: FilterName) -> str:
@@ -85,43 +69,39 @@ def _row(task: Task, tz: ZoneInfo, now: datetime, level: tuple[int, int, bool]) 
     }
 
 
-def _button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=Callback(action, view, str(arg)).encode())
-
-
 def list_keyboard(page: TaskPage, state: ListState, view: str) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     for task in page.tasks:
         label = f"{fmt.STATUS_BADGE[task.status]} #{task.id} " \
                 f"{fmt.truncate(task.name, BUTTON_NAME_WIDTH)}"
-        row = [_button(label, Action.OPEN_TASK, view, task.id)]
+        row = [button(label, Action.OPEN_TASK, view, task.id)]
         if task.status is TaskStatus.RUNNING:
-            row.append(_button("🛑 Kill", Action.KILL_ASK, view, task.id))
+            row.append(button("🛑 Kill", Action.KILL_ASK, view, task.id))
         rows.append(row)
     if page.page_count > 1:
         nav = []
         if page.page > 1:
-            nav.append(_button("◀ Prev", Action.PAGE, view, page.page - 1))
+            nav.append(button("◀ Prev", Action.PAGE, view, page.page - 1))
         if page.page < page.page_count:
-            nav.append(_button("Next ▶", Action.PAGE, view, page.page + 1))
+            nav.append(button("Next ▶", Action.PAGE, view, page.page + 1))
         rows.append(nav)
-    rows.append([_button(f"Status: {filter_label(state, FilterName.STATUS)}", Action.MENU, view,
+    rows.append([button(f"Status: {filter_label(state, FilterName.STATUS)}", Action.MENU, view,
                          FilterName.STATUS.value),
-                 _button(f"Trigger: {filter_label(state, FilterName.TRIGGER)}", Action.MENU,
+                 button(f"Trigger: {filter_label(state, FilterName.TRIGGER)}", Action.MENU,
                          view, FilterName.TRIGGER.value)])
-    rows.append([_button(f"Provider: {fmt.truncate(filter_label(state, FilterName.PROVIDER), 28)}",
+    rows.append([button(f"Provider: {fmt.truncate(filter_label(state, FilterName.PROVIDER), 28)}",
                          Action.MENU, view, FilterName.PROVIDER.value)])
-    rows.append([_button(f"From: {filter_label(state, FilterName.FROM)}", Action.MENU, view,
+    rows.append([button(f"From: {filter_label(state, FilterName.FROM)}", Action.MENU, view,
                          FilterName.FROM.value),
-                 _button(f"To: {filter_label(state, FilterName.TO)}", Action.MENU, view,
+                 button(f"To: {filter_label(state, FilterName.TO)}", Action.MENU, view,
                          FilterName.TO.value)])
     arrow = "▼" if state.sort.descending else "▲"
-    last = [_button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, "field"),
-            _button(arrow, Action.SORT, view, "dir"),
-            _button("🔄 Refresh", Action.REFRESH, view)]
+    last = [button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, "field"),
+            button(arrow, Action.SORT, view, "dir"),
+            button("🔄 Refresh", Action.REFRESH, view)]
     rows.append(last)
     if state.filters.any_set:
-        rows.append([_button("✖ Clear filters", Action.CLEAR_FILTERS, view)])
+        rows.append([button("✖ Clear filters", Action.CLEAR_FILTERS, view)])
     return InlineKeyboardMarkup(rows)
 
 
@@ -175,20 +155,20 @@ def render_menu(state: ListState, view: str, options: list[tuple[str, str]]) -> 
     start = (state.menu_page - 1) * MENU_PAGE_SIZE
     shown = options[start:start + MENU_PAGE_SIZE]
     for i in range(0, len(shown), 2):
-        rows.append([_button(fmt.truncate(label, 30), Action.CHOOSE, view, start + i + j)
+        rows.append([button(fmt.truncate(label, 30), Action.CHOOSE, view, start + i + j)
                      for j, (label, _) in enumerate(shown[i:i + 2])])
     pages = max(1, -(-len(options) // MENU_PAGE_SIZE))
     if pages > 1:
         nav = []
         if state.menu_page > 1:
-            nav.append(_button("◀", Action.MENU_PAGE, view, state.menu_page - 1))
-        nav.append(_button(f"{state.menu_page}/{pages}", Action.NOOP, view))
+            nav.append(button("◀", Action.MENU_PAGE, view, state.menu_page - 1))
+        nav.append(button(f"{state.menu_page}/{pages}", Action.NOOP, view))
         if state.menu_page < pages:
-            nav.append(_button("▶", Action.MENU_PAGE, view, state.menu_page + 1))
+            nav.append(button("▶", Action.MENU_PAGE, view, state.menu_page + 1))
         rows.append(nav)
     if state.menu in DATE_PRESETS:
-        rows.append([_button("📅 Type a date", Action.PROMPT_DATE, view, state.menu.value)])
-    rows.append([_button("« Back", Action.BACK, view)])
+        rows.append([button("📅 Type a date", Action.PROMPT_DATE, view, state.menu.value)])
+    rows.append([button("« Back", Action.BACK, view)])
     text = render("filter_menu", header=header(state), title=MENU_TITLES[state.menu],
                   current=filter_label(state, state.menu))
     return Rendered(text, InlineKeyboardMarkup(rows))

@@ -4,28 +4,64 @@ Every 5 s; edited only when the render changed; paused while the chat's latest s
 a task (or any other non-list screen); stopped 10 minutes after the last press. A press
 touches the view, which is what "last used" means here.
 
-The pass itself is the push side's live-view machinery (``bot.push.live``), the same
-that keeps an open task detail live; this module schedules it and forgets old views.
+Part of the console, not of the push side: it needs the store, the screens and the paced
+Telegram calls (bot/delivery.py), and the push side's live task views follow the same
+"latest view of a chat" rule from bot/views.py.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
-from taskops.bot.push.live import LIST_IDLE, refresh_lists
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
+from taskops.bot.screens import render_state
+from taskops.bot.ui import fingerprint
+from taskops.bot.views import CONSOLE_KINDS, ListState, Screen, latest_per_chat
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 5.0
-IDLE_STOP = LIST_IDLE
+IDLE_STOP = timedelta(minutes=10)
 FORGET_AFTER = timedelta(days=30)
+#: a few tries only: the next pass renders afresh anyway
+EDIT_ATTEMPTS = 3
 
-__all__ = ["FORGET_AFTER", "IDLE_STOP", "INTERVAL_SECONDS", "refresh_lists", "schedule"]
+
+async def refresh_lists(app: AnyApp) -> int:
+    """One auto-refresh pass over the chats' latest lists; returns how many were edited."""
+    d = deps_of(app)
+    now = d.store.clock()
+    records = await d.store.console.used_since(CONSOLE_KINDS, now - IDLE_STOP)
+    edited = 0
+    for view in latest_per_chat(records).values():
+        state = ListState.from_json(view.body)
+        if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
+            continue
+        rendered, new_state = await render_state(d, state, view.key)
+        shown = fingerprint(rendered)
+        if d.rendered.get(view.key) == shown:
+            continue
+        try:
+            edited += await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
+                                            rendered.keyboard, f"list {view.key}",
+                                            attempts=EDIT_ATTEMPTS)
+        except (BadRequest, Rejected, ChatGone, ChatMoved) as exc:
+            # The message is gone (deleted, or too old to edit): stop refreshing it.
+            log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
+            new_state = replace(new_state, shows_running=False)
+        except TelegramError as exc:
+            log.warning("refresh of list %s failed: %s", view.key, exc)
+            continue
+        d.rendered[view.key] = shown
+        await d.store.console.save(view.key, new_state.to_json(), touch=False)
+    return edited
 
 
 async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:

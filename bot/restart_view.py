@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
-from taskops.bot.list_view import Rendered
 from taskops.bot.render import render
+from taskops.bot.ui import Rendered, button
 from taskops.bot.views import ListState
 from taskops.config import Settings
 from taskops.storage.console import new_key
@@ -49,12 +49,6 @@ def provider_options(settings: Settings) -> list[str]:
     return ["default"] + [f"{p}/{m}" for p, m in settings.provider_models()]
 
 
-def _button(text: str, action: Action, key: str, arg: object = "") -> InlineKeyboardButton:
-    from taskops.bot.screens import button
-
-    return button(text, action, key, arg)
-
-
 def render_form(task: Task, state: ListState, key: str) -> Rendered:
     draft = state.draft or new_draft(task)
     text = render(
@@ -65,12 +59,12 @@ def render_form(task: Task, state: ListState, key: str) -> Rendered:
         provider=provider_label(str(draft["provider"])), max_duration=draft["max_duration"],
         notice=task.trigger.value if task.trigger in SCHEDULED_TRIGGERS else None)
     keyboard = InlineKeyboardMarkup([
-        [_button("✏️ Name", Action.RESTART_FIELD, key, Field.NAME),
-         _button("✏️ Prompt", Action.RESTART_FIELD, key, Field.PROMPT)],
-        [_button("✏️ Provider / Model", Action.RESTART_FIELD, key, "provider"),
-         _button("✏️ Max duration", Action.RESTART_FIELD, key, Field.DURATION)],
-        [_button("Save & restart", Action.RESTART_SAVE, key, task.id),
-         _button("Cancel", Action.RESTART_CANCEL, key, task.id)],
+        [button("✏️ Name", Action.RESTART_FIELD, key, Field.NAME),
+         button("✏️ Prompt", Action.RESTART_FIELD, key, Field.PROMPT)],
+        [button("✏️ Provider / Model", Action.RESTART_FIELD, key, "provider"),
+         button("✏️ Max duration", Action.RESTART_FIELD, key, Field.DURATION)],
+        [button("Save & restart", Action.RESTART_SAVE, key, task.id),
+         button("Cancel", Action.RESTART_CANCEL, key, task.id)],
     ])
     return Rendered(text, keyboard)
 
@@ -79,8 +73,8 @@ def render_provider_menu(task: Task, state: ListState, key: str,
                          settings: Settings) -> Rendered:
     draft = state.draft or new_draft(task)
     options = provider_options(settings)[:PROVIDER_MENU_SIZE * 2]
-    rows = [[_button(fmt.truncate(provider_label(o), 30), Action.RESTART_PROVIDER, key, i)
+    rows = [[button(fmt.truncate(provider_label(o), 30), Action.RESTART_PROVIDER, key, i)
              for i, o in list(enumerate(options))[j:j + 2]] for j in range(0, len(options), 2)]
-    rows.append([_button("« Back", Action.RESTART_PROVIDER, key, "back")])
+    rows.append([button("« Back", Action.RESTART_PROVIDER, key, "back")])
     text = render("restart_provider", task=task, current=provider_label(str(draft["provider"])))
     return Rendered(text, InlineKeyboardMarkup(rows))

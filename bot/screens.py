@@ -11,62 +11,24 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import replace
-from typing import Any
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from taskops.bot import format as fmt
-from taskops.bot.callbacks import Action, BadCallback, Callback
+from taskops.bot.callbacks import BadCallback, Callback
 from taskops.bot.context import Deps, deps
-from taskops.bot.detail_view import render_detail
-from taskops.bot.list_view import Rendered, menu_options, render_list, render_menu
-from taskops.bot.render import render
+from taskops.bot.detail_view import render_detail, render_kill_confirmation
+from taskops.bot.list_view import menu_options, render_list, render_menu
 from taskops.bot.restart_view import render_form, render_provider_menu
-from taskops.bot.views import FilterName, ListState, Screen
+from taskops.bot.ui import Rendered, edit, edit_by_id, fingerprint
+from taskops.bot.views import FilterName, ListState, Screen, ViewKind
 from taskops.storage.console import ViewRecord
-from taskops.storage.domain import ProviderChoice, Task, TaskStatus
+from taskops.storage.domain import ProviderChoice, TaskStatus
 
 log = logging.getLogger(__name__)
 
 EXPIRED = "This list has expired — send /tasks again."
-
-
-def is_not_modified(exc: BadRequest) -> bool:
-    return "message is not modified" in exc.message.lower()
-
-
-async def edit(message: Message | None, rendered: Rendered, *, chat_id: int | None = None,
-               message_id: int | None = None, bot: Any = None) -> bool:
-    """Edit a console message in place; False (not an error) when nothing changed."""
-    try:
-        if message is not None:
-            await message.edit_text(rendered.text, reply_markup=rendered.keyboard)
-        else:
-            await bot.edit_message_text(rendered.text, chat_id=chat_id, message_id=message_id,
-                                        reply_markup=rendered.keyboard)
-    except BadRequest as exc:
-        if not is_not_modified(exc):
-            raise
-        return False
-    return True
-
-
-def fingerprint(rendered: Rendered) -> int:
-    return hash((rendered.text, str(rendered.keyboard.to_dict())))
-
-
-def kill_confirmation(task: Task, key: str) -> Rendered:
-    text = render("kill_confirm", task=task, badge=fmt.STATUS_BADGE[task.status],
-                  name=fmt.truncate(task.name, 200))
-    keyboard = InlineKeyboardMarkup([[button("🛑 Kill", Action.KILL_CONFIRM, key, task.id),
-                                      button("Cancel", Action.KILL_CANCEL, key, task.id)]])
-    return Rendered(text, keyboard)
-
-
-def button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=Callback(action, view, str(arg)).encode())
 
 
 async def render_state(d: Deps, state: ListState, key: str) -> tuple[Rendered, ListState]:
@@ -76,7 +38,7 @@ async def render_state(d: Deps, state: ListState, key: str) -> tuple[Rendered, L
         task = await d.store.find_task(state.task_id)
         if task is not None:
             if state.screen is Screen.KILL and task.status is TaskStatus.RUNNING:
-                return kill_confirmation(task, key), state
+                return render_kill_confirmation(task, key), state
             if state.screen is Screen.DETAIL:
                 detail = await render_detail(d.store, task, state, key)
                 return detail.rendered, detail.state
@@ -110,7 +72,7 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Li
     chat = update.effective_chat
     assert chat is not None
     assert update.effective_message is not None
-    key = await d.store.console.create("list", chat.id, state.to_json())
+    key = await d.store.console.create(ViewKind.LIST, chat.id, state.to_json())
     rendered, state = await render_state(d, state, key)
     message = await update.effective_message.reply_text(rendered.text,
                                                         reply_markup=rendered.keyboard)
@@ -123,8 +85,8 @@ async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: L
     rendered, state = await render_state(d, state, view.key)
     await d.store.console.save(view.key, state.to_json())
     d.rendered[view.key] = fingerprint(rendered)
-    await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
-               bot=context.bot)
+    assert view.message_id is not None
+    await edit_by_id(context.bot, view.chat_id, view.message_id, rendered)
 
 
 class Press:
@@ -174,4 +136,10 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: Press, state: 
     # the edit cannot let a quick next press read the old state.
     await asyncio.gather(d.store.console.save(press.key, state.to_json()),
                          answer(press.query, toast, alert),
-                         edit(message if isinstance(message, Message) else None, rendered))
+                         _edit_pressed(message, rendered))
+
+
+async def _edit_pressed(message: object, rendered: Rendered) -> None:
+    # A message too old for the client to include cannot be edited; the answer still goes.
+    if isinstance(message, Message):
+        await edit(message, rendered)

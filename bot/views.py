@@ -7,9 +7,36 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from taskops.storage.console import ViewRecord
 from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
 
-LIST_KIND = "list"
+
+class ViewKind(StrEnum):
+    """What a row of console state is (its ``kind``); only the first three are messages a
+    person works in."""
+
+    #: a console message opened by a command (/tasks, /task, /kill_task)
+    LIST = "list"
+    #: a single notification or stuck notice the push side sent
+    NOTICE = "notice"
+    #: a digest of many notifications
+    DIGEST = "digest"
+    #: a chat's /notifications settings message
+    SETTINGS = "subscription"
+    #: a ForceReply question waiting for a typed value
+    PROMPT = "prompt"
+    #: a detail message kept live past the idle limit ("▶ Follow")
+    FOLLOW = "follow"
+    #: a stuck task's announcement and the chats still to tell
+    STUCK = "stuck"
+    #: a push job's change-feed cursor
+    CURSOR = "cursor"
+
+
+#: every kind of row that can be a console message
+CONSOLE_KINDS = (ViewKind.LIST, ViewKind.NOTICE, ViewKind.DIGEST)
+#: marks a view the push side sent and no one has pressed yet (a press saves a plain state)
+PUSH_MARK = "push"
 
 
 class Screen(StrEnum):
@@ -119,3 +146,20 @@ class ListState:
         """New filters always start again at page 1, back on the list."""
         return replace(self, filters=replace(self.filters, **changes), page=1,
                        screen=Screen.LIST, menu=None, menu_options=())
+
+
+def is_console_view(record: ViewRecord) -> bool:
+    """A view someone used (a push message counts once it is pressed)."""
+    return PUSH_MARK not in record.body
+
+
+def latest_per_chat(records: list[ViewRecord]) -> dict[int, ViewRecord]:
+    """Each chat's most recently used console view: the only one kept live or refreshed."""
+    latest: dict[int, ViewRecord] = {}
+    for view in records:
+        if not is_console_view(view):
+            continue
+        current = latest.get(view.chat_id)
+        if current is None or (view.updated_at, view.key) > (current.updated_at, current.key):
+            latest[view.chat_id] = view
+    return latest

@@ -4,6 +4,6 @@
 ``worker`` (claims, limits, kill) → ``run`` (one task's agent loop) → a provider
 (``scripted``, ``openai_chat`` + ``openai_stream``, chosen by ``providers``, speaking the
 ``agent`` interface) and ``tools``; ``loops`` and ``lifecycle`` hold the rules;
-``triggers`` + ``leader`` fire schedules; ``demo`` keeps ``--demo`` lively. The runtime
-meets the bot only through the store (``storage.worker_store`` holds its queries).
+``triggers`` fire schedules (led by one process through the store's leader lock); ``demo``
+keeps ``--demo`` lively. The runtime meets the bot only through the store's public API.
 """

@@ -1,8 +1,8 @@
 """Lifecycle rules the worker enforces around a run (platform-facts.md).
 
-* Max duration counts the time a task spends *running*: the time it waits paused for an
-  answer does not use it up (a paused task has its own limit, the paused timeout —
-  otherwise a question answered after an hour would fail on resume at once).
+* Max duration is wall-clock time from the start, paused time included
+  (``storage.rules.past_deadline``, platform-facts.md): a running task is failed when
+  its deadline passes, a paused one too, and an answer after it fails the task at once.
 * A paused task with no answer fails after ``[tasks] paused_timeout_hours``.
 * A started task whose worker stopped renewing its lease fails as "worker lost".
 * With ``[tasks] status_updates`` on, a progress event every N running minutes.
@@ -11,10 +11,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
+from taskops.storage.domain import EventKind, Task, TaskEvent
 
 WORKER_LOST_MESSAGE = "Worker lost: the task's worker stopped unexpectedly"
 
@@ -22,29 +21,6 @@ WORKER_LOST_MESSAGE = "Worker lost: the task's worker stopped unexpectedly"
 def answers_of(history: Iterable[TaskEvent]) -> tuple[str, ...]:
     """The answers given to the task's questions, oldest first."""
     return tuple(str(e.payload.get("text", "")) for e in history if e.kind is EventKind.ANSWER)
-
-
-def running_seconds(history: Iterable[TaskEvent], started_at: datetime | None,
-                    now: datetime) -> float:
-    """Seconds the task has spent running, from its status changes."""
-    total = 0.0
-    since: datetime | None = None
-    seen_change = False
-    for event in history:
-        if event.kind is not EventKind.STATUS_CHANGE:
-            continue
-        seen_change = True
-        new = event.payload.get("new")
-        if new == TaskStatus.RUNNING.value:
-            since = since or event.at
-        elif since is not None:
-            total += (event.at - since).total_seconds()
-            since = None
-    if not seen_change:
-        since = started_at
-    if since is not None:
-        total += (now - since).total_seconds()
-    return max(0.0, total)
 
 
 def progress_payload(task: Task, running_minutes: float) -> dict[str, Any]:

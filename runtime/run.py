@@ -25,12 +25,19 @@ from typing import Any, TypeVar
 
 from taskops.config import Settings, ThinkingLevel
 from taskops.runtime.agent import Provider, ProviderError, RunContext, ToolOutcome
-from taskops.runtime.lifecycle import answers_of, running_seconds
+from taskops.runtime.lifecycle import answers_of
 from taskops.runtime.loops import LoopDetected, LoopDetector
 from taskops.runtime.scripted import ScriptError
 from taskops.runtime.tools import ToolRegistry
-from taskops.storage import worker_store
-from taskops.storage.domain import EventKind, InvalidTransition, Task, TaskEvent, TaskStatus
+from taskops.storage.domain import (
+    EventKind,
+    InvalidTransition,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Usage,
+)
+from taskops.storage.rules import elapsed_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
@@ -67,9 +74,7 @@ class TaskRun:
         self.history = history
         self.loops = LoopDetector(settings.tasks)
         self.claimed_at = store.clock()
-        self.running_before = (running_seconds(history, task.started_at, self.claimed_at)
-                               if history else 0.0)
-        #: status updates written so far, counted in whole update periods of running time
+        #: status updates written so far, counted in whole update periods since the start
         self.progress_mark: int | None = None
         self.stop_reason: str | None = None
         self.end: RunEnd | None = None
@@ -102,8 +107,9 @@ class TaskRun:
         if self._aio is not None:
             await asyncio.wait([self._aio])
 
-    def running_seconds(self, now: datetime) -> float:
-        return self.running_before + max(0.0, (now - self.claimed_at).total_seconds())
+    def elapsed_seconds(self, now: datetime) -> float:
+        """Wall-clock seconds since the task started (what max duration counts)."""
+        return elapsed_seconds(self.task.started_at or self.claimed_at, now)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -154,12 +160,10 @@ class TaskRun:
 
     async def _finish(self, final: str) -> RunEnd:
         self._finishing = True
-        p, c, cost = self._take_usage()
-        await worker_store.add_usage(self.store, self.task.id, p, c, cost)
-        ended = await self.store.finish_task(self.task.id, final)
+        ended = await self.store.finish_task(self.task.id, final, self._take_usage())
         if ended.status is TaskStatus.PAUSED:
             # Whoever sees the answer first continues the run, on any worker.
-            await worker_store.release_tasks(self.store, self.worker_id, [self.task.id])
+            await self.store.work.release(self.worker_id, [self.task.id])
             return RunEnd.PAUSED
         return RunEnd.FINISHED
 
@@ -167,22 +171,23 @@ class TaskRun:
         self._finishing = True
         try:
             failed = await self._write(self.store.fail_task(
-                self.task.id, error, allowed=[TaskStatus.RUNNING]))
+                self.task.id, error, allowed=[TaskStatus.RUNNING], usage=self._take_usage()))
         except (RunStopped, asyncio.CancelledError):
             return RunEnd.STOPPED
         return RunEnd.FAILED if failed is not None else RunEnd.STOPPED
 
     # --- AgentIO ------------------------------------------------------------------------
 
-    def _take_usage(self) -> tuple[int, int, float | None]:
+    def _take_usage(self) -> Usage:
         p, c, cost = self._usage
         self._usage = [0, 0, None]
-        return p, c, cost
+        return Usage(p, c, cost)
 
     async def _record(self, kind: EventKind, payload: dict[str, Any]) -> None:
-        p, c, cost = self._take_usage()
+        usage = self._take_usage()
         event = await self._write(self.store.append_event(
-            self.task.id, kind, payload, prompt_tokens=p, completion_tokens=c, cost_usd=cost))
+            self.task.id, kind, payload, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd))
         if event is None:  # the task ended (killed, failed by a timer): stop at once
             self.stop_reason = self.stop_reason or "task ended"
             raise RunStopped

@@ -1,5 +1,5 @@
 """Triggers: ``[[cronjobs]]``, the heartbeat and memory consolidation, fired by APScheduler
-in exactly one process (see :mod:`runtime.leader`).
+in exactly one process (the store's leader lock, ``storage.leader``).
 
 Each firing creates one task with its trigger (and, for a cronjob, its row in the
 ``cronjobs`` table as the trigger source). The rules:
@@ -32,9 +32,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from taskops.config import Settings
-from taskops.runtime.leader import LeaderLock, leader_lock
-from taskops.storage import worker_store
+from taskops.cron import cron_latest, cron_next
 from taskops.storage.domain import ProviderChoice, StoreError, Task, TaskDraft, Trigger
+from taskops.storage.leader import LeaderLock
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
@@ -54,10 +54,10 @@ class CronSchedule:
     timezone: str = "UTC"
 
     def next_after(self, at: datetime) -> datetime:
-        return worker_store.cron_next(self.expression, self.timezone, at)
+        return cron_next(self.expression, self.timezone, at)
 
     def latest(self, at: datetime) -> datetime:
-        return worker_store.cron_latest(self.expression, self.timezone, at)
+        return cron_latest(self.expression, self.timezone, at)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Triggers:
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.settings = settings
-        self.lock = lock or leader_lock(store)
+        self.lock = lock or store.leader("triggers")
         self.standby_seconds = standby_seconds
         self.misfire_grace_seconds = misfire_grace_seconds
         self.now = now
@@ -154,8 +154,8 @@ class Triggers:
     async def fire(self, firing: Firing, at: datetime | None = None) -> Task | None:
         """Fire the schedule's latest firing at or before ``at`` (default now), once."""
         scheduled = firing.schedule.latest(at or self.now())
-        task = await worker_store.fire_trigger(
-            self.store, firing.draft, scheduled, cronjob_id=firing.cronjob_id,
+        task = await self.store.cronjobs.fire(
+            firing.draft, scheduled, cronjob_id=firing.cronjob_id,
             meta_key=None if firing.cronjob_id is not None else firing.key)
         if task is None:
             log.info("triggers: %s at %s already fired", firing.label, scheduled.isoformat())
@@ -198,7 +198,7 @@ class Triggers:
                 await asyncio.wait_for(stop.wait(), self.standby_seconds)
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        ids = await worker_store.sync_cronjobs(self.store)
+        ids = await self.store.cronjobs.sync()
         scheduler = AsyncIOScheduler(timezone=UTC)
         for firing in firings(self.settings, ids):
             scheduler.add_job(self._on_time, trigger=ScheduleTrigger(firing.schedule),

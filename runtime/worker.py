@@ -31,16 +31,14 @@ from taskops.runtime.providers import ProviderError, Providers
 from taskops.runtime.run import RunEnd, TaskRun
 from taskops.runtime.tools import ToolRegistry, load_plugins
 from taskops.runtime.tools import registry as default_tools
-from taskops.storage import worker_store
 from taskops.storage.domain import (
-    MAX_DURATION_MESSAGE,
-    PAUSED_TIMEOUT_MESSAGE,
     EventKind,
     Task,
     TaskEvent,
     TaskStatus,
     Trigger,
 )
+from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE, past_deadline
 from taskops.storage.signals import TaskChange
 from taskops.storage.store import TaskStore
 
@@ -117,13 +115,13 @@ class Worker:
             if self.runs and self._is_due("poll", self.poll_interval):
                 await self._poll_holdings()
             if self.runs and self._is_due("lease", self.lease_seconds / 3):
-                await worker_store.renew_leases(self.store, self.worker_id, list(self.runs),
-                                                self.lease_seconds)
+                await self.store.work.renew(self.worker_id, list(self.runs),
+                                            self.lease_seconds)
             await self._enforce_limits()
             if self._is_due("recover", self.check_interval * RECOVERY_EVERY):
                 await self._recover()
             while self._outcomes:
-                await worker_store.record_trigger_outcome(self.store, self._outcomes[0])
+                await self.store.cronjobs.record_outcome(self._outcomes[0])
                 self._outcomes.pop(0)
         except Exception:
             # The database may be away for a while; runs in flight carry on, and so do we.
@@ -153,13 +151,12 @@ class Worker:
         if free <= 0:
             return
         # Answered questions first: someone is waiting for those.
-        for task in await worker_store.claim_unowned_tasks(self.store, self.worker_id, free,
-                                                           self.lease_seconds):
+        for task in await self.store.work.claim_unowned(self.worker_id, free,
+                                                        self.lease_seconds):
             history = await self.store.list_events(task.id, limit=max(100, task.event_count))
             await self._start(task, tuple(history.events))
             free -= 1
-        for task in await worker_store.claim_new_tasks(self.store, self.worker_id, free,
-                                                       self.lease_seconds):
+        for task in await self.store.work.claim_new(self.worker_id, free, self.lease_seconds):
             await self._start(task, None)
 
     async def _start(self, task: Task, history: tuple[TaskEvent, ...] | None) -> None:
@@ -198,7 +195,7 @@ class Worker:
         # event log); tasks that ended meanwhile are not touched by the release.
         stopped = [i for i, r in self.runs.items() if r.end is RunEnd.STOPPED]
         with contextlib.suppress(Exception):
-            await worker_store.release_tasks(self.store, self.worker_id, stopped)
+            await self.store.work.release(self.worker_id, stopped)
         self._reap()
         await self.providers.aclose()
 
@@ -206,7 +203,7 @@ class Worker:
 
     async def _poll_holdings(self) -> None:
         """Notice kills (and lost claims) made by other processes."""
-        held = await worker_store.holdings(self.store, list(self.runs))
+        held = await self.store.work.holdings(list(self.runs))
         for task_id, run in list(self.runs.items()):
             holding = held.get(task_id)
             if holding is None or holding.status is not TaskStatus.RUNNING:
@@ -221,26 +218,27 @@ class Worker:
         for task_id, run in list(self.runs.items()):
             if run.done or run.stop_reason is not None:
                 continue
-            running = run.running_seconds(now)
-            if running >= run.task.max_duration_minutes * 60:
+            if past_deadline(run.task.started_at or run.claimed_at,
+                             run.task.max_duration_minutes, now):
                 await self.store.fail_task(task_id, MAX_DURATION_MESSAGE,
                                            allowed=[TaskStatus.RUNNING])
                 run.stop("max duration")
                 continue
             if not tasks.status_updates:
                 continue
-            mark = int(running // period)
+            elapsed = run.elapsed_seconds(now)
+            mark = int(elapsed // period)
             if run.progress_mark is None:
-                run.progress_mark = int(run.running_before // period)
+                run.progress_mark = int(run.elapsed_seconds(run.claimed_at) // period)
             if mark > run.progress_mark:
                 run.progress_mark = mark
                 task = await self.store.get_task(task_id)
                 await self.store.append_event(task_id, EventKind.PROGRESS,
-                                              progress_payload(task, running / 60))
+                                              progress_payload(task, elapsed / 60))
 
     async def _recover(self) -> None:
-        for task_id in await worker_store.take_over_expired(
-                self.store, self.worker_id, list(self.runs), self.lease_seconds):
+        for task_id in await self.store.work.take_over_expired(
+                self.worker_id, list(self.runs), self.lease_seconds):
             task = await self.store.fail_task(task_id, WORKER_LOST_MESSAGE,
                                               allowed=[TaskStatus.RUNNING])
             if task is not None:
@@ -248,11 +246,15 @@ class Worker:
                 self._ended(task)
         limit = timedelta(hours=self.settings.tasks.paused_timeout_hours)
         now = self.store.clock()
-        for task_id, since in (await worker_store.paused_since(self.store)).items():
-            if now - since >= limit:
-                task = await self.store.fail_task(task_id, PAUSED_TIMEOUT_MESSAGE,
-                                                  allowed=[TaskStatus.PAUSED])
-                if task is not None:
-                    log.info("        ✗ task#%d: no answer within %gh", task_id,
-                             self.settings.tasks.paused_timeout_hours)
-                    self._ended(task)
+        for paused in await self.store.work.paused():
+            # Max duration is wall-clock from the start: it runs out while a task waits too.
+            if past_deadline(paused.started_at, paused.max_duration_minutes, now):
+                error = MAX_DURATION_MESSAGE
+            elif now - paused.since >= limit:
+                error = PAUSED_TIMEOUT_MESSAGE
+            else:
+                continue
+            task = await self.store.fail_task(paused.id, error, allowed=[TaskStatus.PAUSED])
+            if task is not None:
+                log.info("        ✗ task#%d (paused): %s", paused.id, error)
+                self._ended(task)

@@ -1,21 +1,27 @@
-"""Console state: list and detail views, prompts and drafts, addressed by short keys.
+"""Console state: views, prompts, drafts and the push side's state rows, by short keys.
 
 Buttons carry only a key; what they act on lives here, so they keep working after a
-restart and across bot replicas. Also the audit log of admin actions.
+restart and across bot replicas. A row's ``kind`` says what it is and its body is JSON
+owned by the bot. ``updated_at`` means "the chat last used it": a press or a command
+touches it, a re-render by the bot does not. Also the audit log of admin actions.
 """
 
 from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskops.storage.db import Engines
+from taskops.storage.db import Database
 from taskops.storage.models import AuditRow, ConsoleStateRow
 
 KEY_ALPHABET = string.ascii_letters + string.digits
@@ -32,7 +38,27 @@ class ViewRecord:
     updated_at: datetime
 
 
-def _record(row: Any) -> ViewRecord:
+@dataclass(frozen=True)
+class ViewUpdate:
+    """A view's new body (and the message it is in), saved without touching it."""
+
+    key: str
+    message_id: int | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor_id: int
+    actor_name: str
+    action: str
+    task_id: int | None
+    outcome: str
+
+
+def record(row: Any) -> ViewRecord:
     return ViewRecord(row.key, row.kind, row.chat_id, row.message_id, dict(row.body),
                       row.updated_at)
 
@@ -41,83 +67,161 @@ def new_key() -> str:
     return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
 
 
+async def upsert_state(db: Database, conn: AsyncConnection, key: str, kind: str, chat_id: int,
+                       body: dict[str, Any]) -> None:
+    now = db.clock()
+    ins: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = ins(ConsoleStateRow).values(key=key, kind=kind, chat_id=chat_id, message_id=None,
+                                       body=body, created_at=now, updated_at=now)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=[ConsoleStateRow.key],
+        set_={"body": stmt.excluded.body, "updated_at": stmt.excluded.updated_at}))
+
+
+async def apply_update(conn: AsyncConnection, view: ViewUpdate) -> None:
+    # updated_at stays: a message the bot sent is not one the chat used.
+    values: dict[str, Any] = {"body": view.body}
+    if view.message_id is not None:
+        values["message_id"] = view.message_id
+    await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == view.key)
+                       .values(**values))
+
+
 class ConsoleStore:
-    def __init__(self, engines: Engines, clock: Callable[[], datetime]) -> None:
-        self.engines = engines
-        self.clock = clock
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- one view by key -------------------------------------------------------------------
 
     async def create(self, kind: str, chat_id: int, body: dict[str, Any],
                      message_id: int | None = None, key: str | None = None) -> str:
         key = key or new_key()
-        now = self.clock()
-        async with self.engines.write.begin() as conn:
+        now = self.db.clock()
+        async with self.db.write() as conn:
             await conn.execute(insert(ConsoleStateRow).values(
                 key=key, kind=kind, chat_id=chat_id, message_id=message_id, body=body,
                 created_at=now, updated_at=now))
         return key
 
+    async def create_once(self, key: str, kind: str, chat_id: int,
+                          body: dict[str, Any]) -> bool:
+        """Insert a state row unless the key exists; True if this call created it."""
+        now = self.db.clock()
+        try:
+            async with self.db.write() as conn:
+                ins: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                result = await conn.execute(ins(ConsoleStateRow).values(
+                    key=key, kind=kind, chat_id=chat_id, message_id=None, body=body,
+                    created_at=now, updated_at=now).on_conflict_do_nothing(
+                        index_elements=[ConsoleStateRow.key]))
+                return bool(result.rowcount)
+        except IntegrityError:
+            return False
+
+    async def put(self, key: str, kind: str, chat_id: int, body: dict[str, Any]) -> None:
+        """Create or replace a state row (touching it)."""
+        async with self.db.write() as conn:
+            await upsert_state(self.db, conn, key, kind, chat_id, body)
+
     async def get(self, key: str) -> ViewRecord | None:
-        async with self.engines.read.connect() as conn:
+        async with self.db.read() as conn:
             row = (await conn.execute(select(ConsoleStateRow).where(
                 ConsoleStateRow.key == key))).first()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     async def save(self, key: str, body: dict[str, Any], *, message_id: int | None = None,
                    kind: str | None = None, touch: bool = True) -> None:
         """Replace a view's body; ``touch`` marks it as the chat's most recent view."""
         values: dict[str, Any] = {"body": body}
         if touch:
-            values["updated_at"] = self.clock()
+            values["updated_at"] = self.db.clock()
         if message_id is not None:
             values["message_id"] = message_id
         if kind is not None:
             values["kind"] = kind
-        async with self.engines.write.begin() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
                                .values(**values))
 
+    async def update(self, view: ViewUpdate) -> None:
+        """Save a body the bot rendered (not a use by the chat: ``updated_at`` stays)."""
+        async with self.db.write() as conn:
+            await apply_update(conn, view)
+
+    async def save_if(self, key: str, expected: dict[str, Any], body: dict[str, Any]) -> bool:
+        """Replace a view's body only if it still is ``expected`` (no press came in between).
+
+        ``updated_at`` stays: the bot re-rendering a view is not the chat using it.
+        """
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(ConsoleStateRow.body).where(
+                ConsoleStateRow.key == key).with_for_update())).first()
+            if row is None or dict(row.body) != expected:
+                return False
+            await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
+                               .values(body=body))
+            return True
+
+    async def delete(self, key: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(ConsoleStateRow).where(ConsoleStateRow.key == key))
+
+    # --- many views ------------------------------------------------------------------------
+
     async def find(self, chat_id: int, message_id: int, kind: str) -> ViewRecord | None:
         """The state of a given kind attached to a message (e.g. a reply prompt)."""
-        async with self.engines.read.connect() as conn:
+        async with self.db.read() as conn:
             row = (await conn.execute(select(ConsoleStateRow).where(
                 ConsoleStateRow.chat_id == chat_id, ConsoleStateRow.message_id == message_id,
                 ConsoleStateRow.kind == kind).limit(1))).first()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     async def latest(self, chat_id: int, kinds: tuple[str, ...]) -> ViewRecord | None:
         """The chat's most recently used view of the given kinds."""
-        async with self.engines.read.connect() as conn:
+        async with self.db.read() as conn:
             row = (await conn.execute(
                 select(ConsoleStateRow)
                 .where(ConsoleStateRow.chat_id == chat_id, ConsoleStateRow.kind.in_(kinds))
                 .order_by(ConsoleStateRow.updated_at.desc(), ConsoleStateRow.key)
                 .limit(1))).first()
-        return _record(row) if row else None
+        return record(row) if row else None
 
-    async def used_since(self, kind: str, since: datetime) -> list[ViewRecord]:
-        async with self.engines.read.connect() as conn:
+    async def of_kind(self, kind: str) -> list[ViewRecord]:
+        async with self.db.read() as conn:
             rows = await conn.execute(select(ConsoleStateRow).where(
-                ConsoleStateRow.kind == kind, ConsoleStateRow.updated_at >= since))
-            return [_record(r) for r in rows]
+                ConsoleStateRow.kind == kind).order_by(ConsoleStateRow.key))
+            return [record(r) for r in rows]
 
-    async def delete(self, key: str) -> None:
-        async with self.engines.write.begin() as conn:
-            await conn.execute(delete(ConsoleStateRow).where(ConsoleStateRow.key == key))
+    async def used_since(self, kinds: tuple[str, ...], since: datetime,
+                         chat_ids: Iterable[int] | None = None) -> list[ViewRecord]:
+        """Views of these kinds used since ``since`` (of the given chats, if named)."""
+        where = [ConsoleStateRow.kind.in_(kinds), ConsoleStateRow.updated_at >= since]
+        if chat_ids is not None:
+            chats = sorted(set(chat_ids))
+            if not chats:
+                return []
+            where.append(ConsoleStateRow.chat_id.in_(chats))
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(ConsoleStateRow).where(*where))
+            return [record(r) for r in rows]
 
     async def delete_unused(self, before: datetime) -> int:
-        async with self.engines.write.begin() as conn:
+        async with self.db.write() as conn:
             result = await conn.execute(delete(ConsoleStateRow).where(
                 ConsoleStateRow.updated_at < before))
             return int(result.rowcount or 0)
 
+    # --- the audit log ---------------------------------------------------------------------
+
     async def audit(self, *, actor_id: int, actor_name: str, action: str,
                     task_id: int | None, outcome: str) -> None:
-        async with self.engines.write.begin() as conn:
+        async with self.db.write() as conn:
             await conn.execute(insert(AuditRow).values(
-                at=self.clock(), actor_id=actor_id, actor_name=actor_name[:200], action=action,
-                task_id=task_id, outcome=outcome))
+                at=self.db.clock(), actor_id=actor_id, actor_name=actor_name[:200],
+                action=action, task_id=task_id, outcome=outcome))
 
-    async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        async with self.engines.read.connect() as conn:
+    async def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        async with self.db.read() as conn:
             rows = await conn.execute(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
-            return [dict(r._mapping) for r in rows]
+            return [AuditEntry(r.id, r.at, r.actor_id, r.actor_name, r.action, r.task_id,
+                               r.outcome) for r in rows]

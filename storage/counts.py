@@ -13,6 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage import listing
@@ -31,6 +33,22 @@ async def bump(conn: AsyncConnection, tz: ZoneInfo, row: Any, status: str, delta
                provider=row.provider or "", model=row.model or "",
                used_default=bool(row.used_default))
     await conn.execute(listing.upsert_counts(conn.dialect.name, [dict(key, n=delta)]))
+
+
+_MOVE: dict[str, Any] = {}
+
+
+async def move(conn: AsyncConnection, tz: ZoneInfo, row: Any, old: str, new: str) -> None:
+    """A task went from status ``old`` to ``new``: one statement for both counters."""
+    dialect = conn.dialect.name
+    if dialect not in _MOVE:
+        ins: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(TaskCountRow)
+        _MOVE[dialect] = ins.on_conflict_do_update(
+            index_elements=list(listing.COUNT_KEY), set_={"n": TaskCountRow.n + ins.excluded.n})
+    key = dict(day=local_day(row.created_at, tz), trigger=row.trigger,
+               provider=row.provider or "", model=row.model or "",
+               used_default=bool(row.used_default))
+    await conn.execute(_MOVE[dialect], [dict(key, status=old, n=-1), dict(key, status=new, n=1)])
 
 
 async def kept_for(conn: AsyncConnection) -> str | None:

@@ -8,17 +8,24 @@ instead of waiting its turn.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, literal_column
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from taskops.config import Settings
+from taskops.storage.signals import ChangeBus
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -91,6 +98,43 @@ def create_engines(url: str, *, echo: bool = False, pool_size: int = 10) -> Engi
                                  pool_pre_ping=True,
                                  connect_args={"server_settings": POSTGRESQL_SETTINGS})
     return Engines(read=engine, write=engine)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Database:
+    """What every part of the store shares: the engines, the settings, the clock, the
+    timezone the day counts are kept in, and the in-process change bus.
+
+    Only ``storage`` uses it; the rest of taskops sees :class:`TaskStore`'s API.
+    """
+
+    def __init__(self, engines: Engines, settings: Settings,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.engines = engines
+        self.settings = settings
+        self.clock = clock
+        self.tz: ZoneInfo = settings.ui.tz
+        self.bus = ChangeBus()
+        # On PostgreSQL every event records its writer's transaction id (see storage.feed).
+        self.txid: Any = (None if engines.is_sqlite
+                          else literal_column("pg_current_xact_id()::text::bigint"))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engines.is_sqlite
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engines.write.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engines.read.connect() as conn:
+            yield conn
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:

@@ -1,7 +1,8 @@
 """Domain vocabulary shared by the store, the bot and the runtime.
 
 Everything here is plain data: enums, frozen dataclasses returned by the store, and the
-pure rules of the platform (final-message format, cost, restart/kill error texts).
+errors (with their platform texts) its operations raise. The rules that produce the data
+(final-message format, payloads, cost) are in ``storage.rules``.
 """
 
 from __future__ import annotations
@@ -77,10 +78,6 @@ class SortField(StrEnum):
 SORT_CYCLE = (SortField.CREATED, SortField.NAME, SortField.DURATION, SortField.TOKENS,
               SortField.COST)
 
-SILENT_STATUS_MESSAGE = "Silent completion — nothing to report"
-PAUSED_TIMEOUT_MESSAGE = "timeout — no response received"
-MAX_DURATION_MESSAGE = "Max duration exceeded"
-
 RESTART_DISABLED_REASON = {
     TaskStatus.RUNNING: "Kill the task before restarting it.",
     TaskStatus.PAUSED: "Paused tasks cannot be restarted — resume them instead.",
@@ -109,13 +106,7 @@ def restart_refused_message(status: TaskStatus) -> str:
     return f"Cannot restart task with status '{status}'. Kill the task first, then restart."
 
 
-# --- final-message format -------------------------------------------------------------
-
-_STATUS_LINE = re.compile(
-    r"^[ \t]*\**STATUS\**[ \t]*:\**[ \t]*\**(completed|failed|question|silent)\**[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_SUMMARY_LINE = re.compile(r"^[ \t]*\**SUMMARY\**[ \t]*:\**[ \t]?", re.IGNORECASE | re.MULTILINE)
+# --- plain data returned by the store -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -135,55 +126,19 @@ class FinalMessage:
         }[self.result]
 
 
-def parse_final_message(text: str) -> FinalMessage:
-    """Parse ``STATUS: ... / SUMMARY: ...`` (platform-facts.md, "final-message format").
+@dataclass(frozen=True)
+class Usage:
+    """Tokens (and a cost the provider reported itself) counted with a write."""
 
-    The last STATUS line wins, since agents sometimes quote the format earlier in their
-    narration. The summary is everything after the following SUMMARY: marker (same line
-    or the lines below). Without a STATUS line the whole text is a completed summary.
-    """
-    matches = list(_STATUS_LINE.finditer(text))
-    if not matches:
-        return FinalMessage(ResultStatus.COMPLETED, text.strip(), formatted=False)
-    status_match = matches[-1]
-    result = ResultStatus(status_match.group(1).lower())
-    rest = text[status_match.end() :]
-    summary_match = _SUMMARY_LINE.search(rest)
-    if summary_match:
-        summary = rest[summary_match.end() :].strip()
-    else:
-        # STATUS without SUMMARY: keep what the agent wrote around it rather than nothing.
-        summary = (text[: status_match.start()] + rest).strip()
-    return FinalMessage(result, summary, formatted=True)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.prompt_tokens or self.completion_tokens or self.cost_usd is not None)
 
 
-def _attr(value: object) -> str:
-    return (str(value).replace("&", "&amp;").replace('"', "&quot;")
-            .replace("<", "&lt;").replace(">", "&gt;"))
-
-
-def injection_block(*, task_id: int, task_name: str, status: ResultStatus, trigger: Trigger,
-                    duration_minutes: float, tokens_used: int, summary: str) -> str:
-    """The ``<task_injection>`` block delivered to the parent session (platform-facts.md).
-
-    Attribute values are escaped so a task name cannot break out of the tag; the
-    summary body is passed through as the agent wrote it.
-    """
-    return (
-        f'<task_injection task_id="{task_id}" task_name="{_attr(task_name)}" '
-        f'status="{status}" trigger="{trigger}" '
-        f'duration_minutes="{duration_minutes:.1f}" tokens_used="{tokens_used}">\n'
-        f"{summary}\n</task_injection>"
-    )
-
-
-def estimate_cost(price_in: float, price_out: float, prompt_tokens: int,
-                  completion_tokens: int) -> float:
-    """USD for the given tokens at per-million prices (platform-facts.md, "Cost")."""
-    return prompt_tokens / 1e6 * price_in + completion_tokens / 1e6 * price_out
-
-
-# --- plain data returned by the store -------------------------------------------------
+NO_USAGE = Usage()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,7 +29,6 @@ from taskops.storage.domain import (
     ListFilters,
     PageKind,
     PageRequest,
-    ProviderChoice,
     Sort,
     SortField,
     TaskPage,
@@ -57,8 +56,7 @@ from taskops.storage.rows import row_to_task
 
 COUNT_KEY = ("day", "status", "trigger", "provider", "model", "used_default")
 
-__all__ = ["COUNT_KEY", "count_tasks", "day_start_utc", "list_tasks", "provider_options",
-           "upsert_counts"]
+__all__ = ["COUNT_KEY", "count_tasks", "day_start_utc", "list_tasks", "upsert_counts"]
 
 
 def upsert_counts(dialect: str, rows: list[dict[str, Any]]) -> Executable:
@@ -72,16 +70,6 @@ def upsert_counts(dialect: str, rows: list[dict[str, Any]]) -> Executable:
 async def count_tasks(conn: AsyncConnection, filters: ListFilters) -> int:
     """Tasks matching the filters (a search is ignored: see ``list_tasks``)."""
     return (await facet_counts(conn, filters)).count(filters, facets_of(filters), dated=True)
-
-
-async def provider_options(conn: AsyncConnection) -> list[ProviderChoice]:
-    rows = await conn.execute(
-        select(TaskCountRow.provider, TaskCountRow.model)
-        .where(TaskCountRow.provider != "")
-        .group_by(TaskCountRow.provider, TaskCountRow.model)
-        .having(func.sum(TaskCountRow.n) > 0)
-        .order_by(TaskCountRow.provider, TaskCountRow.model))
-    return [ProviderChoice.default()] + [ProviderChoice(r.provider, r.model) for r in rows]
 
 
 class _Pager:

@@ -1,32 +1,39 @@
-"""The task store: the only way the rest of taskops reads or changes tasks.
+"""The task store: the one public API through which the bot, the runtime, push and the
+seeder read and change tasks.
 
-Every status transition is a compare-and-set on the task row and appends a
-``status_change`` event in the same transaction, so the event log (whose ids are the
-change feed) never disagrees with the task table.
+:class:`TaskStore` answers questions about tasks in domain words and performs the
+transitions (through ``storage.transitions``, where the rules of a transition live). What
+belongs to one part of taskops hangs off it as a sub-API over the same database:
+
+* ``store.console`` — console views, prompts, state rows and the audit log (the bot);
+* ``store.push`` — subscriptions and their delivery cursors (the bot's push side);
+* ``store.work`` — claims, leases and recovery (the worker);
+* ``store.cronjobs`` — schedules and their firings (the triggers, ``/cronjobs``).
+
+Nothing outside ``storage`` sees a connection, a row or SQL.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, literal_column, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.config import Settings
-from taskops.storage import counts, feed, listing
+from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
-from taskops.storage.db import Engines, create_engines, migrate
+from taskops.storage.cronjobs import CronStore
+from taskops.storage.db import Database, Engines, create_engines, migrate, utcnow
 from taskops.storage.domain import (
     ACTIVE_STATUSES,
+    NO_USAGE,
     EventKind,
     EventPage,
-    FinalMessage,
     InvalidTransition,
     ListFilters,
     PageRequest,
@@ -42,53 +49,30 @@ from taskops.storage.domain import (
     TaskPage,
     TaskStatus,
     Trigger,
-    estimate_cost,
-    injection_block,
+    Usage,
     kill_refused_message,
-    parse_final_message,
     restart_refused_message,
 )
 from taskops.storage.feed import FeedBatch
+from taskops.storage.journal import Journal
+from taskops.storage.leader import LeaderLock, leader_lock
 from taskops.storage.models import TaskEventRow, TaskRow
+from taskops.storage.push_store import PushStore
 from taskops.storage.rows import row_to_event, row_to_task
 from taskops.storage.signals import ChangeBus, TaskChange
-
-NAME_MAX = 200
-
-
-def sort_name(name: str) -> str:
-    """The name sort's key: case-insensitive, the same on every engine."""
-    return name.casefold()[:NAME_MAX]
-
-
-def clean(value: Any) -> Any:
-    """Replace NUL characters, which PostgreSQL text and JSONB refuse and SQLite keeps, so
-    agent-written text is stored the same way on both engines."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from taskops.storage.work import WorkStore
 
 
 class TaskStore:
     def __init__(self, engines: Engines, settings: Settings,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.engines = engines
-        self.settings = settings
-        self.clock = clock
-        self.tz: ZoneInfo = settings.ui.tz
-        self.bus = ChangeBus()
-        self.console = ConsoleStore(engines, clock)
-        # On PostgreSQL every event records its writer's transaction id (see read_changes).
-        self._txid: Any = (None if engines.is_sqlite
-                           else literal_column("pg_current_xact_id()::text::bigint"))
+        self.db = Database(engines, settings, clock)
+        self.console = ConsoleStore(self.db)
+        self.push = PushStore(self.db)
+        self.work = WorkStore(self.db)
+        self.cronjobs = CronStore(self.db)
+        #: the writer of running tasks' events (group commit; storage.journal)
+        self.journal = Journal(self.db)
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
@@ -101,71 +85,51 @@ class TaskStore:
         return store
 
     async def close(self) -> None:
-        await self.engines.dispose()
+        await self.journal.close()
+        await self.db.engines.dispose()
 
-    # --- transactions -------------------------------------------------------------------
+    # --- what every caller may read -------------------------------------------------------
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engines.write.begin() as conn:
-            yield conn
+    @property
+    def settings(self) -> Settings:
+        return self.db.settings
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engines.read.connect() as conn:
-            yield conn
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """Replaced as a whole (tests, and a reload of the config file)."""
+        self.db.settings = settings
 
-    # --- creating -----------------------------------------------------------------------
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The store's clock (aware UTC); tests replace it to control time."""
+        return self.db.clock
 
-    def _resolve_provider(self, choice: ProviderChoice) -> tuple[str, str, bool]:
-        if not choice.is_default:
-            return str(choice.provider), str(choice.model), False
-        tasks = self.settings.tasks
-        if not tasks.default_provider or not tasks.default_model:
-            raise StoreError("No task default provider is configured; choose a provider and "
-                             "model, or set [tasks] default_provider and default_model.")
-        return tasks.default_provider, tasks.default_model, True
+    @property
+    def tz(self) -> ZoneInfo:
+        """``[ui] timezone``: days of the date filters and of the counts."""
+        return self.db.tz
 
-    def _max_duration(self, minutes: int | None) -> int:
-        tasks = self.settings.tasks
-        if minutes is None:
-            minutes = tasks.max_duration_minutes
-        if minutes < 1:
-            raise StoreError(f"Max duration must be at least 1 minute, got {minutes}.")
-        return min(minutes, tasks.max_duration_cap_minutes)
+    @property
+    def bus(self) -> ChangeBus:
+        """In-process wake-ups on every change (a missed one costs latency only)."""
+        return self.db.bus
 
-    def _task_values(self, draft: TaskDraft, now: datetime) -> dict[str, Any]:
-        draft = dataclasses.replace(draft, name=clean(draft.name), prompt=clean(draft.prompt),
-                                    parent_session=clean(draft.parent_session))
-        name = draft.name.strip()
-        if not 1 <= len(name) <= NAME_MAX:
-            raise StoreError(f"A task name must be 1–{NAME_MAX} characters.")
-        if not draft.prompt.strip():
-            raise StoreError("A task prompt must not be empty.")
-        provider, model, used_default = self._resolve_provider(draft.provider)
-        return dict(
-            name=name, sort_name=sort_name(name), prompt=draft.prompt,
-            status=TaskStatus.RUNNING.value,
-            trigger=draft.trigger.value, trigger_source_id=draft.trigger_source_id,
-            provider=provider, model=model, used_default=used_default,
-            max_duration_minutes=self._max_duration(draft.max_duration_minutes),
-            parent_session=draft.parent_session, created_at=now, prompt_tokens=0,
-            completion_tokens=0, total_tokens=0, tool_call_count=0, event_count=0,
-            cost_usd=0.0 if self.settings.price_for(model) else None,
-        )
+    @property
+    def engines(self) -> Engines:
+        return self.db.engines
+
+    def leader(self, name: str) -> LeaderLock:
+        """The lock that makes one process among those sharing the store lead ``name``."""
+        return leader_lock(self.db, name)
+
+    # --- creating -------------------------------------------------------------------------
 
     async def create_task(self, draft: TaskDraft) -> Task:
-        now = self.clock()
-        values = self._task_values(draft, now)
-        async with self._write() as conn:
-            task = await self._insert_task(conn, values)
+        values = transitions.task_values(self.db, draft, self.clock())
+        async with self.db.write() as conn:
+            task = await transitions.insert_task(self.db, conn, values)
         self.bus.publish(TaskChange(task.id, TaskStatus.RUNNING, created=True))
         return task
-
-    async def _insert_task(self, conn: AsyncConnection, values: dict[str, Any]) -> Task:
-        row = (await conn.execute(insert(TaskRow).values(**values).returning(TaskRow))).one()
-        await self._bump_count(conn, row, row.status, +1)
-        return row_to_task(row)
 
     async def restart_task(self, task_id: int, edits: RestartEdits | None = None, *,
                            key: str | None = None) -> Task:
@@ -175,12 +139,12 @@ class TaskStore:
         """
         edits = edits or RestartEdits()
         try:
-            async with self._write() as conn:
+            async with self.db.write() as conn:
                 if key is not None:
                     existing = await self._task_by_restart_key(conn, key)
                     if existing is not None:
                         return existing
-                original = await self._get(conn, task_id)
+                original = await transitions.get(conn, task_id)
                 if original.status in ACTIVE_STATUSES:
                     raise InvalidTransition(restart_refused_message(original.status))
                 if edits.provider is not None:
@@ -197,14 +161,14 @@ class TaskStore:
                                           or original.max_duration_minutes),
                     parent_session=original.parent_session,
                 )
-                values = self._task_values(draft, self.clock())
+                values = transitions.task_values(self.db, draft, self.clock())
                 values.update(restarted_from_id=original.id, restart_key=key)
-                task = await self._insert_task(conn, values)
+                task = await transitions.insert_task(self.db, conn, values)
         except IntegrityError:
             # Another caller inserted the same key between our check and insert (PostgreSQL).
             if key is None:
                 raise
-            async with self._read() as conn:
+            async with self.db.read() as conn:
                 existing = await self._task_by_restart_key(conn, key)
             if existing is None:
                 raise
@@ -216,17 +180,11 @@ class TaskStore:
         row = (await conn.execute(select(TaskRow).where(TaskRow.restart_key == key))).first()
         return row_to_task(row) if row else None
 
-    # --- reading ------------------------------------------------------------------------
-
-    async def _get(self, conn: AsyncConnection, task_id: int) -> Task:
-        row = (await conn.execute(select(TaskRow).where(TaskRow.id == task_id))).first()
-        if row is None:
-            raise TaskNotFound(task_id)
-        return row_to_task(row)
+    # --- reading --------------------------------------------------------------------------
 
     async def get_task(self, task_id: int) -> Task:
-        async with self._read() as conn:
-            return await self._get(conn, task_id)
+        async with self.db.read() as conn:
+            return await transitions.get(conn, task_id)
 
     async def find_task(self, task_id: int) -> Task | None:
         try:
@@ -234,9 +192,18 @@ class TaskStore:
         except TaskNotFound:
             return None
 
+    async def tasks_by_ids(self, ids: Iterable[int]) -> dict[int, Task]:
+        wanted = sorted(set(ids))
+        found: dict[int, Task] = {}
+        async with self.db.read() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = await conn.execute(select(TaskRow).where(TaskRow.id.in_(wanted[i:i + 500])))
+                found.update((r.id, row_to_task(r)) for r in rows)
+        return found
+
     async def restarted_as(self, task_id: int) -> list[int]:
         """Ids of the runs restarted from this task, oldest first."""
-        async with self._read() as conn:
+        async with self.db.read() as conn:
             rows = await conn.execute(select(TaskRow.id).where(
                 TaskRow.restarted_from_id == task_id).order_by(TaskRow.id))
             return [r.id for r in rows]
@@ -249,19 +216,21 @@ class TaskStore:
         filters = filters or ListFilters()
         sort = sort or Sort()
         size = page_size or self.settings.ui.page_size
-        async with self._read() as conn:
+        async with self.db.read() as conn:
             return await listing.list_tasks(conn, filters, sort, page, size,
                                             tz=self.tz, now=self.clock())
 
-    async def provider_options(self) -> list[ProviderChoice]:
-        """"Default" plus every provider/model pair some task ran on (from the data)."""
-        async with self._read() as conn:
-            return await listing.provider_options(conn)
+    async def provider_options(self, filters: ListFilters | None = None
+                               ) -> list[ProviderChoice]:
+        """The provider menu: "Default" and the provider/model pairs that occur among the
+        tasks matching the other filters (status, trigger, dates); all of them without."""
+        async with self.db.read() as conn:
+            return await facets.provider_options(conn, filters)
 
     async def list_events(self, task_id: int, offset: int = 0, limit: int = 50,
                           kinds: Sequence[EventKind] | None = None) -> EventPage:
-        async with self._read() as conn:
-            await self._get(conn, task_id)
+        async with self.db.read() as conn:
+            await transitions.get(conn, task_id)
             where = [TaskEventRow.task_id == task_id]
             if kinds is not None:
                 where.append(TaskEventRow.kind.in_([k.value for k in kinds]))
@@ -272,235 +241,149 @@ class TaskStore:
 
     async def running_tasks(self, limit: int = 1000) -> list[Task]:
         """Unfinished tasks (running or paused), oldest first."""
-        async with self._read() as conn:
+        async with self.db.read() as conn:
             rows = await conn.execute(
                 select(TaskRow).where(TaskRow.finished_at.is_(None),
                                       TaskRow.status.in_([s.value for s in ACTIVE_STATUSES]))
                 .order_by(TaskRow.id).limit(limit))
             return [row_to_task(r) for r in rows]
 
-    # --- events and transitions ---------------------------------------------------------
-
-    async def _append(self, conn: AsyncConnection, task_id: int, kind: EventKind,
-                      payload: dict[str, Any], *, only_active: bool,
-                      task_values: dict[str, Any] | None = None) -> TaskEvent | None:
-        """Append one event, numbering it on the task row (which also serialises writers).
-
-        With ``only_active`` the event is refused (None) once the task has ended, so a
-        worker that lost a race with a kill writes nothing after the kill.
-        """
-        now = self.clock()
-        stmt = (update(TaskRow).where(TaskRow.id == task_id)
-                .values(event_count=TaskRow.event_count + 1, last_event_at=now,
-                        **(task_values or {}))
-                .returning(TaskRow.event_count))
-        if only_active:
-            stmt = stmt.where(TaskRow.status.in_([s.value for s in ACTIVE_STATUSES]))
-        seq = (await conn.execute(stmt)).scalar_one_or_none()
-        if seq is None:
-            return None
-        row = (await conn.execute(insert(TaskEventRow).values(
-            task_id=task_id, seq=seq, at=now, kind=kind.value, payload=clean(payload),
-            txid=self._txid).returning(TaskEventRow))).one()
-        return row_to_event(row)
+    # --- events and transitions -----------------------------------------------------------
 
     async def append_event(self, task_id: int, kind: EventKind, payload: dict[str, Any], *,
                            prompt_tokens: int = 0, completion_tokens: int = 0,
                            cost_usd: float | None = None) -> TaskEvent | None:
         """Record what a running task did; None if the task has ended meanwhile.
 
-        Token usage and a provider-reported cost ride along in the same transaction.
+        Returns once the event is committed (it survives a crash from then on). Token
+        usage and a provider-reported cost ride along in the same transaction, which
+        other tasks' events share (storage.journal). Transient store errors are retried
+        until the store is back; cancelling the call drops an event not yet written.
         """
-        task_values: dict[str, Any] = {}
-        if kind is EventKind.TOOL_CALL:
-            task_values["tool_call_count"] = TaskRow.tool_call_count + 1
-        async with self._write() as conn:
-            if prompt_tokens or completion_tokens or cost_usd is not None:
-                task_values.update(await self._usage_values(
-                    conn, task_id, prompt_tokens, completion_tokens, cost_usd))
-            event = await self._append(conn, task_id, kind, payload, only_active=True,
-                                       task_values=task_values)
+        event = await self.journal.append(task_id, kind, payload, prompt_tokens=prompt_tokens,
+                                          completion_tokens=completion_tokens,
+                                          cost_usd=cost_usd)
         if event is not None:
             self.bus.publish(TaskChange(task_id, None, event_kind=kind))
         return event
 
-    async def _usage_values(self, conn: AsyncConnection, task_id: int, prompt: int,
-                            completion: int, cost: float | None) -> dict[str, Any]:
-        if prompt < 0 or completion < 0:
-            raise StoreError("token counts cannot be negative")
-        model = (await conn.execute(select(TaskRow.model).where(TaskRow.id == task_id))
-                 ).scalar_one_or_none()
-        price = self.settings.price_for(model)
-        if cost is None and price is not None:
-            cost = estimate_cost(price.input_per_million, price.output_per_million,
-                                 prompt, completion)
-        values: dict[str, Any] = dict(
-            prompt_tokens=TaskRow.prompt_tokens + prompt,
-            completion_tokens=TaskRow.completion_tokens + completion,
-            total_tokens=TaskRow.total_tokens + prompt + completion,
-        )
-        if cost is not None:
-            values["cost_usd"] = func.coalesce(TaskRow.cost_usd, 0.0) + cost
-        return values
-
     async def start_task(self, task_id: int, worker_id: str | None = None) -> Task | None:
         """Mark a new task as started (it is already ``running``); None if it was not new."""
-        now = self.clock()
-        async with self._write() as conn:
-            row = (await conn.execute(
-                update(TaskRow).where(TaskRow.id == task_id, TaskRow.started_at.is_(None),
-                                      TaskRow.status == TaskStatus.RUNNING.value)
-                .values(started_at=now, claimed_by=worker_id).returning(TaskRow))).first()
-            if row is None:
-                return None
-            await self._append(conn, task_id, EventKind.STATUS_CHANGE,
-                               {"old": None, "new": TaskStatus.RUNNING.value,
-                                "message": "Task started"}, only_active=True)
-        return row_to_task(row)
+        async with self.db.write() as conn:
+            started = await transitions.start(self.db, conn, [task_id], worker_id=worker_id,
+                                              lease_seconds=None)
+        return started[0] if started else None
 
-    async def _transition(self, conn: AsyncConnection, task_id: int,
-                          allowed: Sequence[TaskStatus], new: TaskStatus,
-                          values: dict[str, Any], message: str,
-                          refuse: Callable[[TaskStatus], str]) -> Task:
-        """Compare-and-set the status, keep counts in step, log the status change."""
-        for _ in range(3):
-            current = await self._get(conn, task_id)
-            if current.status not in allowed:
-                raise InvalidTransition(refuse(current.status))
-            now = self.clock()
-            set_values = dict(values, status=new.value)
-            if new.is_final:
-                set_values["finished_at"] = now
-                if current.started_at is not None:
-                    set_values["duration_ms"] = int(
-                        (now - current.started_at).total_seconds() * 1000)
-            row = (await conn.execute(
-                update(TaskRow).where(TaskRow.id == task_id,
-                                      TaskRow.status == current.status.value)
-                .values(**set_values).returning(TaskRow))).first()
-            if row is None:
-                continue  # lost a race (PostgreSQL); look again
-            await self._bump_count(conn, row, current.status.value, -1)
-            await self._bump_count(conn, row, new.value, +1)
-            await self._append(conn, task_id, EventKind.STATUS_CHANGE,
-                               {"old": current.status.value, "new": new.value,
-                                "message": message}, only_active=False)
-            return row_to_task(row)
-        raise StoreError(f"Task #{task_id} kept changing; try again.")
+    async def finish_task(self, task_id: int, final_text: str,
+                          usage: Usage = NO_USAGE) -> Task:
+        """End (or pause) a running task from the agent's final message.
 
-    async def _end_events(self, conn: AsyncConnection, task: Task, final: FinalMessage,
-                          text: str | None) -> None:
-        await self._append(conn, task.id, EventKind.FINAL,
-                           {"status": final.result.value, "summary": final.summary,
-                            "text": text, "formatted": final.formatted}, only_active=False)
-        if final.result is ResultStatus.SILENT:
-            return
-        now = self.clock()
-        minutes = (task.duration_seconds(now) or 0.0) / 60
-        block = injection_block(task_id=task.id, task_name=task.name, status=final.result,
-                                trigger=task.trigger, duration_minutes=minutes,
-                                tokens_used=task.total_tokens, summary=final.summary)
-        await self._append(conn, task.id, EventKind.INJECTION,
-                           {"parent_session": task.parent_session, "text": block,
-                            "status": final.result.value}, only_active=False)
-
-    async def finish_task(self, task_id: int, final_text: str) -> Task:
-        """End (or pause) a running task from the agent's final message."""
-        final_text = clean(final_text)
-        final = parse_final_message(final_text)
+        ``usage`` — the tokens of the turn that produced it — is counted in the same
+        transaction, so a crash can neither lose them nor count them twice.
+        """
+        final_text = rules.clean(final_text)
+        final = rules.parse_final_message(final_text)
         new = final.task_status
         values: dict[str, Any] = {"result_status": final.result.value,
                                   "summary": final.summary}
         if final.result is ResultStatus.FAILED:
             values["error"] = final.summary
-        message = {ResultStatus.SILENT: "Silent completion — nothing to report",
-                   ResultStatus.QUESTION: "Waiting for an answer"}.get(
-                       final.result, f"Task {new.value}")
-        async with self._write() as conn:
-            task = await self._transition(conn, task_id, [TaskStatus.RUNNING], new, values,
-                                          message, lambda s: f"Task #{task_id} is {s}.")
-            await self._end_events(conn, task, final, final_text)
-            task = await self._get(conn, task_id)
+        async with self.db.write() as conn:
+            task = await transitions.transition(
+                self.db, conn, task_id, [TaskStatus.RUNNING], new, values,
+                rules.status_message(final), lambda s: f"Task #{task_id} is {s}.",
+                ending=(final, final_text), usage=usage)
         self.bus.publish(TaskChange(task_id, new))
         return task
 
     async def fail_task(self, task_id: int, error: str, *, summary: str | None = None,
-                        allowed: Sequence[TaskStatus] = ACTIVE_STATUSES) -> Task | None:
+                        allowed: Sequence[TaskStatus] = ACTIVE_STATUSES,
+                        usage: Usage = NO_USAGE) -> Task | None:
         """Fail an unfinished task for a runtime reason (max duration, loop, timeout).
 
         Returns None when the task had already ended — the normal "too late" case.
         """
-        error, summary = clean(error), clean(summary)
-        final = FinalMessage(ResultStatus.FAILED, summary or error, formatted=True)
-        values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
-                  "error": error}
         try:
-            async with self._write() as conn:
-                task = await self._transition(conn, task_id, allowed, TaskStatus.FAILED,
-                                              values, error, lambda s: "")
-                await self._end_events(conn, task, final, None)
-                task = await self._get(conn, task_id)
+            async with self.db.write() as conn:
+                task = await self._fail_in(conn, task_id, error, summary, allowed, usage)
         except InvalidTransition:
             return None
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED))
         return task
 
+    async def _fail_in(self, conn: AsyncConnection, task_id: int, error: str,
+                       summary: str | None, allowed: Sequence[TaskStatus],
+                       usage: Usage = NO_USAGE) -> Task:
+        error, summary = rules.clean(error), rules.clean(summary)
+        final = rules.runtime_failure(summary or error)
+        values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
+                  "error": error}
+        return await transitions.transition(self.db, conn, task_id, allowed, TaskStatus.FAILED,
+                                            values, error, lambda s: "", ending=(final, None),
+                                            usage=usage)
+
     async def kill_task(self, task_id: int, by: str, where: str = "Telegram") -> Task:
         """Abort a running task: failed, "Killed by <who> from <where>", injection sent."""
-        by = clean(by)
+        by = rules.clean(by)
         text = f"Killed by {by} from {where}"
-        final = FinalMessage(ResultStatus.FAILED, text, formatted=True)
         values = {"result_status": ResultStatus.FAILED.value, "summary": text,
                   "error": text, "killed_by": by}
-        async with self._write() as conn:
-            task = await self._transition(conn, task_id, [TaskStatus.RUNNING],
-                                          TaskStatus.FAILED, values, text,
-                                          kill_refused_message)
-            await self._end_events(conn, task, final, None)
-            task = await self._get(conn, task_id)
+        async with self.db.write() as conn:
+            task = await transitions.transition(self.db, conn, task_id, [TaskStatus.RUNNING],
+                                                TaskStatus.FAILED, values, text,
+                                                kill_refused_message,
+                                                ending=(rules.runtime_failure(text), None))
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED, killed=True))
         return task
 
     async def resume_task(self, task_id: int, answer: str, by: str) -> Task:
-        """Answer a paused task's question; it runs again."""
+        """Answer a paused task's question; it runs again.
+
+        Max duration is wall-clock from the start (platform-facts.md): an answer that comes
+        after the task's deadline fails it at once ("Max duration exceeded") — the returned
+        task is then ``failed``.
+        """
         if not answer.strip():
             raise StoreError("The answer must not be empty.")
-        answer, by = clean(answer), clean(by)
-        async with self._write() as conn:
-            task = await self._transition(
-                conn, task_id, [TaskStatus.PAUSED], TaskStatus.RUNNING,
-                {"result_status": None}, f"Answered by {by}",
-                lambda s: f"Task #{task_id} is {s}, not paused: there is no question to answer.")
-            await self._append(conn, task_id, EventKind.ANSWER, {"text": answer, "by": by},
-                               only_active=False)
-            task = await self._get(conn, task_id)
-        self.bus.publish(TaskChange(task_id, TaskStatus.RUNNING))
+        answer, by = rules.clean(answer), rules.clean(by)
+        async with self.db.write() as conn:
+            task = await transitions.get(conn, task_id)
+            late = task.status is TaskStatus.PAUSED and rules.past_deadline(
+                task.started_at, task.max_duration_minutes, self.clock())
+            if late:
+                task = await self._fail_in(conn, task_id, rules.MAX_DURATION_MESSAGE, None,
+                                           [TaskStatus.PAUSED])
+            else:
+                task = await transitions.transition(
+                    self.db, conn, task_id, [TaskStatus.PAUSED], TaskStatus.RUNNING,
+                    {"result_status": None}, f"Answered by {by}",
+                    lambda s: f"Task #{task_id} is {s}, not paused: there is no question to "
+                              "answer.",
+                    then=[(EventKind.ANSWER, {"text": answer, "by": by})])
+        self.bus.publish(TaskChange(task_id, task.status))
         return task
 
-    # --- change feed --------------------------------------------------------------------
+    # --- change feed ----------------------------------------------------------------------
 
     async def read_changes(self, cursor: str = "", limit: int = 500) -> FeedBatch:
         """Events after ``cursor``, in an order that never skips a late-committing writer."""
-        async with self._read() as conn:
+        async with self.db.read() as conn:
             return await feed.read_changes(conn, cursor, limit)
 
     async def feed_head(self) -> str:
         """A cursor at the current end of the feed (what a new reader starts from)."""
-        async with self._read() as conn:
+        async with self.db.read() as conn:
             return await feed.head(conn)
 
-    # --- counts per day and facet -------------------------------------------------------
-
-    async def _bump_count(self, conn: AsyncConnection, row: Any, status: str, delta: int) -> None:
-        await counts.bump(conn, self.tz, row, status, delta)
+    # --- counts per day and facet ---------------------------------------------------------
 
     async def _ensure_counts(self) -> None:
         """Rebuild the per-day counts if they were kept for another timezone."""
-        async with self._read() as conn:
+        async with self.db.read() as conn:
             current = await counts.kept_for(conn)
         if current != str(self.tz):
             await self.rebuild_counts()
 
     async def rebuild_counts(self) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await counts.rebuild(conn, self.tz)

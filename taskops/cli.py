@@ -9,17 +9,26 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy.engine import make_url
+from telegram.error import InvalidToken, NetworkError, TelegramError
 
+from taskops.bot.app import build_application, start_console, stop_console
+from taskops.bot.app_types import AnyApp
 from taskops.config import ConfigError, Settings, load_settings
-from taskops.logs import setup_logging
+from taskops.logs import RedactFilter, setup_logging, telegram_logs_at_debug
+from taskops.runtime.service import run_runtime
+from taskops.storage.db import current_revision, head_revision, migrate
+from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
+from taskops.storage.seed import seed_demo
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops")
 
 EXIT_USAGE = 2
+#: check-config: the settings are valid, but `run` lacks keys (the token, admins, …)
+EXIT_NOT_READY = 3
 
 
 class CliError(Exception):
@@ -34,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE",
                         help="TOML config file (default: $TASKOPS_CONFIG, else ./config.toml)")
+    common.add_argument("--debug", action="store_true",
+                        help="log at DEBUG level (with the traceback of a failed start)")
     parser = argparse.ArgumentParser(
         prog="taskops", description="Telegram operations console for background agent tasks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -81,9 +92,6 @@ def _is_sqlite(settings: Settings) -> bool:
 
 
 async def _open_store(settings: Settings, *, migrate_sqlite: bool = True) -> TaskStore:
-    from taskops.storage.db import current_revision, head_revision, migrate
-    from taskops.storage.store import TaskStore
-
     url = settings.database.url
     if _is_sqlite(settings) and migrate_sqlite:
         await migrate(url)
@@ -94,16 +102,12 @@ async def _open_store(settings: Settings, *, migrate_sqlite: bool = True) -> Tas
 
 
 async def _cmd_migrate(settings: Settings) -> int:
-    from taskops.storage.db import migrate
-
     await migrate(settings.database.url)
     print(f"migrated {settings.database.safe_url}")
     return 0
 
 
 async def _cmd_seed(settings: Settings, tasks: int, seed: int) -> int:
-    from taskops.storage.seed import seed_demo
-
     if tasks < 1:
         raise CliError("taskops: --tasks must be at least 1")
     store = await _open_store(settings)
@@ -117,8 +121,6 @@ async def _cmd_seed(settings: Settings, tasks: int, seed: int) -> int:
 
 
 async def _cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
-
     if (args.provider is None) != (args.model is None):
         raise CliError("taskops: --provider and --model go together")
     choice = (ProviderChoice(args.provider, args.model) if args.provider
@@ -146,8 +148,6 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _cmd_worker(settings: Settings) -> int:
-    from taskops.runtime.service import run_runtime
-
     store = await _open_store(settings)
     try:
         await run_runtime(store, settings, _stop_on_signals())
@@ -157,45 +157,72 @@ async def _cmd_worker(settings: Settings) -> int:
     return 0
 
 
+def _bot_api_problem(base_url: str, error: TelegramError) -> str:
+    """One line for a Bot API failure at start-up, naming the setting to check."""
+    causes: list[BaseException] = [error]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    if any(isinstance(cause, ValueError) for cause in causes):  # JSON or text decoding
+        return (f"taskops: {base_url} is not a Bot API server (its answer to getMe is not "
+                "JSON); check [telegram] base_url")
+    answer = causes[-1].message if isinstance(causes[-1], TelegramError) else error.message
+    if isinstance(error, InvalidToken):
+        return (f"taskops: the Bot API at {base_url} rejected the bot token ({answer}); "
+                "check TASKOPS_TELEGRAM_TOKEN")
+    if isinstance(error, NetworkError):
+        return f"taskops: cannot reach the Bot API at {base_url}: {answer}"
+    return f"taskops: the Bot API at {base_url} refused to start the console: {answer}"
+
+
+@contextlib.asynccontextmanager
+async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
+    """The console started (getMe, menus, updates) for the block, stopped after it."""
+    try:
+        with telegram_logs_at_debug():
+            try:
+                await app.initialize()  # getMe: the first request to the Bot API
+                await start_console(app)
+            except BaseException:
+                await stop_console(app)
+                await app.shutdown()
+                raise
+    except TelegramError as error:
+        log.debug("the console did not start", exc_info=True)
+        raise CliError(_bot_api_problem(settings.telegram.base_url, error), code=1) from None
+    try:
+        yield
+    finally:
+        await stop_console(app)
+        await app.shutdown()
+
+
+async def _seed_demo(store: TaskStore) -> None:
+    if (await store.list_tasks(page_size=1)).total == 0:
+        report = await seed_demo(store, 500)
+        log.info("demo: seeded %d tasks", report.tasks)
+
+
 async def _cmd_run(settings: Settings, demo: bool) -> int:
-    from telegram.error import InvalidToken, NetworkError
-
-    from taskops.bot.app import build_application, start_console, stop_console
-    from taskops.runtime.service import run_runtime
-
-    if not settings.telegram.token:
-        raise CliError("taskops: no Telegram bot token: set TASKOPS_TELEGRAM_TOKEN "
-                       "(or [telegram] token in the config file)")
-    if not settings.telegram.admin_ids:
-        raise CliError("taskops: no admins: set TASKOPS_ADMIN_IDS to the Telegram user ids "
-                       "allowed to use the console (or [telegram] admin_ids)")
+    missing = settings.missing_for_run()
+    if missing:
+        raise CliError("\n".join(f"taskops: {line}" for line in missing))
     store = await _open_store(settings)
     try:
-        if demo and (await store.list_tasks(page_size=1)).total == 0:
-            from taskops.storage.seed import seed_demo
-
-            report = await seed_demo(store, 500)
-            log.info("demo: seeded %d tasks", report.tasks)
         app = build_application(settings, store)
         stop = _stop_on_signals()
-        try:
-            async with app:
-                await start_console(app)
-                runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))
-                log.info("taskops running as @%s (%s, %d admins, database %s)",
-                         app.bot.username, settings.telegram.mode.value,
-                         len(settings.telegram.admin_ids), settings.database.safe_url)
-                await asyncio.wait([runtime, asyncio.create_task(stop.wait())],
-                                   return_when=asyncio.FIRST_COMPLETED)
-                log.info("stopping")
-                stop.set()
-                await stop_console(app)
-                await runtime  # a crashed runtime ends the process with its error
-        except InvalidToken:
-            raise CliError("taskops: the Bot API rejected the bot token", code=1) from None
-        except NetworkError as exc:
-            raise CliError(f"taskops: cannot reach the Bot API at "
-                           f"{settings.telegram.base_url}: {exc}", code=1) from None
+        async with _console(app, settings):
+            if demo:  # only now: a console that failed to start leaves the store untouched
+                await _seed_demo(store)
+            runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))
+            log.info("taskops running as @%s (%s, %d admins, database %s)",
+                     app.bot.username, settings.telegram.mode.value,
+                     len(settings.telegram.admin_ids), settings.database.safe_url)
+            await asyncio.wait([runtime, asyncio.create_task(stop.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            log.info("stopping")
+            stop.set()
+            await stop_console(app)
+            await runtime  # a crashed runtime ends the process with its error
     finally:
         await store.close()
     log.info("stopped")
@@ -216,6 +243,19 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
+def _check_config(settings: Settings) -> int:
+    """Print the effective settings; exit 0 when ``run`` can start, else say what it lacks."""
+    print(settings.describe())
+    missing = settings.missing_for_run()
+    for line in missing:
+        print(f"taskops: {line}", file=sys.stderr)
+    if missing:
+        print("taskops: the config is valid, but `taskops run` needs the above "
+              "(worker, migrate, submit and seed-demo do not)", file=sys.stderr)
+        return EXIT_NOT_READY
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     # python-telegram-bot 22: durations (RetryAfter.retry_after) as timedelta, not ints.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
@@ -226,13 +266,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(exc, file=sys.stderr)
         sys.exit(EXIT_USAGE)
     if args.command == "check-config":
-        print(settings.describe())
-        sys.exit(0)
-    setup_logging(_secrets(settings))
+        sys.exit(_check_config(settings))
+    secrets = _secrets(settings)
+    setup_logging(secrets, logging.DEBUG if args.debug else logging.INFO)
     try:
         code = asyncio.run(_dispatch(args, settings))
     except CliError as exc:
-        print(exc, file=sys.stderr)
+        print(RedactFilter(secrets).redact(str(exc)), file=sys.stderr)
         code = exc.code
     except KeyboardInterrupt:
         code = 130

@@ -14,13 +14,13 @@ from sqlalchemy import text
 
 from taskops.storage.db import migrate
 from taskops.storage.store import TaskStore
+from tests import postgres
 from tests.factories import FakeClock, make_settings
 
 # python-telegram-bot 22 warns (an error under filterwarnings=error) when a RetryAfter's
 # retry_after is read as seconds; opt in to timedelta as the product does.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-PG_SERVER = os.environ.get("TASKOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 TABLES = ["task_events", "task_counts", "console_state", "subscriptions", "audit_log",
           "cronjobs", "meta", "tasks"]
 
@@ -34,18 +34,22 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL for this test run, dropped afterwards."""
+    """A fresh database on the test PostgreSQL (``tests/postgres.py``), dropped afterwards."""
+    try:
+        server = postgres.ensure_server()
+    except postgres.NoServer as error:
+        pytest.exit(str(error), returncode=1)
     name = f"taskops_test_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        conn = await asyncpg.connect(postgres.admin_url(server))
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    url = postgres.database_url(server, name)
     asyncio.run(migrate(url))
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -242,6 +242,8 @@ def test_admin_ids_from_the_environment_round_trip(ids: list[int], pad: str) -> 
         lambda s: "," not in s
         and s.strip() != ""
         and not re.fullmatch(r"[0-9]*[1-9][0-9]*", s.strip())
+        # Longer reprs (a few astral characters) are shortened in the message.
+        and len(repr(s.strip())) <= 60
     ),
 )
 def test_admin_ids_reject_anything_but_positive_integers(ids: list[int], junk: str) -> None:
@@ -734,3 +736,22 @@ def test_the_example_documents_every_key() -> None:
                 "schedule", "timezone", "prompt", "provider", "model", "enabled",
                 "max_duration_minutes"):
         assert re.search(rf"(?m)^(# )?{key} = ", text), key
+
+
+#: the original platform's built-in price table, in full (platform-facts.md, "Cost")
+ORIGINAL_PRICES = {
+    "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4-turbo": (10.00, 30.00),
+    "gpt-3.5-turbo": (0.50, 1.50), "claude-sonnet-4-20250514": (3.00, 15.00),
+    "claude-3-5-sonnet-20241022": (3.00, 15.00), "claude-3-opus-20240229": (15.00, 75.00),
+    "claude-3-haiku-20240307": (0.25, 1.25),
+}
+
+
+@pytest.mark.parametrize(("model", "price"), sorted(ORIGINAL_PRICES.items()))
+def test_the_original_price_table_is_built_in(model: str, price: tuple[float, float]) -> None:
+    settings = Settings()
+    assert model in settings.prices
+    found = settings.price_for(model)
+    assert found is not None
+    assert (found.input_per_million, found.output_per_million) == price
+    assert settings.price_for(f"openrouter/{model}") == found

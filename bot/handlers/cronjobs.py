@@ -10,7 +10,6 @@ from taskops.bot.commands import Command
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
 from taskops.bot.render import render
-from taskops.storage.worker_store import list_cronjobs
 
 
 async def cronjobs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -27,7 +26,7 @@ async def cronjobs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         "last_run_task_id": job.last_run_task_id,
         "last_badge": fmt.STATUS_BADGE[job.last_run_status] if job.last_run_status else "",
         "last_status": fmt.STATUS_LABEL[job.last_run_status] if job.last_run_status else "",
-    } for job in await list_cronjobs(store, now)]
+    } for job in await store.cronjobs.list(now)]
     await message.reply_text(render("cronjobs", jobs=jobs[:40]))
 
 

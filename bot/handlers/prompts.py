@@ -15,9 +15,9 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 from taskops.bot.context import deps
 from taskops.bot.render import render
 from taskops.bot.screens import EXPIRED
+from taskops.bot.views import ViewKind
 from taskops.storage.console import ViewRecord
 
-PROMPT_KIND = "prompt"
 #: (update, context, the prompt, the console view it was asked from, the typed text)
 ReplyHandler = Callable[[Update, ContextTypes.DEFAULT_TYPE, ViewRecord, ViewRecord, str],
                         Awaitable[None]]
@@ -34,7 +34,7 @@ async def ask(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, place
     message = await context.bot.send_message(
         chat_id, text, reply_markup=ForceReply(selective=True,
                                                input_field_placeholder=placeholder[:64]))
-    await deps(context).store.console.create(PROMPT_KIND, chat_id, body,
+    await deps(context).store.console.create(ViewKind.PROMPT, chat_id, body,
                                              message_id=message.message_id)
     return message
 
@@ -44,7 +44,7 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or message.reply_to_message is None or message.text is None:
         return
     prompt = await deps(context).store.console.find(
-        message.chat.id, message.reply_to_message.message_id, PROMPT_KIND)
+        message.chat.id, message.reply_to_message.message_id, ViewKind.PROMPT)
     if prompt is None:
         return
     handler = _handlers.get(str(prompt.body.get("purpose")))

@@ -14,7 +14,7 @@ from taskops.bot.handlers.kill import admin_name
 from taskops.bot.handlers.prompts import ask, register_prompt
 from taskops.bot.render import render
 from taskops.bot.restart_view import FIELD_ASK, Field, new_draft, provider_options
-from taskops.bot.screens import answer, finish_press, load_press, show_in
+from taskops.bot.screens import Press, answer, finish_press, load_press, show_in
 from taskops.bot.views import ListState, Screen
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import (
@@ -101,10 +101,7 @@ async def on_restart_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await _save(press, context, state)
 
 
-async def _save(press: object, context: ContextTypes.DEFAULT_TYPE, state: ListState) -> None:
-    from taskops.bot.screens import Press
-
-    assert isinstance(press, Press)
+async def _save(press: Press, context: ContextTypes.DEFAULT_TYPE, state: ListState) -> None:
     assert state.draft is not None
     assert state.task_id is not None
     d = deps(context)

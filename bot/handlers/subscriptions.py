@@ -19,11 +19,11 @@ from taskops.bot.context import Deps, deps
 from taskops.bot.gate import is_admin
 from taskops.bot.handlers.kill import admin_name
 from taskops.bot.push import live
-from taskops.bot.push.settings_view import SETTINGS_KIND, render_settings, render_status
+from taskops.bot.push.settings_view import render_settings, render_status
 from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
-from taskops.bot.screens import answer, edit, finish_press, load_press
-from taskops.bot.views import Screen
-from taskops.storage import push_store
+from taskops.bot.screens import answer, finish_press, load_press
+from taskops.bot.ui import edit
+from taskops.bot.views import Screen, ViewKind
 from taskops.storage.domain import TaskStatus
 from taskops.storage.push_store import Subscription
 
@@ -41,7 +41,7 @@ async def _show_settings(update: Update, context: ContextTypes.DEFAULT_TYPE, sub
     d = deps(context)
     message = update.effective_message
     assert message is not None
-    key = await d.store.console.create(SETTINGS_KIND, sub.chat_id, {"chat_id": sub.chat_id})
+    key = await d.store.console.create(ViewKind.SETTINGS, sub.chat_id, {"chat_id": sub.chat_id})
     rendered = render_settings(sub, key, d.settings.notifications, d.store.tz, d.store.clock(),
                                state)
     sent = await message.reply_text(rendered.text, reply_markup=rendered.keyboard)
@@ -53,7 +53,7 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     assert chat is not None
     assert user is not None
     d = deps(context)
-    sub, created = await push_store.subscribe(d.store, chat.id, NotifySettings().to_json(),
+    sub, created = await d.store.push.subscribe(chat.id, NotifySettings().to_json(),
                                               user.id)
     if created:
         log.info("chat %s subscribed by %s", chat.id, user.id)
@@ -67,7 +67,7 @@ async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TY
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None
     assert message is not None
-    sub = await push_store.get_subscription(deps(context).store, chat.id)
+    sub = await deps(context).store.push.get(chat.id)
     if sub is None:
         await message.reply_text(render_status("none"))
         return
@@ -80,7 +80,7 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     assert user is not None
     assert message is not None
     d = deps(context)
-    removed = await push_store.unsubscribe(d.store, chat.id)
+    removed = await d.store.push.unsubscribe(chat.id)
     if removed:
         log.info("chat %s unsubscribed by %s", chat.id, user.id)
         await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
@@ -101,13 +101,13 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await answer(query, SETTINGS_EXPIRED)
         return
     record = await d.store.console.get(callback.view)
-    if (record is None or record.kind != SETTINGS_KIND or message is None
+    if (record is None or record.kind != ViewKind.SETTINGS or message is None
             or record.chat_id != message.chat.id
             or not is_admin(update, d.settings.telegram.admin_ids)):
         await answer(query, SETTINGS_EXPIRED)
         return
     chat_id = record.chat_id
-    sub = await push_store.get_subscription(d.store, chat_id)
+    sub = await d.store.push.get(chat_id)
     if sub is None:
         await asyncio.gather(answer(query, render_status("none"), alert=True),
                              message.edit_text(render_status("none")))
@@ -115,7 +115,7 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     user = query.from_user
     toast: str | None = None
     if callback.action is Action.NOTIFY_TOGGLE:
-        await push_store.save_settings(d.store, chat_id,
+        await d.store.push.save_settings(chat_id,
                                        settings_of(sub).toggled(callback.arg).to_json())
     elif callback.action is Action.NOTIFY_MUTE:
         try:
@@ -123,13 +123,13 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         except ValueError:
             await answer(query, SETTINGS_EXPIRED)
             return
-        await push_store.set_muted(d.store, chat_id, mute.until(d.store.clock()))
+        await d.store.push.set_muted(chat_id, mute.until(d.store.clock()))
         await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
                                     action="mute", task_id=None,
                                     outcome=f"chat {chat_id}: {mute.name.lower()}")
         toast = "Notifications on." if mute is Mute.OFF else "Muted."
     elif callback.action is Action.NOTIFY_STOP:
-        await push_store.unsubscribe(d.store, chat_id)
+        await d.store.push.unsubscribe(chat_id)
         await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
                                     action="unsubscribe", task_id=None, outcome=f"chat {chat_id}")
         log.info("chat %s unsubscribed by %s", chat_id, user.id)
@@ -137,7 +137,7 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
                              message.edit_text(render_status("unsubscribed")))
         return
     _poke(d)
-    sub = await push_store.get_subscription(d.store, chat_id)
+    sub = await d.store.push.get(chat_id)
     if sub is None:
         await answer(query, render_status("none"), alert=True)
         return

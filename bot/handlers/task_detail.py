@@ -12,9 +12,9 @@ from taskops.bot.callbacks import Action
 from taskops.bot.commands import Command
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
-from taskops.bot.detail_view import pretty
 from taskops.bot.render import render, render_document
 from taskops.bot.screens import answer, finish_press, load_press, show_new
+from taskops.bot.ui import pretty
 from taskops.bot.views import ListState, Screen
 from taskops.storage.domain import Task, TaskEvent
 from taskops.storage.store import TaskStore

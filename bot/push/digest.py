@@ -1,6 +1,6 @@
 """Per-chat delivery state: the open digest, recent single notifications, send times.
 
-Saved with the chat's cursor in one transaction (``push_store.advance``), so a restart
+Saved with the chat's cursor in one transaction (``store.push.advance``), so a restart
 knows which digest it may still extend and how recently the chat was sent to.
 """
 

@@ -15,7 +15,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from taskops.bot.push.options import PushOptions
-from taskops.storage import push_store
 from taskops.storage.domain import EventKind, Task, TaskEvent
 from taskops.storage.store import TaskStore
 
@@ -53,7 +52,7 @@ class FeedReader:
         limit = self.options.batch_size
         feed = await self.store.read_changes(cursor, limit)
         ids = {e.task_id for e in feed.events if e.kind in self.kinds}
-        tasks = await push_store.tasks_by_ids(self.store, ids) if ids else {}
+        tasks = await self.store.tasks_by_ids(ids) if ids else {}
         batch = Batch(cursor, feed.events, feed.cursor, len(feed.events) >= limit, tasks)
         self._cache[cursor] = (now, batch)
         self._cache.move_to_end(cursor)

@@ -20,18 +20,17 @@ import contextlib
 import logging
 import time
 
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push import messages
-from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push.feed import Batch, FeedReader
 from taskops.bot.push.options import PushOptions
+from taskops.bot.views import ViewKind
 from taskops.config import TasksSettings, TelegramDelivery
-from taskops.storage import push_store
 from taskops.storage.domain import EventKind, Task, TaskEvent
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 CURSOR_KEY = "cursor-injections"
-CURSOR_KIND = "cursor"
 TELEGRAM_SESSION = "telegram:"
 
 
@@ -105,7 +104,7 @@ class InjectionRelay:
             return self._saved
         # First start: results from before taskops ran are not replayed into chats.
         cursor = await self.store.feed_head()
-        await push_store.put_state(self.store, CURSOR_KEY, CURSOR_KIND, 0, {"cursor": cursor})
+        await self.store.console.put(CURSOR_KEY, ViewKind.CURSOR, 0, {"cursor": cursor})
         self._saved = cursor
         return cursor
 
@@ -115,7 +114,7 @@ class InjectionRelay:
         self.cursor = cursor
         now = time.monotonic()
         if delivered or now - self._saved_at >= self.options.cursor_save_seconds:
-            await push_store.put_state(self.store, CURSOR_KEY, CURSOR_KIND, 0,
+            await self.store.console.put(CURSOR_KEY, ViewKind.CURSOR, 0,
                                        {"cursor": cursor})
             self._saved, self._saved_at = cursor, now
 

@@ -1,8 +1,9 @@
-"""Live console messages: task details edited as events arrive, and auto-refreshing lists.
+"""Live task views: a task's detail message edited as events arrive.
 
-Both follow the chat's *latest* console view — the message the chat last used (a press or
-a command touches it; a notification the bot sent is not "used" until someone presses
-it). Opening another view therefore stops whatever was live in that chat.
+It follows the chat's *latest* console view (``latest_per_chat`` in bot/views.py) — the
+message the chat last used (a press or a command touches it; a notification the bot sent
+is not "used" until someone presses it). Opening another view therefore stops whatever was
+live in that chat.
 
 Task detail (screen DETAIL of a running task):
 - live while the chat used it in the last ``live_idle_minutes``, or longer after
@@ -14,9 +15,7 @@ Task detail (screen DETAIL of a running task):
   (kill, answer) renders the message itself in that time, and a second, identical edit
   would only be refused as "not modified".
 
-Task list (screen LIST showing running tasks): re-rendered every 5 s (the JobQueue job in
-``bot.refresh``), edited only when the render changed, stopped 10 minutes after the last
-press.
+The list's auto-refresh follows the same rule (bot/refresh.py).
 """
 
 from __future__ import annotations
@@ -30,14 +29,12 @@ from datetime import datetime, timedelta
 from telegram.error import BadRequest, TelegramError
 
 from taskops.bot.app_types import AnyApp
-from taskops.bot.context import Deps, deps_of
-from taskops.bot.list_view import Rendered
-from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from taskops.bot.push.notifier import DIGEST_KIND, NOTICE_KIND, PUSH_MARK
+from taskops.bot.context import deps_of
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
 from taskops.bot.push.options import PushOptions
-from taskops.bot.screens import edit, fingerprint, render_state
-from taskops.bot.views import LIST_KIND, ListState, Screen
-from taskops.storage import push_store
+from taskops.bot.screens import render_state
+from taskops.bot.ui import fingerprint
+from taskops.bot.views import CONSOLE_KINDS, ListState, Screen, ViewKind, latest_per_chat
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import TaskStatus
 from taskops.storage.signals import TaskChange
@@ -45,10 +42,6 @@ from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 
-#: every kind of row that can be a console message
-CONSOLE_KINDS = (LIST_KIND, NOTICE_KIND, DIGEST_KIND)
-FOLLOW_KIND = "follow"
-LIST_IDLE = timedelta(minutes=10)
 SETTLE_SECONDS = 0.4
 MAX_TAIL_PAGES = 20
 LIVE_ATTEMPTS = 3
@@ -58,65 +51,10 @@ def follow_key(view_key: str) -> str:
     return f"fw{view_key}"
 
 
-def is_console_view(record: ViewRecord) -> bool:
-    return PUSH_MARK not in record.body
-
-
-def latest_per_chat(records: list[ViewRecord]) -> dict[int, ViewRecord]:
-    latest: dict[int, ViewRecord] = {}
-    for view in records:
-        if not is_console_view(view):
-            continue
-        current = latest.get(view.chat_id)
-        if current is None or (view.updated_at, view.key) > (current.updated_at, current.key):
-            latest[view.chat_id] = view
-    return latest
-
-
 async def follow(store: TaskStore, view_key: str, chat_id: int, task_id: int) -> None:
     """Keep a detail message live past the idle limit (until quiet, or another view)."""
-    await push_store.put_state(store, follow_key(view_key), FOLLOW_KIND, chat_id,
+    await store.console.put(follow_key(view_key), ViewKind.FOLLOW, chat_id,
                                {"view": view_key, "task_id": task_id})
-
-
-async def refresh_lists(app: AnyApp) -> int:
-    """One auto-refresh pass over the chats' latest lists; returns how many were edited."""
-    d = deps_of(app)
-    now = d.store.clock()
-    records = await push_store.views_used_since(d.store, CONSOLE_KINDS, now - LIST_IDLE)
-    edited = 0
-    for view in latest_per_chat(records).values():
-        state = ListState.from_json(view.body)
-        if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
-            continue
-        rendered, new_state = await render_state(d, state, view.key)
-        shown = fingerprint(rendered)
-        if d.rendered.get(view.key) == shown:
-            continue
-        try:
-            edited += await _edit(d, app, view, rendered)
-        except (BadRequest, Rejected, ChatGone, ChatMoved) as exc:
-            # The message is gone (deleted, or too old to edit): stop refreshing it.
-            log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
-            new_state = replace(new_state, shows_running=False)
-        except TelegramError as exc:
-            log.warning("refresh of list %s failed: %s", view.key, exc)
-            continue
-        d.rendered[view.key] = shown
-        await d.store.console.save(view.key, new_state.to_json(), touch=False)
-    return edited
-
-
-async def _edit(d: Deps, app: AnyApp, view: ViewRecord, rendered: Rendered) -> bool:
-    assert view.message_id is not None
-    service = d.push
-    if service is None:  # push jobs not started (a bare Application in a test)
-        return await edit(None, rendered, chat_id=view.chat_id, message_id=view.message_id,
-                          bot=app.bot)
-    telegram: Telegram = service.telegram
-    # A few tries only: the next pass renders afresh anyway.
-    return await telegram.edit(view.chat_id, view.message_id, rendered.text, rendered.keyboard,
-                               f"live view {view.key}", attempts=LIVE_ATTEMPTS)
 
 
 class LiveEditor:
@@ -176,13 +114,13 @@ class LiveEditor:
         now = self.store.clock()
         idle = timedelta(minutes=self.options.live_idle_minutes)
         follows = {str(r.body.get("view")): r
-                   for r in await push_store.states_of_kind(self.store, FOLLOW_KIND)}
-        records = await push_store.views_used_since(self.store, CONSOLE_KINDS, now - idle)
+                   for r in await self.store.console.of_kind(ViewKind.FOLLOW)}
+        records = await self.store.console.used_since(CONSOLE_KINDS, now - idle)
         followed = [v for v in [await self.store.console.get(k) for k in follows] if v]
         if followed:
-            records += await push_store.views_of_chats(
-                self.store, CONSOLE_KINDS, [v.chat_id for v in followed],
-                min(v.updated_at for v in followed))
+            records += await self.store.console.used_since(
+                CONSOLE_KINDS, min(v.updated_at for v in followed),
+                chat_ids=[v.chat_id for v in followed])
         latest = latest_per_chat(records)
         self.live_tasks = {task_id for v in latest.values()
                            if (task_id := ListState.from_json(v.body).task_id) is not None}
@@ -253,17 +191,20 @@ class LiveEditor:
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             return False
-        if not await push_store.save_view_if(self.store, view.key, view.body,
+        if not await self.store.console.save_if(view.key, view.body,
                                              new_state.to_json()):
             return False  # pressed meanwhile: that press rendered the message
         d.rendered[view.key] = shown
         self.last_edit[view.key] = time.monotonic()
         try:
-            changed = await _edit(d, self.app, view, rendered)
+            assert view.message_id is not None
+            changed = await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
+                                            rendered.keyboard, f"live view {view.key}",
+                                            attempts=LIVE_ATTEMPTS)
         except (Rejected, ChatGone, ChatMoved, BadRequest) as exc:
             log.info("live view %s in chat %s no longer editable: %s", view.key, view.chat_id,
                      exc)
-            await push_store.save_view_if(self.store, view.key, new_state.to_json(),
+            await self.store.console.save_if(view.key, new_state.to_json(),
                                           replace(new_state, shows_running=False).to_json())
             changed = False
         except TelegramError as exc:

@@ -8,16 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
-from taskops.bot.detail_view import cut
-from taskops.bot.list_view import MAX_TEXT, Rendered, visible_length
-from taskops.bot.markdown import markdown_to_html
 from taskops.bot.render import render
-from taskops.bot.screens import button
+from taskops.bot.ui import MAX_TEXT, Rendered, button, markdown_html, visible_length
 from taskops.storage.domain import ResultStatus, Task, TaskStatus, Trigger
 
 #: how much of a summary or error a notification shows
@@ -33,16 +29,6 @@ RESULT_LABEL = {ResultStatus.COMPLETED: "completed", ResultStatus.FAILED: "faile
 _INJECTION = re.compile(r"\A<task_injection\b([^>]*)>\n?(.*?)\n?</task_injection>\s*\Z",
                         re.DOTALL)
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
-
-
-def markdown_html(text: str, limit: int) -> Markup:
-    """Agent-written Markdown, cut short, as safe Telegram HTML."""
-    shown = cut(text.strip(), limit)
-    rendered = markdown_to_html(shown)
-    if visible_length(rendered) > 2 * limit:
-        # Rendering can widen text (aligned tables); never let it outgrow the message.
-        return Markup(escape(shown))
-    return Markup(rendered)
 
 
 def _task_lines(task: Task, now: datetime) -> dict[str, Any]:
@@ -75,7 +61,7 @@ def notification(task: Task, status: TaskStatus, payload: dict[str, Any], key: s
     context = _task_lines(task, now)
     context.update(badge=fmt.STATUS_BADGE[status], status=status.value,
                    resumed=payload.get("old") == TaskStatus.PAUSED.value,
-                   text=markdown_html(note, NOTE_LIMIT) if note.strip() else "")
+                   text=markdown_html(note.strip(), NOTE_LIMIT) if note.strip() else "")
     return Rendered(render("notification", **context), task_keyboard(task, key))
 
 
@@ -166,7 +152,8 @@ def injection(item: Injection, task: Task | None) -> str:
                                else "Task"),
                       minutes=minutes, tokens=(f"{int(tokens):,}" if tokens and tokens.isdigit()
                                                else None),
-                      summary=markdown_html(item.summary, limit) if item.summary.strip() else "",
+                      summary=(markdown_html(item.summary.strip(), limit) if item.summary.strip()
+                               else ""),
                       question=result is ResultStatus.QUESTION)
         if visible_length(text) <= MAX_TEXT or limit < 200:
             return text

@@ -22,25 +22,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push import messages
-from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push.digest import DeliveryState, Digest
 from taskops.bot.push.feed import Batch, FeedReader
 from taskops.bot.push.messages import DigestItem
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import ListState
+from taskops.bot.views import PUSH_MARK, ListState, ViewKind
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
+from taskops.storage.console import ViewUpdate
 from taskops.storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import Subscription, ViewUpdate
+from taskops.storage.push_store import Subscription
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-#: marks a view the push side sent and no one has pressed yet (a press saves a plain state)
-PUSH_MARK = "push"
-NOTICE_KIND = "notice"
-DIGEST_KIND = "digest"
 
 
 @dataclass(frozen=True)
@@ -111,7 +108,7 @@ class ChatWorker:
             return
         now = time.monotonic()
         if force or now - self._saved_at >= self.options.cursor_save_seconds:
-            await push_store.advance(self.store, self.chat_id, self.cursor)
+            await self.store.push.advance(self.chat_id, self.cursor)
             self._unsaved, self._saved_at = False, now
 
     def _moved_to(self, cursor: str) -> None:
@@ -141,7 +138,7 @@ class ChatWorker:
 
     async def drain(self) -> None:
         while not self.gone:
-            sub = await push_store.get_subscription(self.store, self.chat_id)
+            sub = await self.store.push.get(self.chat_id)
             if sub is None:
                 self.gone = True
                 return
@@ -159,11 +156,11 @@ class ChatWorker:
             try:
                 await self._deliver(sub, batch, changes)
             except ChatGone as exc:
-                await push_store.unsubscribe(self.store, self.chat_id)
+                await self.store.push.unsubscribe(self.chat_id)
                 log.warning("chat %s unsubscribed: Telegram says %s", self.chat_id, exc.reason)
                 self.gone = True
             except ChatMoved as exc:
-                await push_store.move_subscription(self.store, self.chat_id, exc.new_chat_id)
+                await self.store.push.move(self.chat_id, exc.new_chat_id)
                 log.warning("chat %s became %s: its subscription moved", self.chat_id,
                             exc.new_chat_id)
                 self.gone = True
@@ -203,12 +200,12 @@ class ChatWorker:
     async def _digest_untouched(self, digest: Digest) -> bool:
         """A press turns a digest into a console view; then it is no longer extended."""
         record = await self.store.console.get(digest.key)
-        return record is not None and record.body.get(PUSH_MARK) == DIGEST_KIND
+        return record is not None and record.body.get(PUSH_MARK) == ViewKind.DIGEST
 
     async def _single(self, sub: Subscription, batch: Batch, change: Change) -> None:
         task = change.task
-        body = view_body(ListState().open_task(task.id), NOTICE_KIND)
-        key = await self.store.console.create(NOTICE_KIND, self.chat_id, body)
+        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        key = await self.store.console.create(ViewKind.NOTICE, self.chat_id, body)
         rendered = messages.notification(task, change.status, change.event.payload, key,
                                          self.store.clock())
         message_id: int | None = None
@@ -221,7 +218,7 @@ class ChatWorker:
                       self.chat_id, exc)
         self.state.record_send(self.clock(), single=True)
         cursor = await self.feed.after(batch, change.index)
-        await push_store.advance(self.store, self.chat_id, cursor,
+        await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, message_id, body))
         self._moved_to(cursor)
@@ -230,12 +227,12 @@ class ChatWorker:
 
     def _digest_body(self, digest: Digest) -> dict[str, Any]:
         state = replace(ListState(), filters=ListFilters(status=digest.status))
-        return view_body(state, DIGEST_KIND)
+        return view_body(state, ViewKind.DIGEST)
 
     async def _new_digest(self, cursor: str, changes: list[Change]) -> None:
         now = self.clock()
-        key = await self.store.console.create(DIGEST_KIND, self.chat_id,
-                                              view_body(ListState(), DIGEST_KIND))
+        key = await self.store.console.create(ViewKind.DIGEST, self.chat_id,
+                                              view_body(ListState(), ViewKind.DIGEST))
         digest = Digest(key, 0, now, now)
         digest.add([c.item for c in changes], self.options.digest_listed)
         rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)
@@ -249,7 +246,7 @@ class ChatWorker:
             digest.message_id = message.message_id
             self.state.digest = digest
         self.state.record_send(self.clock())
-        await push_store.advance(self.store, self.chat_id, cursor,
+        await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, digest.message_id or None,
                                                  self._digest_body(digest)))
@@ -272,7 +269,7 @@ class ChatWorker:
             return
         digest.updated = self.clock()
         self.state.record_send(digest.updated)
-        await push_store.advance(self.store, self.chat_id, cursor,
+        await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(digest.key, None, self._digest_body(digest)))
         self._moved_to(cursor)
@@ -316,7 +313,7 @@ class Notifier:
                                  return_exceptions=True)
 
     async def _supervise(self) -> None:
-        chats = {s.chat_id for s in await push_store.list_subscriptions(self.store)}
+        chats = {s.chat_id for s in await self.store.push.subscriptions()}
         for chat_id, (_, task) in list(self.workers.items()):
             if chat_id not in chats or task.done():
                 task.cancel()

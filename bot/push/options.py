@@ -39,16 +39,3 @@ class PushOptions:
     #: a task past its max duration by this much is announced as stuck (the worker normally
     #: fails it at the limit; still running after that means nothing is enforcing it)
     max_duration_grace_seconds: float = 60.0
-    #: backoff for Telegram errors other than 429: first wait, doubling up to the cap
-    retry_first_seconds: float = 0.5
-    retry_max_seconds: float = 30.0
-    #: pacing of everything the push side sends, below Telegram's documented limits (the
-    #: fake server enforces them: a per-chat token bucket, sliding windows per group and
-    #: overall); see bot/push/pacing.py
-    global_per_second: int = 25
-    global_window_seconds: float = 1.1
-    #: a group's burst plus one minute of refill must stay under Telegram's 20 a minute
-    group_burst: int = 3
-    group_per_minute: float = 15.0
-    chat_burst: int = 3
-    chat_per_second: float = 0.85

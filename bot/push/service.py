@@ -13,12 +13,10 @@ import logging
 
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
-from taskops.bot.push.delivery import Telegram
 from taskops.bot.push.injections import InjectionRelay
 from taskops.bot.push.live import LiveEditor
 from taskops.bot.push.notifier import Notifier
 from taskops.bot.push.options import PushOptions
-from taskops.bot.push.pacing import Pacer
 from taskops.bot.push.stuck import StuckWatch
 from taskops.storage.domain import EventKind
 from taskops.storage.signals import TaskChange
@@ -32,8 +30,7 @@ class PushService:
         d = deps_of(app)
         self.options = options or PushOptions()
         self.store = d.store
-        self.pacer = Pacer(self.options)
-        self.telegram = Telegram(app.bot, self.pacer, self.options)
+        self.telegram = d.telegram
         self.notifier = Notifier(d.store, self.telegram, self.options, d.settings.notifications)
         self.relay = InjectionRelay(d.store, self.telegram, self.options, d.settings.tasks)
         self.stuck = StuckWatch(d.store, self.telegram, self.options, d.settings.notifications)
@@ -88,6 +85,6 @@ async def start(app: AnyApp) -> PushService:
 
 async def stop(app: AnyApp) -> None:
     d = deps_of(app)
-    if d.push is not None:
+    if isinstance(d.push, PushService):
         await d.push.stop()
-        d.push = None
+    d.push = None

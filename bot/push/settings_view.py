@@ -9,7 +9,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
-from taskops.bot.list_view import Rendered
 from taskops.bot.push.subscription import (
     MUTED_FOREVER,
     STATUS_ORDER,
@@ -19,13 +18,11 @@ from taskops.bot.push.subscription import (
     settings_of,
 )
 from taskops.bot.render import render
-from taskops.bot.screens import button
+from taskops.bot.ui import Rendered, button
 from taskops.config import NotificationSettings
 from taskops.storage.domain import Trigger
 from taskops.storage.push_store import Subscription
 
-#: the console_state kind of a settings message (its buttons carry the key)
-SETTINGS_KIND = "subscription"
 ON, OFF = "✅", "▫️"
 
 

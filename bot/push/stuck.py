@@ -5,8 +5,8 @@ their max duration, announced once to the subscribed chats (with Kill).
 two checks — or two processes — cannot both announce it. The row lists the chats still to
 tell; a crash part-way resumes from that list on the next check.
 
-Max duration counts running time only (time spent paused for an answer does not count),
-and a grace period lets the worker, which enforces the limit, act first.
+Max duration counts running time only (``storage.rules.running_seconds``, the rule the
+worker enforces), and a grace period lets the worker act first.
 """
 
 from __future__ import annotations
@@ -15,42 +15,25 @@ import asyncio
 import logging
 from datetime import datetime
 
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push import messages
-from taskops.bot.push.delivery import ChatGone, ChatMoved, Rejected, Telegram
-from taskops.bot.push.notifier import NOTICE_KIND, view_body
+from taskops.bot.push.notifier import view_body
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import ListState
+from taskops.bot.views import ListState, ViewKind
 from taskops.config import NotificationSettings
-from taskops.storage import push_store
-from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import ViewUpdate
+from taskops.storage.console import ViewUpdate
+from taskops.storage.domain import EventKind, Task, TaskStatus
+from taskops.storage.rules import running_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-STUCK_KIND = "stuck"
 IDLE = "idle"
 MAX_DURATION = "max_duration"
 
 
 def stuck_key(task_id: int) -> str:
     return f"stuck{task_id}"
-
-
-def running_seconds(changes: list[TaskEvent], started_at: datetime, now: datetime) -> float:
-    """Seconds spent running, from the task's status changes (paused time excluded)."""
-    total, since = 0.0, started_at
-    running = True
-    for event in changes:
-        new = event.payload.get("new")
-        if new == TaskStatus.RUNNING.value and not running:
-            since, running = event.at, True
-        elif new != TaskStatus.RUNNING.value and running:
-            total += (event.at - since).total_seconds()
-            running = False
-    if running:
-        total += (now - since).total_seconds()
-    return max(0.0, total)
 
 
 class StuckWatch:
@@ -87,7 +70,7 @@ class StuckWatch:
     async def check(self) -> int:
         """Announce newly stuck tasks; returns how many messages were sent."""
         now = self.store.clock()
-        subscriptions = [s for s in await push_store.list_subscriptions(self.store)
+        subscriptions = [s for s in await self.store.push.subscriptions()
                          if not is_muted(s, now)]
         if subscriptions:
             for task in await self.store.running_tasks():
@@ -95,15 +78,15 @@ class StuckWatch:
                 if reason is None:
                     continue
                 chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)]
-                if chats and await push_store.create_state_once(
-                        self.store, stuck_key(task.id), STUCK_KIND, 0,
+                if chats and await self.store.console.create_once(
+                        stuck_key(task.id), ViewKind.STUCK, 0,
                         {"task_id": task.id, "reason": reason, "pending": chats}):
                     log.info("task#%d looks stuck (%s)", task.id, reason)
         return await self._deliver_pending()
 
     async def _deliver_pending(self) -> int:
         sent = 0
-        for record in await push_store.states_of_kind(self.store, STUCK_KIND):
+        for record in await self.store.console.of_kind(ViewKind.STUCK):
             pending = [int(c) for c in record.body.get("pending", [])]
             if not pending:
                 continue
@@ -112,24 +95,24 @@ class StuckWatch:
                 if task is not None and task.status is TaskStatus.RUNNING:
                     sent += await self._announce(task, str(record.body.get("reason")), chat_id)
                 pending.remove(chat_id)
-                await push_store.put_state(self.store, record.key, STUCK_KIND, 0,
+                await self.store.console.put(record.key, ViewKind.STUCK, 0,
                                            {**record.body, "pending": pending})
         return sent
 
     async def _announce(self, task: Task, reason: str, chat_id: int) -> int:
-        body = view_body(ListState().open_task(task.id), NOTICE_KIND)
-        key = await self.store.console.create(NOTICE_KIND, chat_id, body)
+        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
         rendered = messages.stuck(task, reason, key, self.store.clock())
         try:
             message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard,
                                                f"task#{task.id} stuck")
         except ChatGone as exc:
-            await push_store.unsubscribe(self.store, chat_id)
+            await self.store.push.unsubscribe(chat_id)
             log.warning("chat %s unsubscribed: Telegram says %s", chat_id, exc.reason)
             return 0
         except (ChatMoved, Rejected) as exc:
             log.warning("stuck notice of task#%d to chat %s not sent: %s", task.id, chat_id,
                         exc)
             return 0
-        await push_store.update_view(self.store, ViewUpdate(key, message.message_id, body))
+        await self.store.console.update(ViewUpdate(key, message.message_id, body))
         return 1

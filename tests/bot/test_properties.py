@@ -16,7 +16,8 @@ from telegram import Bot
 from taskops.bot.callbacks import Action, BadCallback, Callback
 from taskops.bot.detail_view import render_event
 from taskops.bot.filters_text import FilterSyntaxError, parse_list_args, to_text
-from taskops.bot.list_view import MAX_TEXT, render_list, visible_length
+from taskops.bot.list_view import render_list
+from taskops.bot.ui import MAX_TEXT, visible_length
 from taskops.bot.views import ListState
 from taskops.storage.domain import (
     EventKind,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskops.storage.domain import EventKind, TaskDraft, TaskStatus, Trigger
-from taskops.storage.worker_store import fire_trigger, sync_cronjobs
 from tests.e2e.harness import command, press, running_console
 from tests.factories import make_task
 from tests.fakegram import FakeTelegram
@@ -52,8 +51,8 @@ async def test_cronjobs_lists_next_and_last_run(fakegram: FakeTelegram, tmp_path
         assert "Never run yet" in empty.text
         assert "Next run: 21 Nov, 03:00" in empty.text
         assert "Disabled" in empty.text
-        ids = await sync_cronjobs(console.store)
-        task = await fire_trigger(console.store, TaskDraft(
+        ids = await console.store.cronjobs.sync()
+        task = await console.store.cronjobs.fire(TaskDraft(
             name="nightly <sweep>", prompt="sweep", trigger=Trigger.CRONJOB,
             trigger_source_id=ids["nightly <sweep>"]), console.clock(),
             cronjob_id=ids["nightly <sweep>"])

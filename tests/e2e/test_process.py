@@ -91,7 +91,7 @@ async def test_bad_config_exits_2_naming_the_key(tmp_path: Path, toml: str,
 
 async def test_check_config_masks_secrets(tmp_path: Path) -> None:
     code, out, _ = await run_cli("check-config", cwd=tmp_path, env={
-        "TASKOPS_TELEGRAM_TOKEN": "999:SECRET-TOKEN-VALUE",
+        "TASKOPS_TELEGRAM_TOKEN": "999:SECRET-TOKEN-VALUE", "TASKOPS_ADMIN_IDS": "1",
         "TASKOPS_DATABASE_URL": "postgresql://u:hunter2pass@db/taskops"})
     assert code == 0
     assert "SECRET-TOKEN-VALUE" not in out

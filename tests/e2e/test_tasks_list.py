@@ -257,8 +257,8 @@ async def test_kill_from_the_list(console: Console) -> None:
     assert len(killed) == 1
     assert killed[0].killed_by == "Ann"
     log = await console.store.console.audit_log()
-    assert log[0]["action"] == "kill"
-    assert log[0]["outcome"] == "killed"
+    assert log[0].action == "kill"
+    assert log[0].outcome == "killed"
 
 
 async def test_a_stranger_in_a_group_cannot_press_list_buttons(console: Console) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import text
 
 from taskops.bot.context import deps_of
-from taskops.storage import push_store
 from tests.e2e.harness import Console, command
 from tests.fakegram import FakeMessage
 
@@ -62,7 +61,7 @@ async def caught_up(console: Console, chat_id: int) -> bool:
     if chat_id in workers:
         cursor = workers[chat_id][0].cursor
     else:
-        sub = await push_store.get_subscription(console.store, chat_id)
+        sub = await console.store.push.get(chat_id)
         cursor = sub.cursor if sub is not None else None
     if cursor is None:
         return False

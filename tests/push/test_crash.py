@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from taskops.bot.push.subscription import NotifySettings
-from taskops.storage import push_store
 from taskops.storage.db import migrate
 from taskops.storage.domain import TaskDraft, TaskStatus, Trigger
 from taskops.storage.store import TaskStore
@@ -67,7 +66,7 @@ async def test_kill_9_mid_burst_and_restart_delivers_every_change_once(
         for admin, trigger in zip(ADMINS, triggers, strict=True):
             wants = NotifySettings(statuses=frozenset({TaskStatus.FAILED}),
                                    triggers=frozenset({trigger}))
-            await push_store.subscribe(store, admin, wants.to_json(), admin)
+            await store.push.subscribe(admin, wants.to_json(), admin)
         expected: dict[int, list[int]] = collections.defaultdict(list)
         proc = await start_bot(config, fakegram, log)
         try:

@@ -57,7 +57,7 @@ async def test_results_go_to_the_parent_chat_readably(console: Console) -> None:
     assert len(sent) == 3, [m.text for m in sent]
     result, question, kill = sent
     assert result.text.startswith(f"✅ report {HOSTILE} · #{done} completed")
-    assert "Agent · ⏱ 0.0 min · 0 tokens" in result.text
+    assert "Agent · ⏱ 0 min · 0 tokens" in result.text
     assert f"Found 3 issues in {HOSTILE}" in result.text
     assert "<task_injection" not in result.text
     assert any(e["type"] == "bold" for e in result.entities)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from taskops.bot.push.live import FOLLOW_KIND
-from taskops.storage import push_store
+from taskops.bot.views import ViewKind
 from taskops.storage.domain import EventKind
 from tests.e2e.harness import Console, buttons, command, press
 from tests.factories import make_task
@@ -101,4 +100,4 @@ async def test_follow_on_an_ended_task_just_says_so(console: Console) -> None:
 
 
 async def _no_follows(console: Console) -> bool:
-    return await push_store.states_of_kind(console.store, FOLLOW_KIND) == []
+    return await console.store.console.of_kind(ViewKind.FOLLOW) == []

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from taskops.storage import push_store
 from taskops.storage.domain import EventKind, ProviderChoice, TaskStatus, Trigger
 from tests.e2e.harness import Console, buttons, command, press
 from tests.factories import make_task
@@ -104,7 +103,7 @@ async def test_status_trigger_and_stuck_toggles_filter(console: Console) -> None
                              trigger=Trigger.AGENT, final="STATUS: failed\nSUMMARY: x")
     await wait_delivered(console, chat.id)
     assert [notified_ids(m) for m in notices(console, chat)] == [[wanted.id]]
-    sub = await push_store.get_subscription(console.store, chat.id)
+    sub = await console.store.push.get(chat.id)
     assert sub is not None
     assert sub.settings["statuses"] == ["failed", "paused"]
 
@@ -150,7 +149,7 @@ async def test_groups_subscribe_and_only_admins_change_settings(console: Console
     data = next(d for row in settings.buttons for label, d in row if label == "🗑 Unsubscribe")
     query = await server.press(console.stranger, group, settings.message_id, data)
     await server.wait_for(lambda: any(a.query_id == query for a in server.callback_answers))
-    assert await push_store.get_subscription(console.store, group.id) is not None
+    assert await console.store.push.get(group.id) is not None
     # The stranger cannot subscribe a chat either.
     await server.send_text(console.stranger, group, "/unsubscribe@taskops_bot")
     failed = await make_task(console.store, console.clock, final="STATUS: failed\nSUMMARY: x")
@@ -158,11 +157,11 @@ async def test_groups_subscribe_and_only_admins_change_settings(console: Console
     assert [notified_ids(m) for m in notices(console, group)] == [[failed.id]]
     await press(console, settings, "🗑 Unsubscribe", user=console.other_admin)
     assert "unsubscribed" in settings.text
-    assert await push_store.get_subscription(console.store, group.id) is None
+    assert await console.store.push.get(group.id) is None
     reply = await command(console, "/notifications@taskops_bot", chat=group)
     assert reply.text == "This chat is not subscribed. /subscribe to get task notifications here."
     log = await console.store.console.audit_log()
-    assert [entry["action"] for entry in log[:2]] == ["unsubscribe", "subscribe"]
+    assert [entry.action for entry in log[:2]] == ["unsubscribe", "subscribe"]
     assert server.flood_violations == []
 
 
@@ -198,7 +197,7 @@ async def test_a_chat_that_blocked_the_bot_or_was_deleted_is_unsubscribed(
 
 
 async def _unsubscribed(console: Console, chat_id: int) -> bool:
-    return await push_store.get_subscription(console.store, chat_id) is None
+    return await console.store.push.get(chat_id) is None
 
 
 async def test_other_events_are_not_notifications(console: Console) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from taskops.runtime.run import RunEnd, TaskRun
-from taskops.storage import worker_store
 from taskops.storage.domain import EventKind, InvalidTransition, ProviderChoice, TaskStatus
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock
@@ -115,7 +114,7 @@ async def test_a_task_whose_worker_died_fails_as_worker_lost(make_store: MakeSto
     store = await make_store()
     task = await submit(store, "!wait 60")
     # A worker claimed it and died: it never renews its lease.
-    claimed = await worker_store.claim_new_tasks(store, "dead-worker", 1, lease_seconds=30)
+    claimed = await store.work.claim_new("dead-worker", 1, lease_seconds=30)
     assert [t.id for t in claimed] == [task.id]
     async with running_worker(store, worker_id="alive") as worker:
         await asyncio.sleep(0.1)
@@ -136,7 +135,7 @@ async def test_a_worker_that_lost_its_claim_stops_the_run(make_store: MakeStore,
         await wait_in_step(worker, task.id)
         await until_written(store, task.id, EventKind.TEXT)
         clock.advance(40)  # as if this worker had hung past its lease
-        taken = await worker_store.take_over_expired(store, "other", [], lease_seconds=30)
+        taken = await store.work.take_over_expired("other", [], lease_seconds=30)
         assert taken == [task.id]
         await until_gone(worker, task.id)
     assert ended[0].stop_reason == "claim lost"

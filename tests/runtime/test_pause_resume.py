@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
-from taskops.storage import worker_store
 from taskops.storage.domain import (
-    MAX_DURATION_MESSAGE,
-    PAUSED_TIMEOUT_MESSAGE,
     EventKind,
     ResultStatus,
     TaskStatus,
 )
+from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE
 from tests.factories import FakeClock
 from tests.runtime.conftest import (
     MakeStore,
@@ -48,7 +45,7 @@ async def test_question_pauses_and_the_answer_completes_the_run(make_store: Make
         assert injection[0].payload["parent_session"] == "telegram:42"
         assert 'status="question"' in injection[0].payload["text"]
         # the claim is released while it waits, so any worker can continue it
-        assert (await worker_store.holdings(store, [task.id]))[task.id].claimed_by is None
+        assert (await store.work.holdings([task.id]))[task.id].claimed_by is None
         await until_gone(worker, task.id)
         await store.resume_task(task.id, "main", by="Ann")
         done = await wait_ended(store, task.id)
@@ -75,11 +72,12 @@ async def test_another_worker_continues_an_answered_task(make_store: MakeStore) 
 
 async def test_a_paused_task_fails_after_the_paused_timeout(make_store: MakeStore,
                                                             clock: FakeClock) -> None:
-    store = await make_store({"tasks": {"paused_timeout_hours": 24}})
-    task = await submit(store, QUESTION)
+    # The timeout must come before the deadline (max duration counts paused time too).
+    store = await make_store({"tasks": {"paused_timeout_hours": 2}})
+    task = await submit(store, QUESTION, max_duration_minutes=1440)
     async with running_worker(store):
         await wait_status(store, task.id, TaskStatus.PAUSED)
-        clock.advance(23 * 3600)
+        clock.advance(3600)
         await asyncio.sleep(0.2)
         assert (await store.get_task(task.id)).status is TaskStatus.PAUSED
         clock.advance(3600)
@@ -89,18 +87,50 @@ async def test_a_paused_task_fails_after_the_paused_timeout(make_store: MakeStor
         EventKind.STATUS_CHANGE, EventKind.FINAL, EventKind.INJECTION]
 
 
-async def test_time_spent_paused_does_not_count_towards_max_duration(
+async def test_time_spent_paused_counts_towards_max_duration(
         make_store: MakeStore, clock: FakeClock) -> None:
     store = await make_store()
-    prompt = "!end question Go on?\n!say continuing\n!wait 60\n!end completed never"
+    prompt = "!end question Go on?\n!say continuing\n!wait 600\n!end completed never"
     task = await submit(store, prompt, max_duration_minutes=10)
     async with running_worker(store) as worker:
         await wait_status(store, task.id, TaskStatus.PAUSED)
-        clock.advance(3 * 3600)
+        clock.advance(6 * 60)
         await store.resume_task(task.id, "yes", by="Ann")
         await wait_in_step(worker, task.id)
         await until_written(store, task.id, EventKind.TEXT)
+        clock.advance(3 * 60)
+        await asyncio.sleep(0.2)
         assert (await store.get_task(task.id)).status is TaskStatus.RUNNING
-        clock.advance(timedelta(minutes=10).total_seconds())
+        clock.advance(60)  # 10 minutes after the start, 4 of them running since the answer
         done = await wait_ended(store, task.id)
     assert (done.status, done.error) == (TaskStatus.FAILED, MAX_DURATION_MESSAGE)
+
+
+async def test_a_paused_task_fails_when_its_deadline_passes(make_store: MakeStore,
+                                                            clock: FakeClock) -> None:
+    store = await make_store()
+    task = await submit(store, "!end question Go on?\n!end completed yes", max_duration_minutes=30)
+    async with running_worker(store):
+        await wait_status(store, task.id, TaskStatus.PAUSED)
+        clock.advance(29 * 60)
+        await asyncio.sleep(0.2)
+        assert (await store.get_task(task.id)).status is TaskStatus.PAUSED
+        clock.advance(60)
+        done = await wait_ended(store, task.id)
+    assert (done.status, done.error) == (TaskStatus.FAILED, MAX_DURATION_MESSAGE)
+    assert (await kinds(store, task.id))[-3:] == [
+        EventKind.STATUS_CHANGE, EventKind.FINAL, EventKind.INJECTION]
+
+
+async def test_an_answer_after_the_deadline_fails_the_task_at_once(make_store: MakeStore,
+                                                                   clock: FakeClock) -> None:
+    store = await make_store()
+    task = await submit(store, "!end question Go on?\n!say on it\n!end completed yes",
+                        max_duration_minutes=30)
+    async with running_worker(store):
+        await wait_status(store, task.id, TaskStatus.PAUSED)
+    clock.advance(31 * 60)  # no worker looked in the meantime
+    answered = await store.resume_task(task.id, "yes", by="Ann")
+    assert (answered.status, answered.error) == (TaskStatus.FAILED, MAX_DURATION_MESSAGE)
+    assert EventKind.ANSWER not in await kinds(store, task.id)
+    assert EventKind.TEXT not in await kinds(store, task.id)

@@ -14,10 +14,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from taskops.config import CronjobSettings
-from taskops.runtime.leader import FileLock
 from taskops.runtime.triggers import CronSchedule, EverySchedule, ScheduleTrigger, Triggers, firings
-from taskops.storage import worker_store
 from taskops.storage.domain import ProviderChoice, TaskStatus, Trigger
+from taskops.storage.leader import FileLock
 from taskops.storage.store import TaskStore
 from tests.runtime.conftest import MakeStore, running_worker, wait_ended
 
@@ -87,7 +86,7 @@ AUDIT = CronjobSettings(name="Nightly audit", schedule="30 2 * * *", timezone=BE
 async def test_a_cronjob_firing_creates_its_task_once(make_store: MakeStore) -> None:
     store = await make_store()
     with_jobs(store, AUDIT, dataclasses.replace(AUDIT, name="Off", enabled=False))
-    ids = await worker_store.sync_cronjobs(store)
+    ids = await store.cronjobs.sync()
     [firing] = firings(store.settings, ids)
     task = await Triggers(store, store.settings).fire(firing, utc(2026, 11, 20, 1, 30, 20))
     assert task is not None
@@ -101,7 +100,7 @@ async def test_a_cronjob_firing_creates_its_task_once(make_store: MakeStore) -> 
     tomorrow = await again.fire(firing, utc(2026, 11, 21, 1, 30, 1))
     assert tomorrow is not None
     assert tomorrow.id != task.id
-    [info, off] = await worker_store.list_cronjobs(store, now=utc(2026, 11, 21, 2))
+    [info, off] = await store.cronjobs.list(now=utc(2026, 11, 21, 2))
     assert (info.name, info.enabled, info.last_run_task_id) == ("Nightly audit", True, tomorrow.id)
     assert info.last_run_at == utc(2026, 11, 21, 1, 30)
     assert info.next_run == utc(2026, 11, 22, 1, 30)
@@ -112,9 +111,9 @@ async def test_a_cronjob_firing_creates_its_task_once(make_store: MakeStore) -> 
 async def test_sync_follows_the_config_by_name(make_store: MakeStore) -> None:
     store = await make_store()
     with_jobs(store, AUDIT, dataclasses.replace(AUDIT, name="Weekly"))
-    first = await worker_store.sync_cronjobs(store)
+    first = await store.cronjobs.sync()
     with_jobs(store, dataclasses.replace(AUDIT, schedule="0 4 * * *"))
-    second = await worker_store.sync_cronjobs(store)
+    second = await store.cronjobs.sync()
     assert second == first  # same rows, same ids
     from sqlalchemy import select
 
@@ -124,13 +123,13 @@ async def test_sync_follows_the_config_by_name(make_store: MakeStore) -> None:
         rows = {r.name: r for r in await conn.execute(select(CronjobRow))}
     assert (rows["Nightly audit"].schedule, rows["Nightly audit"].enabled) == ("0 4 * * *", True)
     assert rows["Weekly"].enabled is False  # left the config: kept, disabled
-    assert [i.name for i in await worker_store.list_cronjobs(store)] == ["Nightly audit"]
+    assert [i.name for i in await store.cronjobs.list()] == ["Nightly audit"]
 
 
 async def test_a_cronjob_with_a_provider_runs_on_it(make_store: MakeStore) -> None:
     store = await make_store()
     with_jobs(store, dataclasses.replace(AUDIT, provider="scripted", model="scripted"))
-    [firing] = firings(store.settings, await worker_store.sync_cronjobs(store))
+    [firing] = firings(store.settings, await store.cronjobs.sync())
     task = await Triggers(store, store.settings).fire(firing, FRIDAY_NOON)
     assert task is not None
     assert (task.provider, task.model, task.used_default) == ("scripted", "scripted", False)
@@ -140,7 +139,7 @@ async def test_a_cronjob_with_a_provider_runs_on_it(make_store: MakeStore) -> No
 async def test_the_last_run_status_follows_the_task(make_store: MakeStore) -> None:
     store = await make_store()
     with_jobs(store, AUDIT)
-    [firing] = firings(store.settings, await worker_store.sync_cronjobs(store))
+    [firing] = firings(store.settings, await store.cronjobs.sync())
     task = await Triggers(store, store.settings).fire(firing, FRIDAY_NOON)
     assert task is not None
     async with running_worker(store):
@@ -150,7 +149,7 @@ async def test_the_last_run_status_follows_the_task(make_store: MakeStore) -> No
                 break
             await asyncio.sleep(0.01)
     assert await stored_status(store) == "completed"
-    [info] = await worker_store.list_cronjobs(store)
+    [info] = await store.cronjobs.list()
     assert info.last_run_status is TaskStatus.COMPLETED
 
 
@@ -196,7 +195,7 @@ async def leading(triggers: Triggers) -> AsyncIterator[asyncio.Event]:
 async def test_missed_runs_are_skipped_not_stacked(make_store: MakeStore) -> None:
     store = await make_store()
     with_jobs(store, dataclasses.replace(AUDIT, schedule="* * * * *"))
-    ids = await worker_store.sync_cronjobs(store)
+    ids = await store.cronjobs.sync()
     # The last run was a week ago: nothing fires for the missed minutes on start.
     firing = firings(store.settings, ids)[0]
     await Triggers(store, store.settings).fire(firing, datetime.now(UTC) - timedelta(days=7))

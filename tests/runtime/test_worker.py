@@ -6,14 +6,13 @@ import asyncio
 
 import pytest
 
-from taskops.storage import worker_store
 from taskops.storage.domain import (
-    MAX_DURATION_MESSAGE,
     EventKind,
     ProviderChoice,
     ResultStatus,
     TaskStatus,
 )
+from taskops.storage.rules import MAX_DURATION_MESSAGE
 from tests.factories import FakeClock
 from tests.runtime.conftest import (
     MakeStore,
@@ -251,7 +250,7 @@ async def test_a_stopped_worker_hands_its_runs_to_the_next(make_store: MakeStore
     async with running_worker(store, worker_id="w1") as worker:
         await wait_in_step(worker, task.id)
         await until_written(store, task.id, EventKind.TEXT)
-    held = await worker_store.holdings(store, [task.id])
+    held = await store.work.holdings([task.id])
     assert held[task.id].claimed_by is None
     assert held[task.id].status is TaskStatus.RUNNING
     async with running_worker(store, worker_id="w2") as worker:

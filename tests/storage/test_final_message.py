@@ -1,7 +1,10 @@
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taskops.storage.domain import ResultStatus, TaskStatus, parse_final_message
+from taskops.storage.domain import ResultStatus, TaskStatus
+from taskops.storage.rules import parse_final_message
 
 
 def test_completed_with_summary_on_following_lines() -> None:
@@ -66,5 +69,92 @@ def test_an_unknown_status_word_is_not_the_format() -> None:
 def test_any_text_parses_to_a_known_status(text: str) -> None:
     final = parse_final_message(text)
     assert final.result in set(ResultStatus)
-    if "STATUS" not in text.upper():
+    if not MARKER.search(text):
         assert final.summary == text.strip()
+
+
+# --- the rule over the whole input class ---------------------------------------------------
+
+MARKER = re.compile("status|summary", re.IGNORECASE)
+
+
+def _free_of_markers(value: str) -> bool:
+    return not MARKER.search(value)
+
+
+def _case(word: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([word, word.upper(), word.capitalize()])
+
+
+#: text an agent writes that is not itself part of the format
+prose = st.text(st.characters(exclude_categories=("Cs",)), max_size=60).filter(_free_of_markers)
+one_line = prose.map(lambda s: s.replace("\n", " "))
+#: what may follow the status word on its line: nothing, punctuation, an emoji, a reason
+follower = st.one_of(
+    st.just(""),
+    st.builds(lambda sep, text: sep + text,
+              st.sampled_from([" ", ".", "!", " (", "(", " — ", " - ", ": ", ", ", "✅", " ❌",
+                               " 🎉", "…", "**", "** ", ")"]),
+              one_line),
+).filter(lambda f: not re.match(r"^[*_ \t`]*\|", f))
+status_marker = st.sampled_from(["STATUS: {w}", "**STATUS:** {w}", "**STATUS**: {w}",
+                                 "STATUS: **{w}**", "**STATUS: {w}**", "- STATUS: {w}",
+                                 "## STATUS: {w}", "status:{w}", "  STATUS :  `{w}`"])
+summary_marker = st.sampled_from(["SUMMARY:", "**SUMMARY:**", "**SUMMARY**:", "Summary:",
+                                  "- SUMMARY:"])
+body = prose.filter(lambda s: s.strip() != "")
+
+
+@st.composite
+def status_line(draw: st.DrawFn) -> tuple[ResultStatus, str]:
+    result = draw(st.sampled_from(list(ResultStatus)))
+    marker = draw(status_marker).replace("STATUS", draw(_case("STATUS")))
+    return result, marker.format(w=draw(_case(result.value))) + draw(follower)
+
+
+@given(status_line(), summary_marker, body, prose,
+       st.sampled_from(["below", "same line", "above"]))
+def test_status_and_summary_are_read_in_every_layout(status: tuple[ResultStatus, str],
+                                                    marker: str, summary: str, narration: str,
+                                                    layout: str) -> None:
+    result, line = status
+    if layout == "below":
+        text = f"{narration}\n{line}\n{marker}\n{summary}"
+    elif layout == "same line":
+        text = f"{narration}\n{line} {marker} {summary}"
+    else:
+        text = f"{marker}\n{summary}\n{line}"
+    final = parse_final_message(text)
+    assert (final.result, final.formatted) == (result, True)
+    assert final.summary == summary.strip()
+
+
+@given(status_line(), prose, prose)
+def test_without_a_summary_marker_the_text_around_is_the_summary(
+        status: tuple[ResultStatus, str], before: str, after: str) -> None:
+    result, line = status
+    final = parse_final_message(f"{before}\n{line}\n{after}")
+    assert final.result is result
+    assert not MARKER.search(final.summary)
+    for part in (before.strip(), after.strip()):
+        assert part in final.summary
+
+
+@given(st.sampled_from(list(ResultStatus)), st.sampled_from(["ness", "d", "_x", "1", "é"]))
+def test_a_longer_word_is_not_a_status(result: ResultStatus, tail: str) -> None:
+    final = parse_final_message(f"STATUS: {result.value}{tail}\nSUMMARY: x")
+    assert not final.formatted
+
+
+def test_the_reason_on_the_status_line() -> None:
+    final = parse_final_message("STATUS: failed (build broken)\nSUMMARY:\nmain is red")
+    assert (final.result, final.summary) == (ResultStatus.FAILED, "main is red")
+    final = parse_final_message("Tried twice.\nSTATUS: failed (build broken)")
+    assert (final.result, final.summary) == (ResultStatus.FAILED, "Tried twice.\nbuild broken")
+    final = parse_final_message("STATUS: completed. SUMMARY: all 3 fixed")
+    assert (final.result, final.summary) == (ResultStatus.COMPLETED, "all 3 fixed")
+
+
+def test_the_quoted_template_is_not_a_status() -> None:
+    text = "Format: STATUS: completed | failed | question | silent\nSTATUS: failed\nSUMMARY: x"
+    assert parse_final_message(text).result is ResultStatus.FAILED

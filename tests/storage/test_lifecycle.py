@@ -58,7 +58,7 @@ async def test_completion_stores_summary_and_injection(store: TaskStore,
     block = injection.payload["text"]
     assert block.startswith(f'<task_injection task_id="{task.id}" '
                             'task_name="Say &quot;hi&quot; &lt;now&gt;" status="completed" '
-                            'trigger="user" duration_minutes="1.5" tokens_used="1500">')
+                            'trigger="user" duration_minutes="2" tokens_used="1500">')
     assert block.endswith("\nAll good\n</task_injection>")
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from taskops.bot.push.injections import parent_chat
 from taskops.storage.domain import (
     EventKind,
     ListFilters,
@@ -21,12 +22,12 @@ from taskops.storage.domain import (
     TaskEvent,
     TaskStatus,
     Trigger,
-    estimate_cost,
 )
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.rows import row_to_event, row_to_task
+from taskops.storage.rules import estimate_cost, sort_name
 from taskops.storage.seed import SeedReport, seed_demo
-from taskops.storage.store import TaskStore, sort_name
+from taskops.storage.store import TaskStore
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_task
 
@@ -110,6 +111,18 @@ async def test_the_data_covers_every_status_trigger_and_provider(
         3 * len({t.name for t in tasks if t.trigger is Trigger.CRONJOB})
     assert any(t.cost_usd is None for t in tasks)
     assert any(t.cost_usd for t in tasks)
+
+
+async def test_no_seeded_result_goes_to_a_telegram_chat(store: TaskStore,
+                                                         seeded: SeedReport) -> None:
+    # Results of tasks whose parent session is a Telegram chat are posted there; demo data
+    # must not make taskops write to chats nobody opened.
+    tasks, events, _ = await load(store)
+    sessions = {t.parent_session for t in tasks} | {
+        e.payload.get("parent_session") for es in events.values() for e in es
+        if e.kind is EventKind.INJECTION}
+    assert len(sessions - {None}) >= 2
+    assert all(parent_chat(session) is None for session in sessions)
 
 
 async def test_names_and_prompts_are_html_hostile(store: TaskStore, seeded: SeedReport) -> None:

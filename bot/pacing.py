@@ -1,4 +1,5 @@
-"""Pacing of everything the push side sends, so a burst never meets Telegram's flood limits.
+"""Pacing of what the push side and the auto-refresh send, so a burst never meets Telegram's
+flood limits.
 
 The Application's rate limiter (bot/ratelimit.py) paces each chat, but its overall and
 per-group limits are leaky buckets that, once full, keep going at the average rate — more
@@ -20,8 +21,21 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from taskops.bot.push.options import PushOptions
+
+@dataclass(frozen=True)
+class PacingLimits:
+    """Below Telegram's documented limits (the fake server enforces them: a per-chat token
+    bucket, sliding windows per group and overall)."""
+
+    global_per_second: int = 25
+    global_window_seconds: float = 1.1
+    #: a group's burst plus one minute of refill must stay under Telegram's 20 a minute
+    group_burst: int = 3
+    group_per_minute: float = 15.0
+    chat_burst: int = 3
+    chat_per_second: float = 0.85
 
 
 class TokenBucket:
@@ -73,7 +87,9 @@ Gate = TokenBucket | SlidingWindow
 
 
 class Pacer:
-    def __init__(self, options: PushOptions, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, options: PacingLimits | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        options = options or PacingLimits()
         self.options = options
         self.clock = clock
         self._global = SlidingWindow(options.global_per_second, options.global_window_seconds,

@@ -1,4 +1,5 @@
-"""Calling Telegram from the push side: paced, retried, and told apart by what went wrong.
+"""Calling Telegram from the push side and the auto-refresh: paced, retried, and told apart
+by what went wrong.
 
 - 429: python-telegram-bot's rate limiter already waits ``retry_after`` and retries a few
   times; if it still gets 429 we wait the server's ``retry_after`` again, for as long as it
@@ -28,8 +29,8 @@ from telegram.error import (
     TelegramError,
 )
 
-from taskops.bot.push.options import PushOptions
-from taskops.bot.push.pacing import Pacer
+from taskops.bot.pacing import Pacer
+from taskops.bot.ui import unless_not_modified
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,21 +61,21 @@ def seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def is_not_modified(exc: BadRequest) -> bool:
-    return "message is not modified" in exc.message.lower()
-
-
 class Telegram:
     """The bot as the push side uses it: every call paced, retried and classified."""
 
-    def __init__(self, bot: Any, pacer: Pacer, options: PushOptions) -> None:
-        self.bot, self.pacer, self.options = bot, pacer, options
+    #: backoff for Telegram errors other than 429: first wait, doubling up to the cap
+    retry_first_seconds = 0.5
+    retry_max_seconds = 30.0
+
+    def __init__(self, bot: Any, pacer: Pacer) -> None:
+        self.bot, self.pacer = bot, pacer
 
     async def call(self, chat_id: int, request: Callable[[], Awaitable[T]], what: str,
                    attempts: int | None = None) -> T:
         """Make the request until it succeeds (or ``attempts`` transient failures: then the
         last error is raised, for callers that will simply try again later)."""
-        delay = self.options.retry_first_seconds
+        delay = self.retry_first_seconds
         failures = 0
         while True:
             await self.pacer.acquire(chat_id)
@@ -105,7 +106,7 @@ class Telegram:
                 log.warning("%s to chat %s failed (%s); retrying in %.1fs", what, chat_id, exc,
                             delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.options.retry_max_seconds)
+                delay = min(delay * 2, self.retry_max_seconds)
 
     async def send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None,
                    what: str) -> Message:
@@ -117,14 +118,5 @@ class Telegram:
                    attempts: int | None = None) -> bool:
         """Edit a message; False when it was already showing exactly this."""
 
-        async def request() -> bool:
-            try:
-                await self.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id,
-                                                 reply_markup=keyboard)
-            except BadRequest as exc:
-                if is_not_modified(exc):
-                    return False
-                raise
-            return True
-
-        return await self.call(chat_id, request, what, attempts)
+        return await self.call(chat_id, lambda: unless_not_modified(self.bot.edit_message_text(
+            text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard)), what, attempts)

@@ -1,4 +1,5 @@
-"""Leader election for the triggers: exactly one process fires the schedules.
+"""Leader election: exactly one process among those sharing the store leads a job (the
+triggers today).
 
 * PostgreSQL: a session-level advisory lock held on a dedicated connection. If the
   leader's process or connection dies, PostgreSQL drops the lock and a standby takes
@@ -8,13 +9,15 @@
   process dies.
 
 Leadership is an optimisation, not the safety net: each firing is also recorded with a
-compare-and-set (``storage.worker_store.fire_trigger``), so even two leaders in the same
-minute create one task.
+compare-and-set (``CronStore.fire``), so even two leaders in the same minute create one
+task.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import logging
 from pathlib import Path
 from typing import IO, Protocol
@@ -23,12 +26,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskops.storage.store import TaskStore
+from taskops.storage.db import Database
 
-log = logging.getLogger("taskops.runtime")
+log = logging.getLogger(__name__)
 
-#: the advisory-lock key of the triggers' leader ("taskops1" as a 64-bit integer)
-ADVISORY_KEY = 0x7461736B6F707331
+#: the advisory-lock key of the triggers' leader ("taskops1" as a 64-bit integer), kept so
+#: a process of the previous version and one of this version never lead at once
+ADVISORY_KEYS = {"triggers": 0x7461736B6F707331}
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key per leadership name."""
+    if name in ADVISORY_KEYS:
+        return ADVISORY_KEYS[name]
+    digest = hashlib.blake2b(f"taskops:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class LeaderLock(Protocol):
@@ -44,15 +56,15 @@ class LeaderLock(Protocol):
 
 
 class PgAdvisoryLock:
-    def __init__(self, store: TaskStore, key: int = ADVISORY_KEY) -> None:
-        self.store = store
+    def __init__(self, db: Database, key: int) -> None:
+        self.db = db
         self.key = key
         self._conn: AsyncConnection | None = None
 
     async def acquire(self) -> bool:
         if self._conn is not None:
             return True
-        conn = await self.store.engines.write.connect()
+        conn = await self.db.engines.write.connect()
         try:
             # Autocommit: holding the lock must not hold a transaction open for hours.
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -73,7 +85,7 @@ class PgAdvisoryLock:
         try:
             await self._conn.execute(text("SELECT 1"))
         except Exception:
-            log.warning("triggers: the leader's database connection was lost")
+            log.warning("leader: the database connection holding the lock was lost")
             return False
         return True
 
@@ -96,8 +108,6 @@ class FileLock:
         self._file: IO[bytes] | None = None
 
     async def acquire(self) -> bool:
-        import fcntl
-
         if self._file is not None:
             return True
         file = self.path.open("ab")
@@ -118,8 +128,8 @@ class FileLock:
             file.close()  # closing drops the flock
 
 
-def leader_lock(store: TaskStore) -> LeaderLock:
-    if not store.engines.is_sqlite:
-        return PgAdvisoryLock(store)
-    database = make_url(store.settings.database.url).database or "taskops.db"
-    return FileLock(Path(f"{database}.triggers.lock"))
+def leader_lock(db: Database, name: str) -> LeaderLock:
+    if not db.is_sqlite:
+        return PgAdvisoryLock(db, advisory_key(name))
+    database = make_url(db.settings.database.url).database or "taskops.db"
+    return FileLock(Path(f"{database}.{name}.lock"))

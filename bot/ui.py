@@ -1,0 +1,102 @@
+"""What every screen and every push message shares: the rendered message, its buttons,
+editing in place, and the limits a text must keep.
+
+Feature modules (list, detail, restart form, notifications, settings) build on this and
+never on each other, so the console and the push side can use the same pieces without
+importing one another.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup, escape
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest
+
+from taskops.bot.callbacks import Action, Callback
+from taskops.bot.markdown import markdown_to_html
+
+#: Telegram's limit for a message's text, in UTF-16 code units after entity parsing
+MAX_TEXT = 4096
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message as it is sent or edited: HTML text and its inline keyboard."""
+
+    text: str
+    keyboard: InlineKeyboardMarkup
+
+
+def button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyboardButton:
+    """A button that acts on the view stored under ``view`` (see bot/callbacks.py)."""
+    return InlineKeyboardButton(text, callback_data=Callback(action, view, str(arg)).encode())
+
+
+def visible_length(markup: str) -> int:
+    """Length Telegram counts: text after entity parsing, in UTF-16 code units."""
+    text = html.unescape(_TAG.sub("", markup))
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fingerprint(rendered: Rendered) -> int:
+    """What a message shows, to skip an edit that would change nothing."""
+    return hash((rendered.text, str(rendered.keyboard.to_dict())))
+
+
+def is_not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+async def unless_not_modified(request: Awaitable[Any]) -> bool:
+    """Make an edit; False (not an error) when the message already showed exactly that."""
+    try:
+        await request
+    except BadRequest as exc:
+        if not is_not_modified(exc):
+            raise
+        return False
+    return True
+
+
+async def edit(message: Message, rendered: Rendered) -> bool:
+    """Edit a console message in place; False when nothing changed."""
+    return await unless_not_modified(
+        message.edit_text(rendered.text, reply_markup=rendered.keyboard))
+
+
+async def edit_by_id(bot: Bot, chat_id: int, message_id: int, rendered: Rendered) -> bool:
+    """Edit a message known only by its ids (not from a press); False when nothing changed."""
+    return await unless_not_modified(bot.edit_message_text(
+        rendered.text, chat_id=chat_id, message_id=message_id, reply_markup=rendered.keyboard))
+
+
+def cut(text: str, limit: int) -> str:
+    """Cut long values, saying how much was left out (nothing is cut silently)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def pretty(value: Any) -> str:
+    """A tool's arguments or result as text: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def markdown_html(text: str, limit: int) -> Markup:
+    """Agent-written Markdown, cut to ``limit`` characters, as safe Telegram HTML."""
+    shown = cut(text, limit)
+    rendered = markdown_to_html(shown)
+    if visible_length(rendered) > 2 * limit:
+        # Rendering can widen text (aligned table columns); never let it outgrow the message.
+        return Markup(escape(shown))
+    return Markup(rendered)

@@ -1,0 +1,46 @@
+"""Which provider/model pairs occur under the list's other filters: the provider menu.
+
+The menu offers only choices that would show tasks together with the filters already
+set (status, trigger, dates), so a press never leads to an empty list; a selection that
+no longer occurs can be told apart and dropped. Read from the per-day counts, like the
+list's totals, so it costs a few thousand rows at most whatever the number of tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from taskops.storage.domain import ListFilters, ProviderChoice
+from taskops.storage.models import TaskCountRow
+
+
+def _other_filters(filters: ListFilters) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if filters.status is not None:
+        where.append(TaskCountRow.status == filters.status.value)
+    if filters.trigger is not None:
+        where.append(TaskCountRow.trigger == filters.trigger.value)
+    if filters.date_from is not None:
+        where.append(TaskCountRow.day >= filters.date_from)
+    if filters.date_to is not None:
+        where.append(TaskCountRow.day <= filters.date_to)
+    return where
+
+
+async def provider_options(conn: AsyncConnection,
+                           filters: ListFilters | None = None) -> list[ProviderChoice]:
+    """"Default" (when some matching task ran on the task default), then every
+    provider/model pair of the matching tasks, sorted; the provider filter itself is
+    ignored, since it is what the menu chooses."""
+    rows = await conn.execute(
+        select(TaskCountRow.provider, TaskCountRow.model, TaskCountRow.used_default)
+        .where(*_other_filters(replace(filters or ListFilters(), provider=None)))
+        .group_by(TaskCountRow.provider, TaskCountRow.model, TaskCountRow.used_default)
+        .having(func.sum(TaskCountRow.n) > 0))
+    found = list(rows)
+    pairs = sorted({(r.provider, r.model) for r in found if r.provider})
+    default = [ProviderChoice.default()] if any(r.used_default for r in found) else []
+    return default + [ProviderChoice(provider, model) for provider, model in pairs]

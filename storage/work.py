@@ -1,0 +1,168 @@
+"""The worker's store: claims, leases and recovery.
+
+Every write is a compare-and-set, so several workers can share one database without
+running a task twice. A new task is claimed by starting it (``transitions.start``: its
+``started_at`` and the "Task started" event); an answered (or otherwise unowned) running
+task by setting ``claimed_by``. The claim holds until ``lease_until``; the worker renews it
+while it runs the task and releases it when the task pauses, so whoever sees the answer
+first continues the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, not_, or_, select, update
+
+from taskops.storage import transitions
+from taskops.storage.db import Database
+from taskops.storage.domain import EventKind, Task, TaskStatus
+from taskops.storage.models import TaskEventRow, TaskRow
+from taskops.storage.rows import row_to_task
+from taskops.storage.signals import TaskChange
+
+_UNFINISHED = and_(TaskRow.finished_at.is_(None), TaskRow.status == TaskStatus.RUNNING.value)
+_UNOWNED = [_UNFINISHED, TaskRow.started_at.is_not(None), TaskRow.claimed_by.is_(None)]
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What the store says about a task a worker believes it is running."""
+
+    status: TaskStatus
+    claimed_by: str | None
+    killed_by: str | None
+
+
+@dataclass(frozen=True)
+class PausedTask:
+    id: int
+    #: when it paused (its question was asked)
+    since: datetime
+    started_at: datetime | None
+    max_duration_minutes: int
+
+
+class WorkStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _any(self, where: list[Any]) -> bool:
+        """Whether any row matches, read without a write lock: SQLite has one writer at a
+        time, and an idle worker must not queue behind running tasks every tick."""
+        async with self.db.read() as conn:
+            return (await conn.execute(select(TaskRow.id).where(*where).limit(1))
+                    ).first() is not None
+
+    async def claim_new(self, worker_id: str, limit: int, lease_seconds: float) -> list[Task]:
+        """Start up to ``limit`` never-started tasks, oldest first, under this worker's lease."""
+        if limit < 1 or not await self._any(transitions.NEW_TASK):
+            return []
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(
+                select(TaskRow.id).where(*transitions.NEW_TASK).order_by(TaskRow.id)
+                .limit(limit).with_for_update(skip_locked=True))).scalars())
+            started = (await transitions.start(self.db, conn, ids, worker_id=worker_id,
+                                               lease_seconds=lease_seconds)) if ids else []
+        for task in started:
+            self.db.bus.publish(TaskChange(task.id, None, event_kind=EventKind.STATUS_CHANGE))
+        return started
+
+    async def claim_unowned(self, worker_id: str, limit: int,
+                            lease_seconds: float) -> list[Task]:
+        """Claim started, running tasks nobody holds: answered questions, mostly."""
+        if limit < 1 or not await self._any(_UNOWNED):
+            return []
+        now = self.db.clock()
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(
+                select(TaskRow.id).where(*_UNOWNED).order_by(TaskRow.id).limit(limit)
+                .with_for_update(skip_locked=True))).scalars())
+            if not ids:
+                return []
+            rows = list(await conn.execute(
+                update(TaskRow).where(TaskRow.id.in_(ids), *_UNOWNED)
+                .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds))
+                .returning(TaskRow)))
+        return sorted((row_to_task(r) for r in rows), key=lambda t: t.id)
+
+    async def renew(self, worker_id: str, task_ids: Collection[int],
+                    lease_seconds: float) -> None:
+        if not task_ids:
+            return
+        until = self.db.clock() + timedelta(seconds=lease_seconds)
+        async with self.db.write() as conn:
+            await conn.execute(update(TaskRow).where(
+                TaskRow.id.in_(list(task_ids)), TaskRow.claimed_by == worker_id,
+                TaskRow.status == TaskStatus.RUNNING.value).values(lease_until=until))
+
+    async def release(self, worker_id: str, task_ids: Collection[int]) -> None:
+        """Give up this worker's claim (paused, or the worker is stopping); history stays."""
+        if not task_ids:
+            return
+        async with self.db.write() as conn:
+            await conn.execute(update(TaskRow).where(
+                TaskRow.id.in_(list(task_ids)), TaskRow.claimed_by == worker_id)
+                .values(claimed_by=None, lease_until=None))
+
+    async def holdings(self, task_ids: Collection[int]) -> dict[int, Holding]:
+        if not task_ids:
+            return {}
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(TaskRow.id, TaskRow.status, TaskRow.claimed_by,
+                                             TaskRow.killed_by)
+                                      .where(TaskRow.id.in_(list(task_ids))))
+            return {r.id: Holding(TaskStatus(r.status), r.claimed_by, r.killed_by) for r in rows}
+
+    async def take_over_expired(self, worker_id: str, own_ids: Collection[int],
+                                lease_seconds: float) -> list[int]:
+        """Claim running tasks whose worker stopped renewing its lease; returns their ids.
+
+        Taking the claim first (rather than failing straight away) makes a late renewal by
+        the old worker miss, so that worker notices it lost the task and stops it. A claim
+        without a lease (set by ``start_task`` outside a worker) expires one lease length
+        after the start.
+        """
+        now = self.db.clock()
+        expired = or_(TaskRow.lease_until < now,
+                      and_(TaskRow.lease_until.is_(None),
+                           TaskRow.started_at < now - timedelta(seconds=lease_seconds)))
+        mine = and_(TaskRow.claimed_by == worker_id, TaskRow.id.in_(list(own_ids) or [-1]))
+        where = [_UNFINISHED, TaskRow.claimed_by.is_not(None), expired, not_(mine)]
+        if not await self._any(where):
+            return []
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(
+                select(TaskRow.id).where(*where)
+                .order_by(TaskRow.id).with_for_update(skip_locked=True))).scalars())
+            if not ids:
+                return []
+            return list((await conn.execute(
+                update(TaskRow).where(TaskRow.id.in_(ids), *where)
+                .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds))
+                .returning(TaskRow.id))).scalars())
+
+    async def paused(self) -> list[PausedTask]:
+        """Paused tasks: when they paused (their latest ``final`` event) and their deadline."""
+        last_final = (select(func.max(TaskEventRow.at))
+                      .where(TaskEventRow.task_id == TaskRow.id,
+                             TaskEventRow.kind == EventKind.FINAL.value)
+                      .scalar_subquery())
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(TaskRow.id, last_final.label("paused_at"), TaskRow.last_event_at,
+                       TaskRow.created_at, TaskRow.started_at, TaskRow.max_duration_minutes)
+                .where(TaskRow.finished_at.is_(None), TaskRow.status == TaskStatus.PAUSED.value))
+            # The column type is lost in the subquery on SQLite; UTCDateTime applies only
+            # to the plain columns, so normalise here.
+            out: list[PausedTask] = []
+            for r in rows:
+                at = r.paused_at or r.last_event_at or r.created_at
+                if isinstance(at, str):
+                    at = datetime.fromisoformat(at)
+                out.append(PausedTask(r.id, at if at.tzinfo else at.replace(tzinfo=UTC),
+                                      r.started_at, r.max_duration_minutes))
+            return out
