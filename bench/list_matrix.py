@@ -37,6 +37,8 @@ DATES = ("none", "1 d", "7 d", "range")
 #: a common word matches at least this share of the tasks; a rare one at most RARE
 COMMON, RARE = 0.01, 0.002
 _WORD = re.compile(r"[^\W\d_]{3,}")
+_MARKED = re.compile(r"\S*[^\W\d_]\S*\d\S*|\S*\d\S*[^\W\d_]\S*")
+_ID = re.compile(r"#?\d+")
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,9 @@ class Combo:
 
     @property
     def klass(self) -> str:
-        """The combination class the growth figure groups by."""
-        return f"search {self.search} · {sort_label(self.sort)} · {self.page}"
+        """The combination class the growth figure groups by: what the search and the page
+        position make the store do (the filters and the sort vary within a class)."""
+        return f"search {self.search} · page {self.page}"
 
     def describe(self) -> str:
         f = self.filters
@@ -85,7 +88,11 @@ async def search_words(store: TaskStore, tasks: int, limit: int = 40) -> Words:
     by_names = Counter(w for name in names for w in set(_WORD.findall(name)))
     ranked = [w for w, _ in by_names.most_common()]
     pick = random.Random(0)
-    candidates = ranked[:limit] + pick.sample(ranked[limit:], min(limit, len(ranked) - limit))
+    # Tokens with digits in them ("ops-4521", "v2.13") are what few names share.
+    marked = sorted({t for name in names for t in name.split()
+                     if _MARKED.fullmatch(t) and not _ID.fullmatch(t)})
+    candidates = (ranked[:limit] + pick.sample(ranked[limit:], min(limit, len(ranked) - limit))
+                  + pick.sample(marked, min(limit, len(marked))))
     common, rare = [], []
     for word in sorted(set(candidates)):
         total = (await store.list_tasks(ListFilters(search=word), page_size=1)).total

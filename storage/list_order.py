@@ -226,7 +226,8 @@ def choose(query: ListQuery, sizes: Sizes, order: KeyOrder, need: int) -> list[C
         expected = min(size, need * size / matches)
         probe = c.skip * min(size, expected * CAP_FACTOR) if query.sqlite else 0
         out.append(Choice(path, True, expected * visit + probe, size * visit, expected))
-    if not order.by_created:
+    # Created's filter indexes are its walks already; a search brings its own read.
+    if not order.by_created or query.terms:
         for path, size in _reads(query, sizes):
             needed = {col.key for col in query.columns_for()} | {order.column}
             visit = c.read_index if path.covers(needed) else c.read_row
@@ -313,8 +314,23 @@ def read_stmt(query: ListQuery, order: KeyOrder, path: Path, window: Window) -> 
             .offset(window.offset))
 
 
+async def _entries(conn: AsyncConnection, stmt: Select[Any], window: Window,
+                   rows: dict[int, Any] | None) -> list[tuple[Any, int]]:
+    """Run a page statement; with ``rows``, in the same statement read the page's task
+    rows into it too (a press then needs no second round trip for them)."""
+    if rows is None:
+        return [(r.k, r.id) for r in await conn.execute(stmt)]
+    page = stmt.subquery()
+    found = (await conn.execute(select(TaskRow, page.c.k.label("page_key"))
+                                .join(page, TaskRow.id == page.c.id))).all()
+    for r in found:
+        rows[r.id] = r
+    return sorted(((r.page_key, r.id) for r in found), reverse=window.descending)
+
+
 async def _capped_walk(conn: AsyncConnection, query: ListQuery, order: KeyOrder,
-                       choice: Choice, window: Window) -> tuple[list[tuple[Any, int]], bool]:
+                       choice: Choice, window: Window, rows: dict[int, Any] | None
+                       ) -> tuple[list[tuple[Any, int]], bool]:
     """The walk's entries, and whether its cap (not its range) ended it."""
     need = window.offset + window.limit
     cap = max(CAP_MIN, int(choice.expected * CAP_FACTOR) + need)
@@ -323,38 +339,39 @@ async def _capped_walk(conn: AsyncConnection, query: ListQuery, order: KeyOrder,
         stmt = walk_stmt(query, order, choice.path, window, None)
         if bound is not None:
             stmt = stmt.where(_upto(order.key, window, bound))
-        rows = [(r.k, r.id) for r in await conn.execute(stmt)]
-        return rows, bound is not None and len(rows) < window.limit
-    rows = [(r.k, r.id) for r in await conn.execute(
-        walk_stmt(query, order, choice.path, window, cap))]
-    if len(rows) >= window.limit:
-        return rows, False
+        found = await _entries(conn, stmt, window, rows)
+        return found, bound is not None and len(found) < window.limit
+    found = await _entries(conn, walk_stmt(query, order, choice.path, window, cap), window,
+                           rows)
+    if len(found) >= window.limit:
+        return found, False
     seen = (await conn.execute(select(func.count()).select_from(
         select(TaskRow.id).where(*_ranged(query, order, choice.path, window))
         .order_by(*_ordering(order.key, window.descending)).limit(cap).subquery()))
             ).scalar_one()
-    return rows, int(seen) >= cap
+    return found, int(seen) >= cap
 
 
 async def keys_in_order(conn: AsyncConnection, query: ListQuery, sizes: Sizes,
-                        order: KeyOrder, window: Window, available: int | None
-                        ) -> list[tuple[Any, int]]:
+                        order: KeyOrder, window: Window, available: int | None,
+                        rows: dict[int, Any] | None = None) -> list[tuple[Any, int]]:
     """Up to ``window.limit`` (key, id) pairs in order; ``available`` = rows known to
-    exist in the window (None after an anchor, where it is not known)."""
+    exist in the window (None after an anchor, where it is not known). With ``rows``,
+    the task rows of the entries are read by the same statement into it."""
     need = window.offset + window.limit
     choices = choose(query, sizes, order, need)
     first = choices[0]
     if first.walk and not _residual_empty(query, order, first.path):
-        rows, capped = await _capped_walk(conn, query, order, first, window)
-        if not capped or len(rows) >= window.limit or (
-                available is not None and len(rows) >= min(window.limit, available)):
-            return rows
+        found, capped = await _capped_walk(conn, query, order, first, window, rows)
+        if not capped or len(found) >= window.limit or (
+                available is not None and len(found) >= min(window.limit, available)):
+            return found
         # The cap ended the walk: filter and key are correlated here. Take the path whose
         # cost is bounded best even if its estimate is wrong too.
         first = min(choices[1:] or choices, key=lambda c: c.worst)
     stmt = (walk_stmt(query, order, first.path, window, None) if first.walk
             else read_stmt(query, order, first.path, window))
-    return [(r.k, r.id) for r in await conn.execute(stmt)]
+    return await _entries(conn, stmt, window, rows)
 
 
 async def day_bound(conn: AsyncConnection, query: ListQuery, descending: bool,

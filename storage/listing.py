@@ -79,6 +79,8 @@ class _Pager:
         self.conn, self.query, self.sizes = conn, query, sizes
         self.sort = query.sort
         self.duration: DurationReader | None = None
+        #: task rows read along with the page's ids
+        self.rows: dict[int, Any] = {}
 
     async def prepare(self) -> None:
         if self.sort.field is SortField.DURATION:
@@ -96,9 +98,9 @@ class _Pager:
         bound: tuple[Any, ...] = ()
         if order.by_created:
             bound, offset = await day_bound(self.conn, self.query, descending, offset)
-        available = min(limit, self.sizes.total - offset) if not bound else limit
         return await keys_in_order(self.conn, self.query, self.sizes, order,
-                                   Window(descending, offset, limit, None, bound), available)
+                                   Window(descending, offset, limit, None, bound), limit,
+                                   self.rows)
 
     async def after(self, forward: bool, anchor: tuple[Any, int],
                     limit: int) -> list[tuple[Any, int]]:
@@ -106,7 +108,7 @@ class _Pager:
         if self.duration is not None:
             return await self.duration.after(forward, descending, anchor, limit)
         return await keys_in_order(self.conn, self.query, self.sizes, ORDERS[self.sort.field],
-                                   Window(descending, 0, limit, anchor), None)
+                                   Window(descending, 0, limit, anchor), None, self.rows)
 
     async def number(self, page: int, size: int) -> list[tuple[Any, int]]:
         """Page ``page`` (1-based), read from the nearer end of the list."""
@@ -188,7 +190,11 @@ async def list_tasks(conn: AsyncConnection, filters: ListFilters, sort: Sort,
     await pager.prepare()
     entries, page = await _entries(pager, request, page_size, page_count)
     ids = [i for _, i in entries]
-    rows = {r.id: r for r in await conn.execute(select(TaskRow).where(TaskRow.id.in_(ids)))}
+    rows = pager.rows
+    missing = [i for i in ids if i not in rows]
+    if missing:  # the duration sort merges several statements' entries
+        rows.update((r.id, r) for r in await conn.execute(
+            select(TaskRow).where(TaskRow.id.in_(missing))))
     ordered = [rows[i] for i in ids if i in rows]
     if not ordered:
         return TaskPage([], total, page, page_size)

@@ -212,6 +212,10 @@ class TaskCountRow(Base):
     used_default: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
+    # Every list page sums the counts per facet combination: in index order, no sort.
+    __table_args__ = (Index("ix_task_counts_facets", "status", "trigger", "provider", "model",
+                            "used_default", "day", "n"),)
+
 
 class MetaRow(Base):
     __tablename__ = "meta"

@@ -1,5 +1,6 @@
-"""Search and access paths for the list: the name dictionary with its trigram index, the
-covering name index, partial indexes for the few unfinished and never-started tasks
+"""The list at any combination: every list index carries the filter columns, a (filter,
+sort key) index per pair, the name dictionary with its trigram index for search, partial
+indexes for the few unfinished and never-started tasks, the counts in facet order
 
 Revision ID: 0003
 Revises: 0002
@@ -128,11 +129,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_unfinished', ['status', 'started_at'], unique=False,
                               sqlite_where=UNFINISHED, postgresql_where=UNFINISHED)
         batch_op.drop_index('ix_tasks_never_started')
+    op.create_index('ix_task_counts_facets', 'task_counts', ['status', 'trigger', 'provider',
+                                                             'model', 'used_default', 'day', 'n'])
     op.execute("ANALYZE")
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
+    op.drop_index('ix_task_counts_facets', table_name='task_counts')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         for name in layout():
             batch_op.drop_index(name)
