@@ -121,6 +121,10 @@ class Findings:
     inconsistent: list[str] = field(default_factory=list)
     gaps: list[int] = field(default_factory=list)
     left_running: list[int] = field(default_factory=list)
+    #: tasks cut off by a kill that never show a resume
+    not_resumed: list[int] = field(default_factory=list)
+    #: the tasks each kill cut off
+    cut: set[int] = field(default_factory=set)
     interrupted: int = 0
     repeated: int = 0
     resumes: int = 0
@@ -133,7 +137,7 @@ class Findings:
             ("side effects twice", self.twice), ("recorded but missing", self.missing),
             ("effects without a recorded start", self.unrecorded),
             ("inconsistent endings", self.inconsistent), ("gaps", self.gaps),
-            ("left running", self.left_running)) if v]
+            ("left running", self.left_running), ("never resumed", self.not_resumed)) if v]
         return out
 
 
@@ -239,6 +243,7 @@ async def crash_run(store: TaskStore, workdir: Path, *, tasks: int, steps: int, 
         await worker.kill9()
         findings.kills += 1
         findings.kill_points += len(cut)
+        findings.cut.update(cut)
     await worker.start()
     spawns.append(worker.spawned)
     try:
@@ -298,6 +303,8 @@ async def check(store: TaskStore, scripts: dict[int, Script], sidefx: Path,
             findings.inconsistent.append(f"#{task_id}: {got} != {expected}")
         resumed = [e for e in journal if e.kind is EventKind.RESUMED]
         findings.resumes += len(resumed)
+        if task_id in findings.cut and not resumed:
+            findings.not_resumed.append(task_id)
         for event in resumed:
             at = event.at.timestamp()
             spawn = max((s for s in spawns if s <= at), default=None)

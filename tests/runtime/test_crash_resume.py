@@ -22,4 +22,5 @@ async def test_killed_workers_resume_without_repeating_side_effects(
                                alive=(0.0, 1.0), timeout=60)
     assert findings.problems == []
     assert findings.kills >= 2
-    assert findings.resumes >= findings.kill_points > 0
+    assert findings.kill_points > 0
+    assert findings.resumes >= len(findings.cut)
