@@ -35,8 +35,8 @@ next press waits until that edit and the answerCallbackQuery are both recorded, 
 Set-up that differs from ``taskops run``, and why:
 
 * presses are spread over ``--lanes`` chats and one chat is pressed at most every
-  1.25 s: the bot paces each chat's sends and edits (``bot/ratelimit.py``: 4 at once,
-  then 0.9/s), so one chat pressed 20 times a second would time that pacing, not the
+  1.25 s: the bot paces each chat's sends and edits (the flood gate, ``bot/flood.py``:
+  4 at once, then 0.9/s), so one chat pressed 20 times a second would time that pacing, not the
   press. What pacing does to an impatient user is shown apart (``--rapid-presses``: Next ▶
   in one chat, 250 ms after each edit);
 * the fakes run with ``FloodLimits.off()`` (thousands of edits of a few messages);
@@ -114,7 +114,7 @@ BUDGET_RATIO = 2.0
 TOKEN = "123456:CONSOLE-latency_token"
 FIRST_ADMIN_ID = 1001
 #: seconds between two presses in one chat: the bot paces each chat's sends and edits (bot/
-#: ratelimit.py, 4 at once then 0.9/s), so one chat pressed faster makes edits wait their turn
+#: flood.py, 4 at once then 0.9/s), so one chat pressed faster makes edits wait their turn
 LANE_INTERVAL = 1.25
 RAPID_GAP = 0.25
 PAGE_SIZE = 10

@@ -6,7 +6,7 @@
 A minimal PTB Application, built with the builder settings of ``bot/app.py`` (``base_url``
 to the fake Telegram server, ``Defaults(parse_mode=HTML)`` with link previews off, long
 polling with a 10 s timeout) and python-telegram-bot's own ``AIORateLimiter(max_retries=3)``
-(bot/app.py's ``ChatRateLimiter`` subclass adds per-chat pacing, which would make 500
+(bot/app.py installs its own flood gate, bot/flood.py, whose per-chat pacing would make 500
 presses in one chat wait for it; when it does not wait it costs microseconds), with
 
 * a MessageHandler that replies with the text it got (``reply_text``), and

@@ -13,6 +13,7 @@ from taskops.bot import refresh
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import Deps, deps_of
 from taskops.bot.delivery import Telegram
+from taskops.bot.flood import FloodGate
 from taskops.bot.gate import admin_gate, set_admin_menus
 from taskops.bot.handlers import (
     admin,
@@ -25,9 +26,8 @@ from taskops.bot.handlers import (
     task_detail,
     tasks_list,
 )
-from taskops.bot.pacing import Pacer
+from taskops.bot.press import register_last_resort
 from taskops.bot.push import service as push
-from taskops.bot.ratelimit import ChatRateLimiter
 from taskops.bot.updates import PerChatUpdateProcessor
 from taskops.config import Settings, TelegramMode
 from taskops.storage.store import TaskStore
@@ -47,7 +47,8 @@ async def _on_error(update: object, context: Any) -> None:
 
 
 def build_application(settings: Settings, store: TaskStore,
-                      rate_limiter: ChatRateLimiter | None = None) -> AnyApp:
+                      gate: FloodGate | None = None) -> AnyApp:
+    gate = gate or FloodGate()
     token = settings.telegram.token
     if not token:
         raise ValueError("no Telegram bot token configured")
@@ -58,13 +59,13 @@ def build_application(settings: Settings, store: TaskStore,
         .base_file_url(file_base_url(settings.telegram.base_url))
         .defaults(Defaults(parse_mode=ParseMode.HTML,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
-        # Flood limits are paced up front; retries honour the retry_after of a 429.
-        .rate_limiter(rate_limiter or ChatRateLimiter(max_retries=3))
+        # Every request passes the one flood gate; it also does every retry (bot/flood.py).
+        .rate_limiter(gate)
         .concurrent_updates(PerChatUpdateProcessor())
         .build()
     )
     app.bot_data["deps"] = Deps(settings=settings, store=store,
-                                telegram=Telegram(app.bot, Pacer()))
+                                telegram=Telegram(app.bot, gate))
     # The admin gate must run before every other handler, for every update type.
     app.add_handler(TypeHandler(Update, admin_gate), group=-1)
     admin.register(app)
@@ -76,6 +77,8 @@ def build_application(settings: Settings, store: TaskStore,
     cronjobs.register(app)
     subscriptions.register(app)
     prompts.register(app)
+    # Last of all: it answers the presses that none of the handlers above matched.
+    register_last_resort(app)
     app.add_error_handler(_on_error)
     refresh.schedule(app)
     return app

@@ -7,6 +7,7 @@ option index).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -46,6 +47,18 @@ class Action(StrEnum):
 
 class BadCallback(ValueError):
     pass
+
+
+def pattern(*actions: Action) -> re.Pattern[str]:
+    """What a CallbackQueryHandler matches for these actions, in this version of the data.
+
+    Data of another version or action matches no handler; the last-resort handler
+    (bot/press.py) answers it.
+    """
+    if not actions:
+        raise ValueError("a pattern needs at least one action")
+    chars = "".join(re.escape(a.value) for a in actions)
+    return re.compile(f"^{re.escape(VERSION)}:[{chars}]:")
 
 
 @dataclass(frozen=True)

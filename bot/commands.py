@@ -1,8 +1,16 @@
-"""The console's commands: one list feeds /help and the admins' command menu."""
+"""The console's commands: one list feeds /help and the admins' command menu; and the one
+way a command names a task (``/task 123``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from taskops.bot.context import deps
+from taskops.bot.render import render
+from taskops.storage.domain import Task, TaskNotFound
 
 
 @dataclass(frozen=True)
@@ -26,3 +34,29 @@ def register(command: Command) -> None:
     """Feature modules add their commands when they register their handlers."""
     if all(c.name != command.name for c in COMMANDS):
         COMMANDS.append(command)
+
+
+def parse_task_id(args: list[str]) -> int | None:
+    """``123`` or ``#123`` as the only argument."""
+    if len(args) != 1:
+        return None
+    text = args[0].lstrip("#")
+    return int(text) if text.isdigit() and 0 < int(text) < 2**62 else None
+
+
+async def reply_error(update: Update, text: str) -> None:
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(render("error_line", message=text))
+
+
+async def task_argument(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                        usage: str) -> Task | None:
+    """The task a command names; replies with the usage or "Task #N not found." if none."""
+    task_id = parse_task_id(context.args or [])
+    if task_id is None:
+        await reply_error(update, usage)
+        return None
+    task = await deps(context).store.find_task(task_id)
+    if task is None:
+        await reply_error(update, str(TaskNotFound(task_id)))
+    return task

@@ -1,38 +1,26 @@
-"""Calling Telegram from the push side and the auto-refresh: paced, retried, and told apart
-by what went wrong.
+"""Calling Telegram for the push side and the auto-refresh, told apart by what went wrong.
 
-- 429: python-telegram-bot's rate limiter already waits ``retry_after`` and retries a few
-  times; if it still gets 429 we wait the server's ``retry_after`` again, for as long as it
-  takes. Nothing is dropped.
-- Other server or network errors: retried with exponential backoff, forever (a message is
-  only given up for a reason that a retry cannot fix).
-- The chat blocked the bot, was deleted, or the bot was removed: ``ChatGone``.
-- A group became a supergroup: ``ChatMoved`` with the new id.
-- Any other 400: ``Rejected`` (retrying the same request cannot succeed).
+Pacing and retries happen in the flood gate (bot/flood.py) under the request's policy:
+push messages are retried until delivered (429s after their retry_after, other transient
+failures with backoff), live views a few times. What reaches the caller here cannot be
+fixed by trying again:
+- the chat blocked the bot, was deleted, or the bot was removed: ``ChatGone``;
+- a group became a supergroup: ``ChatMoved`` with the new id;
+- any other 400: ``Rejected`` (retrying the same request cannot succeed);
+- a transient failure a bounded policy gave up on: the Telegram error itself.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-)
+from telegram.error import BadRequest, ChatMigrated, Forbidden
 
-from taskops.bot.pacing import Pacer
+from taskops.bot.flood import PUSH, FloodGate, SendPolicy
 from taskops.bot.ui import unless_not_modified
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: 400 answers that mean the chat is no longer reachable (Telegram's descriptions)
@@ -57,66 +45,33 @@ class Rejected(Exception):
     """Telegram refused the request itself (a 400 that a retry cannot fix)."""
 
 
-def seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 class Telegram:
-    """The bot as the push side uses it: every call paced, retried and classified."""
+    """The bot as the push side and the auto-refresh use it: every call classified."""
 
-    #: backoff for Telegram errors other than 429: first wait, doubling up to the cap
-    retry_first_seconds = 0.5
-    retry_max_seconds = 30.0
+    def __init__(self, bot: Any, gate: FloodGate) -> None:
+        self.bot, self.gate = bot, gate
 
-    def __init__(self, bot: Any, pacer: Pacer) -> None:
-        self.bot, self.pacer = bot, pacer
-
-    async def call(self, chat_id: int, request: Callable[[], Awaitable[T]], what: str,
-                   attempts: int | None = None) -> T:
-        """Make the request until it succeeds (or ``attempts`` transient failures: then the
-        last error is raised, for callers that will simply try again later)."""
-        delay = self.retry_first_seconds
-        failures = 0
-        while True:
-            await self.pacer.acquire(chat_id)
-            try:
-                return await request()
-            except RetryAfter as exc:
-                failures += 1
-                if attempts is not None and failures >= attempts:
-                    raise
-                wait = seconds(exc.retry_after)
-                log.warning("%s to chat %s: flood limit, retrying after %.0fs", what, chat_id,
-                            wait)
-                await asyncio.sleep(wait)
-            except ChatMigrated as exc:
-                raise ChatMoved(chat_id, int(exc.new_chat_id)) from None
-            except Forbidden as exc:
+    async def _classified(self, chat_id: int, request: Awaitable[T]) -> T:
+        try:
+            return await request
+        except ChatMigrated as exc:
+            raise ChatMoved(chat_id, int(exc.new_chat_id)) from None
+        except Forbidden as exc:
+            raise ChatGone(chat_id, exc.message) from None
+        except BadRequest as exc:
+            if any(marker in exc.message.lower() for marker in _GONE):
                 raise ChatGone(chat_id, exc.message) from None
-            except BadRequest as exc:
-                if any(marker in exc.message.lower() for marker in _GONE):
-                    raise ChatGone(chat_id, exc.message) from None
-                raise Rejected(exc.message) from exc
-            except (NetworkError, TelegramError) as exc:
-                # 5xx, timeouts, dropped connections. A timeout may have been delivered
-                # anyway: then this retry is the one repeat the design allows.
-                failures += 1
-                if attempts is not None and failures >= attempts:
-                    raise
-                log.warning("%s to chat %s failed (%s); retrying in %.1fs", what, chat_id, exc,
-                            delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_seconds)
+            raise Rejected(exc.message) from exc
 
     async def send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None,
-                   what: str) -> Message:
-        return await self.call(chat_id, lambda: self.bot.send_message(
-            chat_id, text, reply_markup=keyboard), what)
+                   policy: SendPolicy = PUSH) -> Message:
+        message: Message = await self._classified(chat_id, self.bot.send_message(
+            chat_id, text, reply_markup=keyboard, rate_limit_args=policy))
+        return message
 
     async def edit(self, chat_id: int, message_id: int, text: str,
-                   keyboard: InlineKeyboardMarkup | None, what: str,
-                   attempts: int | None = None) -> bool:
+                   keyboard: InlineKeyboardMarkup | None, policy: SendPolicy = PUSH) -> bool:
         """Edit a message; False when it was already showing exactly this."""
-
-        return await self.call(chat_id, lambda: unless_not_modified(self.bot.edit_message_text(
-            text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard)), what, attempts)
+        return await self._classified(chat_id, unless_not_modified(self.bot.edit_message_text(
+            text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard,
+            rate_limit_args=policy)))

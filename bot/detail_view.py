@@ -3,18 +3,19 @@ confirmation shown over it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
+from msgspec.structs import replace
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
-from taskops.bot.render import render
+from taskops.bot.render import render, render_document
 from taskops.bot.ui import MAX_TEXT, Rendered, button, cut, markdown_html, pretty, visible_length
-from taskops.bot.views import ListState
+from taskops.bot.views import DetailPart
 from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
 from taskops.storage.store import TaskStore
 
@@ -25,6 +26,8 @@ TEXT_LIMIT = 1500
 PROMPT_LIMIT = 1200
 #: events fetched per page attempt; a page holds as many as fit in one message
 FETCH = 40
+#: events read per query for the full log
+LOG_CHUNK = 500
 RESULT_LABEL = {ResultStatus.COMPLETED: "Completed", ResultStatus.FAILED: "Failed",
                 ResultStatus.QUESTION: "Question", ResultStatus.SILENT: "Silent"}
 
@@ -64,7 +67,8 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
 @dataclass(frozen=True)
 class DetailPage:
     rendered: Rendered
-    state: ListState
+    #: the part as rendered: the page shown, and where the pages seen so far start
+    detail: DetailPart
 
 
 def _header_context(task: Task, store: TaskStore, restarted_as: list[int],
@@ -83,11 +87,11 @@ def _header_context(task: Task, store: TaskStore, restarted_as: list[int],
     )
 
 
-async def render_detail(store: TaskStore, task: Task, state: ListState, key: str) -> DetailPage:
-    """Render the state's timeline page; learns where the next page starts."""
+async def render_detail(store: TaskStore, task: Task, state: DetailPart, key: str) -> DetailPage:
+    """Render the part's timeline page; learns where the next page starts."""
     now = store.clock()
     restarted_as = await store.restarted_as(task.id)
-    page = max(1, min(state.detail_page, len(state.page_starts)))
+    page = max(1, min(state.page, len(state.page_starts)))
     start = state.page_starts[page - 1]
     header = _header_context(task, store, restarted_as, now)
     first_event = (await store.list_events(task.id, 0, 1)).events
@@ -108,8 +112,7 @@ async def render_detail(store: TaskStore, task: Task, state: ListState, key: str
         starts.append(next_start)
     pages = len(starts)
     text = _page_text(header, shown, start, batch.total, pages)
-    state = replace(state, detail_page=page, page_starts=tuple(starts),
-                    shows_running=task.status is TaskStatus.RUNNING)
+    state = replace(state, page=page, page_starts=tuple(starts))
     return DetailPage(Rendered(text, _keyboard(task, state, key, restarted_as, pages)), state)
 
 
@@ -120,15 +123,15 @@ def _page_text(header: dict[str, Any], events: list[str], start: int, total: int
                   event_pages=pages if start + len(events) < total or start > 0 else 1)
 
 
-def _keyboard(task: Task, state: ListState, key: str, restarted_as: list[int],
+def _keyboard(task: Task, state: DetailPart, key: str, restarted_as: list[int],
               pages: int) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     if pages > 1:
         nav = []
-        if state.detail_page > 1:
-            nav.append(button("◀ Earlier", Action.DETAIL_PAGE, key, state.detail_page - 1))
-        if state.detail_page < pages:
-            nav.append(button("Later ▶", Action.DETAIL_PAGE, key, state.detail_page + 1))
+        if state.page > 1:
+            nav.append(button("◀ Earlier", Action.DETAIL_PAGE, key, state.page - 1))
+        if state.page < pages:
+            nav.append(button("Later ▶", Action.DETAIL_PAGE, key, state.page + 1))
         rows.append(nav)
     rows.append([button("🧠 Hide thinking" if state.show_thinking else "🧠 Show thinking",
                          Action.THINKING, key),
@@ -151,6 +154,30 @@ def _keyboard(task: Task, state: ListState, key: str, restarted_as: list[int],
     rows.append([button("◀ Back to tasks", Action.BACK, key),
                  button("🔄 Refresh", Action.REFRESH, key)])
     return InlineKeyboardMarkup(rows)
+
+
+async def all_events(store: TaskStore, task_id: int) -> list[TaskEvent]:
+    events: list[TaskEvent] = []
+    while True:
+        page = await store.list_events(task_id, len(events), LOG_CHUNK)
+        events.extend(page.events)
+        if not page.events or len(events) >= page.total:
+            return events
+
+
+async def render_full_log(store: TaskStore, task: Task) -> str:
+    """The whole timeline as a Markdown document (sent as a file)."""
+    events = await all_events(store, task.id)
+    now = store.clock()
+    rows = [{"at": e.at.astimezone(store.tz).strftime("%Y-%m-%d %H:%M:%S"), "kind": e.kind.value,
+             "p": e.payload, "duration": fmt.tool_duration(e.payload.get("duration_ms")),
+             "arguments": pretty(e.payload.get("arguments", {})),
+             "result": pretty(e.payload.get("result", ""))} for e in events]
+    return render_document("task_log", task=task, events=rows,
+                           provider=fmt.provider_line(task, 500),
+                           duration=fmt.duration(task.duration_seconds(now)),
+                           cost=fmt.cost(task.cost_usd),
+                           created=task.created_at.astimezone(store.tz).isoformat())
 
 
 def render_kill_confirmation(task: Task, key: str) -> Rendered:

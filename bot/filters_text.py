@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from taskops.bot.views import ListState
+from taskops.bot.views import ListPart
 from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
 
 SORT_NAMES = {f.value: f for f in SortField}
@@ -32,7 +32,7 @@ def parse_date(text: str) -> date:
                                 "e.g. 2026-11-20.") from None
 
 
-def parse_list_args(args: list[str]) -> ListState:
+def parse_list_args(args: list[str]) -> ListPart:
     """Parse every ``key:value`` token; the first bad one raises with a clear message."""
     filters = ListFilters()
     sort = Sort()
@@ -81,7 +81,7 @@ def parse_list_args(args: list[str]) -> ListState:
             raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, "
                                     "provider, from, to, sort or page.")
     check_range(filters)
-    return ListState(filters=filters, sort=sort, page=page)
+    return ListPart(filters=filters, sort=sort, page=page)
 
 
 def check_range(filters: ListFilters) -> None:
@@ -91,7 +91,7 @@ def check_range(filters: ListFilters) -> None:
             ": pick a From date on or before the To date.")
 
 
-def to_text(state: ListState) -> str:
+def to_text(state: ListPart) -> str:
     """The text form of a view's filters (the inverse of parse_list_args)."""
     f = state.filters
     parts = []

@@ -1,18 +1,29 @@
-"""Renders the task list (and its menus) from a page of tasks and the view's state."""
+"""The task list and its filter menus: rendering from a page of tasks and the view's list
+part, and what picking a menu option or the Sort button changes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
+from taskops.bot.filters_text import FilterSyntaxError, check_range
 from taskops.bot.render import render
 from taskops.bot.ui import MAX_TEXT, Rendered, button, visible_length
-from taskops.bot.views import FilterName, ListState
-from taskops.storage.domain import ProviderChoice, Task, TaskPage, TaskStatus, Trigger
+from taskops.bot.views import FilterName, ListPart, MenuPart, ViewState
+from taskops.storage.domain import (
+    SORT_CYCLE,
+    ProviderChoice,
+    Sort,
+    Task,
+    TaskPage,
+    TaskStatus,
+    Trigger,
+)
 
 #: (name width, provider width, show token split) — tried in order until the page fits
 DENSITY_LEVELS = ((48, 60, True), (32, 40, True), (24, 30, False), (14, 20, False))
@@ -20,7 +31,7 @@ BUTTON_NAME_WIDTH = 24
 MENU_PAGE_SIZE = 8
 
 
-def filter_label(state: ListState, name: FilterName) -> str:
+def filter_label(state: ListPart, name: FilterName) -> str:
     f = state.filters
     if name is FilterName.STATUS:
         return fmt.STATUS_LABEL[f.status] if f.status else "All"
@@ -34,7 +45,7 @@ def filter_label(state: ListState, name: FilterName) -> str:
     return fmt.short_date(day) if day else "—"
 
 
-def header(state: ListState) -> str:
+def header(state: ListPart) -> str:
     f = state.filters
     parts = []
     if f.status:
@@ -69,7 +80,7 @@ def _row(task: Task, tz: ZoneInfo, now: datetime, level: tuple[int, int, bool]) 
     }
 
 
-def list_keyboard(page: TaskPage, state: ListState, view: str) -> InlineKeyboardMarkup:
+def list_keyboard(page: TaskPage, state: ListPart, view: str) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     for task in page.tasks:
         label = f"{fmt.STATUS_BADGE[task.status]} #{task.id} " \
@@ -96,8 +107,8 @@ def list_keyboard(page: TaskPage, state: ListState, view: str) -> InlineKeyboard
                  button(f"To: {filter_label(state, FilterName.TO)}", Action.MENU, view,
                          FilterName.TO.value)])
     arrow = "▼" if state.sort.descending else "▲"
-    last = [button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, "field"),
-            button(arrow, Action.SORT, view, "dir"),
+    last = [button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, SortArg.FIELD),
+            button(arrow, Action.SORT, view, SortArg.DIRECTION),
             button("🔄 Refresh", Action.REFRESH, view)]
     rows.append(last)
     if state.filters.any_set:
@@ -105,7 +116,7 @@ def list_keyboard(page: TaskPage, state: ListState, view: str) -> InlineKeyboard
     return InlineKeyboardMarkup(rows)
 
 
-def render_list(page: TaskPage, state: ListState, view: str, tz: ZoneInfo,
+def render_list(page: TaskPage, state: ListPart, view: str, tz: ZoneInfo,
                 now: datetime) -> Rendered:
     keyboard = list_keyboard(page, state, view)
     text = ""
@@ -133,9 +144,31 @@ DATE_PRESETS = {
 }
 
 
-def menu_options(state: ListState, providers: list[ProviderChoice]) -> list[tuple[str, str]]:
+OPTION_GONE = "That option is no longer there — open the menu again."
+
+
+class ChoiceRefused(ValueError):
+    """A menu option that cannot be applied; the message says why."""
+
+
+class SortArg(StrEnum):
+    """What the two Sort buttons change."""
+
+    #: the next field of the cycle, descending
+    FIELD = "field"
+    #: the other direction, same field
+    DIRECTION = "dir"
+
+
+def next_sort(sort: Sort, what: str) -> Sort:
+    if what == SortArg.DIRECTION:
+        return Sort(sort.field, not sort.descending)
+    i = SORT_CYCLE.index(sort.field)
+    return Sort(SORT_CYCLE[(i + 1) % len(SORT_CYCLE)], True)
+
+
+def menu_options(name: FilterName, providers: list[ProviderChoice]) -> list[tuple[str, str]]:
     """(label, option key) pairs of the open menu; the key is what a press applies."""
-    name = state.menu
     if name is FilterName.STATUS:
         return [("All", "")] + [(f"{fmt.STATUS_BADGE[s]} {fmt.STATUS_LABEL[s]}", s.value)
                                 for s in TaskStatus]
@@ -149,10 +182,47 @@ def menu_options(state: ListState, providers: list[ProviderChoice]) -> list[tupl
     return [("Any day", "")] + [(label, label) for label in DATE_PRESETS[name]]
 
 
-def render_menu(state: ListState, view: str, options: list[tuple[str, str]]) -> Rendered:
-    assert state.menu is not None
+def preset_day(label: str, now: datetime, tz: ZoneInfo) -> date:
+    today = now.astimezone(tz).date()
+    return {
+        "Today": today,
+        "Yesterday": today - timedelta(days=1),
+        "Last 24 h": (now - timedelta(hours=24)).astimezone(tz).date(),
+        "Last 7 days": today - timedelta(days=6),
+        "Last 30 days": today - timedelta(days=29),
+    }[label]
+
+
+def choose(state: ViewState, index: int, now: datetime, tz: ZoneInfo) -> ViewState:
+    """The state after picking option ``index`` of the open menu; ChoiceRefused says why
+    not (the option is gone, or the dates would be out of order)."""
+    menu = state.menu
+    if menu is None:
+        return state
+    providers = [ProviderChoice.parse(k) for k in menu.options if k]
+    options = menu_options(menu.name, providers)
+    if not 0 <= index < len(options):
+        raise ChoiceRefused(OPTION_GONE)
+    value = options[index][1]
+    if menu.name is FilterName.STATUS:
+        return state.with_filters(status=TaskStatus(value) if value else None)
+    if menu.name is FilterName.TRIGGER:
+        return state.with_filters(trigger=Trigger(value) if value else None)
+    if menu.name is FilterName.PROVIDER:
+        return state.with_filters(provider=ProviderChoice.parse(value) if value else None)
+    day = preset_day(value, now, tz) if value else None
+    new = state.with_filters(**{"date_from" if menu.name is FilterName.FROM else "date_to": day})
+    try:
+        check_range(new.list.filters)
+    except FilterSyntaxError as exc:
+        raise ChoiceRefused(str(exc)) from None
+    return new
+
+
+def render_menu(state: ListPart, menu: MenuPart, view: str,
+                options: list[tuple[str, str]]) -> Rendered:
     rows: list[list[InlineKeyboardButton]] = []
-    start = (state.menu_page - 1) * MENU_PAGE_SIZE
+    start = (menu.page - 1) * MENU_PAGE_SIZE
     shown = options[start:start + MENU_PAGE_SIZE]
     for i in range(0, len(shown), 2):
         rows.append([button(fmt.truncate(label, 30), Action.CHOOSE, view, start + i + j)
@@ -160,15 +230,15 @@ def render_menu(state: ListState, view: str, options: list[tuple[str, str]]) -> 
     pages = max(1, -(-len(options) // MENU_PAGE_SIZE))
     if pages > 1:
         nav = []
-        if state.menu_page > 1:
-            nav.append(button("◀", Action.MENU_PAGE, view, state.menu_page - 1))
-        nav.append(button(f"{state.menu_page}/{pages}", Action.NOOP, view))
-        if state.menu_page < pages:
-            nav.append(button("▶", Action.MENU_PAGE, view, state.menu_page + 1))
+        if menu.page > 1:
+            nav.append(button("◀", Action.MENU_PAGE, view, menu.page - 1))
+        nav.append(button(f"{menu.page}/{pages}", Action.NOOP, view))
+        if menu.page < pages:
+            nav.append(button("▶", Action.MENU_PAGE, view, menu.page + 1))
         rows.append(nav)
-    if state.menu in DATE_PRESETS:
-        rows.append([button("📅 Type a date", Action.PROMPT_DATE, view, state.menu.value)])
+    if menu.name in DATE_PRESETS:
+        rows.append([button("📅 Type a date", Action.PROMPT_DATE, view, menu.name.value)])
     rows.append([button("« Back", Action.BACK, view)])
-    text = render("filter_menu", header=header(state), title=MENU_TITLES[state.menu],
-                  current=filter_label(state, state.menu))
+    text = render("filter_menu", header=header(state), title=MENU_TITLES[menu.name],
+                  current=filter_label(state, menu.name))
     return Rendered(text, InlineKeyboardMarkup(rows))

@@ -4,34 +4,33 @@ Every 5 s; edited only when the render changed; paused while the chat's latest s
 a task (or any other non-list screen); stopped 10 minutes after the last press. A press
 touches the view, which is what "last used" means here.
 
-Part of the console, not of the push side: it needs the store, the screens and the paced
-Telegram calls (bot/delivery.py), and the push side's live task views follow the same
-"latest view of a chat" rule from bot/views.py.
+Part of the console, not of the push side: it needs the store, the screens and the
+classified Telegram calls (bot/delivery.py, with the flood gate's LIVE policy); the push
+side's live task views follow the same "latest view of a chat" rule (bot/views.py).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import timedelta
 
+from msgspec.structs import replace
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
+from taskops.bot.flood import LIVE
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
-from taskops.bot.views import CONSOLE_KINDS, ListState, Screen, latest_per_chat
+from taskops.bot.views import CONSOLE_KINDS, Screen, decode_or_none, encode, latest_per_chat
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 5.0
 IDLE_STOP = timedelta(minutes=10)
 FORGET_AFTER = timedelta(days=30)
-#: a few tries only: the next pass renders afresh anyway
-EDIT_ATTEMPTS = 3
 
 
 async def refresh_lists(app: AnyApp) -> int:
@@ -41,26 +40,31 @@ async def refresh_lists(app: AnyApp) -> int:
     records = await d.store.console.used_since(CONSOLE_KINDS, now - IDLE_STOP)
     edited = 0
     for view in latest_per_chat(records).values():
-        state = ListState.from_json(view.body)
-        if state.screen is not Screen.LIST or not state.shows_running or view.message_id is None:
+        state = decode_or_none(view.body)
+        if (state is None or state.screen is not Screen.LIST or not state.shows_running
+                or view.message_id is None):
             continue
         rendered, new_state = await render_state(d, state, view.key)
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             continue
+        # Claimed before the edit, as live views do: a press that came in since the view
+        # was read has rendered the message itself, and its state must not be overwritten
+        # with this older one (the next press would act on a screen nobody saw).
+        if not await d.store.console.save_if(view.key, view.body, encode(new_state)):
+            continue
         try:
             edited += await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
-                                            rendered.keyboard, f"list {view.key}",
-                                            attempts=EDIT_ATTEMPTS)
+                                            rendered.keyboard, LIVE)
         except (BadRequest, Rejected, ChatGone, ChatMoved) as exc:
             # The message is gone (deleted, or too old to edit): stop refreshing it.
             log.info("list %s in chat %s no longer editable: %s", view.key, view.chat_id, exc)
-            new_state = replace(new_state, shows_running=False)
+            await d.store.console.save_if(view.key, encode(new_state),
+                                          encode(replace(new_state, shows_running=False)))
         except TelegramError as exc:
             log.warning("refresh of list %s failed: %s", view.key, exc)
             continue
         d.rendered[view.key] = shown
-        await d.store.console.save(view.key, new_state.to_json(), touch=False)
     return edited
 
 

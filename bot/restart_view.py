@@ -1,29 +1,37 @@
-"""The Edit & restart form and its provider menu."""
+"""The Edit & restart form and its provider menu: the draft, its fields, and rendering."""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
 
+from msgspec.structs import replace
 from telegram import InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
 from taskops.bot.render import render
 from taskops.bot.ui import Rendered, button
-from taskops.bot.views import ListState
+from taskops.bot.views import RestartDraft
 from taskops.config import Settings
 from taskops.storage.console import new_key
-from taskops.storage.domain import ProviderChoice, Task, Trigger
+from taskops.storage.domain import ProviderChoice, RestartEdits, Task, Trigger
 
 USE_DEFAULT = "Use task default"
 SCHEDULED_TRIGGERS = (Trigger.CRONJOB, Trigger.HEARTBEAT, Trigger.CONSOLIDATION)
 PROVIDER_MENU_SIZE = 12
+PROMPT_MAX = 32_000
+#: the provider menu's "« Back" (its other buttons carry an option index)
+BACK = "back"
 
 
-class Field:
+class Field(StrEnum):
+    """A form field an admin edits (the argument of its ✏️ button)."""
+
     NAME = "name"
     PROMPT = "prompt"
     DURATION = "duration"
+    #: picked from a menu, not typed
+    PROVIDER = "provider"
 
 
 FIELD_ASK = {
@@ -33,12 +41,47 @@ FIELD_ASK = {
 }
 
 
-def new_draft(task: Task) -> dict[str, Any]:
-    """The form pre-filled from the original; ``nonce`` makes one Save one task."""
+def new_draft(task: Task) -> RestartDraft:
+    """The form pre-filled from the original."""
     provider = ("default" if task.used_default or task.provider is None
                 else ProviderChoice(task.provider, task.model).key())
-    return {"name": task.name, "prompt": task.prompt, "provider": provider,
-            "max_duration": task.max_duration_minutes, "nonce": new_key()}
+    return RestartDraft(name=task.name, prompt=task.prompt, provider=provider,
+                        max_duration=task.max_duration_minutes, nonce=new_key())
+
+
+def with_typed(draft: RestartDraft, field: Field, text: str, cap: int) -> RestartDraft:
+    """The draft with a typed value, or with the line saying what is wrong with it."""
+    try:
+        value = _validate(field, text, cap)
+    except ValueError as exc:
+        return replace(draft, error=str(exc))
+    if field is Field.DURATION:
+        return replace(draft, max_duration=value, error=None)
+    return replace(draft, **{field.value: value}, error=None)
+
+
+def _validate(field: Field, text: str, cap: int) -> str | int:
+    if field is Field.NAME:
+        name = " ".join(text.split())
+        if not 1 <= len(name) <= 200:
+            raise ValueError("A name must be 1–200 characters.")
+        return name
+    if field is Field.PROMPT:
+        if not text.strip():
+            raise ValueError("The prompt must not be empty.")
+        if len(text) > PROMPT_MAX:
+            raise ValueError(f"The prompt is {len(text):,} characters; at most "
+                             f"{PROMPT_MAX:,} are allowed.")
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= cap:
+        raise ValueError(f"Max duration must be a whole number of minutes from 1 to {cap}.")
+    return int(text)
+
+
+def edits(draft: RestartDraft) -> RestartEdits:
+    return RestartEdits(name=draft.name, prompt=draft.prompt,
+                        provider=ProviderChoice.parse(draft.provider),
+                        max_duration_minutes=draft.max_duration)
 
 
 def provider_label(key: str) -> str:
@@ -49,19 +92,17 @@ def provider_options(settings: Settings) -> list[str]:
     return ["default"] + [f"{p}/{m}" for p, m in settings.provider_models()]
 
 
-def render_form(task: Task, state: ListState, key: str) -> Rendered:
-    draft = state.draft or new_draft(task)
+def render_form(task: Task, draft: RestartDraft, key: str) -> Rendered:
     text = render(
         "restart_form", task=task, badge=fmt.STATUS_BADGE[task.status],
-        original_name=fmt.truncate(task.name, 80), error=state.draft_error,
-        name=fmt.truncate(str(draft["name"]), 200),
-        prompt=fmt.truncate(str(draft["prompt"]), 300),
-        provider=provider_label(str(draft["provider"])), max_duration=draft["max_duration"],
+        original_name=fmt.truncate(task.name, 80), error=draft.error,
+        name=fmt.truncate(draft.name, 200), prompt=fmt.truncate(draft.prompt, 300),
+        provider=provider_label(draft.provider), max_duration=draft.max_duration,
         notice=task.trigger.value if task.trigger in SCHEDULED_TRIGGERS else None)
     keyboard = InlineKeyboardMarkup([
         [button("✏️ Name", Action.RESTART_FIELD, key, Field.NAME),
          button("✏️ Prompt", Action.RESTART_FIELD, key, Field.PROMPT)],
-        [button("✏️ Provider / Model", Action.RESTART_FIELD, key, "provider"),
+        [button("✏️ Provider / Model", Action.RESTART_FIELD, key, Field.PROVIDER),
          button("✏️ Max duration", Action.RESTART_FIELD, key, Field.DURATION)],
         [button("Save & restart", Action.RESTART_SAVE, key, task.id),
          button("Cancel", Action.RESTART_CANCEL, key, task.id)],
@@ -69,12 +110,11 @@ def render_form(task: Task, state: ListState, key: str) -> Rendered:
     return Rendered(text, keyboard)
 
 
-def render_provider_menu(task: Task, state: ListState, key: str,
+def render_provider_menu(task: Task, draft: RestartDraft, key: str,
                          settings: Settings) -> Rendered:
-    draft = state.draft or new_draft(task)
     options = provider_options(settings)[:PROVIDER_MENU_SIZE * 2]
     rows = [[button(fmt.truncate(provider_label(o), 30), Action.RESTART_PROVIDER, key, i)
              for i, o in list(enumerate(options))[j:j + 2]] for j in range(0, len(options), 2)]
-    rows.append([button("« Back", Action.RESTART_PROVIDER, key, "back")])
-    text = render("restart_provider", task=task, current=provider_label(str(draft["provider"])))
+    rows.append([button("« Back", Action.RESTART_PROVIDER, key, BACK)])
+    text = render("restart_provider", task=task, current=provider_label(draft.provider))
     return Rendered(text, InlineKeyboardMarkup(rows))

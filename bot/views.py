@@ -1,14 +1,35 @@
-"""The state behind a console message (a "view"), stored under the key in its buttons."""
+"""The state behind a console message (a "view"), stored under the key in its buttons.
+
+One typed value, ``ViewState``, with one small part per screen: the list a message returns
+to (filters, sort, page), the open filter menu, the task detail (task, timeline page, where
+each page starts, thinking shown), the kill confirmation (where it returns to) and the Edit
+& restart draft. Its schema is declared by these types; msgspec encodes it to the JSON dict
+the store keeps and checks every body it decodes against it.
+
+A body this version cannot read — a schema it does not know, a damaged row — raises
+``ViewExpired``: the press is answered like any expired view, and nothing crashes. Bodies
+saved before the schema was declared (``ListState.to_json``, flat, no version) are read by
+``_upgrade_v1``, so a message left open across the upgrade keeps working.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import dataclasses
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+from msgspec import Struct, field
+from msgspec.structs import replace
+
 from taskops.storage.console import ViewRecord
-from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.storage.domain import ListFilters, ProviderChoice, Sort
+
+#: the schema version of a view body this code writes
+SCHEMA = 2
+#: marks a view the push side sent and no one has pressed yet (a press saves it unmarked)
+PUSH_MARK = "push"
 
 
 class ViewKind(StrEnum):
@@ -35,8 +56,6 @@ class ViewKind(StrEnum):
 
 #: every kind of row that can be a console message
 CONSOLE_KINDS = (ViewKind.LIST, ViewKind.NOTICE, ViewKind.DIGEST)
-#: marks a view the push side sent and no one has pressed yet (a press saves a plain state)
-PUSH_MARK = "push"
 
 
 class Screen(StrEnum):
@@ -49,6 +68,10 @@ class Screen(StrEnum):
     RESTART_PROVIDER = "restart_provider"
 
 
+#: screens drawn over a task's detail (its part stays, to return to)
+TASK_SCREENS = (Screen.DETAIL, Screen.RESTART, Screen.RESTART_PROVIDER)
+
+
 class FilterName(StrEnum):
     STATUS = "status"
     TRIGGER = "trigger"
@@ -57,100 +80,280 @@ class FilterName(StrEnum):
     TO = "to"
 
 
-@dataclass(frozen=True)
-class ListState:
+class ViewExpired(ValueError):
+    """A stored view this version cannot read: treated like a view that is gone."""
+
+
+class ListPart(Struct, frozen=True, kw_only=True):
+    """The list a message shows, or returns to ("Back to tasks"): same filters, sort, page."""
+
     filters: ListFilters = field(default_factory=ListFilters)
     sort: Sort = field(default_factory=Sort)
     page: int = 1
-    screen: Screen = Screen.LIST
-    #: the open filter menu and its page (Screen.MENU)
-    menu: FilterName | None = None
-    menu_page: int = 1
-    #: provider options as shown in the open menu, so a press picks what was displayed
-    menu_options: tuple[str, ...] = ()
-    #: the task shown in a detail or kill screen
-    task_id: int | None = None
-    #: the screen a kill confirmation returns to
-    back_to: Screen = Screen.LIST
-    #: whether the last render showed a running task (auto-refresh keeps going while so)
-    shows_running: bool = False
-    #: the detail screen's timeline page (1-based) and the event offset each page starts at
-    detail_page: int = 1
+
+
+class MenuPart(Struct, frozen=True, kw_only=True):
+    """An open filter menu: which filter, its page, and the provider options as shown, so
+    a press picks what was displayed."""
+
+    name: FilterName
+    page: int = 1
+    options: tuple[str, ...] = ()
+
+
+class DetailPart(Struct, frozen=True, kw_only=True):
+    """A task's detail: the timeline page shown (1-based) and the event offset each page
+    starts at (learnt as pages are rendered)."""
+
+    task_id: int
+    page: int = 1
     page_starts: tuple[int, ...] = (0,)
     show_thinking: bool = False
-    #: the Edit & restart form: field values as edited so far, and a line about bad input
-    draft: dict[str, Any] | None = None
-    draft_error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        f = self.filters
-        return {
-            "status": f.status.value if f.status else None,
-            "trigger": f.trigger.value if f.trigger else None,
-            "provider": f.provider.key() if f.provider else None,
-            "from": f.date_from.isoformat() if f.date_from else None,
-            "to": f.date_to.isoformat() if f.date_to else None,
-            "sort": self.sort.field.value,
-            "desc": self.sort.descending,
-            "page": self.page,
-            "screen": self.screen.value,
-            "menu": self.menu.value if self.menu else None,
-            "menu_page": self.menu_page,
-            "menu_options": list(self.menu_options),
-            "task_id": self.task_id,
-            "back_to": self.back_to.value,
-            "shows_running": self.shows_running,
-            "detail_page": self.detail_page,
-            "page_starts": list(self.page_starts),
-            "show_thinking": self.show_thinking,
-            "draft": self.draft,
-            "draft_error": self.draft_error,
-        }
+    def __post_init__(self) -> None:
+        if not self.page_starts:
+            raise ValueError("the first timeline page starts somewhere")
+
+
+class KillPart(Struct, frozen=True, kw_only=True):
+    """A kill confirmation and the screen its Cancel (or the kill) returns to."""
+
+    task_id: int
+    back_to: Screen = Screen.LIST
+
+
+class RestartDraft(Struct, frozen=True, kw_only=True):
+    """The Edit & restart form: values as edited so far, and a line about bad input.
+
+    ``nonce`` makes one Save create one task (a double press or two admins on one form)."""
+
+    name: str
+    prompt: str
+    #: ``default`` or ``provider/model`` (ProviderChoice.key)
+    provider: str
+    max_duration: int
+    nonce: str
+    error: str | None = None
+
+
+class ViewState(Struct, frozen=True, kw_only=True):
+    v: int = SCHEMA
+    screen: Screen = Screen.LIST
+    list: ListPart = field(default_factory=ListPart)
+    menu: MenuPart | None = None
+    detail: DetailPart | None = None
+    kill: KillPart | None = None
+    restart: RestartDraft | None = None
+    #: whether the last render showed a running task (auto-refresh keeps going while so)
+    shows_running: bool = False
+    #: sent by the push side as this kind and not pressed since
+    pushed: ViewKind | None = field(default=None, name=PUSH_MARK)
+
+    def __post_init__(self) -> None:
+        # Raised on decode too: msgspec reports it as a body that does not fit the schema.
+        if self.screen is Screen.MENU and self.menu is None:
+            raise ValueError("a menu screen needs its menu")
+        if self.screen is Screen.KILL and self.kill is None:
+            raise ValueError("a kill screen needs its task")
+        if self.screen in TASK_SCREENS and self.detail is None:
+            raise ValueError(f"a {self.screen.value} screen needs its task")
+        if self.screen in (Screen.RESTART, Screen.RESTART_PROVIDER) and self.restart is None:
+            raise ValueError("a restart screen needs its draft")
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @property
+    def task_id(self) -> int | None:
+        """The task the screen shows (none on the list and its menus)."""
+        if self.screen is Screen.KILL and self.kill is not None:
+            return self.kill.task_id
+        if self.screen in TASK_SCREENS and self.detail is not None:
+            return self.detail.task_id
+        return None
+
+    # --- the list and its menus -------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> ListState:
-        def opt_date(value: str | None) -> date | None:
-            return date.fromisoformat(value) if value else None
+    def of_list(cls, part: ListPart) -> ViewState:
+        return cls(list=part)
 
-        filters = ListFilters(
-            status=TaskStatus(body["status"]) if body.get("status") else None,
-            trigger=Trigger(body["trigger"]) if body.get("trigger") else None,
-            provider=ProviderChoice.parse(body["provider"]) if body.get("provider") else None,
-            date_from=opt_date(body.get("from")),
-            date_to=opt_date(body.get("to")),
-        )
-        return cls(
-            filters=filters,
-            sort=Sort(SortField(body.get("sort", "created")), bool(body.get("desc", True))),
-            page=int(body.get("page", 1)),
-            screen=Screen(body.get("screen", "list")),
-            menu=FilterName(body["menu"]) if body.get("menu") else None,
-            menu_page=int(body.get("menu_page", 1)),
-            menu_options=tuple(body.get("menu_options", ())),
-            task_id=body.get("task_id"),
-            back_to=Screen(body.get("back_to", "list")),
-            shows_running=bool(body.get("shows_running", False)),
-            detail_page=int(body.get("detail_page", 1)),
-            page_starts=tuple(body.get("page_starts", (0,))) or (0,),
-            show_thinking=bool(body.get("show_thinking", False)),
-            draft=body.get("draft"),
-            draft_error=body.get("draft_error"),
-        )
+    def back_to_list(self) -> ViewState:
+        """The list as it was left; whatever was opened from it is closed."""
+        return replace(self, screen=Screen.LIST, menu=None, detail=None, kill=None,
+                       restart=None)
 
-    def open_task(self, task_id: int) -> ListState:
-        """The detail screen of a task, from its first timeline page."""
-        return replace(self, screen=Screen.DETAIL, task_id=task_id, detail_page=1,
-                       page_starts=(0,), draft=None, draft_error=None)
+    def with_list(self, **changes: Any) -> ViewState:
+        """The list with new page or sort, shown."""
+        return replace(self.back_to_list(), list=replace(self.list, **changes))
 
-    def with_filters(self, **changes: Any) -> ListState:
+    def with_filters(self, **changes: Any) -> ViewState:
         """New filters always start again at page 1, back on the list."""
-        return replace(self, filters=replace(self.filters, **changes), page=1,
-                       screen=Screen.LIST, menu=None, menu_options=())
+        return self.with_list(filters=dataclasses.replace(self.list.filters, **changes), page=1)
+
+    def open_menu(self, name: FilterName) -> ViewState:
+        return replace(self.back_to_list(), screen=Screen.MENU, menu=MenuPart(name=name))
+
+    def menu_paged(self, page: int) -> ViewState:
+        return replace(self, menu=replace(self.menu, page=max(1, page))) if self.menu else self
+
+    def with_menu_options(self, options: tuple[str, ...]) -> ViewState:
+        return replace(self, menu=replace(self.menu, options=options)) if self.menu else self
+
+    # --- a task -----------------------------------------------------------------------------
+
+    def open_task(self, task_id: int) -> ViewState:
+        """The detail screen of a task, from its first timeline page."""
+        return replace(self, screen=Screen.DETAIL, menu=None, kill=None, restart=None,
+                       detail=DetailPart(task_id=task_id))
+
+    def with_detail(self, **changes: Any) -> ViewState:
+        return replace(self, detail=replace(self.detail, **changes)) if self.detail else self
+
+    def ask_kill(self, task_id: int) -> ViewState:
+        """The kill confirmation, returning to the task's detail if it was open, else to
+        the list."""
+        back = Screen.DETAIL if self.screen is Screen.DETAIL else Screen.LIST
+        return replace(self, screen=Screen.KILL, menu=None,
+                       kill=KillPart(task_id=task_id, back_to=back))
+
+    def after_kill(self) -> ViewState:
+        """Where a kill confirmation returns to (Cancel, or the kill done)."""
+        if self.kill is None:
+            return self
+        if self.kill.back_to is Screen.DETAIL:
+            same = self.detail is not None and self.detail.task_id == self.kill.task_id
+            return replace(self, screen=Screen.DETAIL, kill=None,
+                           detail=self.detail if same else DetailPart(task_id=self.kill.task_id))
+        return replace(self.back_to_list())
+
+    def open_restart(self, draft: RestartDraft) -> ViewState:
+        return replace(self, screen=Screen.RESTART, restart=draft)
+
+    def with_draft(self, draft: RestartDraft, screen: Screen = Screen.RESTART) -> ViewState:
+        return replace(self, screen=screen, restart=draft)
+
+    def close_restart(self) -> ViewState:
+        return replace(self, screen=Screen.DETAIL, restart=None)
+
+    # --- storing ----------------------------------------------------------------------------
+
+    def pushed_as(self, kind: ViewKind) -> ViewState:
+        return replace(self, pushed=kind)
+
+    def used(self) -> ViewState:
+        """As saved after a person acted on it: no longer an untouched push message."""
+        return replace(self, pushed=None)
+
+
+class Purpose(StrEnum):
+    """What a typed reply to a prompt is for."""
+
+    #: a From/To date for the list
+    DATE = "date"
+    #: a field of the Edit & restart form
+    RESTART = "restart"
+    #: the answer to a paused task's question
+    ANSWER = "answer"
+
+
+class PromptState(Struct, frozen=True, kw_only=True):
+    """A ForceReply prompt: what the reply is for and the console view it was asked from
+    (stored against the prompt message, so a reply still lands after a restart)."""
+
+    purpose: Purpose
+    view: str
+    #: the date filter or form field asked for
+    field: str | None = None
+    #: the paused task an answer goes to
+    task_id: int | None = None
+
+
+def encode(state: ViewState | PromptState) -> dict[str, Any]:
+    """The JSON dict the store keeps for ``state`` (JSON types only: it compares equal to
+    the same body read back from the store)."""
+    body = msgspec.json.decode(msgspec.json.encode(state))
+    assert isinstance(body, dict)
+    return body
+
+
+def decode_prompt(body: dict[str, Any]) -> PromptState:
+    """A prompt's state (its shape has not changed since it was first stored)."""
+    try:
+        return msgspec.convert(body, PromptState)
+    except msgspec.ValidationError as exc:
+        raise ViewExpired(str(exc)) from None
+
+
+def decode(body: dict[str, Any]) -> ViewState:
+    """The state in a stored body; ``ViewExpired`` if this version cannot read it."""
+    try:
+        version = body.get("v")
+        if version is None:
+            body = _upgrade_v1(body)
+        elif version != SCHEMA:
+            raise ViewExpired(f"view schema {version!r}, this version reads {SCHEMA}")
+        return msgspec.convert(body, ViewState)
+    except (msgspec.ValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        if isinstance(exc, ViewExpired):
+            raise
+        raise ViewExpired(str(exc)) from None
+
+
+def decode_or_none(body: dict[str, Any]) -> ViewState | None:
+    """For passes over many views (refresh, live views): one unreadable view is skipped."""
+    try:
+        return decode(body)
+    except ViewExpired:
+        return None
+
+
+def _upgrade_v1(body: dict[str, Any]) -> dict[str, Any]:
+    """A body written by ``ListState.to_json`` (before the schema), in today's shape."""
+    provider = body.get("provider")
+    screen = Screen(body.get("screen") or Screen.LIST)
+    task_id = body.get("task_id")
+    draft = body.get("draft")
+    detail_shown = screen in TASK_SCREENS or (
+        screen is Screen.KILL and body.get("back_to") == Screen.DETAIL.value)
+    return {
+        "v": SCHEMA,
+        "screen": screen.value,
+        "list": {
+            "filters": {
+                "status": body.get("status") or None,
+                "trigger": body.get("trigger") or None,
+                "provider": (msgspec.to_builtins(ProviderChoice.parse(provider))
+                             if provider else None),
+                "date_from": _day(body.get("from")),
+                "date_to": _day(body.get("to")),
+            },
+            "sort": {"field": body.get("sort", "created"), "descending": body.get("desc", True)},
+            "page": body.get("page", 1),
+        },
+        "menu": ({"name": body.get("menu"), "page": body.get("menu_page", 1),
+                  "options": body.get("menu_options", [])}
+                 if screen is Screen.MENU else None),
+        "detail": ({"task_id": task_id, "page": body.get("detail_page", 1),
+                    "page_starts": body.get("page_starts") or [0],
+                    "show_thinking": body.get("show_thinking", False)}
+                   if detail_shown and task_id is not None else None),
+        "kill": ({"task_id": task_id, "back_to": body.get("back_to", Screen.LIST.value)}
+                 if screen is Screen.KILL and task_id is not None else None),
+        "restart": ({**draft, "error": body.get("draft_error")}
+                    if screen in (Screen.RESTART, Screen.RESTART_PROVIDER)
+                    and isinstance(draft, dict) else None),
+        "shows_running": body.get("shows_running", False),
+        PUSH_MARK: body.get(PUSH_MARK),
+    }
+
+
+def _day(value: Any) -> str | None:
+    return date.fromisoformat(value).isoformat() if value else None
 
 
 def is_console_view(record: ViewRecord) -> bool:
     """A view someone used (a push message counts once it is pressed)."""
-    return PUSH_MARK not in record.body
+    return record.body.get(PUSH_MARK) is None
 
 
 def latest_per_chat(records: list[ViewRecord]) -> dict[int, ViewRecord]:

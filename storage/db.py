@@ -63,7 +63,8 @@ class _HintingSQLiteCompiler(SQLiteCompiler):
         return text
 
 
-def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
+def _sqlite_engine(url: str, *, immediate: bool, echo: bool,
+                   busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
     engine = create_async_engine(url, echo=echo)
     engine.sync_engine.dialect.statement_compiler = _HintingSQLiteCompiler
 
@@ -73,7 +74,7 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -85,14 +86,19 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     return engine
 
 
-def create_engines(url: str, *, echo: bool = False, pool_size: int = 10) -> Engines:
+def create_engines(url: str, *, echo: bool = False, pool_size: int = 10,
+                   sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engines:
+    """``sqlite_busy_timeout_ms``: how long SQLite waits for another writer's lock before
+    "database is locked" (which the store's writers then retry; storage.faults)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
         return Engines(
-            read=_sqlite_engine(url, immediate=False, echo=echo),
-            write=_sqlite_engine(url, immediate=True, echo=echo),
+            read=_sqlite_engine(url, immediate=False, echo=echo,
+                                busy_timeout_ms=sqlite_busy_timeout_ms),
+            write=_sqlite_engine(url, immediate=True, echo=echo,
+                                 busy_timeout_ms=sqlite_busy_timeout_ms),
         )
     engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
                                  pool_pre_ping=True,

@@ -53,7 +53,13 @@ class ResultStatus(StrEnum):
 
 
 class EventKind(StrEnum):
+    #: a tool call that has run: its arguments, result and duration
     TOOL_CALL = "tool_call"
+    #: a tool call about to run (journal only: the call has no result yet). A run that is
+    #: taken up again finds a start without its ``tool_call`` and does not run it twice.
+    TOOL_START = "tool_start"
+    #: a run taken up again from the journal (after a restart, a lost lease, an outage)
+    RESUMED = "resumed"
     TEXT = "text"
     THINKING = "thinking"
     STATUS_CHANGE = "status_change"

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CommandHandler, ContextTypes
 
 from taskops.bot import format as fmt
+from taskops.bot.audit import AuditAction, admin_name, audit
 from taskops.bot.callbacks import Action
-from taskops.bot.commands import Command
+from taskops.bot.commands import Command, parse_task_id, reply_error
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
-from taskops.bot.handlers.kill import admin_name
-from taskops.bot.handlers.prompts import ask, register_prompt
-from taskops.bot.handlers.task_detail import parse_task_id
+from taskops.bot.handlers.prompts import Reply, ask, register_prompt
+from taskops.bot.press import answer, load_press, on_press
 from taskops.bot.render import render
-from taskops.bot.screens import answer, load_press, show_in
-from taskops.bot.views import ListState
-from taskops.storage.console import ViewRecord
+from taskops.bot.screens import show_in
+from taskops.bot.views import PromptState, Purpose
 from taskops.storage.domain import InvalidTransition, StoreError, TaskStatus
 
 
@@ -30,10 +29,9 @@ async def _resume(update: Update, context: ContextTypes.DEFAULT_TYPE, task_id: i
     try:
         task = await d.store.resume_task(task_id, text, by=admin_name(user))
     except (InvalidTransition, StoreError) as exc:
-        await message.reply_text(render("error_line", message=str(exc)))
+        await reply_error(update, str(exc))
         return False
-    await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user), action="answer",
-                                task_id=task_id, outcome="resumed")
+    await audit(d.store, user, AuditAction.ANSWER, "resumed", task_id=task_id)
     await message.reply_text(render("answered", task=task, name=fmt.truncate(task.name, 80)))
     return True
 
@@ -45,7 +43,7 @@ async def answer_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     task_id = parse_task_id(args[:1])
     text = message.text.split(maxsplit=2)[2] if message.text and len(args) > 1 else ""
     if task_id is None or not text.strip():
-        await message.reply_text(render("error_line", message="Usage: /answer 123 your answer"))
+        await reply_error(update, "Usage: /answer 123 your answer")
         return
     await _resume(update, context, task_id, text.strip())
 
@@ -59,24 +57,23 @@ async def on_answer_press(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if task is None or task.status is not TaskStatus.PAUSED:
         await answer(press.query, "This task is not waiting for an answer.", alert=True)
         return
-    assert press.query.message is not None
-    await ask(context, press.query.message.chat.id,
+    await ask(context, press.view.chat_id,
               render("answer_prompt", task=task, name=fmt.truncate(task.name, 80),
                      question=fmt.truncate(task.summary or "", 1500)),
-              "Your answer", {"purpose": "answer", "view": press.key, "task_id": task.id})
+              "Your answer", PromptState(purpose=Purpose.ANSWER, view=press.key, task_id=task.id))
     await answer(press.query)
 
 
-async def on_answer_reply(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                          prompt: ViewRecord, view: ViewRecord, text: str) -> None:
-    if not await _resume(update, context, int(prompt.body["task_id"]), text):
+async def on_answer_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+    task_id = reply.prompt.task_id
+    if task_id is None or not await _resume(update, context, task_id, reply.text):
         return
-    await deps(context).store.console.delete(prompt.key)
-    await show_in(context, view, ListState.from_json(view.body))
+    await deps(context).store.console.delete(reply.prompt_key)
+    await show_in(context, reply.view, reply.state)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     register_command(Command("answer", "Answer a paused task's question", "123 text"))
     app.add_handler(CommandHandler("answer", answer_command))
-    app.add_handler(CallbackQueryHandler(on_answer_press, pattern=f"^1:{Action.ANSWER.value}:"))
-    register_prompt("answer", on_answer_reply)
+    app.add_handler(on_press(on_answer_press, Action.ANSWER))
+    register_prompt(Purpose.ANSWER, on_answer_reply)

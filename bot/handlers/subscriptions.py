@@ -7,27 +7,25 @@ handlers (the gate), and a settings press is checked again here like every conso
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from telegram import Message, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CommandHandler, ContextTypes
 
-from taskops.bot.callbacks import Action, BadCallback, Callback
+from taskops.bot.audit import AuditAction, audit
+from taskops.bot.callbacks import Action
 from taskops.bot.commands import Command
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import Deps, deps
-from taskops.bot.gate import is_admin
-from taskops.bot.handlers.kill import admin_name
+from taskops.bot.press import answer, load_press, load_view_press, on_press
 from taskops.bot.push import live
-from taskops.bot.push.settings_view import render_settings, render_status
+from taskops.bot.push.settings_view import SubscriptionNote, render_settings, render_status
 from taskops.bot.push.subscription import Mute, NotifySettings, settings_of
-from taskops.bot.screens import answer, finish_press, load_press
+from taskops.bot.screens import finish_press
 from taskops.bot.ui import edit
-from taskops.bot.views import Screen, ViewKind
+from taskops.bot.views import Screen, ViewKind, encode
 from taskops.storage.domain import TaskStatus
 from taskops.storage.push_store import Subscription
 
-log = logging.getLogger(__name__)
 SETTINGS_EXPIRED = "These settings have expired — send /notifications again."
 
 
@@ -37,7 +35,7 @@ def _poke(d: Deps) -> None:
 
 
 async def _show_settings(update: Update, context: ContextTypes.DEFAULT_TYPE, sub: Subscription,
-                         state: str | None) -> None:
+                         state: SubscriptionNote | None) -> None:
     d = deps(context)
     message = update.effective_message
     assert message is not None
@@ -56,11 +54,10 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     sub, created = await d.store.push.subscribe(chat.id, NotifySettings().to_json(),
                                               user.id)
     if created:
-        log.info("chat %s subscribed by %s", chat.id, user.id)
-        await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
-                                    action="subscribe", task_id=None, outcome=f"chat {chat.id}")
+        await audit(d.store, user, AuditAction.SUBSCRIBE, f"chat {chat.id}")
         _poke(d)
-    await _show_settings(update, context, sub, "subscribed" if created else "already")
+    await _show_settings(update, context, sub,
+                         SubscriptionNote.SUBSCRIBED if created else SubscriptionNote.ALREADY)
 
 
 async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -69,7 +66,7 @@ async def notifications_command(update: Update, context: ContextTypes.DEFAULT_TY
     assert message is not None
     sub = await deps(context).store.push.get(chat.id)
     if sub is None:
-        await message.reply_text(render_status("none"))
+        await message.reply_text(render_status(SubscriptionNote.NONE))
         return
     await _show_settings(update, context, sub, None)
 
@@ -82,37 +79,27 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     d = deps(context)
     removed = await d.store.push.unsubscribe(chat.id)
     if removed:
-        log.info("chat %s unsubscribed by %s", chat.id, user.id)
-        await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
-                                    action="unsubscribe", task_id=None,
-                                    outcome=f"chat {chat.id}")
+        await audit(d.store, user, AuditAction.UNSUBSCRIBE, f"chat {chat.id}")
         _poke(d)
-    await message.reply_text(render_status("unsubscribed" if removed else "none"))
+    await message.reply_text(render_status(SubscriptionNote.UNSUBSCRIBED if removed
+                                           else SubscriptionNote.NONE))
 
 
 async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    query = update.callback_query
-    assert query is not None
+    press = await load_view_press(update, context, (ViewKind.SETTINGS,), SETTINGS_EXPIRED)
+    if press is None:
+        return
+    message = press.message
+    if not isinstance(message, Message):  # too old for the client to show: not editable
+        await answer(press.query, SETTINGS_EXPIRED)
+        return
     d = deps(context)
-    message = query.message if isinstance(query.message, Message) else None
-    try:
-        callback = Callback.parse(query.data)
-    except BadCallback:
-        await answer(query, SETTINGS_EXPIRED)
-        return
-    record = await d.store.console.get(callback.view)
-    if (record is None or record.kind != ViewKind.SETTINGS or message is None
-            or record.chat_id != message.chat.id
-            or not is_admin(update, d.settings.telegram.admin_ids)):
-        await answer(query, SETTINGS_EXPIRED)
-        return
-    chat_id = record.chat_id
+    query, callback, chat_id = press.query, press.callback, press.view.chat_id
     sub = await d.store.push.get(chat_id)
     if sub is None:
-        await asyncio.gather(answer(query, render_status("none"), alert=True),
-                             message.edit_text(render_status("none")))
+        await asyncio.gather(answer(query, render_status(SubscriptionNote.NONE), alert=True),
+                             message.edit_text(render_status(SubscriptionNote.NONE)))
         return
-    user = query.from_user
     toast: str | None = None
     if callback.action is Action.NOTIFY_TOGGLE:
         await d.store.push.save_settings(chat_id,
@@ -124,24 +111,21 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             await answer(query, SETTINGS_EXPIRED)
             return
         await d.store.push.set_muted(chat_id, mute.until(d.store.clock()))
-        await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
-                                    action="mute", task_id=None,
-                                    outcome=f"chat {chat_id}: {mute.name.lower()}")
+        await audit(d.store, press.user, AuditAction.MUTE,
+                    f"chat {chat_id}: {mute.name.lower()}")
         toast = "Notifications on." if mute is Mute.OFF else "Muted."
     elif callback.action is Action.NOTIFY_STOP:
         await d.store.push.unsubscribe(chat_id)
-        await d.store.console.audit(actor_id=user.id, actor_name=admin_name(user),
-                                    action="unsubscribe", task_id=None, outcome=f"chat {chat_id}")
-        log.info("chat %s unsubscribed by %s", chat_id, user.id)
+        await audit(d.store, press.user, AuditAction.UNSUBSCRIBE, f"chat {chat_id}")
         await asyncio.gather(answer(query, "Unsubscribed."),
-                             message.edit_text(render_status("unsubscribed")))
+                             message.edit_text(render_status(SubscriptionNote.UNSUBSCRIBED)))
         return
     _poke(d)
     sub = await d.store.push.get(chat_id)
     if sub is None:
-        await answer(query, render_status("none"), alert=True)
+        await answer(query, render_status(SubscriptionNote.NONE), alert=True)
         return
-    rendered = render_settings(sub, record.key, d.settings.notifications, d.store.tz,
+    rendered = render_settings(sub, press.key, d.settings.notifications, d.store.tz,
                                d.store.clock())
     await asyncio.gather(answer(query, toast), edit(message, rendered))
 
@@ -160,10 +144,9 @@ async def on_follow_press(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await finish_press(context, press, state,
                            toast=f"Task #{task.id} is not running any more.")
         return
-    assert press.query.message is not None
-    await live.follow(d.store, press.key, press.query.message.chat.id, task.id)
+    await live.follow(d.store, press.key, press.view.chat_id, task.id)
     # Touched, so it is the chat's latest view; the message itself shows nothing new.
-    await d.store.console.save(press.key, state.to_json())
+    await d.store.console.save(press.key, encode(state))
     await answer(press.query, f"Following #{task.id}: this message updates as it runs.")
 
 
@@ -174,7 +157,6 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("subscribe", subscribe_command))
     app.add_handler(CommandHandler("notifications", notifications_command))
     app.add_handler(CommandHandler("unsubscribe", unsubscribe_command))
-    actions = "".join(a.value for a in (Action.NOTIFY_TOGGLE, Action.NOTIFY_MUTE,
-                                        Action.NOTIFY_STOP))
-    app.add_handler(CallbackQueryHandler(on_settings_press, pattern=f"^1:[{actions}]:"))
-    app.add_handler(CallbackQueryHandler(on_follow_press, pattern=f"^1:{Action.FOLLOW.value}:"))
+    app.add_handler(on_press(on_settings_press, Action.NOTIFY_TOGGLE, Action.NOTIFY_MUTE,
+                             Action.NOTIFY_STOP))
+    app.add_handler(on_press(on_follow_press, Action.FOLLOW))

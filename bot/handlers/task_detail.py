@@ -2,66 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from telegram import InputFile, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CommandHandler, ContextTypes
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
-from taskops.bot.commands import Command
+from taskops.bot.commands import Command, task_argument
 from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
-from taskops.bot.render import render, render_document
-from taskops.bot.screens import answer, finish_press, load_press, show_new
-from taskops.bot.ui import pretty
-from taskops.bot.views import ListState, Screen
-from taskops.storage.domain import Task, TaskEvent
-from taskops.storage.store import TaskStore
-
-LOG_CHUNK = 500
-
-
-def parse_task_id(args: list[str]) -> int | None:
-    if len(args) != 1:
-        return None
-    text = args[0].lstrip("#")
-    return int(text) if text.isdigit() and 0 < int(text) < 2**62 else None
+from taskops.bot.detail_view import render_full_log
+from taskops.bot.press import answer, load_press, on_press, press_task
+from taskops.bot.render import render
+from taskops.bot.screens import finish_press, show_new
+from taskops.bot.views import Screen, ViewState
 
 
 async def task_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    assert message is not None
-    task_id = parse_task_id(context.args or [])
-    if task_id is None:
-        await message.reply_text(render("error_line", message="Usage: /task 123"))
-        return
-    if await deps(context).store.find_task(task_id) is None:
-        await message.reply_text(render("error_line", message=f"Task #{task_id} not found."))
-        return
-    await show_new(update, context, ListState().open_task(task_id))
-
-
-async def all_events(store: TaskStore, task_id: int) -> list[TaskEvent]:
-    events: list[TaskEvent] = []
-    while True:
-        page = await store.list_events(task_id, len(events), LOG_CHUNK)
-        events.extend(page.events)
-        if not page.events or len(events) >= page.total:
-            return events
-
-
-def full_log(task: Task, events: list[TaskEvent], store: TaskStore) -> str:
-    now = store.clock()
-    rows = [{"at": e.at.astimezone(store.tz).strftime("%Y-%m-%d %H:%M:%S"), "kind": e.kind.value,
-             "p": e.payload, "duration": fmt.tool_duration(e.payload.get("duration_ms")),
-             "arguments": pretty(e.payload.get("arguments", {})),
-             "result": pretty(e.payload.get("result", ""))} for e in events]
-    return render_document("task_log", task=task, events=rows,
-                           provider=fmt.provider_line(task, 500),
-                           duration=fmt.duration(task.duration_seconds(now)),
-                           cost=fmt.cost(task.cost_usd),
-                           created=task.created_at.astimezone(store.tz).isoformat())
+    task = await task_argument(update, context, "Usage: /task 123")
+    if task is not None:
+        await show_new(update, context, ViewState().open_task(task.id))
 
 
 async def on_detail_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -70,23 +29,22 @@ async def on_detail_press(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     d = deps(context)
     state = press.state
-    if state.screen is not Screen.DETAIL or state.task_id is None:
+    if state.screen is not Screen.DETAIL or state.detail is None:
         await answer(press.query)
         return
     if press.callback.action is Action.DETAIL_PAGE:
-        await finish_press(context, press, replace(state, detail_page=press.callback.int_arg))
+        await finish_press(context, press, state.with_detail(page=press.callback.int_arg))
     elif press.callback.action is Action.THINKING:
-        await finish_press(context, press, replace(state, show_thinking=not state.show_thinking))
+        await finish_press(context, press,
+                           state.with_detail(show_thinking=not state.detail.show_thinking))
     elif press.callback.action is Action.FULL_LOG:
-        task = await d.store.find_task(state.task_id)
+        task = await press_task(d, press, state.detail.task_id)
         if task is None:
-            await answer(press.query, f"Task #{state.task_id} not found.", alert=True)
             return
-        document = full_log(task, await all_events(d.store, task.id), d.store)
+        document = await render_full_log(d.store, task)
         await answer(press.query)
-        assert press.query.message is not None
         await context.bot.send_document(
-            press.query.message.chat.id,
+            press.view.chat_id,
             InputFile(document.encode(), filename=f"task-{task.id}.md"),
             caption=render("full_log_caption", task=task, name=fmt.truncate(task.name, 100)))
 
@@ -94,5 +52,5 @@ async def on_detail_press(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 def register(app: Application) -> None:  # type: ignore[type-arg]
     register_command(Command("task", "Show one task and its timeline", "123"))
     app.add_handler(CommandHandler("task", task_command))
-    actions = "".join(a.value for a in (Action.DETAIL_PAGE, Action.THINKING, Action.FULL_LOG))
-    app.add_handler(CallbackQueryHandler(on_detail_press, pattern=f"^1:[{actions}]:"))
+    app.add_handler(on_press(on_detail_press, Action.DETAIL_PAGE, Action.THINKING,
+                             Action.FULL_LOG))

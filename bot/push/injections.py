@@ -159,7 +159,7 @@ class InjectionRelay:
             text = messages.progress(event.task_id, event.payload, task)
             what = f"status update of task#{event.task_id}"
         try:
-            await self.telegram.send(chat_id, text, None, what)
+            await self.telegram.send(chat_id, text, None)
         except (ChatGone, ChatMoved) as exc:
             log.warning("%s not delivered: %s", what, exc)
             return 0

@@ -23,18 +23,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta
 
+from msgspec.structs import replace
 from telegram.error import BadRequest, TelegramError
 
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
+from taskops.bot.flood import LIVE
 from taskops.bot.push.options import PushOptions
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
-from taskops.bot.views import CONSOLE_KINDS, ListState, Screen, ViewKind, latest_per_chat
+from taskops.bot.views import (
+    CONSOLE_KINDS,
+    Screen,
+    ViewKind,
+    ViewState,
+    decode_or_none,
+    encode,
+    latest_per_chat,
+)
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import TaskStatus
 from taskops.storage.signals import TaskChange
@@ -44,7 +53,6 @@ log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 0.4
 MAX_TAIL_PAGES = 20
-LIVE_ATTEMPTS = 3
 
 
 def follow_key(view_key: str) -> str:
@@ -122,13 +130,16 @@ class LiveEditor:
                 CONSOLE_KINDS, min(v.updated_at for v in followed),
                 chat_ids=[v.chat_id for v in followed])
         latest = latest_per_chat(records)
-        self.live_tasks = {task_id for v in latest.values()
-                           if (task_id := ListState.from_json(v.body).task_id) is not None}
+        states = {v.key: decode_or_none(v.body) for v in latest.values()}
+        self.live_tasks = {s.task_id for s in states.values()
+                           if s is not None and s.task_id is not None}
         edited = 0
         self.due = None
         settled = time.monotonic() - SETTLE_SECONDS
         for view in latest.values():
-            edited += await self._follow(view, view.key in follows, now, idle)
+            state = states[view.key]
+            if state is not None:
+                edited += await self._follow(view, state, view.key in follows, now, idle)
         for task_id, since in list(self.pending.items()):
             if since <= settled:
                 del self.pending[task_id]  # its views were rendered in this pass
@@ -138,9 +149,8 @@ class LiveEditor:
                 await self.store.console.delete(record.key)  # the chat opened another view
         return edited
 
-    async def _follow(self, view: ViewRecord, followed: bool, now: datetime,
+    async def _follow(self, view: ViewRecord, state: ViewState, followed: bool, now: datetime,
                       idle: timedelta) -> bool:
-        state = ListState.from_json(view.body)
         if state.screen is not Screen.DETAIL or state.task_id is None or view.message_id is None:
             return False
         if not followed and view.updated_at < now - idle:
@@ -176,36 +186,34 @@ class LiveEditor:
             return False  # the pass when the interval is over takes it
         return await self._render_and_edit(view, state, mark, ended, followed)
 
-    async def _render_and_edit(self, view: ViewRecord, state: ListState,
+    async def _render_and_edit(self, view: ViewRecord, state: ViewState,
                                mark: tuple[int, str], ended: bool, followed: bool) -> bool:
         d = deps_of(self.app)
         rendered, new_state = await render_state(d, state, view.key)
-        on_last_page = state.detail_page >= len(state.page_starts)
         for _ in range(MAX_TAIL_PAGES):
-            if not (on_last_page and len(new_state.page_starts) > new_state.detail_page):
+            if not (_on_last_page(state) and _has_next_page(new_state)):
                 break
             # Following the tail: newer events filled a new timeline page.
+            assert new_state.detail is not None
             rendered, new_state = await render_state(
-                d, replace(new_state, detail_page=len(new_state.page_starts)), view.key)
+                d, new_state.with_detail(page=len(new_state.detail.page_starts)), view.key)
         self.marks[view.key] = mark
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             return False
-        if not await self.store.console.save_if(view.key, view.body,
-                                             new_state.to_json()):
+        if not await self.store.console.save_if(view.key, view.body, encode(new_state)):
             return False  # pressed meanwhile: that press rendered the message
         d.rendered[view.key] = shown
         self.last_edit[view.key] = time.monotonic()
         try:
             assert view.message_id is not None
             changed = await d.telegram.edit(view.chat_id, view.message_id, rendered.text,
-                                            rendered.keyboard, f"live view {view.key}",
-                                            attempts=LIVE_ATTEMPTS)
+                                            rendered.keyboard, LIVE)
         except (Rejected, ChatGone, ChatMoved, BadRequest) as exc:
             log.info("live view %s in chat %s no longer editable: %s", view.key, view.chat_id,
                      exc)
-            await self.store.console.save_if(view.key, new_state.to_json(),
-                                          replace(new_state, shows_running=False).to_json())
+            await self.store.console.save_if(view.key, encode(new_state),
+                                          encode(replace(new_state, shows_running=False)))
             changed = False
         except TelegramError as exc:
             log.warning("live view %s in chat %s not edited (%s); trying again", view.key,
@@ -217,3 +225,11 @@ class LiveEditor:
             await self.store.console.delete(follow_key(view.key))
         return changed
 
+
+
+def _on_last_page(state: ViewState) -> bool:
+    return state.detail is not None and state.detail.page >= len(state.detail.page_starts)
+
+
+def _has_next_page(state: ViewState) -> bool:
+    return state.detail is not None and len(state.detail.page_starts) > state.detail.page

@@ -110,6 +110,7 @@ def digest(total: int, counts: dict[TaskStatus, int], items: list[DigestItem],
 
 
 def stuck(task: Task, reason: str, key: str, now: datetime) -> Rendered:
+    """A running task that looks stuck; ``reason`` is a StuckReason (bot/push/stuck.py)."""
     context = _task_lines(task, now)
     idle_since = task.last_event_at or task.started_at or task.created_at
     context.update(reason=reason, running=fmt.duration(task.duration_seconds(now)),

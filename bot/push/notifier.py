@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from taskops.bot.push.feed import Batch, FeedReader
 from taskops.bot.push.messages import DigestItem
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import PUSH_MARK, ListState, ViewKind
+from taskops.bot.views import PUSH_MARK, ListPart, ViewKind, ViewState, encode
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
 from taskops.storage.console import ViewUpdate
@@ -52,8 +52,9 @@ class Change:
         return DigestItem(self.task.id, self.status, self.task.name)
 
 
-def view_body(state: ListState, mark: str) -> dict[str, Any]:
-    return {**state.to_json(), PUSH_MARK: mark}
+def view_body(state: ViewState, kind: ViewKind) -> dict[str, Any]:
+    """A push message's view: the screen its buttons act on, marked as not pressed yet."""
+    return encode(state.pushed_as(kind))
 
 
 def matching(batch: Batch, sub: Subscription, now: datetime) -> list[Change]:
@@ -93,7 +94,7 @@ class ChatWorker:
     async def load(self) -> None:
         record = await self.store.console.get(push_store.delivery_key(self.chat_id))
         self.state = DeliveryState.from_json(record.body if record else None)
-        self.telegram.pacer.seed(self.chat_id, self.state.sent)
+        self.telegram.gate.seed(self.chat_id, self.state.sent)
 
     async def run(self) -> None:
         await self.load()
@@ -185,7 +186,7 @@ class ChatWorker:
                       changes: list[Change]) -> tuple[str, list[Change]]:
         """Once the chat may be sent to, everything that arrived meanwhile joins the digest
         (one edit then covers a whole stretch of the burst, not one batch)."""
-        await self.telegram.pacer.ready(self.chat_id)
+        await self.telegram.gate.ready(self.chat_id)
         cursor, changes = batch.cursor, list(changes)
         for _ in range(self.options.digest_gather_batches):
             more = await self.feed.read(cursor)
@@ -204,14 +205,13 @@ class ChatWorker:
 
     async def _single(self, sub: Subscription, batch: Batch, change: Change) -> None:
         task = change.task
-        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+        body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, self.chat_id, body)
         rendered = messages.notification(task, change.status, change.event.payload, key,
                                          self.store.clock())
         message_id: int | None = None
         try:
-            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard,
-                                               f"task#{task.id} {change.status.value}")
+            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
             message_id = message.message_id
         except Rejected as exc:
             log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
@@ -226,19 +226,18 @@ class ChatWorker:
                  self.chat_id)
 
     def _digest_body(self, digest: Digest) -> dict[str, Any]:
-        state = replace(ListState(), filters=ListFilters(status=digest.status))
+        state = ViewState.of_list(ListPart(filters=ListFilters(status=digest.status)))
         return view_body(state, ViewKind.DIGEST)
 
     async def _new_digest(self, cursor: str, changes: list[Change]) -> None:
         now = self.clock()
         key = await self.store.console.create(ViewKind.DIGEST, self.chat_id,
-                                              view_body(ListState(), ViewKind.DIGEST))
+                                              view_body(ViewState(), ViewKind.DIGEST))
         digest = Digest(key, 0, now, now)
         digest.add([c.item for c in changes], self.options.digest_listed)
         rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)
         try:
-            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard,
-                                               f"digest of {digest.total}")
+            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
         except Rejected as exc:
             log.error("digest to chat %s refused, skipped: %s", self.chat_id, exc)
             self.state.digest = None
@@ -259,7 +258,7 @@ class ChatWorker:
                                    self.clock() - digest.started, digest.key)
         try:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
-                                     rendered.keyboard, f"digest of {digest.total}")
+                                     rendered.keyboard)
         except Rejected as exc:
             # The digest message is gone (deleted by someone): these start a new one.
             log.info("digest in chat %s no longer editable (%s); starting a new one",

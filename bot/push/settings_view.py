@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -31,11 +32,12 @@ def _toggle(label: str, on: bool, value: str, key: str) -> InlineKeyboardButton:
 
 
 def render_settings(sub: Subscription, key: str, notifications: NotificationSettings,
-                    tz: ZoneInfo, now: datetime, state: str | None = None) -> Rendered:
+                    tz: ZoneInfo, now: datetime,
+                    state: SubscriptionNote | None = None) -> Rendered:
     wants = settings_of(sub)
     muted = is_muted(sub, now)
     text = render(
-        "subscription_settings", state=state,
+        "subscription_settings", state=state.value if state else None,
         statuses=[fmt.STATUS_LABEL[s] for s in STATUS_ORDER if s in wants.statuses],
         triggers=[fmt.TRIGGER_LABEL[t] for t in Trigger if t in wants.triggers],
         stuck=wants.stuck,
@@ -60,6 +62,15 @@ def render_settings(sub: Subscription, key: str, notifications: NotificationSett
     return Rendered(text, InlineKeyboardMarkup(rows))
 
 
-def render_status(state: str) -> str:
-    """One line: subscribed, already, unsubscribed or not subscribed."""
-    return render("subscription_status", state=state)
+class SubscriptionNote(StrEnum):
+    """The one line a subscription command or button answers with."""
+
+    SUBSCRIBED = "subscribed"
+    ALREADY = "already"
+    UNSUBSCRIBED = "unsubscribed"
+    #: the chat is not subscribed
+    NONE = "none"
+
+
+def render_status(state: SubscriptionNote) -> str:
+    return render("subscription_status", state=state.value)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from enum import StrEnum
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.push import messages
 from taskops.bot.push.notifier import view_body
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import ListState, ViewKind
+from taskops.bot.views import ViewKind, ViewState
 from taskops.config import NotificationSettings
 from taskops.storage.console import ViewUpdate
 from taskops.storage.domain import EventKind, Task, TaskStatus
@@ -28,8 +29,13 @@ from taskops.storage.rules import running_seconds
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-IDLE = "idle"
-MAX_DURATION = "max_duration"
+
+
+class StuckReason(StrEnum):
+    #: no event for ``[notifications] stuck_after_minutes``
+    IDLE = "idle"
+    #: running (pauses not counted) past its max duration and the grace period
+    MAX_DURATION = "max_duration"
 
 
 def stuck_key(task_id: int) -> str:
@@ -52,19 +58,19 @@ class StuckWatch:
             except Exception:
                 log.exception("stuck-task check failed; trying again later")
 
-    async def reason(self, task: Task, now: datetime) -> str | None:
+    async def reason(self, task: Task, now: datetime) -> StuckReason | None:
         if task.status is not TaskStatus.RUNNING:
             return None
         quiet_since = task.last_event_at or task.started_at or task.created_at
         if (now - quiet_since).total_seconds() >= self.notifications.stuck_after_minutes * 60:
-            return IDLE
+            return StuckReason.IDLE
         limit = task.max_duration_minutes * 60 + self.options.max_duration_grace_seconds
         if task.started_at is None or (now - task.started_at).total_seconds() < limit:
             return None
         changes = (await self.store.list_events(task.id, 0, 10_000,
                                                 kinds=[EventKind.STATUS_CHANGE])).events
         if running_seconds(changes, task.started_at, now) >= limit:
-            return MAX_DURATION
+            return StuckReason.MAX_DURATION
         return None
 
     async def check(self) -> int:
@@ -93,19 +99,21 @@ class StuckWatch:
             task = await self.store.find_task(int(record.body["task_id"]))
             for chat_id in list(pending):
                 if task is not None and task.status is TaskStatus.RUNNING:
-                    sent += await self._announce(task, str(record.body.get("reason")), chat_id)
+                    stored = record.body.get("reason")
+                    reason = (StuckReason(stored) if stored in set(StuckReason)
+                              else StuckReason.IDLE)
+                    sent += await self._announce(task, reason, chat_id)
                 pending.remove(chat_id)
                 await self.store.console.put(record.key, ViewKind.STUCK, 0,
                                            {**record.body, "pending": pending})
         return sent
 
-    async def _announce(self, task: Task, reason: str, chat_id: int) -> int:
-        body = view_body(ListState().open_task(task.id), ViewKind.NOTICE)
+    async def _announce(self, task: Task, reason: StuckReason, chat_id: int) -> int:
+        body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
         rendered = messages.stuck(task, reason, key, self.store.clock())
         try:
-            message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard,
-                                               f"task#{task.id} stuck")
+            message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard)
         except ChatGone as exc:
             await self.store.push.unsubscribe(chat_id)
             log.warning("chat %s unsubscribed: Telegram says %s", chat_id, exc.reason)

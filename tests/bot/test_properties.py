@@ -18,7 +18,7 @@ from taskops.bot.detail_view import render_event
 from taskops.bot.filters_text import FilterSyntaxError, parse_list_args, to_text
 from taskops.bot.list_view import render_list
 from taskops.bot.ui import MAX_TEXT, visible_length
-from taskops.bot.views import ListState
+from taskops.bot.views import ListPart
 from taskops.storage.domain import (
     EventKind,
     ListFilters,
@@ -56,7 +56,7 @@ def test_any_callback_data_parses_or_is_refused_cleanly(data: str) -> None:
 
 
 @given(st.builds(
-    ListState,
+    ListPart,
     filters=st.builds(
         ListFilters,
         status=st.none() | st.sampled_from(list(TaskStatus)),
@@ -68,7 +68,7 @@ def test_any_callback_data_parses_or_is_refused_cleanly(data: str) -> None:
         date_to=st.none() | st.dates(date(2026, 7, 1), date(2026, 12, 31))),
     sort=st.builds(Sort, st.sampled_from(list(SortField)), st.booleans()),
     page=st.integers(1, 500)))
-def test_text_filters_round_trip(state: ListState) -> None:
+def test_text_filters_round_trip(state: ListPart) -> None:
     assert parse_list_args(to_text(state).split()) == state
 
 
@@ -124,7 +124,7 @@ async def test_any_task_text_renders_a_message_telegram_accepts(
     now = datetime(2026, 11, 20, tzinfo=UTC)
     tasks = [make_task(i, n, provider, model, now) for i, n in enumerate(names)]
     page = TaskPage(tasks, total=10**6, page=49_999, page_size=20)
-    state = ListState(filters=ListFilters(status=TaskStatus.FAILED, date_from=date(2026, 1, 1)))
+    state = ListPart(filters=ListFilters(status=TaskStatus.FAILED, date_from=date(2026, 1, 1)))
     rendered = render_list(page, state, "Ab12Cd34", ZoneInfo("Asia/Kolkata"), now)
     assert visible_length(rendered.text) <= MAX_TEXT
     await bot.send_message(chat_id, rendered.text, reply_markup=rendered.keyboard,

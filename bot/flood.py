@@ -1,0 +1,287 @@
+"""The one flood gate every request to Telegram passes: installed as the Application's rate
+limiter, so console edits and replies, answers, documents, notifications, digests, live
+views, refreshed lists and task results all wait their turn in the same place.
+
+Telegram's limits (the fake server in tests enforces the same): about one message a second
+per chat with a short burst, 20 a minute per group, 30 a second overall; edits count too.
+The gate keeps under each with a margin (our clock and the server's never agree exactly,
+and a 429 costs far more than the margin):
+- per chat, a token bucket (``chat_burst`` at once, then ``chat_per_second``);
+- per group, a token bucket whose burst plus a minute of refill stays under 20 a minute, so
+  a long burst is spread evenly instead of stalling for most of every minute;
+- overall, a true sliding window under 30 in any second. Bulk requests (push) may fill it
+  only up to ``bulk_limit``: the rest is kept for a person waiting on a press, so an answer
+  never queues behind a burst of notifications.
+A 429 holds that chat for the server's ``retry_after``, for every later request to it too.
+
+Retries happen here and nowhere else; a request's ``SendPolicy`` (PTB's ``rate_limit_args``)
+says how many: interactive requests retry a 429 a few times and fail fast otherwise, the
+push side retries until delivered. What cannot succeed (400, 403, a moved chat) is raised
+at once for the caller to classify (bot/delivery.py).
+
+Send times are wall-clock seconds so a restarted process can be seeded with the last ones
+(``seed``) instead of starting with a full burst into a chat that just had one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+#: endpoints that count as a message in a chat (the fake server counts the same ones)
+PACED_ENDPOINTS = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup",
+                             "sendDocument", "sendPhoto"})
+#: chats not seen for this long are forgotten (their buckets are full again anyway)
+FORGET_SECONDS = 3600.0
+MAX_TRACKED = 1024
+MIN_WAIT = 1e-6
+
+
+@dataclass(frozen=True)
+class FloodLimits:
+    #: overall, at most this many counted requests in any ``global_window_seconds``
+    global_limit: int = 28
+    global_window_seconds: float = 1.1
+    #: what bulk requests may fill of that window (the rest waits for interactive ones)
+    bulk_limit: int = 24
+    #: a group's burst plus one minute of refill must stay under Telegram's 20 a minute
+    group_burst: int = 4
+    group_per_minute: float = 15.0
+    chat_burst: int = 4
+    chat_per_second: float = 0.9
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How one request waits and retries (passed as ``rate_limit_args``)."""
+
+    #: yields the overall window to interactive requests
+    bulk: bool = False
+    #: 429s retried after the server's retry_after; None: until it goes through
+    flood_retries: int | None = 3
+    #: other transient failures (5xx, timeouts, dropped connections) retried with
+    #: exponential backoff; None: forever (a timed-out send may have arrived: that retry is
+    #: the one repeat the design allows)
+    transient_retries: int | None = 0
+    backoff_first_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+
+
+#: a person is waiting: answers, console edits and replies, documents (the default)
+INTERACTIVE = SendPolicy()
+#: notifications, digests, stuck notices, task results: delivered, however long it takes
+PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None)
+#: live views and refreshed lists: a few tries, since the next pass renders afresh anyway
+LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2)
+
+
+class TokenBucket:
+    """``burst`` at once, then ``rate`` per second."""
+
+    def __init__(self, burst: float, rate: float, now: float) -> None:
+        self.burst, self.rate = burst, rate
+        self.tokens, self.at = burst, now
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = max(self.at, now)
+
+    def wait_time(self, now: float) -> float:
+        self._refill(now)
+        return _due((1.0 - self.tokens) / self.rate)
+
+    def take(self) -> None:
+        self.tokens -= 1.0
+
+    def replay(self, sent_at: list[float]) -> None:
+        """Rebuild the bucket from the times messages were sent (oldest first)."""
+        self.tokens, self.at = self.burst, sent_at[0]
+        for at in sent_at:
+            self._refill(at)
+            self.tokens -= 1.0
+
+
+class SlidingWindow:
+    """At most ``limit`` takes in any ``span`` seconds; a caller may ask for less room."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.times: deque[float] = deque()
+
+    def wait_time(self, now: float, limit: int) -> float:
+        while self.times and self.times[0] <= now - self.span:
+            self.times.popleft()
+        if len(self.times) < limit:
+            return 0.0
+        return _due(self.times[len(self.times) - limit] + self.span - now)
+
+    def take(self, now: float) -> None:
+        self.times.append(now)
+
+
+def _due(wait: float) -> float:
+    # A wait below the clock's resolution (wall-clock seconds near 1.8e9 step by ~2e-7)
+    # is none: waiting for it could not move the clock.
+    return wait if wait > MIN_WAIT else 0.0
+
+
+def is_group(chat_id: int | str) -> bool:
+    # Groups, supergroups and channels have negative ids (or an @username).
+    return isinstance(chat_id, str) or chat_id < 0
+
+
+def is_transient(exc: TelegramError) -> bool:
+    """A failure that the same request may not meet again (not a refusal of the request)."""
+    return (isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)) \
+        or type(exc) is TelegramError
+
+
+def seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class FloodGate(BaseRateLimiter[SendPolicy]):
+    def __init__(self, limits: FloodLimits | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.limits = limits or FloodLimits()
+        self.clock, self.sleep = clock, sleep
+        self._global = SlidingWindow(self.limits.global_window_seconds)
+        self._chats: dict[int | str, TokenBucket] = {}
+        self._groups: dict[int | str, TokenBucket] = {}
+        #: chats Telegram told to wait (429), until when
+        self._held: dict[int | str, float] = {}
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    # --- the limits -------------------------------------------------------------------------
+
+    def _chat(self, chat_id: int | str) -> TokenBucket:
+        bucket = self._chats.get(chat_id)
+        if bucket is None:
+            self._forget_idle(self._chats)
+            bucket = self._chats[chat_id] = TokenBucket(
+                self.limits.chat_burst, self.limits.chat_per_second, self.clock())
+        return bucket
+
+    def _group(self, chat_id: int | str) -> TokenBucket:
+        bucket = self._groups.get(chat_id)
+        if bucket is None:
+            self._forget_idle(self._groups)
+            bucket = self._groups[chat_id] = TokenBucket(
+                self.limits.group_burst, self.limits.group_per_minute / 60, self.clock())
+        return bucket
+
+    def _forget_idle(self, buckets: dict[int | str, TokenBucket]) -> None:
+        if len(buckets) < MAX_TRACKED:
+            return
+        now = self.clock()
+        for chat_id in [c for c, b in buckets.items() if now - b.at > FORGET_SECONDS]:
+            del buckets[chat_id]
+            self._held.pop(chat_id, None)
+
+    def _buckets(self, chat_id: int | str) -> list[TokenBucket]:
+        buckets = [self._chat(chat_id)]
+        if is_group(chat_id):
+            buckets.append(self._group(chat_id))
+        return buckets
+
+    async def _wait_held(self, chat_id: int | str) -> None:
+        while (wait := self._held.get(chat_id, 0.0) - self.clock()) > 0:
+            await self.sleep(wait)
+
+    async def _acquire(self, chat_id: int | str, bulk: bool) -> None:
+        """Wait until one more message (or edit) to ``chat_id`` is within every limit."""
+        for bucket in self._buckets(chat_id):
+            while (wait := bucket.wait_time(self.clock())) > 0:
+                await self.sleep(wait)
+            bucket.take()
+        limit = self.limits.bulk_limit if bulk else self.limits.global_limit
+        while (wait := self._global.wait_time(self.clock(), limit)) > 0:
+            await self.sleep(wait)
+        self._global.take(self.clock())
+
+    def hold(self, chat_id: int | str, wait: float) -> None:
+        """Telegram asked to wait: nothing goes to that chat before then."""
+        self._held[chat_id] = max(self._held.get(chat_id, 0.0), self.clock() + wait)
+
+    def holding(self, chat_id: int | str) -> float:
+        """Seconds a chat is still held by a 429 (0 when it is not)."""
+        return max(0.0, self._held.get(chat_id, 0.0) - self.clock())
+
+    async def ready(self, chat_id: int) -> None:
+        """Wait until a message to ``chat_id`` would not wait for its chat (without taking
+        anything): what is sent next may then be put together at the last moment."""
+        await self._wait_held(chat_id)
+        buckets = self._buckets(chat_id)
+        while (wait := max(b.wait_time(self.clock()) for b in buckets)) > 0:
+            await self.sleep(wait)
+
+    def seed(self, chat_id: int, sent_at: Iterable[float]) -> None:
+        """Replay a chat's recent send times (from before a restart) into its limits."""
+        times = sorted(t for t in sent_at if t > self.clock() - FORGET_SECONDS)
+        if times:
+            for bucket in self._buckets(chat_id):
+                bucket.replay(times)
+
+    # --- PTB's hook -------------------------------------------------------------------------
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: SendPolicy | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        policy = rate_limit_args or INTERACTIVE
+        chat_id: int | str | None = data.get("chat_id")
+        with contextlib.suppress(ValueError, TypeError):
+            chat_id = int(chat_id)  # type: ignore[arg-type]
+        floods = transients = 0
+        delay = policy.backoff_first_seconds
+        while True:
+            if chat_id is not None:
+                await self._wait_held(chat_id)
+                if endpoint in PACED_ENDPOINTS:
+                    await self._acquire(chat_id, policy.bulk)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                floods += 1
+                wait = seconds(exc.retry_after)
+                if chat_id is not None:
+                    self.hold(chat_id, wait)
+                if policy.flood_retries is not None and floods > policy.flood_retries:
+                    raise
+                log.warning("%s to chat %s: flood limit, retrying after %.0fs", endpoint,
+                            chat_id, wait)
+                if chat_id is None:
+                    await self.sleep(wait)
+            except TelegramError as exc:
+                if not is_transient(exc):
+                    raise
+                transients += 1
+                if policy.transient_retries is not None and transients > policy.transient_retries:
+                    raise
+                log.warning("%s to chat %s failed (%s); retrying in %.1fs", endpoint, chat_id,
+                            exc, delay)
+                await self.sleep(delay)
+                delay = min(delay * 2, policy.backoff_max_seconds)

@@ -1,0 +1,225 @@
+"""The flood gate: every request within Telegram's limits, 429s honoured per chat, retries
+by policy, and a person's request never queued behind a push burst.
+
+The first tests run the gate on virtual time (its clock and sleep are injected), checked
+against the fake server's own flood rules; the last one sends a real burst through
+python-telegram-bot to the fake server, with 429s injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.ext import ExtBot
+
+from taskops.bot.flood import INTERACTIVE, LIVE, PUSH, FloodGate, FloodLimits, SendPolicy
+from tests.fakegram import FakeTelegram
+from tests.fakegram.flood import FloodControl
+from tests.fakegram.flood import FloodLimits as TelegramLimits
+from tests.fakegram.models import ApiError
+
+START = 1_767_225_600.0
+SEED = 20261120
+
+
+class VirtualTime:
+    """A clock and a sleep for the gate: time moves only when every task waits."""
+
+    def __init__(self) -> None:
+        self.now = START
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), future))
+        await future
+
+    async def run(self, *coros: Coroutine[Any, Any, Any]) -> list[Any]:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while True:
+            for _ in range(20):  # let every task that can run get to its next wait
+                await asyncio.sleep(0)
+            if all(t.done() for t in tasks):
+                return [t.result() for t in tasks]
+            assert self._sleepers, "every task waits, none on the clock"
+            wake, _, future = heapq.heappop(self._sleepers)
+            self.now = max(self.now, wake)
+            future.set_result(None)
+
+
+class Server:
+    """Stands in for Telegram behind the gate: records when each request arrived, and
+    raises what a test scripts for a chat's next requests."""
+
+    def __init__(self, time: VirtualTime) -> None:
+        self.time = time
+        self.sent: list[tuple[float, int, str]] = []
+        self.script: dict[int, list[Exception]] = {}
+
+    def request(self, gate: FloodGate, chat_id: int, policy: SendPolicy | None,
+                endpoint: str = "sendMessage") -> Coroutine[Any, Any, Any]:
+        async def call(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+            self.sent.append((self.time.now, chat_id, endpoint))
+            errors = self.script.get(chat_id)
+            if errors:
+                raise errors.pop(0)
+            return {"ok": True}
+
+        return gate.process_request(call, (), {}, endpoint, {"chat_id": chat_id}, policy)
+
+    def times(self, chat_id: int) -> list[float]:
+        return [at - START for at, chat, _ in self.sent if chat == chat_id]
+
+
+def gate_and_server() -> tuple[VirtualTime, FloodGate, Server]:
+    time = VirtualTime()
+    return time, FloodGate(clock=time.clock, sleep=time.sleep), Server(time)
+
+
+def telegram_refusals(sent: list[tuple[float, int, str]]) -> list[str]:
+    """What Telegram's own rules (as the fake server enforces them) would have refused."""
+    now = [START]
+    control = FloodControl(TelegramLimits(), clock=lambda: now[0])
+    refused = []
+    for at, chat_id, endpoint in sorted(sent):
+        now[0] = at
+        try:
+            control.charge(chat_id, chat_id < 0, edit=endpoint != "sendMessage")
+        except ApiError as exc:
+            refused.append(f"{endpoint} to {chat_id} at {at - START:.3f}: {exc.description}")
+    return refused
+
+
+async def test_a_mixed_burst_stays_within_every_limit() -> None:
+    time, gate, server = gate_and_server()
+    rng = random.Random(SEED)
+    chats = [1000 + i for i in range(12)] + [-100500, -100501, -100502]
+    requests = [(rng.choice(chats), rng.choice([PUSH, PUSH, LIVE, None]),
+                 rng.choice(["sendMessage", "editMessageText"])) for _ in range(200)]
+    await time.run(*(server.request(gate, c, p, e) for c, p, e in requests))
+    assert len(server.sent) == 200
+    assert telegram_refusals(server.sent) == []
+
+
+async def test_a_person_does_not_queue_behind_a_push_burst() -> None:
+    time, gate, server = gate_and_server()
+    limits = FloodLimits()
+    burst = [server.request(gate, 1000 + i % 30, PUSH) for i in range(60)]
+    await time.run(*burst, server.request(gate, 7, INTERACTIVE))
+    assert server.times(7) == [0.0]
+    push_at = sorted(at - START for at, chat, _ in server.sent if chat != 7)
+    assert push_at.count(0.0) == limits.bulk_limit
+    assert push_at[limits.bulk_limit] >= limits.global_window_seconds - 1e-6
+    assert telegram_refusals(server.sent) == []
+
+
+async def test_a_429_holds_that_chat_for_its_retry_after_and_no_other() -> None:
+    time, gate, server = gate_and_server()
+    server.script[1] = [RetryAfter(3)]
+
+    async def later(coro: Coroutine[Any, Any, Any], after: float) -> Any:
+        await time.sleep(after)
+        return await coro
+
+    await time.run(server.request(gate, 1, PUSH), later(server.request(gate, 1, None), 0.5),
+                   later(server.request(gate, 2, PUSH), 0.5))
+    first, *rest = server.times(1)
+    assert first == 0.0
+    assert all(at >= 3.0 for at in rest)  # the retry and a person's request alike
+    assert len(rest) == 2
+    assert server.times(2) == [0.5]
+
+
+@pytest.mark.parametrize(("policy", "failures", "calls", "delivered"), [
+    (INTERACTIVE, [RetryAfter(1)] * 3, 4, True),
+    (INTERACTIVE, [RetryAfter(1)] * 4, 4, False),
+    (INTERACTIVE, [NetworkError("Internal Server Error")], 1, False),
+    (PUSH, [RetryAfter(2)] * 6, 7, True),
+    (PUSH, [NetworkError("Bad Gateway")] * 5, 6, True),
+    (PUSH, [BadRequest("Bad Request: message text is empty")], 1, False),
+    (LIVE, [NetworkError("timed out")] * 3, 3, False),
+])
+async def test_retries_follow_the_request_policy(policy: SendPolicy, failures: list[Exception],
+                                                 calls: int, delivered: bool) -> None:
+    time, gate, server = gate_and_server()
+    server.script[5] = list(failures)
+    if delivered:
+        assert await time.run(server.request(gate, 5, policy)) == [{"ok": True}]
+    else:
+        with pytest.raises(type(failures[0])):
+            await time.run(server.request(gate, 5, policy))
+    assert len(server.times(5)) == calls
+
+
+async def test_transient_failures_back_off_doubling() -> None:
+    time, gate, server = gate_and_server()
+    server.script[5] = [NetworkError("Internal Server Error")] * 4
+    await time.run(server.request(gate, 5, PUSH))
+    times = server.times(5)
+    assert [round(b - a, 3) for a, b in itertools.pairwise(times)] == [0.5, 1.0, 2.0, 4.0]
+
+
+async def test_send_times_from_before_a_restart_are_honoured() -> None:
+    time, gate, server = gate_and_server()
+    gate.seed(1, [START - 0.3, START - 0.2, START - 0.1, START])
+    gate.seed(2, [START - 7200])  # long ago: a full burst again
+    await time.run(*(server.request(gate, 1, PUSH) for _ in range(2)),
+                   *(server.request(gate, 2, PUSH) for _ in range(4)))
+    assert server.times(2) == [0.0] * 4
+    assert all(at > 0.5 for at in server.times(1))
+
+
+async def test_a_burst_with_429s_through_the_fake_server(fakegram: FakeTelegram) -> None:
+    users = [fakegram.add_user(5000 + i, f"U{i}") for i in range(3)]
+    chats = [fakegram.private_chat(u) for u in users]
+    chats += [fakegram.add_group(-100900 - i, f"G{i}", members=users) for i in range(2)]
+    fakegram.fail("sendMessage", "429", count=3, retry_after=1)
+    bot = ExtBot(fakegram.token, base_url=fakegram.bot_base_url, rate_limiter=FloodGate())
+    per_chat = {chat.id: 7 if chat.id > 0 else 4 for chat in chats}
+    async with bot:
+        sends = [bot.send_message(chat_id, f"#{n}", rate_limit_args=PUSH if n % 3 else None)
+                 for chat_id, count in per_chat.items() for n in range(count)]
+        random.Random(SEED).shuffle(sends)
+        await asyncio.gather(*sends)
+    for chat in chats:  # each message exactly once, the refused ones too
+        texts = sorted(int(m.text[1:]) for m in fakegram.messages(chat) if m.from_bot)
+        assert texts == list(range(per_chat[chat.id]))
+    assert fakegram.flood_violations == []
+    calls = fakegram.calls_of("sendMessage")
+    refused = [c for c in calls if c.status == 429]
+    assert len(refused) == 3
+    for call in refused:
+        [retry] = [c for c in calls[calls.index(call) + 1:] if c.params == call.params]
+        assert retry.status == 200
+        assert retry.at - call.at >= 1.0, "sent again before its retry_after"
+
+
+async def test_a_429_holds_its_chat_for_every_request_through_the_fake_server(
+        fakegram: FakeTelegram) -> None:
+    held, other = (fakegram.private_chat(fakegram.add_user(5000 + i, f"U{i}")) for i in (0, 1))
+    fakegram.fail("sendMessage", "429", count=1, retry_after=2)
+    gate = FloodGate()
+    bot = ExtBot(fakegram.token, base_url=fakegram.bot_base_url, rate_limiter=gate)
+    async with bot:
+        push = asyncio.create_task(bot.send_message(held.id, "push", rate_limit_args=PUSH))
+        refused = await fakegram.wait_for_call("sendMessage")
+        assert refused.status == 429
+        await fakegram.wait_for(lambda: gate.holding(held.id) > 0)  # the bot has the answer
+        await asyncio.gather(bot.send_message(held.id, "a person's reply"),
+                             bot.send_message(other.id, "elsewhere"), push)
+    calls = {c.params["text"]: c for c in fakegram.calls_of("sendMessage") if c.status == 200}
+    assert calls["elsewhere"].at < calls["push"].at  # another chat is not held
+    assert calls["push"].at - refused.at >= 2.0
+    assert calls["a person's reply"].at - refused.at >= 2.0
+    assert fakegram.flood_violations == []
