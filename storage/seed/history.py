@@ -4,6 +4,9 @@ Each task gets a plausible story — who started it, on which provider, how long
 tool calls, text and thinking on the way, and how it ended — and the rows the store itself
 would have written for that story: every payload and every derived column comes from
 ``storage.rules``, the same functions the store's transitions use.
+
+Its ~430 lines are one story told in order (who → running stretch → timeline → ending →
+row); split further, following one task would mean jumping between files.
 """
 
 from __future__ import annotations
