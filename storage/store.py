@@ -43,6 +43,7 @@ from taskops.storage.domain import (
     EventPage,
     InvalidTransition,
     ListFilters,
+    PageRequest,
     ProviderChoice,
     RestartEdits,
     ResultStatus,
@@ -217,7 +218,10 @@ class TaskStore:
             return [r.id for r in rows]
 
     async def list_tasks(self, filters: ListFilters | None = None, sort: Sort | None = None,
-                         page: int = 1, page_size: int | None = None) -> TaskPage:
+                         page: int | PageRequest = 1, page_size: int | None = None
+                         ) -> TaskPage:
+        """One page of the list: a page number (read from the nearer end), or a
+        ``PageRequest`` — first, last, or ◀/▶ from a page's anchors."""
         filters = filters or ListFilters()
         sort = sort or Sort()
         size = page_size or self.settings.ui.page_size
