@@ -1,24 +1,24 @@
-"""List queries at a million tasks, on SQLite and PostgreSQL (DESIGN.md: ≤ 50 ms p95).
+"""The task list at any combination, on SQLite and PostgreSQL (DESIGN.md: ≤ 50 ms p95,
+≤ 150 ms max for query + render, at 1,000,000 tasks).
 
     python bench/list_tasks.py [--tasks 1000000] [--db sqlite|postgresql|both]
-                               [--repeat 30] [--seed 0] [--keep] [--reuse] [--matrix]
+        [--combos 400] [--repeat 3] [--seed S] [--data-seed 0] [--page-size 10]
+        [--keep] [--reuse] [--growth 10000,100000,1000000]
 
-For each database: a fresh SQLite file under bench/data/ or a fresh PostgreSQL database
-(dropped at the end unless --keep), seeded by ``storage.seed.seed_demo`` (about ten
-events a task; the seeding time is printed), then every query below is run through
-``TaskStore.list_tasks`` — the page's ids, its rows and the filtered total, with a
-page size of 20 — ``--repeat`` times after a warm-up. The table gives p50 and p95 in
-milliseconds and the ratio of p50 to a floor query's p50: 20 rows by primary key
-(``SELECT * FROM tasks WHERE id IN (...)``) through the same engine. Queries whose p95
-misses the budget get their SQL statements timed one by one, with the query plan.
-Both databases are seeded with the same data (same seed, same ``now``).
+Each database — a SQLite file under bench/data/ or a PostgreSQL database — is seeded by
+``storage.seed.seed_demo`` (seed time and index sizes printed) unless --reuse finds one of
+the right size. A seeded random matrix (bench/list_matrix.py; --seed, printed, random by
+default) draws --combos combinations over the whole space; the same combinations run on
+every engine, after one untimed pass, --repeat times in a fresh shuffled order. A sample
+is ``TaskStore.list_tasks`` plus the bot's list renderer (``bot.list_view.render_list``),
+timed apart and together. ◀/▶ combinations read their starting page untimed first.
 
-Queries marked * in the table go beyond the issue's list: more filter × sort pairs and
-the deep pages that are the worst case of each strategy. --matrix adds a grid of every
-single filter × every sort (page 1), timed fewer times, and lists the ones over budget.
-
---reuse takes a database left by an earlier --keep run when it holds exactly --tasks
-tasks (seeding is skipped), and keeps it again. Rendering is not measured here.
+Reported per engine: p50 / p95 / max of list + render (and of each part), the share of
+samples over 50 ms, the ten worst with their combination, and the medians of the worst
+combination classes (search kind · sort · page kind). The two engines must return the
+same page for every combination: any difference is listed. --growth runs the same seed at
+each size and gives the three worst classes' medians per size and the log-log slope
+between the last two sizes.
 """
 
 from __future__ import annotations
@@ -30,14 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import gc
+import itertools
+import json
+import math
 import random
 import shlex
+import statistics
 import time
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from bench.common import (
     DATA_DIR,
@@ -47,390 +53,274 @@ from bench.common import (
     load_average,
     machine_facts,
     markdown_table,
-    measure,
+    percentile,
     pg_database_exists,
     pg_facts,
     pg_url,
     print_facts,
     remove_sqlite,
     sqlite_url,
-    summarize,
 )
+from bench.list_matrix import Combo, matrix, prepare, search_words
+from taskops.bot.list_view import render_list
+from taskops.bot.views import ListState
 from taskops.config import DatabaseSettings, Settings, UISettings
 from taskops.storage.db import migrate
-from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.storage.domain import PageRequest
 from taskops.storage.models import TaskRow
 from taskops.storage.seed import seed_demo
 from taskops.storage.store import TaskStore
 
-BUDGET_MS = 50.0
-PAGE_SIZE = 20
-
-
-@dataclass(frozen=True)
-class Query:
-    name: str
-    filters: ListFilters = field(default_factory=ListFilters)
-    sort: Sort = field(default_factory=Sort)
-    page: str = "first"  # first | middle | last | 99% (the page at 99 % of the list)
-    #: part of the issue's required set (the others probe more filter × sort pairs)
-    required: bool = True
+BUDGET_P95, BUDGET_MAX = 50.0, 150.0
+#: the data's "now": fixed, so every engine and every run sees the same durations
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+TZ = "UTC"
 
 
 @dataclass
-class Result:
-    query: Query
-    page: int
-    rows: int
-    total: int
-    p50: float
-    p95: float
+class Sample:
+    combo: Combo
+    list_ms: float
+    render_ms: float
 
     @property
-    def missed(self) -> bool:
-        return self.p95 > BUDGET_MS
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One filter × sort pair of the --matrix grid (page 1)."""
-
-    filter: str
-    sort: str
-    p50: float
-    worst: float
+    def total(self) -> float:
+        return self.list_ms + self.render_ms
 
 
 @dataclass
-class DbRun:
+class Run:
     kind: str
+    tasks: int
     seed_seconds: float | None = None
-    seed_rows_seconds: float | None = None
-    tasks: int = 0
-    events: int = 0
-    size: str = ""
-    floor: tuple[float, float] = (0.0, 0.0)
-    results: list[Result] = field(default_factory=list)
-    plans: list[str] = field(default_factory=list)
-    matrix: list[Cell] = field(default_factory=list)
+    indexes: dict[str, int] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+    pages: dict[int, list[int]] = field(default_factory=dict)
 
 
-def queries(store: TaskStore) -> list[Query]:
-    today = store.clock().astimezone(store.tz).date()
-    week = ListFilters(date_from=today - timedelta(days=6), date_to=today)
-    failed, paused = TaskStatus.FAILED, TaskStatus.PAUSED
-    cron = Trigger.CRONJOB
-    gpt4o = ProviderChoice("openai", "gpt-4o")
-    out = [
-        Query("no filter"),
-        Query("status=failed", ListFilters(status=failed)),
-        Query("status=paused", ListFilters(status=paused)),
-        Query("trigger=cronjob", ListFilters(trigger=cron)),
-        Query("provider=openai/gpt-4o", ListFilters(provider=gpt4o)),
-        Query("provider=Default", ListFilters(provider=ProviderChoice.default())),
-        Query("from/to last 7 days", week),
-        Query("status=failed trigger=cronjob", ListFilters(status=failed, trigger=cron)),
-        Query("provider=openai/gpt-4o + last 7 days", replace(week, provider=gpt4o)),
-        Query("status+trigger+provider+7 days",
-              replace(week, status=failed, trigger=cron, provider=gpt4o)),
-    ]
-    for sort_field in SortField:
-        for descending in (True, False):
-            if (sort_field, descending) != (SortField.CREATED, True):
-                out.append(Query(f"sort {sort_field.value} {'▼' if descending else '▲'}",
-                                 sort=Sort(sort_field, descending)))
-    for sort_field in (SortField.CREATED, SortField.COST, SortField.DURATION):
-        for page in ("middle", "last"):
-            out.append(Query(f"sort {sort_field.value} ▼", sort=Sort(sort_field), page=page))
-    more = [
-        Query("status=failed, sort cost ▼", ListFilters(status=failed), Sort(SortField.COST)),
-        Query("status=failed", ListFilters(status=failed), page="middle"),
-        Query("status=failed", ListFilters(status=failed), page="last"),
-        Query("status=failed trigger=cronjob", ListFilters(status=failed, trigger=cron),
-              page="middle"),
-        Query("status=paused, sort name ▲", ListFilters(status=paused),
-              Sort(SortField.NAME, False)),
-        Query("status=running, sort duration ▼", ListFilters(status=TaskStatus.RUNNING),
-              Sort(SortField.DURATION)),
-        Query("provider=local/llama-3.1-70b, sort name ▲",
-              ListFilters(provider=ProviderChoice("local", "llama-3.1-70b")),
-              Sort(SortField.NAME, False)),
-        Query("last 7 days, sort tokens ▼", week, Sort(SortField.TOKENS)),
-        Query("trigger=cronjob, sort duration ▲", ListFilters(trigger=cron),
-              Sort(SortField.DURATION, False)),
-        Query("status+trigger+provider+7 days, sort cost ▼",
-              replace(week, status=failed, trigger=cron, provider=gpt4o),
-              Sort(SortField.COST)),
-        # Never-started tasks come last in the duration order, so "last" is cheap; the
-        # finished tasks just before them are the deep end of the duration index.
-        Query("sort duration ▼", sort=Sort(SortField.DURATION), page="99%"),
-    ]
-    return out + [Query(q.name, q.filters, q.sort, q.page, required=False) for q in more]
-
-
-MATRIX_REPEAT = 5
-MATRIX_SORTS = [Sort(f, d) for f in SortField for d in (True, False)]
-
-
-def sort_label(sort: Sort) -> str:
-    return f"{sort.field.value} {'▼' if sort.descending else '▲'}"
-
-
-async def matrix_filters(store: TaskStore) -> list[tuple[str, ListFilters]]:
-    today = store.clock().astimezone(store.tz).date()
-    out: list[tuple[str, ListFilters]] = [("none", ListFilters())]
-    out += [(f"status={s.value}", ListFilters(status=s)) for s in TaskStatus]
-    out += [(f"trigger={t.value}", ListFilters(trigger=t)) for t in Trigger]
-    out += [(f"provider={p.key() if p.provider else 'Default'}", ListFilters(provider=p))
-            for p in await store.provider_options()]
-    out += [(f"last {days} d", ListFilters(date_from=today - timedelta(days=days - 1),
-                                           date_to=today)) for days in (1, 7, 30)]
-    return out
-
-
-async def run_matrix(store: TaskStore) -> list[Cell]:
-    """Every single filter × every sort, page 1: a warm-up, then up to MATRIX_REPEAT runs
-    (two when a run takes over half a second). The grid looks for bad plans, which are
-    slow every time, so it reports the median, not the noisier worst run."""
-    cells = []
-    for name, filters in await matrix_filters(store):
-        for sort in MATRIX_SORTS:
-            await store.list_tasks(filters, sort, 1, PAGE_SIZE)
-            samples: list[float] = []
-            for _ in range(MATRIX_REPEAT):
-                start = time.perf_counter()
-                await store.list_tasks(filters, sort, 1, PAGE_SIZE)
-                samples.append((time.perf_counter() - start) * 1000)
-                if len(samples) >= 2 and max(samples) > 500:
-                    break
-            cell = Cell(name, sort_label(sort), sorted(samples)[len(samples) // 2],
-                        max(samples))
-            cells.append(cell)
-            if cell.p50 > BUDGET_MS:
-                print(f"  matrix: {name} × {cell.sort}: p50 {cell.p50:.1f} ms, "
-                      f"worst {cell.worst:.1f} ms", flush=True)
-    return cells
-
-
-def matrix_report(run: DbRun) -> str:
-    sorts = [sort_label(s) for s in MATRIX_SORTS]
-    names = list(dict.fromkeys(c.filter for c in run.matrix))
-    p50 = {(c.filter, c.sort): c.p50 for c in run.matrix}
-    rows = [[name] + [(f"**{p50[name, s]:.0f}**" if p50[name, s] > BUDGET_MS
-                       else f"{p50[name, s]:.0f}") for s in sorts] for name in names]
-    misses = sum(c.p50 > BUDGET_MS for c in run.matrix)
-    return (f"Matrix, {run.kind}: p50 of up to {MATRIX_REPEAT} runs in ms, page 1; "
-            f"{misses} of {len(run.matrix)} over {BUDGET_MS:.0f} ms (bold).\n\n"
-            + markdown_table(["filter", *sorts], rows, right=range(1, len(sorts) + 1))
-            + "\n")
-
-
-async def page_number(store: TaskStore, query: Query) -> int:
-    if query.page == "first":
-        return 1
-    count = (await store.list_tasks(query.filters, query.sort, 1, PAGE_SIZE)).page_count
-    if query.page == "99%":
-        return max(1, count * 99 // 100)
-    return count if query.page == "last" else (count + 1) // 2
-
-
-async def floor_query(store: TaskStore, ids: list[int]) -> None:
+async def index_sizes(store: TaskStore) -> dict[str, int]:
     async with store.engines.read.connect() as conn:
-        rows = (await conn.execute(select(TaskRow).where(TaskRow.id.in_(ids)))).all()
-    assert len(rows) == len(ids)
+        if store.engines.is_sqlite:
+            rows = await conn.execute(text(
+                "SELECT name, sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM "
+                "sqlite_master WHERE type = 'index' AND tbl_name IN ('tasks', 'task_names')) "
+                "OR name LIKE 'task_names_fts%' OR name IN ('tasks', 'task_names') "
+                "GROUP BY name"))
+        else:
+            rows = await conn.execute(text(
+                "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND (c.relname IN "
+                "('tasks', 'task_names') OR c.oid IN (SELECT indexrelid FROM pg_index WHERE "
+                "indrelid IN ('tasks'::regclass, 'task_names'::regclass)))"))
+        return {r[0]: int(r[1]) for r in rows}
 
 
-async def explain(store: TaskStore, query: Query, page: int) -> list[str]:
-    """Each SQL statement of one list_tasks call, timed alone, with its plan."""
-    captured: list[tuple[str, Any]] = []
-
-    def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-             _many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            captured.append((statement, parameters))
-
-    engine = store.engines.read.sync_engine
-    event.listen(engine, "before_cursor_execute", hook)
-    try:
-        await store.list_tasks(query.filters, query.sort, page, PAGE_SIZE)
-    finally:
-        event.remove(engine, "before_cursor_execute", hook)
-    lines = [f"### {query.name} (page {page})"]
-    sqlite = store.engines.is_sqlite
-    async with store.engines.read.connect() as conn:
-        for statement, params in captured:
-            samples = []
-            for _ in range(5):
-                start = time.perf_counter()
-                (await conn.exec_driver_sql(statement, params)).all()
-                samples.append((time.perf_counter() - start) * 1000)
-            samples.sort()
-            shown = " ".join(statement.split())
-            lines.append(f"- {samples[2]:.1f} ms: {shown[:400]}  params={params!r}"[:700])
-            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
-            plan = await conn.exec_driver_sql(prefix + statement, params)
-            for row in plan:
-                cells: tuple[Any, ...] = tuple(row)
-                lines.append("      " + str(cells[-1] if sqlite else cells[0]))
-    return lines
-
-
-async def seed(store: TaskStore, tasks: int, seed_value: int, now: datetime,
-               run: DbRun) -> None:
-    start = time.perf_counter()
-    marks: dict[str, float] = {}
-
-    def progress(done: int) -> None:
-        if done % 100_000 == 0 or done == tasks:
-            elapsed = time.perf_counter() - start
-            print(f"    {done:>9,} tasks  {elapsed:6.1f} s", flush=True)
-        if done == tasks:
-            marks["rows"] = time.perf_counter() - start
-
-    report = await seed_demo(store, tasks, seed_value, now=now, progress=progress)
-    run.seed_seconds = report.seconds
-    run.seed_rows_seconds = marks.get("rows")
-    print(f"  seeded {report.tasks:,} tasks and {report.events:,} events in "
-          f"{report.seconds:.1f} s (rows {run.seed_rows_seconds or 0:.1f} s, then counts "
-          f"rebuild + ANALYZE{'' if store.engines.is_sqlite else ' + VACUUM'})", flush=True)
-
-
-async def bench_database(kind: str, args: argparse.Namespace, now: datetime) -> DbRun:
-    run = DbRun(kind)
-    keep = args.keep or args.reuse
-    path = DATA_DIR / f"list_tasks_{args.tasks}.db"
-    pg_name = f"taskops_bench_{args.tasks}"
+async def open_store(kind: str, tasks: int, args: argparse.Namespace, run: Run) -> TaskStore:
+    path = DATA_DIR / f"list_tasks_{tasks}.db"
+    pg_name = f"taskops_bench_list_{tasks}"
     if kind == "sqlite":
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        url = sqlite_url(path)
-        reuse = args.reuse and path.exists()
-        if not reuse:
+        url, exists = sqlite_url(path), path.exists()
+        if not (args.reuse and exists):
             remove_sqlite(path)
     else:
-        url = pg_url(pg_name)
-        reuse = args.reuse and await pg_database_exists(pg_name)
-        if not reuse:
+        url, exists = pg_url(pg_name), await pg_database_exists(pg_name)
+        if not (args.reuse and exists):
             await create_pg_database(pg_name)
-    print(f"\n== {kind}: {url}", flush=True)
     await migrate(url)
-    settings = Settings(database=DatabaseSettings(url=url), ui=UISettings(page_size=PAGE_SIZE))
-    store = await TaskStore.open(settings)
-    try:
-        existing = (await store.list_tasks(page_size=1)).total
-        if reuse and existing == args.tasks:
-            print(f"  reusing {existing:,} seeded tasks (seeding skipped)")
+    settings = Settings(database=DatabaseSettings(url=url),
+                        ui=UISettings(page_size=args.page_size, timezone=TZ))
+    store = await TaskStore.open(settings, clock=lambda: NOW)
+    have = (await store.list_tasks(page_size=1)).total
+    if have and have != tasks:
+        raise SystemExit(f"{url} holds {have} tasks, not {tasks}: drop it or omit --reuse")
+    if not have:
+        start = time.perf_counter()
+        report = await seed_demo(store, tasks, args.data_seed, now=NOW)
+        run.seed_seconds = time.perf_counter() - start
+        print(f"  seeded {report.tasks:,} tasks, {report.events:,} events in "
+              f"{run.seed_seconds:.0f} s", flush=True)
+    else:
+        print(f"  reusing {have:,} tasks", flush=True)
+    run.indexes = await index_sizes(store)
+    return store
+
+
+async def close_store(store: TaskStore, kind: str, tasks: int, keep: bool) -> None:
+    await store.close()
+    if not keep:
+        if kind == "sqlite":
+            remove_sqlite(DATA_DIR / f"list_tasks_{tasks}.db")
         else:
-            if existing:
-                raise SystemExit(f"{url} already holds {existing} tasks; drop it or omit --reuse")
-            await seed(store, args.tasks, args.seed, now, run)
-        async with store.engines.read.connect() as conn:
-            run.tasks = (await conn.execute(select(func.count()).select_from(TaskRow))
-                         ).scalar_one()
-            run.events = (await conn.execute(text("SELECT count(*) FROM task_events"))
-                          ).scalar_one()
-            max_id = (await conn.execute(select(func.max(TaskRow.id)))).scalar_one()
-            if kind == "sqlite":
-                size = path.stat().st_size
-            else:
-                size = (await conn.execute(text("SELECT pg_database_size(current_database())"))
-                        ).scalar_one()
-        run.size = human_bytes(size)
-        print(f"  {run.tasks:,} tasks, {run.events:,} events, database {run.size}")
+            await drop_pg_database(f"taskops_bench_list_{tasks}")
 
-        ids = random.Random(0).sample(range(1, max_id + 1), PAGE_SIZE)
-        floor_samples = await measure(lambda: floor_query(store, ids), args.repeat)
-        run.floor = summarize(floor_samples)
-        print(f"  floor (20 rows by primary key): p50 {run.floor[0]:.2f} ms, "
-              f"p95 {run.floor[1]:.2f} ms\n", flush=True)
-        for query in queries(store):
-            page = await page_number(store, query)
-            last = await store.list_tasks(query.filters, query.sort, page, PAGE_SIZE)
 
-            async def call(q: Query = query, p: int = page) -> object:
-                return await store.list_tasks(q.filters, q.sort, p, PAGE_SIZE)
+async def one(store: TaskStore, combo: Combo, request: PageRequest, page_size: int,
+              tz: ZoneInfo) -> tuple[Sample, list[int]]:
+    start = time.perf_counter()
+    page = await store.list_tasks(combo.filters, combo.sort, request, page_size)
+    listed = time.perf_counter()
+    state = ListState(filters=combo.filters, sort=combo.sort, page=page.page)
+    render_list(page, state, "abcdefgh", tz, NOW)
+    done = time.perf_counter()
+    return (Sample(combo, (listed - start) * 1000, (done - listed) * 1000),
+            [t.id for t in page.tasks])
 
-            p50, p95 = summarize(await measure(call, args.repeat))
-            result = Result(query, page, len(last.tasks), last.total, p50, p95)
-            run.results.append(result)
-            print(f"  {query.name:<45} {query.page:<6} p50 {p50:8.2f}  p95 {p95:8.2f} ms"
-                  f"{'  MISS' if result.missed else ''}", flush=True)
-        for result in run.results:
-            if result.missed:
-                run.plans += await explain(store, result.query, result.page)
-        if args.matrix:
-            print("  matrix of single filters × sorts ...", flush=True)
-            run.matrix = await run_matrix(store)
+
+async def bench_engine(kind: str, tasks: int, args: argparse.Namespace,
+                       combos_for: dict[int, list[Combo]]) -> Run:
+    run = Run(kind, tasks)
+    print(f"\n== {kind}, {tasks:,} tasks", flush=True)
+    store = await open_store(kind, tasks, args, run)
+    try:
+        if tasks not in combos_for:
+            async with store.engines.read.connect() as conn:
+                max_id = (await conn.execute(select(func.max(TaskRow.id)))).scalar_one()
+            words = await search_words(store, tasks)
+            print(f"  words: common {', '.join(words.common)}; rare {', '.join(words.rare)}")
+            combos_for[tasks] = matrix(args.seed, args.combos, await store.provider_options(),
+                                       NOW.date(), words, int(max_id))
+        combos = combos_for[tasks]
+        requests = [await prepare(store, c, args.page_size) for c in combos]
+        tz = ZoneInfo(TZ)
+        for combo, request in zip(combos, requests, strict=True):  # untimed pass
+            _, run.pages[combo.n] = await one(store, combo, request, args.page_size, tz)
+        order = list(range(len(combos)))
+        shuffle = random.Random(args.seed + 1)
+        gc.collect()
+        for _ in range(args.repeat):
+            shuffle.shuffle(order)
+            for i in order:
+                sample, _ = await one(store, combos[i], requests[i], args.page_size, tz)
+                run.samples.append(sample)
+        print(f"  {len(run.samples)} samples, load {load_average()}", flush=True)
     finally:
-        await store.close()
-        if not keep:
-            if kind == "sqlite":
-                remove_sqlite(path)
-            else:
-                await drop_pg_database(pg_name)
+        await close_store(store, kind, tasks, args.keep or args.reuse)
     return run
 
 
-def report(run: DbRun) -> str:
-    floor = run.floor[0] or 1e-9
-    rows = []
-    for n, r in enumerate(run.results, 1):
-        q = r.query
-        rows.append([
-            str(n) + ("" if q.required else "*"), q.name,
-            f"{q.page} ({r.page:,})", f"{r.total:,}", f"{r.p50:.2f}", f"{r.p95:.2f}",
-            f"{r.p50 / floor:.1f}", "**miss**" if r.missed else "ok",
-        ])
-    table = markdown_table(["#", "query (sort created ▼ unless named)", "page", "total",
-                            "p50 ms", "p95 ms", "× floor", "≤ 50 ms"], rows,
-                           right=(3, 4, 5, 6))
-    head = [f"### {run.kind}", ""]
+def stats(values: list[float]) -> str:
+    return (f"{statistics.median(values):.1f} / {percentile(values, 95):.1f} / "
+            f"{max(values):.1f}")
+
+
+def class_medians(run: Run) -> dict[str, float]:
+    by: dict[str, list[float]] = defaultdict(list)
+    for s in run.samples:
+        by[s.combo.klass].append(s.total)
+    return {k: statistics.median(v) for k, v in by.items()}
+
+
+def report(run: Run) -> str:
+    totals = [s.total for s in run.samples]
+    over = sum(t > BUDGET_P95 for t in totals) / len(totals)
+    lines = [f"### {run.kind}, {run.tasks:,} tasks", ""]
     if run.seed_seconds is not None:
-        head.append(f"Seeding {run.tasks:,} tasks / {run.events:,} events: "
-                    f"{run.seed_seconds:.0f} s ({run.seed_rows_seconds or 0:.0f} s writing "
-                    f"rows). Database size {run.size}.")
-    else:
-        head.append(f"{run.tasks:,} tasks / {run.events:,} events (reused). "
-                    f"Database size {run.size}.")
-    head += ["", f"Floor, 20 rows by primary key: p50 {run.floor[0]:.2f} ms, "
-             f"p95 {run.floor[1]:.2f} ms.", ""]
-    return "\n".join(head) + table + "\n"
+        lines.append(f"Seeded in {run.seed_seconds:.0f} s.")
+    lines += [
+        "",
+        markdown_table(["", "p50 / p95 / max ms"], [
+            ["list + render", stats(totals)],
+            ["list (`TaskStore.list_tasks`)", stats([s.list_ms for s in run.samples])],
+            ["render (`render_list`)", stats([s.render_ms for s in run.samples])],
+        ]),
+        "",
+        f"Samples: {len(totals)}; over {BUDGET_P95:.0f} ms: {over:.1%}; over "
+        f"{BUDGET_MAX:.0f} ms: {sum(t > BUDGET_MAX for t in totals)}. Goal p95 ≤ "
+        f"{BUDGET_P95:.0f} ms: {'met' if percentile(totals, 95) <= BUDGET_P95 else 'MISSED'}"
+        f"; max ≤ {BUDGET_MAX:.0f} ms: {'met' if max(totals) <= BUDGET_MAX else 'MISSED'}.",
+        "",
+    ]
+    worst = sorted(run.samples, key=lambda s: -s.total)[:10]
+    lines.append(markdown_table(["#", "ms", "combination"],
+                                [[str(s.combo.n), f"{s.total:.1f}", s.combo.describe()]
+                                 for s in worst], right=(0, 1)))
+    medians = sorted(class_medians(run).items(), key=lambda kv: -kv[1])[:5]
+    lines += ["", "Worst classes (median ms): "
+              + "; ".join(f"{k} {v:.1f}" for k, v in medians), ""]
+    sizes = sorted(run.indexes.items(), key=lambda kv: -kv[1])
+    indexes = sum(v for k, v in sizes if k.startswith("ix_tasks"))
+    lines.append("Sizes: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in sizes)
+                 + f"; the ix_tasks_* indexes together {human_bytes(indexes)}")
+    return "\n".join(lines) + "\n"
+
+
+def differences(runs: list[Run]) -> list[str]:
+    out = []
+    by_size: dict[int, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_size[run.tasks].append(run)
+    for tasks, same in by_size.items():
+        for a, b in itertools.pairwise(same):
+            for n, ids in a.pages.items():
+                if b.pages.get(n) != ids:
+                    out.append(f"{tasks:,} tasks, combination {n}: {a.kind} {ids} ≠ "
+                               f"{b.kind} {b.pages.get(n)}")
+    return out
+
+
+def growth(runs: list[Run], sizes: list[int]) -> str:
+    lines = []
+    for kind in dict.fromkeys(r.kind for r in runs):
+        mine = {r.tasks: class_medians(r) for r in runs if r.kind == kind}
+        top = sorted(mine[sizes[-1]].items(), key=lambda kv: -kv[1])[:3]
+        rows = []
+        for klass, _ in top:
+            values = [mine[n].get(klass, float("nan")) for n in sizes]
+            slope = (math.log(values[-1] / values[-2]) / math.log(sizes[-1] / sizes[-2])
+                     if len(values) > 1 and values[-2] > 0 else float("nan"))
+            rows.append([klass, *(f"{v:.1f}" for v in values), f"{slope:.2f}"])
+        lines.append(f"Growth, {kind}: medians (ms) of the three worst classes at "
+                     f"{sizes[-1]:,}\n\n" + markdown_table(
+                         ["class", *(f"{n:,}" for n in sizes), "slope"], rows,
+                         right=range(1, len(sizes) + 2)))
+    return "\n\n".join(lines)
 
 
 async def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse a kept database of the same size (implies --keep)")
-    parser.add_argument("--matrix", action="store_true",
-                        help="also time every single filter × every sort on page 1")
+    parser.add_argument("--combos", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=None, help="matrix seed (random)")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed_demo's seed")
+    parser.add_argument("--page-size", type=int, default=10)
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--reuse", action="store_true", help="reuse kept databases")
+    parser.add_argument("--growth", default="", help="sizes, e.g. 10000,100000,1000000")
+    parser.add_argument("--dump", type=Path, help="write every sample here (JSON lines)")
     args = parser.parse_args(argv)
-    if args.tasks < 1 or args.repeat < 1:
-        parser.error("--tasks and --repeat must be at least 1")
-
-    facts = machine_facts()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1_000_000)
+    sizes = [int(s) for s in args.growth.split(",")] if args.growth else [args.tasks]
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    facts = machine_facts()
     if "postgresql" in kinds:
         facts.update(await pg_facts())
-    print("command: python bench/list_tasks.py " + shlex.join(sys.argv[1:] if argv is None
-                                                              else argv))
+    shown = sys.argv[1:] if argv is None else argv
+    print(f"command: python bench/list_tasks.py {shlex.join(shown)}  (matrix seed {args.seed})")
     print_facts(facts)
-    now = datetime.now(UTC).replace(microsecond=0)  # the same data on every database
-    runs = [await bench_database(kind, args, now) for kind in kinds]
-    print("\n" + "\n".join(report(run) for run in runs))
+    combos_for: dict[int, list[Combo]] = {}
+    runs = [await bench_engine(kind, n, args, combos_for) for n in sizes for kind in kinds]
+    print()
     for run in runs:
-        if run.matrix:
-            print(matrix_report(run))
-    print(f"load average at the end: {load_average()}")
-    for run in runs:
-        misses = [r for r in run.results if r.missed]
-        print(f"{run.kind}: {len(misses)} of {len(run.results)} queries miss the "
-              f"{BUDGET_MS:.0f} ms p95 budget")
-        if run.plans:
-            print("\n".join(run.plans) + "\n")
+        print(report(run))
+    if args.dump:
+        with args.dump.open("w") as out:
+            for run in runs:
+                for smp in run.samples:
+                    out.write(json.dumps({"kind": run.kind, "tasks": run.tasks,
+                                          "n": smp.combo.n, "ms": round(smp.total, 2),
+                                          "class": smp.combo.klass,
+                                          "combo": smp.combo.describe()}) + "\n")
+    diffs = differences(runs)
+    print(f"Engines agree on every page: {'yes' if not diffs else 'NO'}")
+    for line in diffs[:20]:
+        print("  " + line)
+    if len(sizes) > 1:
+        print("\n" + growth(runs, sizes))
+    print(f"\nmatrix seed {args.seed}; load average at the end: {load_average()}")
     return 0
 
 

@@ -4,7 +4,9 @@
   (``storage.rules.past_deadline``, platform-facts.md): a running task is failed when
   its deadline passes, a paused one too, and an answer after it fails the task at once.
 * A paused task with no answer fails after ``[tasks] paused_timeout_hours``.
-* A started task whose worker stopped renewing its lease fails as "worker lost".
+* A started task whose worker is gone (its lease ran out, or its process died on this
+  host) is taken up again from its journal by another worker (``runtime.resume``); a
+  fault of the store never fails a task.
 * With ``[tasks] status_updates`` on, a progress event every N running minutes.
 """
 
@@ -14,8 +16,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from taskops.storage.domain import EventKind, Task, TaskEvent
-
-WORKER_LOST_MESSAGE = "Worker lost: the task's worker stopped unexpectedly"
 
 
 def answers_of(history: Iterable[TaskEvent]) -> tuple[str, ...]:

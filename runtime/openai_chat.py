@@ -10,8 +10,9 @@ Failures never hang a worker: ``timeout_seconds`` bounds connecting and every wa
 the next bytes; 429, 5xx and connection errors are retried twice with backoff; then the
 task fails with a message naming the provider, the URL and what went wrong.
 
-A continued run (after an answer, or adopted from a stopped worker) replays the task's
-event log as the conversation, so the model sees everything it did before.
+A continued run (after an answer, or taken up again after a restart) rebuilds the
+conversation from the task's journal, so the model sees everything it did before; a call
+cut off by the restart reaches it as an error saying so (runtime.resume).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def conversation(ctx: RunContext, system_prompt: str = SYSTEM_PROMPT) -> list[di
                     "arguments": arguments if isinstance(arguments, str)
                     else json.dumps(arguments, ensure_ascii=False)}}]})
             messages.append({"role": "tool", "tool_call_id": call_id,
-                             "content": str(payload.get("result", ""))})
+                             "content": _tool_message(payload)})
         elif event.kind is EventKind.TEXT:
             messages.append({"role": "assistant", "content": str(payload.get("text", ""))})
         elif event.kind is EventKind.FINAL:
@@ -86,6 +87,19 @@ def conversation(ctx: RunContext, system_prompt: str = SYSTEM_PROMPT) -> list[di
         elif event.kind is EventKind.ANSWER:
             messages.append({"role": "user", "content": str(payload.get("text", ""))})
     return messages
+
+
+#: what the model reads for a call cut off by a restart (its effect is unknown)
+INTERRUPTED_MESSAGE = ("Error: {result}. The call started but its result was not recorded, so "
+                       "it may or may not have taken effect; it was not run again. Check "
+                       "before you repeat it.")
+
+
+def _tool_message(payload: dict[str, Any]) -> str:
+    result = str(payload.get("result", ""))
+    if payload.get("interrupted"):
+        return INTERRUPTED_MESSAGE.format(result=result)
+    return result
 
 
 def _arguments(raw: str) -> dict[str, Any] | str:

@@ -14,18 +14,21 @@ the task's description and ignored (docs/scripted-provider.md is the user guide)
     !end <completed|failed|question|silent> <summary>   the final message
 
 ``\\n`` in a text, result or summary stands for a line break. After a question is
-answered, the run continues with the steps after that ``!end question`` line.
+answered, the run continues with the steps after that ``!end question`` line; a run taken
+up again after a restart continues after the last step its journal records
+(:func:`resume_point`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from taskops.runtime.agent import AgentIO, RunContext, ToolOutcome
-from taskops.storage.domain import ResultStatus, Task
+from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent
 
 #: a scripted ``!loop`` gives up after this many calls when loop detection is off
 LOOP_GIVE_UP = 50
@@ -168,17 +171,68 @@ def default_steps(task: Task) -> list[Step]:
     ]
 
 
-def _resume_index(steps: list[Step], answered: int) -> int:
-    """Where a run continues after ``answered`` questions got their answers."""
-    if answered == 0:
-        return 0
-    seen = 0
+#: the events a script's steps produce, in the order the journal holds them
+_AGENT_EVENTS = frozenset({EventKind.THINKING, EventKind.TEXT, EventKind.TOOL_CALL,
+                           EventKind.FINAL, EventKind.ANSWER})
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a script continues: the first step not done yet, the last text said before
+    it (the fallback final message), and the calls a ``!loop`` step has made so far."""
+
+    index: int = 0
+    said: str | None = None
+    loop_calls: int = 0
+
+
+def _produces(step: Step, thinking: bool) -> EventKind | None:
+    if step.kind is StepKind.THINK:
+        return EventKind.THINKING if thinking and step.text.strip() else None
+    if step.kind is StepKind.SAY:
+        return EventKind.TEXT if step.text.strip() else None
+    if step.kind is StepKind.TOOL:
+        return EventKind.TOOL_CALL
+    return None
+
+
+def resume_point(steps: list[Step], history: Sequence[TaskEvent], thinking: bool) -> ResumePoint:
+    """Match the steps against the journal: every step whose event is recorded is done
+    (a question and its answer included); the run continues after the last of them.
+
+    Steps that record nothing (``!wait``, ``!tokens``) between two done steps are done
+    too — their tokens were counted with the next event; those after the last done step
+    run again (their tokens were not counted yet).
+    """
+    recorded = [e for e in history if e.kind in _AGENT_EVENTS]
+    at, point = 0, ResumePoint()
+    said: str | None = None
     for index, step in enumerate(steps):
-        if step.kind is StepKind.END and step.status is ResultStatus.QUESTION:
-            seen += 1
-            if seen == answered:
-                return index + 1
-    return len(steps)
+        if step.kind is StepKind.LOOP:
+            calls = 0
+            while (at < len(recorded) and recorded[at].kind is EventKind.TOOL_CALL
+                   and recorded[at].payload.get("tool") == step.text):
+                calls, at = calls + 1, at + 1
+            return ResumePoint(index, said, calls) if calls else point
+        if step.kind is StepKind.END:
+            asked = (step.status is ResultStatus.QUESTION and at + 1 < len(recorded)
+                     and recorded[at].kind is EventKind.FINAL
+                     and recorded[at + 1].kind is EventKind.ANSWER)
+            if not asked:
+                return point
+            at += 2
+            point = ResumePoint(index + 1, said)
+            continue
+        kind = _produces(step, thinking)
+        if kind is None:
+            continue
+        if at >= len(recorded) or recorded[at].kind is not kind:
+            return point
+        at += 1
+        if step.kind is StepKind.SAY:
+            said = step.text
+        point = ResumePoint(index + 1, said)
+    return point
 
 
 def final_message(status: ResultStatus, summary: str) -> str:
@@ -190,8 +244,10 @@ class ScriptedProvider:
 
     async def run(self, ctx: RunContext, io: AgentIO) -> str:
         steps = parse_steps(ctx.task.prompt) or default_steps(ctx.task)
-        said: str | None = None
-        for step in steps[_resume_index(steps, len(ctx.answers)):]:
+        resume = resume_point(steps, ctx.history, ctx.thinking)
+        said = resume.said
+        for index in range(resume.index, len(steps)):
+            step = steps[index]
             if step.kind is StepKind.THINK:
                 await io.thinking(step.text)
             elif step.kind is StepKind.SAY:
@@ -204,18 +260,19 @@ class ScriptedProvider:
             elif step.kind is StepKind.TOKENS:
                 io.usage(*step.tokens)
             elif step.kind is StepKind.LOOP:
-                return await self._loop(step.text, io)
+                done = resume.loop_calls if index == resume.index else 0
+                return await self._loop(step.text, io, done)
             else:
                 assert step.status is not None
                 return final_message(step.status, step.text)
         # No !end: the last thing said is the final message, without the format.
         return said or "Done."
 
-    async def _loop(self, name: str, io: AgentIO) -> str:
+    async def _loop(self, name: str, io: AgentIO, done: int = 0) -> str:
         # The same failing call each time: loop detection (if on) ends the run by raising.
         failure = ToolOutcome(f"{name} failed: the service answered 503 Service Unavailable",
                               is_error=True)
-        for _ in range(LOOP_GIVE_UP):
+        for _ in range(done, LOOP_GIVE_UP):
             await io.tool_call(name, {}, outcome=failure)
             await io.work(LOOP_PAUSE_SECONDS)
         return final_message(ResultStatus.FAILED,

@@ -10,6 +10,11 @@ for blocking work).
 Operators add tools without touching taskops (docs/scripted-provider.md, "Your own
 tools"): in Python with ``@register_tool(...)``, or from an installed package through
 the ``taskops.tools`` entry-point group, loaded when the worker starts.
+
+Repeating a call: a run that is taken up again (after a restart) never runs a call twice
+unless the tool says it may — ``safe_to_repeat=True`` for tools whose effect is the same
+however often they run (reads, idempotent writes). A call that was cut off is otherwise
+recorded as "interrupted by a restart" and the agent is told.
 """
 
 from __future__ import annotations
@@ -44,6 +49,28 @@ class ToolError(Exception):
 class Tool:
     spec: ToolSpec
     function: ToolFunction
+    #: running the call again after an interruption does no harm (the same effect)
+    safe_to_repeat: bool = False
+
+
+#: the attribute :func:`tool` sets on a function an entry point can name directly
+TOOL_ATTRIBUTE = "__taskops_tool__"
+
+
+def tool(name: str | None = None, *, description: str = "",
+         parameters: dict[str, Any] | None = None,
+         safe_to_repeat: bool = False) -> Callable[[ToolFunction], ToolFunction]:
+    """Declare a function as a tool without registering it anywhere: a ``taskops.tools``
+    entry point may then name the function itself (``mytool = "pkg.mod:my_tool"``), and
+    the declaration — ``safe_to_repeat`` included — travels with it."""
+    def declare(function: ToolFunction) -> ToolFunction:
+        spec = ToolSpec(name or function.__name__,
+                        description or (function.__doc__ or "").strip(),
+                        parameters or {"type": "object", "properties": {}})
+        setattr(function, TOOL_ATTRIBUTE, Tool(spec, function, safe_to_repeat))
+        return function
+
+    return declare
 
 
 def _as_result(value: Any) -> str:
@@ -66,17 +93,17 @@ class ToolRegistry:
         self._tools[tool.spec.name] = tool
 
     def register(self, name: str | None = None, *, description: str = "",
-                 parameters: dict[str, Any] | None = None,
+                 parameters: dict[str, Any] | None = None, safe_to_repeat: bool = False,
                  replace: bool = False) -> Callable[[ToolFunction], ToolFunction]:
         """Decorator: ``@registry.register("name", description=..., parameters=...)``.
 
-        ``parameters`` is the JSON schema of the arguments object offered to models.
+        ``parameters`` is the JSON schema of the arguments object offered to models;
+        ``safe_to_repeat`` lets a run taken up again run an interrupted call once more.
         """
         def decorate(function: ToolFunction) -> ToolFunction:
-            spec = ToolSpec(name or function.__name__,
-                            description or (function.__doc__ or "").strip(),
-                            parameters or {"type": "object", "properties": {}})
-            self.add(Tool(spec, function), replace=replace)
+            declared = tool(name, description=description, parameters=parameters,
+                            safe_to_repeat=safe_to_repeat)(function)
+            self.add(getattr(declared, TOOL_ATTRIBUTE), replace=replace)
             return function
 
         return decorate
@@ -110,8 +137,9 @@ class ToolRegistry:
 def load_plugins(target: ToolRegistry, group: str = ENTRY_POINT_GROUP) -> list[str]:
     """Load the ``taskops.tools`` entry points; returns the names loaded.
 
-    An entry point may name a function ``register(registry)`` (called with ``target``) or a
-    module whose ``@register_tool`` decorators register into the default registry when
+    An entry point may name a function declared with :func:`tool` (added to ``target``
+    with its declaration), a function ``register(registry)`` (called with ``target``), or
+    a module whose ``@register_tool`` decorators register into the default registry when
     imported. A plugin that fails to load is logged and skipped, never fatal. Loading
     twice into the same registry does nothing the second time.
     """
@@ -122,7 +150,10 @@ def load_plugins(target: ToolRegistry, group: str = ENTRY_POINT_GROUP) -> list[s
     for point in entry_points(group=group):
         try:
             plugin = point.load()
-            if callable(plugin) and not isinstance(plugin, ModuleType):
+            declared = getattr(plugin, TOOL_ATTRIBUTE, None)
+            if isinstance(declared, Tool):
+                target.add(declared)
+            elif callable(plugin) and not isinstance(plugin, ModuleType):
                 plugin(target)
         except Exception:
             log.exception("tool plugin %s (%s) failed to load", point.name, point.value)
@@ -146,7 +177,8 @@ def _number_arg(arguments: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-@register_tool("current_time", description="The current date and time.", parameters={
+@register_tool("current_time", description="The current date and time.", safe_to_repeat=True,
+               parameters={
     "type": "object",
     "properties": {"timezone": {"type": "string",
                                 "description": "IANA timezone, e.g. Europe/Berlin (default UTC)"}},
@@ -161,7 +193,7 @@ async def current_time(arguments: dict[str, Any]) -> str:
 
 
 @register_tool("wait", description="Wait for some seconds (at most 300), e.g. for a job.",
-               parameters={"type": "object", "required": ["seconds"],
+               safe_to_repeat=True, parameters={"type": "object", "required": ["seconds"],
                            "properties": {"seconds": {"type": "number", "minimum": 0,
                                                       "maximum": MAX_WAIT_SECONDS}}})
 async def wait(arguments: dict[str, Any]) -> str:
@@ -172,7 +204,7 @@ async def wait(arguments: dict[str, Any]) -> str:
     return f"waited {seconds:g}s"
 
 
-@register_tool("echo", description="Return the given text unchanged.",
+@register_tool("echo", description="Return the given text unchanged.", safe_to_repeat=True,
                parameters={"type": "object", "required": ["text"],
                            "properties": {"text": {"type": "string"}}})
 async def echo(arguments: dict[str, Any]) -> str:

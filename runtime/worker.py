@@ -3,12 +3,19 @@
 One loop, woken by the in-process bus (a task created, a question answered, a run
 ended) or every ``check_interval`` seconds, does everything that is not a run itself:
 
-* claim answered/unowned running tasks, then new ones (compare-and-set claims with a
-  lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never run one task);
+* claim answered or released running tasks, then new ones (compare-and-set claims with
+  a lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers never run one task);
+* take up again the tasks of workers that are gone — a dead process on this host at
+  once, another host's once its lease has run out — continuing from their journal
+  (``runtime.resume``): nothing recorded is done twice;
 * stop runs whose task ended elsewhere — at once for a kill in this process (the bus),
   within ``poll_interval_seconds`` for a kill from another process (polling);
-* renew this worker's leases; fail tasks of workers that stopped renewing theirs;
-* enforce max duration and the paused timeout, write periodic status updates.
+* renew this worker's leases;
+* enforce max duration and the paused timeout, write periodic status updates;
+* ride out store outages: runs wait for the store; past ``store_patience_seconds`` they
+  stop and are released once the store is back, to be taken up again. Limits still
+  apply meanwhile: a run past its deadline stops at once, and its failure is recorded
+  when the store answers again.
 
 Times that decide a task's fate come from the store's clock (so tests control them);
 the loop's own pacing is real time.
@@ -19,25 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
+import time
 from collections.abc import Callable
-from datetime import timedelta
 
 from taskops.config import Settings
-from taskops.runtime.lifecycle import WORKER_LOST_MESSAGE, progress_payload
+from taskops.runtime import liveness
+from taskops.runtime.lifecycle import progress_payload
 from taskops.runtime.providers import ProviderError, Providers
-from taskops.runtime.run import RunEnd, TaskRun
+from taskops.runtime.run import STORE_UNAVAILABLE, RunEnd, TaskRun
 from taskops.runtime.tools import ToolRegistry, load_plugins
 from taskops.runtime.tools import registry as default_tools
-from taskops.storage.domain import (
-    EventKind,
-    Task,
-    TaskEvent,
-    TaskStatus,
-    Trigger,
-)
+from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus, Trigger
+from taskops.storage.faults import describe, is_transient, retry
 from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE, past_deadline
 from taskops.storage.signals import TaskChange
 from taskops.storage.store import TaskStore
@@ -46,10 +46,12 @@ log = logging.getLogger("taskops.runtime")
 
 #: how many check intervals pass between two looks for lost workers and stale questions
 RECOVERY_EVERY = 5
+#: stop reasons after which the task is still running and is given back to be taken up
+GIVEN_BACK = frozenset({"worker stopping", STORE_UNAVAILABLE})
+#: how long a stopping worker tries to give its tasks back to an unavailable store
+RELEASE_PATIENCE = 5.0
 
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+default_worker_id = liveness.default_worker_id
 
 
 class Worker:
@@ -72,13 +74,19 @@ class Worker:
         self._wake = asyncio.Event()
         self._due: dict[str, float] = {}
         self._outcomes: list[int] = []
-        self._failing = False
+        #: tasks to give back once the store answers (their runs stopped for an outage)
+        self._to_release: set[int] = set()
+        #: failures decided while the store was away (max duration), to record later
+        self._to_fail: dict[int, str] = {}
+        self._progress: set[asyncio.Task[None]] = set()
+        self._failing_since: float | None = None
 
     # --- the loop -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then stop the runs and release their tasks."""
         load_plugins(self.tools)
+        liveness.started(self.worker_id)
         queue = self.store.bus.subscribe()
         helpers = [asyncio.create_task(self._watch(queue)),
                    asyncio.create_task(self._relay(stop))]
@@ -95,6 +103,7 @@ class Worker:
                 helper.cancel()
             self.store.bus.unsubscribe(queue)
             await self._shutdown()
+            liveness.stopped(self.worker_id)
             log.info("worker %s stopped", self.worker_id)
 
     async def _relay(self, stop: asyncio.Event) -> None:
@@ -109,27 +118,39 @@ class Worker:
         return True
 
     async def _tick(self) -> None:
+        self._reap()
+        # First what needs no store: limits hold while the store is away.
+        self._check_store()
+        self._check_limits()
         try:
-            self._reap()
+            await self._settle()
             await self._claim()
             if self.runs and self._is_due("poll", self.poll_interval):
                 await self._poll_holdings()
             if self.runs and self._is_due("lease", self.lease_seconds / 3):
                 await self.store.work.renew(self.worker_id, list(self.runs),
                                             self.lease_seconds)
-            await self._enforce_limits()
             if self._is_due("recover", self.check_interval * RECOVERY_EVERY):
                 await self._recover()
             while self._outcomes:
                 await self.store.cronjobs.record_outcome(self._outcomes[0])
                 self._outcomes.pop(0)
-        except Exception:
-            # The database may be away for a while; runs in flight carry on, and so do we.
-            if not self._failing:
-                log.exception("worker %s: housekeeping failed; retrying", self.worker_id)
-            self._failing = True
+        except Exception as error:
+            # The store may be away for a while; runs in flight carry on, and so do we.
+            # One line when it starts (a traceback only if it is not a store outage) and
+            # one when it is over.
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                if is_transient(error):
+                    log.warning("worker %s: the store is unavailable (%s); retrying",
+                                self.worker_id, describe(error))
+                else:
+                    log.exception("worker %s: housekeeping failed; retrying", self.worker_id)
         else:
-            self._failing = False
+            if self._failing_since is not None:
+                log.info("worker %s: housekeeping works again after %.1fs", self.worker_id,
+                         time.monotonic() - self._failing_since)
+            self._failing_since = None
 
     async def _watch(self, queue: asyncio.Queue[TaskChange]) -> None:
         """React to the in-process bus: stop killed runs at once, claim new work early."""
@@ -150,16 +171,39 @@ class Worker:
         free = self.concurrency - len(self.runs)
         if free <= 0:
             return
-        # Answered questions first: someone is waiting for those.
+        # Answered questions first (someone is waiting), and tasks given back to be
+        # taken up again.
         for task in await self.store.work.claim_unowned(self.worker_id, free,
                                                         self.lease_seconds):
-            history = await self.store.list_events(task.id, limit=max(100, task.event_count))
-            await self._start(task, tuple(history.events))
+            await self._start(task, await self.store.task_journal(task.id))
             free -= 1
         for task in await self.store.work.claim_new(self.worker_id, free, self.lease_seconds):
             await self._start(task, None)
 
+    async def _take_over(self) -> None:
+        """Take up, from their journal, the tasks of workers that are gone (and tasks this
+        worker holds without running them, e.g. after its run was stopped)."""
+        free = self.concurrency - len(self.runs)
+        if free <= 0:
+            return
+        gone = []
+        for claim in await self.store.work.claims(exclude=list(self.runs)):
+            if claim.worker_id == self.worker_id:
+                mine_idle = claim.task_id not in self._to_fail
+            else:
+                mine_idle = False
+            if mine_idle or (claim.worker_id != self.worker_id and (
+                    liveness.gone_here(claim.worker_id)
+                    or self.store.work.expired(claim, self.lease_seconds))):
+                gone.append(claim)
+        for task in await self.store.work.take_over(self.worker_id, gone[:free],
+                                                    self.lease_seconds):
+            log.warning("        ↻ task#%d: its worker is gone; taking it up again", task.id)
+            await self._start(task, await self.store.task_journal(task.id))
+
     async def _start(self, task: Task, history: tuple[TaskEvent, ...] | None) -> None:
+        if task.id in self.runs:
+            return
         try:
             provider = self.providers.get(task.provider)
         except ProviderError as exc:
@@ -170,7 +214,8 @@ class Worker:
                       history)
         self.runs[task.id] = run
         run.start().add_done_callback(lambda _: self._wake.set())
-        log.info("        → task#%d %s (%s/%s)", task.id, "continued" if history else "started",
+        log.info("        → task#%d %s (%s/%s)", task.id,
+                 "resumed" if run.resumed else "continued" if history else "started",
                  task.provider, task.model)
 
     def _ended(self, task: Task) -> None:
@@ -182,7 +227,9 @@ class Worker:
             if not run.done:
                 continue
             del self.runs[task_id]
-            if run.stop_reason != "worker stopping":
+            if run.stop_reason == STORE_UNAVAILABLE:
+                self._to_release.add(task_id)
+            if run.stop_reason not in GIVEN_BACK and run.stop_reason != "max duration":
                 self._ended(run.task)
             if self.on_run_end is not None:
                 self.on_run_end(run)
@@ -191,13 +238,41 @@ class Worker:
         for run in self.runs.values():
             run.stop("worker stopping")
         await asyncio.gather(*(run.wait() for run in self.runs.values()))
-        # Stopped mid-run: give the tasks back so a worker continues them (replaying the
-        # event log); tasks that ended meanwhile are not touched by the release.
-        stopped = [i for i, r in self.runs.items() if r.end is RunEnd.STOPPED]
+        # Stopped mid-run: give the tasks back so a worker takes them up again from their
+        # journal; tasks that ended meanwhile are not touched by the release.
+        stopped = {i for i, r in self.runs.items() if r.end is RunEnd.STOPPED}
         with contextlib.suppress(Exception):
-            await self.store.work.release(self.worker_id, stopped)
+            await retry(lambda: self.store.work.release(self.worker_id,
+                                                        stopped | self._to_release),
+                        give_up_after=RELEASE_PATIENCE, what="release")
+        for job in self._progress:
+            job.cancel()
         self._reap()
         await self.providers.aclose()
+
+    # --- the store away -----------------------------------------------------------------
+
+    def _check_store(self) -> None:
+        """Stop the runs once the store has been away longer than they may wait."""
+        since = self.store.journal.unavailable_since
+        patience = self.settings.runtime.store_patience_seconds
+        if since is None or time.monotonic() - since < patience:
+            return
+        for run in self.runs.values():
+            run.stop(STORE_UNAVAILABLE)
+
+    async def _settle(self) -> None:
+        """Record what could not be recorded while the store was away."""
+        if self._to_release:
+            await self.store.work.release(self.worker_id, list(self._to_release))
+            log.info("worker %s: %d task(s) given back to be taken up again", self.worker_id,
+                     len(self._to_release))
+            self._to_release.clear()
+        for task_id, error in list(self._to_fail.items()):
+            task = await self.store.fail_task(task_id, error, allowed=[TaskStatus.RUNNING])
+            del self._to_fail[task_id]
+            if task is not None:
+                self._ended(task)
 
     # --- watching the runs --------------------------------------------------------------
 
@@ -211,7 +286,9 @@ class Worker:
             elif holding.claimed_by != self.worker_id:
                 run.stop("claim lost")
 
-    async def _enforce_limits(self) -> None:
+    def _check_limits(self) -> None:
+        """Stop runs past their deadline (recorded as failed by :meth:`_settle`) and start
+        the status updates that are due."""
         now = self.store.clock()
         tasks = self.settings.tasks
         period = tasks.status_update_minutes * 60
@@ -220,9 +297,9 @@ class Worker:
                 continue
             if past_deadline(run.task.started_at or run.claimed_at,
                              run.task.max_duration_minutes, now):
-                await self.store.fail_task(task_id, MAX_DURATION_MESSAGE,
-                                           allowed=[TaskStatus.RUNNING])
+                # Stop first: the deadline holds even while the store is away.
                 run.stop("max duration")
+                self._to_fail[task_id] = MAX_DURATION_MESSAGE
                 continue
             if not tasks.status_updates:
                 continue
@@ -232,25 +309,28 @@ class Worker:
                 run.progress_mark = int(run.elapsed_seconds(run.claimed_at) // period)
             if mark > run.progress_mark:
                 run.progress_mark = mark
-                task = await self.store.get_task(task_id)
-                await self.store.append_event(task_id, EventKind.PROGRESS,
-                                              progress_payload(task, elapsed / 60))
+                job = asyncio.create_task(self._write_progress(task_id, elapsed))
+                self._progress.add(job)
+                job.add_done_callback(self._progress.discard)
+
+    async def _write_progress(self, task_id: int, elapsed: float) -> None:
+        # Off the loop: the journal holds it while the store is away.
+        try:
+            task = await retry(lambda: self.store.get_task(task_id), what="status update")
+            await self.store.append_event(task_id, EventKind.PROGRESS,
+                                          progress_payload(task, elapsed / 60))
+        except Exception:
+            log.exception("task#%d: the status update could not be written", task_id)
 
     async def _recover(self) -> None:
-        for task_id in await self.store.work.take_over_expired(
-                self.worker_id, list(self.runs), self.lease_seconds):
-            task = await self.store.fail_task(task_id, WORKER_LOST_MESSAGE,
-                                              allowed=[TaskStatus.RUNNING])
-            if task is not None:
-                log.warning("        ✗ task#%d: its worker stopped renewing its lease", task_id)
-                self._ended(task)
-        limit = timedelta(hours=self.settings.tasks.paused_timeout_hours)
+        await self._take_over()
+        limit = self.settings.tasks.paused_timeout_hours * 3600
         now = self.store.clock()
         for paused in await self.store.work.paused():
             # Max duration is wall-clock from the start: it runs out while a task waits too.
             if past_deadline(paused.started_at, paused.max_duration_minutes, now):
                 error = MAX_DURATION_MESSAGE
-            elif now - paused.since >= limit:
+            elif (now - paused.since).total_seconds() >= limit:
                 error = PAUSED_TIMEOUT_MESSAGE
             else:
                 continue

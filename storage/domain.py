@@ -7,6 +7,7 @@ errors (with their platform texts) its operations raise. The rules that produce 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -52,7 +53,13 @@ class ResultStatus(StrEnum):
 
 
 class EventKind(StrEnum):
+    #: a tool call that has run: its arguments, result and duration
     TOOL_CALL = "tool_call"
+    #: a tool call about to run (journal only: the call has no result yet). A run that is
+    #: taken up again finds a start without its ``tool_call`` and does not run it twice.
+    TOOL_START = "tool_start"
+    #: a run taken up again from the journal (after a restart, a lost lease, an outage)
+    RESUMED = "resumed"
     TEXT = "text"
     THINKING = "thinking"
     STATUS_CHANGE = "status_change"
@@ -219,6 +226,39 @@ class TaskEvent:
     payload: dict[str, Any]
 
 
+#: An id fragment in a search: ``#123`` or ``123``.
+_ID_FRAGMENT = re.compile(r"#?(\d{1,18})")
+#: Id fragments at least this long also match ids that start with them; shorter ones match
+#: the id exactly (``#1`` prefix-matching would be a ninth of every list).
+ID_PREFIX_MIN = 3
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """A search split into its parts: every word must occur in the name (case-insensitive
+    substring) and every id fragment must match the id (exact, or prefix from
+    ``ID_PREFIX_MIN`` digits)."""
+
+    #: casefolded, as the name sort's key is
+    words: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> SearchTerms:
+        words: list[str] = []
+        ids: list[str] = []
+        for token in text.split():
+            fragment = _ID_FRAGMENT.fullmatch(token)
+            if fragment:
+                ids.append(fragment.group(1))
+            elif token != "#":
+                words.append(token.casefold())
+        return cls(tuple(dict.fromkeys(words)), tuple(dict.fromkeys(ids)))
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.ids)
+
+
 @dataclass(frozen=True)
 class ListFilters:
     """The list view's filters; every set field narrows the result (AND)."""
@@ -229,11 +269,18 @@ class ListFilters:
     #: whole days in ``[ui] timezone``, both inclusive
     date_from: date | None = None
     date_to: date | None = None
+    #: free words and ``#123`` id fragments, as typed (``SearchTerms.parse``)
+    search: str = ""
 
     @property
     def any_set(self) -> bool:
-        return any(v is not None for v in (self.status, self.trigger, self.provider,
-                                           self.date_from, self.date_to))
+        return bool(self.terms) or any(
+            v is not None for v in (self.status, self.trigger, self.provider, self.date_from,
+                                    self.date_to))
+
+    @property
+    def terms(self) -> SearchTerms:
+        return SearchTerms.parse(self.search)
 
 
 @dataclass(frozen=True)
@@ -242,12 +289,54 @@ class Sort:
     descending: bool = True
 
 
+class PageKind(StrEnum):
+    FIRST = "first"
+    LAST = "last"
+    #: page ``number``, read from the nearer end of the list
+    NUMBER = "number"
+    #: the rows after ``anchor`` (Next ▶); shown as page ``number``
+    AFTER = "after"
+    #: the rows before ``anchor`` (◀ Prev); shown as page ``number``
+    BEFORE = "before"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a list to read. ◀/▶ seek from the row shown last (keyset paging), so
+    a press costs the same on page 2 and on page 50,000; ``anchor`` is opaque and comes
+    from ``TaskPage.first_anchor``/``last_anchor``. An anchor that no longer fits the
+    list (another sort, a deleted row) falls back to ``number``."""
+
+    kind: PageKind = PageKind.FIRST
+    number: int = 1
+    anchor: str = ""
+
+    @classmethod
+    def at(cls, number: int) -> PageRequest:
+        return cls(PageKind.NUMBER, number)
+
+    @classmethod
+    def last(cls) -> PageRequest:
+        return cls(PageKind.LAST)
+
+    @classmethod
+    def after(cls, page: TaskPage) -> PageRequest:
+        return cls(PageKind.AFTER, page.page + 1, page.last_anchor)
+
+    @classmethod
+    def before(cls, page: TaskPage) -> PageRequest:
+        return cls(PageKind.BEFORE, page.page - 1, page.first_anchor)
+
+
 @dataclass(frozen=True)
 class TaskPage:
     tasks: list[Task]
     total: int
     page: int
     page_size: int
+    #: opaque positions of the first and last row, for ``PageRequest.before``/``after``
+    first_anchor: str = ""
+    last_anchor: str = ""
 
     @property
     def page_count(self) -> int:

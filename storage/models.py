@@ -100,22 +100,12 @@ class TaskRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        # One index per sort key, each ending in id so ties break the same way everywhere.
-        Index("ix_tasks_created", "created_at", "id"),
-        Index("ix_tasks_name", "sort_name", "id"),
-        Index("ix_tasks_duration", "duration_ms", "id"),
-        Index("ix_tasks_tokens", "total_tokens", "id"),
-        # Filters, each with the default sort behind it.
-        Index("ix_tasks_status_created", "status", "created_at", "id"),
-        # "What failed from cronjobs": the on-call admin's most common pair of filters.
-        Index("ix_tasks_status_trigger_created", "status", "trigger", "created_at", "id"),
-        Index("ix_tasks_trigger_created", "trigger", "created_at", "id"),
-        Index("ix_tasks_provider_created", "provider", "model", "created_at", "id"),
-        Index("ix_tasks_default_created", "used_default", "created_at", "id"),
         # Unfinished tasks are few: the duration sort and the worker read them by this.
-        Index("ix_tasks_unfinished", "finished_at", "status", "started_at"),
-        Index("ix_tasks_never_started", "started_at", "id"),
-        # The duration sort counts never-started tasks under the filters on every page.
+        Index("ix_tasks_unfinished", "status", "started_at",
+              sqlite_where=text("finished_at IS NULL"),
+              postgresql_where=text("finished_at IS NULL")),
+        # The duration sort counts never-started tasks under the filters on every page;
+        # the worker claims from it.
         Index("ix_tasks_never_started_facets", "status", "trigger", "provider", "model",
               "used_default", "created_at", "id",
               sqlite_where=text("started_at IS NULL"),
@@ -126,9 +116,48 @@ class TaskRow(Base):
 
 # Unknown cost sorts as the lowest on both engines (their NULL order differs).
 COST_SORT_KEY = func.coalesce(TaskRow.cost_usd, literal_column("-1.0"))
-# cost_usd itself is in the index so PostgreSQL can answer from the index alone (it only
-# treats an expression index as covering when the expression's column is in it).
-Index("ix_tasks_cost", COST_SORT_KEY, TaskRow.id, TaskRow.cost_usd)
+
+# --- the list's indexes (storage/list_order.py chooses among them) ---------------------
+#: The filter columns. Every list index carries all of them (and created_at), so a walk
+#: tests the filters its range does not hold from the index alone: reading the row
+#: instead costs as much as some twenty index entries at a million tasks.
+FILTER_COLUMNS = ("status", "trigger", "provider", "model", "used_default")
+#: The equality filters' leading columns, each with a (filter, sort key, id) index per
+#: sort key: a one-filter page in any order is a range, and a deep page skips in it alone.
+FACET_COLUMNS = {"status": ("status",), "trigger": ("trigger",),
+                 "provider": ("provider", "model"), "default": ("used_default",)}
+#: Each sort key's leading columns, ending in id so ties break the same way everywhere.
+#: cost_usd rides along because PostgreSQL only answers from an expression index alone
+#: when the expression's column is in it.
+SORT_COLUMNS: dict[str, tuple[Any, ...]] = {
+    "created": ("created_at", "id"),
+    "name": ("sort_name", "id"),
+    "tokens": ("total_tokens", "id"),
+    "cost": (COST_SORT_KEY, "id", "cost_usd"),
+    "duration": ("duration_ms", "id"),
+}
+#: What follows the filters: created_at for the date range, and in the name indexes every
+#: sort key too, so a search reads the tasks of its names from the index alone.
+TAIL_COLUMNS = {"created": (), "name": ("created_at", "total_tokens", "cost_usd", "duration_ms")}
+
+
+def list_index_layout() -> dict[str, list[Any]]:
+    """Name → columns of every list index (the migration 0003 writes the same)."""
+    out: dict[str, list[Any]] = {}
+    for key, sort_cols in SORT_COLUMNS.items():
+        tail = list(TAIL_COLUMNS.get(key, ("created_at",)))
+        out[f"ix_tasks_{key}"] = [*sort_cols, *FILTER_COLUMNS, *tail]
+        for facet, lead in FACET_COLUMNS.items():
+            rest = [c for c in FILTER_COLUMNS if c not in lead]
+            out[f"ix_tasks_{facet}_{key}"] = [*lead, *sort_cols, *rest, *tail]
+    # "What failed from cronjobs": the on-call admin's most common pair of filters.
+    out["ix_tasks_status_trigger_created"] = ["status", "trigger", "created_at", "id",
+                                              "provider", "model", "used_default"]
+    return out
+
+
+for _name, _columns in list_index_layout().items():
+    Index(_name, *(getattr(TaskRow, c) if isinstance(c, str) else c for c in _columns))
 
 
 class TaskEventRow(Base):
@@ -150,6 +179,22 @@ class TaskEventRow(Base):
     )
 
 
+class TaskNameRow(Base):
+    """Every distinct ``tasks.sort_name``: what a search looks words up in.
+
+    Filled by a trigger on ``tasks`` (migration 0003), so every writer keeps it in step;
+    never pruned (a name whose tasks are gone matches no task). Searched through a trigram
+    index the migration also creates: an FTS5 table ``task_names_fts`` on SQLite, a GIN
+    index over ``taskops_trigrams(sort_name)`` on PostgreSQL.
+    """
+
+    __tablename__ = "task_names"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    sort_name: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql"), unique=True)
+
+
 class TaskCountRow(Base):
     """Task counts per local day and facet, so the list's total needs no scan.
 
@@ -166,6 +211,10 @@ class TaskCountRow(Base):
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     used_default: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    # Every list page sums the counts per facet combination: in index order, no sort.
+    __table_args__ = (Index("ix_task_counts_facets", "status", "trigger", "provider", "model",
+                            "used_default", "day", "n"),)
 
 
 class MetaRow(Base):
@@ -238,4 +287,4 @@ class AuditRow(Base):
 
 
 __all__ = ["AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
-           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskRow"]
+           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow"]

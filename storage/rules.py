@@ -27,6 +27,9 @@ WAITING_MESSAGE = "Waiting for an answer"
 SILENT_STATUS_MESSAGE = "Silent completion — nothing to report"
 PAUSED_TIMEOUT_MESSAGE = "timeout — no response received"
 MAX_DURATION_MESSAGE = "Max duration exceeded"
+#: the result of a tool call whose run was cut off before its result was recorded
+INTERRUPTED_RESULT = "interrupted by a restart"
+RESUMED_MESSAGE = "Resumed after a restart"
 
 
 def sort_name(name: str) -> str:
@@ -142,6 +145,14 @@ def status_change_payload(old: TaskStatus | None, new: TaskStatus,
 
 def started_payload() -> dict[str, Any]:
     return status_change_payload(None, TaskStatus.RUNNING, STARTED_MESSAGE)
+
+
+def resumed_payload(*, worker: str, interrupted: list[str], repeated: list[str]) -> dict[str, Any]:
+    """The ``resumed`` event: a run taken up again from the journal, and what became of
+    the tool calls that were in flight (interrupted: not run again; repeated: declared
+    safe to repeat, so run again)."""
+    return {"text": RESUMED_MESSAGE, "worker": worker, "interrupted": interrupted,
+            "repeated": repeated}
 
 
 def final_payload(final: FinalMessage, text: str | None) -> dict[str, Any]:

@@ -28,7 +28,14 @@ from taskops.config import Settings
 from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
-from taskops.storage.db import Database, Engines, create_engines, migrate, utcnow
+from taskops.storage.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    Database,
+    Engines,
+    create_engines,
+    migrate,
+    utcnow,
+)
 from taskops.storage.domain import (
     ACTIVE_STATUSES,
     NO_USAGE,
@@ -36,6 +43,7 @@ from taskops.storage.domain import (
     EventPage,
     InvalidTransition,
     ListFilters,
+    PageRequest,
     ProviderChoice,
     RestartEdits,
     ResultStatus,
@@ -75,10 +83,12 @@ class TaskStore:
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
-                   clock: Callable[[], datetime] = utcnow) -> TaskStore:
+                   clock: Callable[[], datetime] = utcnow,
+                   sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> TaskStore:
         if run_migrations:
             await migrate(settings.database.url)
-        store = cls(create_engines(settings.database.url, echo=settings.database.echo),
+        store = cls(create_engines(settings.database.url, echo=settings.database.echo,
+                                   sqlite_busy_timeout_ms=sqlite_busy_timeout_ms),
                     settings, clock)
         await store._ensure_counts()
         return store
@@ -208,7 +218,10 @@ class TaskStore:
             return [r.id for r in rows]
 
     async def list_tasks(self, filters: ListFilters | None = None, sort: Sort | None = None,
-                         page: int = 1, page_size: int | None = None) -> TaskPage:
+                         page: int | PageRequest = 1, page_size: int | None = None
+                         ) -> TaskPage:
+        """One page of the list: a page number (read from the nearer end), or a
+        ``PageRequest`` — first, last, or ◀/▶ from a page's anchors."""
         filters = filters or ListFilters()
         sort = sort or Sort()
         size = page_size or self.settings.ui.page_size
@@ -225,15 +238,27 @@ class TaskStore:
 
     async def list_events(self, task_id: int, offset: int = 0, limit: int = 50,
                           kinds: Sequence[EventKind] | None = None) -> EventPage:
+        """A page of the task's timeline, in order. Journal-only records (a tool call's
+        start, whose ``tool_call`` follows) are left out unless ``kinds`` asks for them."""
         async with self.db.read() as conn:
             await transitions.get(conn, task_id)
             where = [TaskEventRow.task_id == task_id]
             if kinds is not None:
                 where.append(TaskEventRow.kind.in_([k.value for k in kinds]))
+            else:
+                where.append(TaskEventRow.kind != EventKind.TOOL_START.value)
             total = (await conn.execute(select(func.count()).where(*where))).scalar_one()
             rows = await conn.execute(select(TaskEventRow).where(*where)
                                       .order_by(TaskEventRow.seq).offset(offset).limit(limit))
             return EventPage([row_to_event(r) for r in rows], total, offset)
+
+    async def task_journal(self, task_id: int) -> tuple[TaskEvent, ...]:
+        """Every event of the task in order, journal-only records included: what a run
+        taken up again continues from."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(TaskEventRow).where(TaskEventRow.task_id == task_id)
+                                      .order_by(TaskEventRow.seq))
+            return tuple(row_to_event(r) for r in rows)
 
     async def running_tasks(self, limit: int = 1000) -> list[Task]:
         """Unfinished tasks (running or paused), oldest first."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select, update
+from sqlalchemy import and_, func, select, update
 
 from taskops.storage import transitions
 from taskops.storage.db import Database
@@ -35,6 +35,14 @@ class Holding:
     status: TaskStatus
     claimed_by: str | None
     killed_by: str | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    task_id: int
+    worker_id: str
+    lease_until: datetime | None
+    started_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -117,33 +125,45 @@ class WorkStore:
                                       .where(TaskRow.id.in_(list(task_ids))))
             return {r.id: Holding(TaskStatus(r.status), r.claimed_by, r.killed_by) for r in rows}
 
-    async def take_over_expired(self, worker_id: str, own_ids: Collection[int],
-                                lease_seconds: float) -> list[int]:
-        """Claim running tasks whose worker stopped renewing its lease; returns their ids.
+    async def claims(self, exclude: Collection[int] = ()) -> list[Claim]:
+        """Started, running tasks held by a worker (other than the tasks ``exclude``d)."""
+        where = [_UNFINISHED, TaskRow.started_at.is_not(None), TaskRow.claimed_by.is_not(None)]
+        if exclude:
+            where.append(TaskRow.id.not_in(list(exclude)))
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(TaskRow.id, TaskRow.claimed_by, TaskRow.lease_until,
+                                             TaskRow.started_at).where(*where)
+                                      .order_by(TaskRow.id))
+            return [Claim(r.id, r.claimed_by, r.lease_until, r.started_at) for r in rows]
 
-        Taking the claim first (rather than failing straight away) makes a late renewal by
-        the old worker miss, so that worker notices it lost the task and stops it. A claim
-        without a lease (set by ``start_task`` outside a worker) expires one lease length
-        after the start.
-        """
-        now = self.db.clock()
-        expired = or_(TaskRow.lease_until < now,
-                      and_(TaskRow.lease_until.is_(None),
-                           TaskRow.started_at < now - timedelta(seconds=lease_seconds)))
-        mine = and_(TaskRow.claimed_by == worker_id, TaskRow.id.in_(list(own_ids) or [-1]))
-        where = [_UNFINISHED, TaskRow.claimed_by.is_not(None), expired, not_(mine)]
-        if not await self._any(where):
+    async def take_over(self, worker_id: str, claims: Collection[Claim],
+                        lease_seconds: float) -> list[Task]:
+        """Take the claims of tasks whose worker is gone, each only if it is still held as
+        seen (compare-and-set): a late renewal by the old worker then misses, so it knows it
+        lost the task. Returns the tasks taken, to be taken up again from their journal."""
+        if not claims:
             return []
+        until = self.db.clock() + timedelta(seconds=lease_seconds)
+        taken = []
         async with self.db.write() as conn:
-            ids = list((await conn.execute(
-                select(TaskRow.id).where(*where)
-                .order_by(TaskRow.id).with_for_update(skip_locked=True))).scalars())
-            if not ids:
-                return []
-            return list((await conn.execute(
-                update(TaskRow).where(TaskRow.id.in_(ids), *where)
-                .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds))
-                .returning(TaskRow.id))).scalars())
+            for claim in sorted(claims, key=lambda c: c.task_id):
+                row = (await conn.execute(
+                    update(TaskRow).where(TaskRow.id == claim.task_id, _UNFINISHED,
+                                          TaskRow.claimed_by == claim.worker_id)
+                    .values(claimed_by=worker_id, lease_until=until)
+                    .returning(TaskRow))).first()
+                if row is not None:
+                    taken.append(row_to_task(row))
+        return taken
+
+    def expired(self, claim: Claim, lease_seconds: float) -> bool:
+        """Whether the claim's lease has run out (a claim set without a lease, by
+        ``start_task`` outside a worker, lasts one lease length from the start)."""
+        now = self.db.clock()
+        if claim.lease_until is not None:
+            return claim.lease_until < now
+        return claim.started_at is not None and \
+            claim.started_at < now - timedelta(seconds=lease_seconds)
 
     async def paused(self) -> list[PausedTask]:
         """Paused tasks: when they paused (their latest ``final`` event) and their deadline."""

@@ -38,6 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskops.storage import list_indexes
 from taskops.storage.models import UTCDateTime
 from taskops.storage.seed.history import EVENT_COLUMNS, TASK_COLUMNS, Generator, Row
 from taskops.storage.store import TaskStore
@@ -121,14 +122,15 @@ async def seed_demo(store: TaskStore, tasks: int, seed: int = 0, *, now: datetim
             generator = Generator(store.settings, tasks, seed, now, events_per_task,
                                   int(max_task) + 1, int(max_event) + 1, timestamp,
                                   with_txid=not is_sqlite)
-            while written_tasks < tasks:
-                task_rows, event_rows = generator.chunk(CHUNK_TASKS)
-                async with conn.begin():
-                    await _write_chunk(conn, is_sqlite, task_rows, event_rows)
-                written_tasks += len(task_rows)
-                written_events += len(event_rows)
-                if progress is not None:
-                    progress(written_tasks)
+            async with list_indexes.suspended(conn, tasks):
+                while written_tasks < tasks:
+                    task_rows, event_rows = generator.chunk(CHUNK_TASKS)
+                    async with conn.begin():
+                        await _write_chunk(conn, is_sqlite, task_rows, event_rows)
+                    written_tasks += len(task_rows)
+                    written_events += len(event_rows)
+                    if progress is not None:
+                        progress(written_tasks)
             if not is_sqlite and tasks:
                 async with conn.begin():
                     for table in ("tasks", "task_events"):

@@ -130,6 +130,9 @@ class RuntimeSettings:
         checks.text(), "Read HEARTBEAT.md and act on anything that needs attention.")
     consolidation_cron: str | None = _key(checks.optional(checks.cron), None)
     consolidation_prompt: str = _key(checks.text(), "Consolidate memory candidates.")
+    #: how long a run waits for an unavailable store before it stops and is taken up
+    #: again later from its journal (the task itself never fails for it)
+    store_patience_seconds: float = _key(checks.number(), 120.0)
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,10 @@ async def make_store(db_url: str, tmp_path: Path,
     """Open stores on one fresh database (the first call resets it), closed at the end."""
     opened: list[TaskStore] = []
 
-    async def make(sections: Sections | None = None, *, clock_: Any = clock) -> TaskStore:
+    async def make(sections: Sections | None = None, *, clock_: Any = clock,
+                   **options: Any) -> TaskStore:
         settings = make_settings(tmp_path, db_url, merged(sections))
-        store = await TaskStore.open(settings, clock=clock_)
+        store = await TaskStore.open(settings, clock=clock_, **options)
         if not opened:
             await reset_database(store)
             await store.rebuild_counts()

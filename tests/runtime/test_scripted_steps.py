@@ -16,7 +16,7 @@ from taskops.runtime.scripted import (
     StepKind,
     parse_steps,
 )
-from taskops.storage.domain import ResultStatus, Task, TaskStatus, Trigger
+from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus, Trigger
 
 
 def make_task(prompt: str) -> Task:
@@ -53,9 +53,16 @@ class RecordingIO:
         self.log.append(("work", seconds))
 
 
-async def run(prompt: str, answers: tuple[str, ...] = ()) -> tuple[str, list[tuple[str, Any]]]:
+def journal(*items: tuple[EventKind, dict[str, Any]]) -> tuple[TaskEvent, ...]:
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    return tuple(TaskEvent(seq, 7, seq, at, kind, payload)
+                 for seq, (kind, payload) in enumerate(items, start=1))
+
+
+async def run(prompt: str, answers: tuple[str, ...] = (),
+              history: tuple[TaskEvent, ...] = ()) -> tuple[str, list[tuple[str, Any]]]:
     io = RecordingIO()
-    ctx = RunContext(task=make_task(prompt), answers=answers, history=(), tools=(),
+    ctx = RunContext(task=make_task(prompt), answers=answers, history=history, tools=(),
                      thinking=True)
     final = await ScriptedProvider().run(ctx, io)
     return final, io.log
@@ -123,9 +130,15 @@ async def test_without_end_the_last_text_is_the_final_message() -> None:
 
 async def test_after_an_answer_the_run_continues_after_that_question() -> None:
     prompt = "!say a\n!end question Q1?\n!say b\n!end question Q2?\n!say c\n!end completed ok"
-    final, log = await run(prompt, answers=("yes",))
+    asked = [(EventKind.STATUS_CHANGE, {"new": "running"}), (EventKind.TEXT, {"text": "a"}),
+             (EventKind.STATUS_CHANGE, {"new": "paused"}),
+             (EventKind.FINAL, {"status": "question"}), (EventKind.INJECTION, {}),
+             (EventKind.STATUS_CHANGE, {"new": "running"}), (EventKind.ANSWER, {"text": "yes"})]
+    final, log = await run(prompt, ("yes",), journal(*asked))
     assert (final, log) == ("STATUS: question\nSUMMARY:\nQ2?", [("say", "b")])
-    final, log = await run(prompt, answers=("yes", "no"))
+    asked += [(EventKind.TEXT, {"text": "b"}), (EventKind.FINAL, {"status": "question"}),
+              (EventKind.ANSWER, {"text": "no"})]
+    final, log = await run(prompt, ("yes", "no"), journal(*asked))
     assert (final, log) == ("STATUS: completed\nSUMMARY:\nok", [("say", "c")])
 
 
