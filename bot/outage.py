@@ -6,7 +6,8 @@ and the presses it answers are tracked. A handler does not catch store faults: t
 reaches :func:`on_error`, which answers whatever the update was — a command or a reply
 gets one line ("⚠️ The task store is unavailable — retrying; last contact 12 s ago."),
 a press gets it as an alert — and logs one line without a traceback. Any other error is
-logged with its traceback and a press it left unanswered gets an empty answer, so no
+logged with its traceback — except Telegram itself not taking a request (the flood gate
+gave up on it), one line — and a press it left unanswered gets an empty answer, so no
 button ever spins.
 
 The push loops and the auto-refresh are not updates: each keeps a :class:`Streak`, so a
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import NetworkError, RetryAfter, TelegramError
 
 from taskops.bot.context import deps_of
 from taskops.bot.press import answer, track_answers, was_answered
@@ -42,7 +43,10 @@ def update_scope() -> Iterator[None]:
 
 
 def store_fault(error: BaseException) -> bool:
-    """Whether ``error`` means the store did not answer (not that it refused)."""
+    """Whether ``error`` means the store did not answer (not that it refused). A Telegram
+    error is never one, whatever network error it was raised from."""
+    if isinstance(error, TelegramError):
+        return False
     return isinstance(error, StoreUnavailable) or is_transient(error)
 
 
@@ -79,6 +83,13 @@ async def on_error(update: object, context: Any) -> None:
     error = context.error
     update_id = getattr(update, "update_id", None)
     if error is None:
+        return
+    if isinstance(error, NetworkError | RetryAfter):
+        # Telegram did not take a request (the flood gate has retried it as far as an
+        # interactive request may): a fault of the moment, not a bug to trace.
+        log.warning("update %s: Telegram did not take the answer (%s: %s)", update_id,
+                    type(error).__name__, error)
+        await _answer(update, None)
         return
     if not store_fault(error):
         # Log and carry on: one bad update must never stop the console.
