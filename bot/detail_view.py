@@ -61,7 +61,17 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
         context.update(parent=fmt.truncate(str(p.get("parent_session") or ""), 80))
     elif event.kind is EventKind.PROGRESS:
         context.update(body=cut(str(p.get("text", "")), 500))
+    elif event.kind is EventKind.RESUMED:
+        context.update(message=cut(str(p.get("text") or ""), 100),
+                       interrupted=_names(p.get("interrupted")),
+                       repeated=_names(p.get("repeated")))
     return render("event", **context)
+
+
+def _names(value: Any) -> str:
+    """Tool names of a resumed run's calls, as one short line."""
+    names = [str(v) for v in value] if isinstance(value, list) else []
+    return fmt.truncate(", ".join(names), 200)
 
 
 @dataclass(frozen=True)

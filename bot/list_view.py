@@ -145,6 +145,7 @@ DATE_PRESETS = {
 
 
 OPTION_GONE = "That option is no longer there — open the menu again."
+PROVIDER_DROPPED = "Provider filter cleared: no such tasks under the other filters."
 
 
 class ChoiceRefused(ValueError):

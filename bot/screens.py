@@ -49,7 +49,8 @@ async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, V
             if state.menu.options:
                 providers = [ProviderChoice.parse(k) for k in state.menu.options if k]
             else:
-                providers = await d.store.provider_options()
+                # Only what would show tasks together with the other filters.
+                providers = await d.store.provider_options(state.list.filters)
                 state = state.with_menu_options(tuple(p.key() for p in providers))
         assert state.menu is not None
         return render_menu(state.list, state.menu, key,
@@ -58,6 +59,15 @@ async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, V
     state = replace(state.back_to_list(), list=replace(state.list, page=page.page),
                     shows_running=any(t.status is TaskStatus.RUNNING for t in page.tasks))
     return render_list(page, state.list, key, d.store.tz, d.store.clock()), state
+
+
+async def without_unavailable_provider(d: Deps, state: ViewState) -> tuple[ViewState, bool]:
+    """Drop a provider selection that no longer occurs under the other filters (after
+    one of them changed); says whether it was dropped."""
+    chosen = state.list.filters.provider
+    if chosen is None or chosen in await d.store.provider_options(state.list.filters):
+        return state, False
+    return state.with_filters(provider=None), True
 
 
 async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: ViewState) -> None:

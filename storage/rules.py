@@ -9,14 +9,12 @@ history and live history cannot drift apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from taskops.storage.domain import (
     FinalMessage,
     ResultStatus,
-    TaskEvent,
     TaskStatus,
     Trigger,
 )
@@ -239,14 +237,3 @@ def past_deadline(started_at: datetime | None, max_duration_minutes: int,
 def elapsed_seconds(started_at: datetime | None, now: datetime) -> float:
     """Seconds since the task started, paused time included (0 if never started)."""
     return 0.0 if started_at is None else max(0.0, (now - started_at).total_seconds())
-
-
-def running_seconds(history: Iterable[TaskEvent], started_at: datetime | None,
-                    now: datetime) -> float:
-    """What counts against max duration: the wall-clock time since the start.
-
-    ``history`` is not needed any more (paused time counts); the parameter stays until
-    every caller uses :func:`elapsed_seconds`.
-    """
-    del history
-    return elapsed_seconds(started_at, now)

@@ -31,7 +31,9 @@ async def _resume(update: Update, context: ContextTypes.DEFAULT_TYPE, task_id: i
     except (InvalidTransition, StoreError) as exc:
         await reply_error(update, str(exc))
         return False
-    await audit(d.store, user, AuditAction.ANSWER, "resumed", task_id=task_id)
+    # An answer after the task's deadline fails it at once (max duration is wall-clock).
+    outcome = "resumed" if task.status is TaskStatus.RUNNING else task.status.value
+    await audit(d.store, user, AuditAction.ANSWER, outcome, task_id=task_id)
     await message.reply_text(render("answered", task=task, name=fmt.truncate(task.name, 80)))
     return True
 

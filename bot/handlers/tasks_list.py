@@ -11,10 +11,10 @@ from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
 from taskops.bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
 from taskops.bot.handlers.prompts import Reply, ask, register_prompt
-from taskops.bot.list_view import ChoiceRefused, choose, next_sort
+from taskops.bot.list_view import PROVIDER_DROPPED, ChoiceRefused, choose, next_sort
 from taskops.bot.press import ConsolePress, answer, load_press, on_press, press_task
 from taskops.bot.render import render
-from taskops.bot.screens import finish_press, show_in, show_new
+from taskops.bot.screens import finish_press, show_in, show_new, without_unavailable_provider
 from taskops.bot.views import FilterName, PromptState, Purpose, ViewState
 from taskops.storage.domain import ListFilters
 
@@ -66,11 +66,17 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             return
         state = state.open_task(task.id)
     elif cb.action is Action.CHOOSE:
+        menu = state.menu
         try:
             state = choose(state, cb.int_arg, d.store.clock(), d.store.tz)
         except ChoiceRefused as exc:
             await answer(press.query, str(exc), alert=True)
             return
+        if menu is not None and menu.name is not FilterName.PROVIDER:
+            state, dropped = await without_unavailable_provider(d, state)
+            if dropped:
+                await finish_press(context, press, state, toast=PROVIDER_DROPPED)
+                return
     await finish_press(context, press, state)
 
 
@@ -95,6 +101,7 @@ async def on_date_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, repl
     except FilterSyntaxError as exc:
         await reply_error(update, str(exc))
         return
+    state, _ = await without_unavailable_provider(deps(context), state)
     await show_in(context, reply.view, state)
     await deps(context).store.console.delete(reply.prompt_key)
 

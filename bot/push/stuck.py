@@ -5,15 +5,15 @@ their max duration, announced once to the subscribed chats (with Kill).
 two checks — or two processes — cannot both announce it. The row lists the chats still to
 tell; a crash part-way resumes from that list on the next check.
 
-Max duration counts running time only (``storage.rules.running_seconds``, the rule the
-worker enforces), and a grace period lets the worker act first.
+Max duration is wall-clock from the start, paused time included (``storage.rules.
+past_deadline``, the rule the worker enforces), and a grace period lets the worker act first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
@@ -24,8 +24,8 @@ from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ViewKind, ViewState
 from taskops.config import NotificationSettings
 from taskops.storage.console import ViewUpdate
-from taskops.storage.domain import EventKind, Task, TaskStatus
-from taskops.storage.rules import running_seconds
+from taskops.storage.domain import Task, TaskStatus
+from taskops.storage.rules import past_deadline
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,8 @@ class StuckWatch:
         quiet_since = task.last_event_at or task.started_at or task.created_at
         if (now - quiet_since).total_seconds() >= self.notifications.stuck_after_minutes * 60:
             return StuckReason.IDLE
-        limit = task.max_duration_minutes * 60 + self.options.max_duration_grace_seconds
-        if task.started_at is None or (now - task.started_at).total_seconds() < limit:
-            return None
-        changes = (await self.store.list_events(task.id, 0, 10_000,
-                                                kinds=[EventKind.STATUS_CHANGE])).events
-        if running_seconds(changes, task.started_at, now) >= limit:
+        grace = timedelta(seconds=self.options.max_duration_grace_seconds)
+        if past_deadline(task.started_at, task.max_duration_minutes, now - grace):
             return StuckReason.MAX_DURATION
         return None
 

@@ -39,6 +39,18 @@ async def test_answer_by_command_and_button(fakegram: FakeTelegram, tmp_path: Pa
         assert console.server.violations == []
 
 
+async def test_an_answer_after_the_deadline_says_the_task_failed(fakegram: FakeTelegram,
+                                                                 tmp_path: Path) -> None:
+    async with running_console(fakegram, tmp_path) as console:
+        task = await make_task(console.store, console.clock, name="slow <one>",
+                               final="STATUS: question\nSUMMARY:\nGo on?")
+        console.clock.advance(task.max_duration_minutes * 60 + 1)  # paused time counts
+        reply = await command(console, f"/answer {task.id} yes")
+        assert reply.text == (f"⛔ #{task.id} slow <one>: the answer came after its max "
+                              "duration ran out, so the task failed (Max duration exceeded).")
+        assert (await console.store.get_task(task.id)).status is TaskStatus.FAILED
+
+
 async def test_cronjobs_lists_next_and_last_run(fakegram: FakeTelegram, tmp_path: Path) -> None:
     sections = {"cronjobs": [
         {"name": "nightly <sweep>", "schedule": "0 3 * * *", "prompt": "sweep",

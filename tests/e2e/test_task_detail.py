@@ -6,6 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
+from taskops.storage import rules
 from taskops.storage.domain import EventKind, ProviderChoice, TaskStatus, Trigger
 from tests.e2e.harness import (
     Console,
@@ -255,3 +256,23 @@ async def test_unknown_task_command(console: Console) -> None:
     assert message.text == "⚠️ Task #424242 not found."
     message = await command(console, "/task")
     assert message.text == "⚠️ Usage: /task 123"
+
+
+async def test_the_timeline_shows_where_a_run_was_resumed(console: Console) -> None:
+    store, clock = console.store, console.clock
+    task = await make_task(store, clock, name="deploy")
+    start = await store.append_event(task.id, EventKind.TOOL_START,
+                                     {"tool": "deploy", "arguments": {"env": "prod"}})
+    assert start is not None
+    await store.append_event(task.id, EventKind.RESUMED, rules.resumed_payload(
+        worker="w2", interrupted=["deploy"], repeated=[]))
+    await store.append_event(task.id, EventKind.TOOL_CALL, {
+        "tool": "deploy", "arguments": {"env": "prod"}, "result": rules.INTERRUPTED_RESULT,
+        "is_error": True, "duration_ms": None, "call": start.seq, "interrupted": True})
+    message = await command(console, f"/task {task.id}")
+    lines = message.text.splitlines()
+    resumed = [line for line in lines if line.startswith("↻ ")]
+    assert len(resumed) == 1
+    assert resumed[0].startswith("↻ Resumed after a restart — cut off, not run again: deploy · ")
+    assert sum("deploy" in line and "❗ Error" in line for line in lines) == 1  # once
+    assert "interrupted by a restart" in message.text

@@ -107,6 +107,31 @@ async def test_provider_menu_lists_only_pairs_found_in_tasks(console: Console) -
     assert "gpt-4o-mini" not in " ".join(options)  # configured price, but no task used it
 
 
+async def test_provider_menu_offers_only_providers_under_the_other_filters(
+        console: Console) -> None:
+    await seed(console, 6)  # the failed tasks ran on openai and anthropic, none on Default
+    message = await command(console, "/tasks")
+    await press(console, message, "Status:")
+    await press(console, message, "🔴 Failed")
+    await press(console, message, "Provider:")
+    assert buttons(message)[:4] == ["All", "anthropic/claude-3-haiku", "openai/gpt-4o",
+                                    "« Back"]
+
+
+async def test_a_provider_selection_no_longer_available_is_dropped(console: Console) -> None:
+    await seed(console, 6)
+    message = await command(console, "/tasks")
+    await press(console, message, "Provider:")
+    await press(console, message, "Default")
+    assert "Provider: Default" in buttons(message)
+    await press(console, message, "Status:")
+    await press(console, message, "🔴 Failed")  # no failed task ran on the default
+    assert "Provider: Default" not in buttons(message)
+    failed = await console.store.list_tasks(ListFilters(status=TaskStatus.FAILED))
+    assert task_ids(message) == [t.id for t in failed.tasks]
+    assert failed.total == 2
+
+
 async def test_date_presets_and_typed_dates(console: Console) -> None:
     await seed(console)
     message = await command(console, "/tasks")

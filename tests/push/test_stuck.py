@@ -45,17 +45,23 @@ async def test_a_task_past_its_max_duration_is_stuck(console: Console) -> None:
     assert "Running for 6m 0s — past its max duration of 5 min." in stuck.text
 
 
-async def test_paused_time_does_not_count_towards_max_duration(console: Console) -> None:
+async def test_paused_time_counts_towards_max_duration(console: Console) -> None:
+    dm = console.server.private_chat(console.admin)
     await subscribe(console)
     task = await console.store.create_task(TaskDraft(name="asks", prompt="p",
                                                      max_duration_minutes=5))
     await console.store.start_task(task.id)
     await console.store.finish_task(task.id, "STATUS: question\nSUMMARY: ?")
-    console.clock.advance(60 * 60)  # an hour waiting for the answer
+    console.clock.advance(3 * 60)  # three minutes waiting for the answer
     await console.store.resume_task(task.id, "go", by="Ann")
     console.clock.advance(60)
     await console.store.append_event(task.id, EventKind.TEXT, {"text": "back"})
-    assert await push(console).stuck.check() == 0
+    assert await push(console).stuck.check() == 0  # 4 minutes since the start
+    console.clock.advance(2 * 60)
+    await console.store.append_event(task.id, EventKind.TEXT, {"text": "still"})
+    assert await push(console).stuck.check() == 1  # 6: one of them paused, all counted
+    [stuck] = [m for m in notices(console, dm) if "Task looks stuck" in (m.text or "")]
+    assert "past its max duration of 5 min." in stuck.text
 
 
 async def test_stuck_respects_the_toggle_and_mute(console: Console) -> None:
