@@ -57,7 +57,7 @@ default_worker_id = liveness.default_worker_id
 class Worker:
     def __init__(self, store: TaskStore, settings: Settings, *, worker_id: str | None = None,
                  providers: Providers | None = None, tools: ToolRegistry | None = None,
-                 check_interval: float | None = None, lease_seconds: float = 30.0,
+                 check_interval: float | None = None, lease_seconds: float | None = None,
                  on_run_end: Callable[[TaskRun], None] | None = None) -> None:
         self.store = store
         self.settings = settings
@@ -65,7 +65,7 @@ class Worker:
         self.concurrency = settings.runtime.concurrency
         self.poll_interval = settings.runtime.poll_interval_seconds
         self.check_interval = check_interval or min(self.poll_interval, 1.0)
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_seconds or settings.runtime.lease_seconds
         self.providers = providers or Providers(settings)
         self.tools = tools or default_tools
         self.on_run_end = on_run_end

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy.engine import make_url
@@ -52,7 +53,13 @@ def _parser() -> argparse.ArgumentParser:
                          help="run the bot (and its push jobs), the worker and the triggers")
     run.add_argument("--demo", action="store_true",
                      help="fill an empty store with demo tasks first and keep a few running")
-    sub.add_parser("worker", parents=[common], help="run the worker and the triggers only")
+    worker = sub.add_parser("worker", parents=[common],
+                            help="run the worker and the triggers only")
+    for command in (run, worker):
+        command.add_argument(
+            "--name", metavar="NAME",
+            help="this process's name in the cluster (default: host:pid); a named worker's "
+                 "tasks are taken over only once its lease runs out")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
     sub.add_parser("check-config", parents=[common],
                    help="validate the config and print the effective settings")
@@ -147,10 +154,15 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _cmd_worker(settings: Settings) -> int:
+def _worker_id(name: str | None) -> str | None:
+    """A named process's worker id: the name and a nonce (two starts never share one)."""
+    return f"{name.replace(':', '-')}:{uuid.uuid4().hex[:6]}" if name else None
+
+
+async def _cmd_worker(settings: Settings, name: str | None) -> int:
     store = await _open_store(settings)
     try:
-        await run_runtime(store, settings, _stop_on_signals())
+        await run_runtime(store, settings, _stop_on_signals(), worker_id=_worker_id(name))
     finally:
         await store.close()
     log.info("stopped")
@@ -202,7 +214,7 @@ async def _seed_demo(store: TaskStore) -> None:
         log.info("demo: seeded %d tasks", report.tasks)
 
 
-async def _cmd_run(settings: Settings, demo: bool) -> int:
+async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> int:
     missing = settings.missing_for_run()
     if missing:
         raise CliError("\n".join(f"taskops: {line}" for line in missing))
@@ -213,7 +225,8 @@ async def _cmd_run(settings: Settings, demo: bool) -> int:
         async with _console(app, settings):
             if demo:  # only now: a console that failed to start leaves the store untouched
                 await _seed_demo(store)
-            runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))
+            runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo,
+                                                      worker_id=_worker_id(name)))
             log.info("taskops running as @%s (%s, %d admins, database %s)",
                      app.bot.username, settings.telegram.mode.value,
                      len(settings.telegram.admin_ids), settings.database.safe_url)
@@ -237,9 +250,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "submit":
         return await _cmd_submit(settings, args)
     if args.command == "run":
-        return await _cmd_run(settings, args.demo)
+        return await _cmd_run(settings, args.demo, args.name)
     if args.command == "worker":
-        return await _cmd_worker(settings)
+        return await _cmd_worker(settings, args.name)
     raise AssertionError(args.command)
 
 

@@ -133,6 +133,10 @@ class RuntimeSettings:
     #: how long a run waits for an unavailable store before it stops and is taken up
     #: again later from its journal (the task itself never fails for it)
     store_patience_seconds: float = _key(checks.number(), 120.0)
+    #: a worker renews its claims every third of this; a worker that stops renewing
+    #: (killed, its host gone, cut off from the database) loses its tasks after it, and
+    #: another worker takes them up again from their journal
+    lease_seconds: float = _key(checks.number(), 30.0)
 
 
 @dataclass(frozen=True)
