@@ -12,7 +12,8 @@ fixed by trying again:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message
@@ -45,13 +46,32 @@ class Rejected(Exception):
     """Telegram refused the request itself (a 400 that a retry cannot fix)."""
 
 
-class Telegram:
-    """The bot as the push side and the auto-refresh use it: every call classified."""
+class NotLeading(Exception):
+    """This process no longer leads the cluster: what only the leader sends is not sent."""
 
-    def __init__(self, bot: Any, gate: FloodGate) -> None:
+
+def _always() -> bool:
+    return True
+
+
+class Telegram:
+    """The bot as the push side and the auto-refresh use it: every call classified.
+
+    ``leading`` is the cluster's fence (storage.leader.Leadership.valid): checked before
+    every call, so a process that lost its leadership sends nothing more, even in the
+    moment before its push jobs are stopped.
+    """
+
+    def __init__(self, bot: Any, gate: FloodGate,
+                 leading: Callable[[], bool] = _always) -> None:
         self.bot, self.gate = bot, gate
+        self.leading = leading
 
     async def _classified(self, chat_id: int, request: Awaitable[T]) -> T:
+        if not self.leading():
+            if inspect.iscoroutine(request):
+                request.close()
+            raise NotLeading(f"not the leader: nothing sent to chat {chat_id}")
         try:
             return await request
         except ChatMigrated as exc:

@@ -8,8 +8,10 @@ ended) or every ``check_interval`` seconds, does everything that is not a run it
 * take up again the tasks of workers that are gone — a dead process on this host at
   once, another host's once its lease has run out — continuing from their journal
   (``runtime.resume``): nothing recorded is done twice;
-* stop runs whose task ended elsewhere — at once for a kill in this process (the bus),
-  within ``poll_interval_seconds`` for a kill from another process (polling);
+* stop runs whose task ended elsewhere — at once for a kill in this process (the bus)
+  and, on PostgreSQL, for a kill from another process (LISTEN/NOTIFY on a connection of
+  its own); within ``poll_interval_seconds`` otherwise (polling, the fallback and the
+  SQLite path);
 * renew this worker's leases;
 * enforce max duration and the paused timeout, write periodic status updates;
 * ride out store outages: runs wait for the store; past ``store_patience_seconds`` they
@@ -80,6 +82,8 @@ class Worker:
         self._to_fail: dict[int, str] = {}
         self._progress: set[asyncio.Task[None]] = set()
         self._failing_since: float | None = None
+        #: set while kills from other processes reach this worker at once (PostgreSQL)
+        self.listening = asyncio.Event()
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -89,7 +93,9 @@ class Worker:
         liveness.started(self.worker_id)
         queue = self.store.bus.subscribe()
         helpers = [asyncio.create_task(self._watch(queue)),
-                   asyncio.create_task(self._relay(stop))]
+                   asyncio.create_task(self._relay(stop)),
+                   asyncio.create_task(self.store.work.listen_kills(
+                       self.worker_id, self._killed_elsewhere, stop, ready=self.listening))]
         log.info("worker %s started: concurrency %d, provider(s) %s", self.worker_id,
                  self.concurrency, ", ".join(p.name for p in self.settings.providers))
         try:
@@ -105,6 +111,12 @@ class Worker:
             await self._shutdown()
             liveness.stopped(self.worker_id)
             log.info("worker %s stopped", self.worker_id)
+
+    def _killed_elsewhere(self, task_id: int) -> None:
+        """A kill committed by any process (PostgreSQL NOTIFY): stop the run at once."""
+        run = self.runs.get(task_id)
+        if run is not None:
+            run.stop("killed")
 
     async def _relay(self, stop: asyncio.Event) -> None:
         await stop.wait()

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.config import Settings
-from taskops.storage import counts, facets, feed, listing, rules, transitions
+from taskops.storage import cluster, counts, facets, feed, listing, notify, rules, transitions
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
 from taskops.storage.db import (
@@ -66,7 +66,14 @@ from taskops.storage.domain import (
 from taskops.storage.feed import FeedBatch
 from taskops.storage.health import StoreHealth
 from taskops.storage.journal import Journal
-from taskops.storage.leader import LeaderLock, leader_lock
+from taskops.storage.leader import (
+    CONSOLE,
+    DeferringLock,
+    LeaderLock,
+    Leadership,
+    Role,
+    leader_lock,
+)
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.push_store import PushStore
 from taskops.storage.rows import row_to_event, row_to_task
@@ -84,6 +91,7 @@ class TaskStore:
         self.cronjobs = CronStore(self.db)
         #: the writer of running tasks' events (group commit; storage.journal)
         self.journal = Journal(self.db)
+        self._leaderships: dict[str, Leadership] = {}
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
@@ -136,9 +144,28 @@ class TaskStore:
         """Whether the database answers, and when it last did (storage.health)."""
         return self.db.health
 
-    def leader(self, name: str) -> LeaderLock:
-        """The lock that makes one process among those sharing the store lead ``name``."""
-        return leader_lock(self.db, name)
+    def leader(self, name: str, *, defer_to: str | None = None) -> LeaderLock:
+        """The lock that makes one process among those sharing the store lead ``name``;
+        with ``defer_to``, only while no process leads that election (``DeferringLock``)."""
+        lock = leader_lock(self.db, name)
+        return DeferringLock(self.db, lock, defer_to) if defer_to else lock
+
+    def leadership(self, name: str, member: str, **timing: float) -> Leadership:
+        """The fenced election of ``name`` among the processes sharing the store
+        (storage.leader.Leadership); this process's role in it is :meth:`role`."""
+        self._leaderships[name] = Leadership(self.db, name, member, **timing)
+        return self._leaderships[name]
+
+    def role(self, name: str = CONSOLE) -> Role | None:
+        """This process's role in the election of ``name`` (leader, standby, ...), or None
+        when it takes no part (a ``taskops worker``). For health checks."""
+        leadership = self._leaderships.get(name)
+        return leadership.role if leadership is not None else None
+
+    async def cluster_members(self) -> list[cluster.Member]:
+        """The taskops processes connected to the database, by their named connection
+        (PostgreSQL; empty on SQLite)."""
+        return await cluster.members(self.db)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -363,6 +390,8 @@ class TaskStore:
                                                 TaskStatus.FAILED, values, text,
                                                 kill_refused_message,
                                                 ending=(rules.runtime_failure(text), None))
+            # Other processes' workers hear of it at commit (LISTEN/NOTIFY on PostgreSQL).
+            await notify.notify_kill(self.db, conn, task_id)
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED, killed=True))
         return task
 

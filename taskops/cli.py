@@ -15,13 +15,23 @@ from collections.abc import AsyncIterator, Sequence
 from sqlalchemy.engine import make_url
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from taskops.bot.app import build_application, start_console, stop_console
+from taskops.bot.app import (
+    build_application,
+    lead_console,
+    stand_down,
+    start_console,
+    stop_console,
+)
 from taskops.bot.app_types import AnyApp
+from taskops.bot.context import deps_of
 from taskops.config import ConfigError, Settings, load_settings
 from taskops.logs import RedactFilter, setup_logging, telegram_logs_at_debug
+from taskops.runtime.liveness import default_worker_id
 from taskops.runtime.service import run_runtime
+from taskops.runtime.triggers import FencedLock, Triggers
 from taskops.storage.db import current_revision, head_revision, migrate
 from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
+from taskops.storage.leader import CONSOLE, Leadership
 from taskops.storage.seed import seed_demo
 from taskops.storage.store import TaskStore
 
@@ -188,12 +198,13 @@ def _bot_api_problem(base_url: str, error: TelegramError) -> str:
 
 @contextlib.asynccontextmanager
 async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
-    """The console started (getMe, menus, updates) for the block, stopped after it."""
+    """The console started (getMe; updates in webhook mode) for the block, stopped after
+    it; what only the leader does is started by :func:`_lead`."""
     try:
         with telegram_logs_at_debug():
             try:
                 await app.initialize()  # getMe: the first request to the Bot API
-                await start_console(app)
+                await start_console(app, leading=False)
             except BaseException:
                 await stop_console(app)
                 await app.shutdown()
@@ -214,6 +225,30 @@ async def _seed_demo(store: TaskStore) -> None:
         log.info("demo: seeded %d tasks", report.tasks)
 
 
+async def _lead(app: AnyApp, store: TaskStore, settings: Settings,
+                leadership: Leadership) -> None:
+    """What the leader of the ``taskops run`` processes does, until cancelled (leadership
+    lost, or stopping): Telegram updates (polling), push and summaries, the auto-refresh,
+    the triggers. Stopped at once when cancelled; the fence (``leadership.valid``) keeps
+    anything from being sent meanwhile."""
+    stop_triggers = asyncio.Event()
+    triggers = Triggers(store, settings,
+                        lock=FencedLock(leadership, store.leader("triggers")))
+    jobs = [asyncio.create_task(triggers.run(stop_triggers), name="triggers")]
+    try:
+        with telegram_logs_at_debug():
+            await lead_console(app)
+        log.info("console: leading as @%s (%s)", app.bot.username, leadership.member)
+        await asyncio.gather(*jobs)
+        await asyncio.Event().wait()
+    finally:
+        stop_triggers.set()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        await stand_down(app)
+
+
 async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> int:
     missing = settings.missing_for_run()
     if missing:
@@ -221,19 +256,25 @@ async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> i
     store = await _open_store(settings)
     try:
         app = build_application(settings, store)
+        worker_id = _worker_id(name) or default_worker_id()
+        leadership = store.leadership(CONSOLE, worker_id)
+        deps_of(app).telegram.leading = leadership.valid
         stop = _stop_on_signals()
         async with _console(app, settings):
             if demo:  # only now: a console that failed to start leaves the store untouched
                 await _seed_demo(store)
             runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo,
-                                                      worker_id=_worker_id(name)))
+                                                      worker_id=worker_id, triggers=False))
+            leading = asyncio.create_task(leadership.run(
+                stop, lambda: _lead(app, store, settings, leadership)))
             log.info("taskops running as @%s (%s, %d admins, database %s)",
                      app.bot.username, settings.telegram.mode.value,
                      len(settings.telegram.admin_ids), settings.database.safe_url)
-            await asyncio.wait([runtime, asyncio.create_task(stop.wait())],
+            await asyncio.wait([runtime, leading, asyncio.create_task(stop.wait())],
                                return_when=asyncio.FIRST_COMPLETED)
             log.info("stopping")
             stop.set()
+            await leading
             await stop_console(app)
             await runtime  # a crashed runtime ends the process with its error
     finally:

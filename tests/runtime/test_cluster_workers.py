@@ -15,7 +15,8 @@ import pytest
 
 from taskops.storage.db import utcnow
 from taskops.storage.domain import EventKind, TaskDraft, TaskStatus
-from tests.runtime.conftest import MakeStore
+from taskops.storage.store import TaskStore
+from tests.runtime.conftest import MakeStore, eventually
 from tests.runtime.crash_harness import Findings, check, script, unfinished, worker_files
 
 LEASE = 2.0
@@ -59,9 +60,10 @@ async def test_three_workers_share_tasks_and_take_over_a_dead_ones(
         leases = {c.task_id: c.lease_until for c in await store.work.claims()
                   if c.worker_id.startswith("w1:")}
         assert leases
-        async with asyncio.timeout(120):
-            while await unfinished(store, [*scripts, *quick]):
-                await asyncio.sleep(0.1)
+        async def all_ended() -> bool:
+            return not await unfinished(store, [*scripts, *quick])
+
+        await eventually(all_ended, timeout=120)
     finally:
         for proc in procs.values():
             if proc.returncode is None:
@@ -77,7 +79,8 @@ async def test_three_workers_share_tasks_and_take_over_a_dead_ones(
         journal = await store.task_journal(task_id)
         resumed = [e for e in journal if e.kind is EventKind.RESUMED]
         assert resumed, f"task#{task_id} was not taken up again"
-        assert lease_until is not None and resumed[0].at >= lease_until
+        assert lease_until is not None
+        assert resumed[0].at >= lease_until
         assert resumed[0].at.timestamp() < killed_at + LEASE + 30
     # Claims never overlapped: each quick task said its one line once, and ended once.
     for task_id in quick:
@@ -85,3 +88,46 @@ async def test_three_workers_share_tasks_and_take_over_a_dead_ones(
         assert [e.kind for e in journal].count(EventKind.TEXT) == 1
         assert [e.kind for e in journal].count(EventKind.FINAL) == 1
         assert (await store.get_task(task_id)).status is TaskStatus.COMPLETED
+
+
+
+async def _members(store: TaskStore, prefix: str) -> list[str]:
+    return [m.name for m in await store.cluster_members() if m.name.startswith(prefix)]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_kill_reaches_another_process_without_polling(make_store: MakeStore,
+                                                              tmp_path: Path) -> None:
+    store = await make_store(clock_=utcnow)
+    config, env, _ = worker_files(tmp_path, store.settings.database.url, concurrency=4)
+    # Polling every minute: only the notification can stop the run in time.
+    config.write_text(config.read_text().replace("poll_interval_seconds = 0.2",
+                                                 "poll_interval_seconds = 60"), encoding="utf-8")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "taskops.cli", "worker", "--config", str(config), "--name", "far",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    assert worker.stderr is not None
+    try:
+        async def listening() -> bool:
+            return bool(await _members(store, "taskops worker far:"))
+
+        async def in_step() -> bool:
+            return EventKind.TEXT in [e.kind for e in await store.task_journal(task.id)]
+
+        await eventually(listening, 30)
+        task = await store.create_task(TaskDraft(
+            name="k", prompt="!say working\n!wait 60\n!say never\n!end completed never"))
+        await eventually(in_step, 30)
+        await asyncio.sleep(0.5)  # past the worker's first look at its holdings
+        killed = await store.kill_task(task.id, by="Ann")
+        async with asyncio.timeout(20):  # a third of the polling interval
+            while True:
+                line = (await worker.stderr.readline()).decode()
+                assert line, "the worker exited early"
+                if f"task#{task.id} stopped (killed)" in line:
+                    break
+        assert (await store.get_task(task.id)).event_count == killed.event_count
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.communicate(), 30)
