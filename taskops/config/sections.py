@@ -140,6 +140,25 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """What the leader prunes (off by default): running and paused tasks are never
+    touched, whatever their age."""
+
+    #: the events (timeline) of tasks created more than this many days ago and ended
+    events_days: int | None = _key(checks.integer(1), None)
+    #: tasks created more than this many days ago and ended, with their events
+    tasks_days: int | None = _key(checks.integer(1), None)
+    #: tasks handled per transaction (small: writers never wait long behind a prune)
+    batch_size: int = _key(checks.integer(1, 10_000), 200)
+    #: how often the leader looks for what to prune
+    interval_minutes: float = _key(checks.number(), 10.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.events_days is not None or self.tasks_days is not None
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     """One ``[providers.<name>]`` table; ``kind`` defaults to the name's kind in TOML."""
 
@@ -228,6 +247,7 @@ SECTIONS: dict[str, type] = {
     "tasks": TasksSettings,
     "runtime": RuntimeSettings,
     "notifications": NotificationSettings,
+    "retention": RetentionSettings,
 }
 
 
@@ -239,6 +259,7 @@ class Settings:
     tasks: TasksSettings = field(default_factory=TasksSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     providers: tuple[ProviderSettings, ...] = (SCRIPTED_PROVIDER,)
     prices: Mapping[str, Price] = field(default_factory=lambda: DEFAULT_PRICES)
     cronjobs: tuple[CronjobSettings, ...] = ()
