@@ -10,12 +10,20 @@ such view: there, only the claims tell which workers hold tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskops.storage import feed, leader
 from taskops.storage.db import Database
+from taskops.storage.domain import TaskStatus
+from taskops.storage.models import ConsoleStateRow, SubscriptionRow, TaskEventRow, TaskRow
 from taskops.storage.notify import APP_PREFIX
+
+#: console_state rows of this kind hold a push consumer's cursor (bot.views.ViewKind)
+CURSOR_KIND = "cursor"
 
 
 @dataclass(frozen=True)
@@ -49,3 +57,103 @@ async def members(db: Database) -> list[Member]:
                               parts[2] if len(parts) > 2 else "", r.backend_start,
                               r.client, r.state))
         return out
+
+
+#: cursor lag is counted up to this many events (a count, not a scan of the whole feed)
+LAG_CAP = 100_000
+
+
+@dataclass(frozen=True)
+class WorkerClaims:
+    worker_id: str
+    running: int
+    #: the soonest lease to run out among its tasks (None: claimed without a lease)
+    lease_until: datetime | None
+    #: whether the worker's named connection is up (None: not known, SQLite)
+    connected: bool | None
+
+
+@dataclass(frozen=True)
+class CursorLag:
+    #: "chat <id>" for a subscription, the consumer's key otherwise
+    name: str
+    cursor: str
+    #: events after the cursor (capped at LAG_CAP)
+    events: int
+    #: how old the oldest event not yet past the cursor is, in seconds (0: none)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    engine: str
+    now: datetime
+    members: list[Member]
+    workers: list[WorkerClaims]
+    unclaimed_running: int
+    new_tasks: int
+    paused: int
+    cursors: list[CursorLag]
+    #: SQLite: whether a process holds the console's file lock (PostgreSQL: see members)
+    file_lock_held: bool | None = None
+
+
+def _member_of(worker_id: str, members: list[Member]) -> bool:
+    return any(m.member == worker_id for m in members)
+
+
+async def _lag(conn: AsyncConnection, cursor: str, now: datetime) -> tuple[int, float]:
+    txid, last = feed.parse_cursor(cursor)
+    if conn.dialect.name == "sqlite":
+        after: Any = TaskEventRow.id > last
+    else:
+        after = or_(TaskEventRow.txid > txid,
+                    and_(TaskEventRow.txid == txid, TaskEventRow.id > last))
+    ahead = select(TaskEventRow.at).where(after).limit(LAG_CAP).subquery()
+    count, oldest = (await conn.execute(select(func.count(), func.min(ahead.c.at)))).one()
+    if isinstance(oldest, str):  # SQLite loses the column type in the subquery
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+
+
+async def status(db: Database) -> ClusterStatus:
+    """The cluster as the store sees it (``taskops status``)."""
+    found = await members(db)
+    now = db.clock()
+    async with db.read() as conn:
+        running = [TaskRow.finished_at.is_(None), TaskRow.status == TaskStatus.RUNNING.value]
+        rows = await conn.execute(
+            select(TaskRow.claimed_by, func.count(), func.min(TaskRow.lease_until))
+            .where(*running, TaskRow.started_at.is_not(None), TaskRow.claimed_by.is_not(None))
+            .group_by(TaskRow.claimed_by).order_by(TaskRow.claimed_by))
+        workers = {str(r[0]): WorkerClaims(str(r[0]), int(r[1]), r[2],
+                                           None if db.is_sqlite else _member_of(str(r[0]), found))
+                   for r in rows}
+        for m in found:
+            if m.role == "worker" and m.member not in workers:
+                workers[m.member] = WorkerClaims(m.member, 0, None, True)
+        unclaimed = (await conn.execute(select(func.count()).where(
+            *running, TaskRow.started_at.is_not(None), TaskRow.claimed_by.is_(None)))
+        ).scalar_one()
+        new = (await conn.execute(select(func.count()).where(
+            *running, TaskRow.started_at.is_(None)))).scalar_one()
+        paused = (await conn.execute(select(func.count()).where(
+            TaskRow.finished_at.is_(None), TaskRow.status == TaskStatus.PAUSED.value))
+        ).scalar_one()
+        consumers = [(f"chat {r.chat_id}", r.cursor) for r in await conn.execute(
+            select(SubscriptionRow.chat_id, SubscriptionRow.cursor)
+            .order_by(SubscriptionRow.chat_id))]
+        consumers += [(r.key, str((r.body or {}).get("cursor", ""))) for r in
+                      await conn.execute(select(ConsoleStateRow.key, ConsoleStateRow.body)
+                                         .where(ConsoleStateRow.kind == CURSOR_KIND)
+                                         .order_by(ConsoleStateRow.key))]
+        cursors = []
+        for name, cursor in consumers:
+            events, seconds = await _lag(conn, cursor, now)
+            cursors.append(CursorLag(name, cursor, events, seconds))
+    held = await leader.is_led(db, leader.CONSOLE) if db.is_sqlite else None
+    return ClusterStatus("sqlite" if db.is_sqlite else "postgresql", now, found,
+                         list(workers.values()), int(unclaimed), int(new), int(paused),
+                         cursors, held)

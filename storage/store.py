@@ -28,7 +28,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.config import Settings
-from taskops.storage import cluster, counts, facets, feed, listing, notify, rules, transitions
+from taskops.storage import (
+    cluster,
+    counts,
+    facets,
+    feed,
+    listing,
+    notify,
+    retention,
+    rules,
+    transitions,
+)
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
 from taskops.storage.db import (
@@ -166,6 +176,11 @@ class TaskStore:
         """The taskops processes connected to the database, by their named connection
         (PostgreSQL; empty on SQLite)."""
         return await cluster.members(self.db)
+
+    async def cluster_status(self) -> cluster.ClusterStatus:
+        """Leader, standbys, workers with their leases and running counts, and the lag of
+        each push cursor behind the change feed (``taskops status``)."""
+        return await cluster.status(self.db)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -433,6 +448,21 @@ class TaskStore:
         """A cursor at the current end of the feed (what a new reader starts from)."""
         async with self.db.read() as conn:
             return await feed.head(conn)
+
+    # --- retention --------------------------------------------------------------------
+
+    async def prune(self, *, tasks_before: datetime | None, events_before: datetime | None,
+                    batch: int, keep_going: Callable[[], bool] = lambda: True,
+                    pause: Callable[[], Any] | None = None) -> retention.Pruned:
+        """Remove ended tasks created before ``tasks_before`` and the events of ended tasks
+        created before ``events_before``, a batch per transaction (storage.retention)."""
+        return await retention.prune(self.db, tasks_before=tasks_before,
+                                     events_before=events_before, batch=batch,
+                                     keep_going=keep_going, pause=pause)
+
+    async def counted_tasks(self) -> int:
+        """The sum of the per-day counters: the number of tasks while they are exact."""
+        return await retention.total_counted(self.db)
 
     # --- counts per day and facet ---------------------------------------------------------
 

@@ -11,6 +11,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 
 from sqlalchemy.engine import make_url
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -27,8 +28,10 @@ from taskops.bot.context import deps_of
 from taskops.config import ConfigError, Settings, load_settings
 from taskops.logs import RedactFilter, setup_logging, telegram_logs_at_debug
 from taskops.runtime.liveness import default_worker_id
+from taskops.runtime.retention import Retention
 from taskops.runtime.service import run_runtime
 from taskops.runtime.triggers import FencedLock, Triggers
+from taskops.storage.cluster import LAG_CAP, ClusterStatus, Member
 from taskops.storage.db import current_revision, head_revision, migrate
 from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
 from taskops.storage.leader import CONSOLE, Leadership
@@ -71,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
             help="this process's name in the cluster (default: host:pid); a named worker's "
                  "tasks are taken over only once its lease runs out")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
+    sub.add_parser("status", parents=[common],
+                   help="print the cluster as the store sees it: leader, standbys, workers "
+                        "with their leases, push cursors' lag")
     sub.add_parser("check-config", parents=[common],
                    help="validate the config and print the effective settings")
     seed = sub.add_parser("seed-demo", parents=[common], help="write realistic demo tasks")
@@ -229,12 +235,14 @@ async def _lead(app: AnyApp, store: TaskStore, settings: Settings,
                 leadership: Leadership) -> None:
     """What the leader of the ``taskops run`` processes does, until cancelled (leadership
     lost, or stopping): Telegram updates (polling), push and summaries, the auto-refresh,
-    the triggers. Stopped at once when cancelled; the fence (``leadership.valid``) keeps
-    anything from being sent meanwhile."""
+    the triggers, retention. Stopped at once when cancelled; the fence
+    (``leadership.valid``) keeps anything from being sent meanwhile."""
     stop_triggers = asyncio.Event()
     triggers = Triggers(store, settings,
                         lock=FencedLock(leadership, store.leader("triggers")))
-    jobs = [asyncio.create_task(triggers.run(stop_triggers), name="triggers")]
+    jobs = [asyncio.create_task(triggers.run(stop_triggers), name="triggers"),
+            asyncio.create_task(Retention(store, keep_going=leadership.valid).run(),
+                                name="retention")]
     try:
         with telegram_logs_at_debug():
             await lead_console(app)
@@ -283,9 +291,68 @@ async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> i
     return 0
 
 
+def _ago(now: datetime, at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = (at - now).total_seconds()
+    when = at.strftime("%H:%M:%S")
+    return f"{when} (in {seconds:.0f}s)" if seconds >= 0 else f"{when} ({-seconds:.0f}s ago)"
+
+
+def format_status(st: ClusterStatus) -> str:
+    """``taskops status`` as text."""
+    now = st.now
+    out = [f"taskops cluster: {st.engine}, {now:%Y-%m-%d %H:%M:%S} UTC"]
+    by_role: dict[str, list[Member]] = {}
+    for m in st.members:
+        by_role.setdefault(m.role, []).append(m)
+    if st.engine == "sqlite":
+        out.append("leader:   " + ("a process holds the console's file lock"
+                                   if st.file_lock_held else "none (no taskops run is up)"))
+    else:
+        leaders = by_role.get("leader", [])
+        if not leaders:
+            out.append("leader:   none" + (" (a standby takes over within seconds)"
+                                           if by_role.get("standby") else ""))
+        for m in leaders:
+            out.append(f"leader:   {m.member} (since {_ago(now, m.since)}, {m.client or 'local'})")
+        for m in by_role.get("standby", []):
+            out.append(f"standby:  {m.member} (since {_ago(now, m.since)}, "
+                       f"{m.client or 'local'})")
+    out.append(f"workers:  {len(st.workers)}")
+    for w in st.workers:
+        state = {True: "connected", False: "NOT CONNECTED", None: ""}[w.connected]
+        lease = _ago(now, w.lease_until)
+        expired = w.lease_until is not None and w.lease_until < now
+        out.append(f"  {w.worker_id:<34} {state:<13} running {w.running:>3}  lease until "
+                   f"{lease}{'  EXPIRED: taken over at the next check' if expired else ''}")
+    out.append(f"tasks:    {st.new_tasks} waiting for a worker, {st.unclaimed_running} running "
+               f"without a worker (answered or given back), {st.paused} paused")
+    out.append("push cursors (behind the change feed):")
+    if not st.cursors:
+        out.append("  none")
+    for c in st.cursors:
+        more = "+" if c.events >= LAG_CAP else ""
+        lag = (f"{c.events}{more} event(s), oldest {c.seconds:.1f}s old" if c.events
+               else "up to date")
+        out.append(f"  {c.name:<24} {lag}")
+    return "\n".join(out)
+
+
+async def _cmd_status(settings: Settings) -> int:
+    store = await _open_store(settings, migrate_sqlite=False)
+    try:
+        print(format_status(await store.cluster_status()))
+    finally:
+        await store.close()
+    return 0
+
+
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return await _cmd_migrate(settings)
+    if args.command == "status":
+        return await _cmd_status(settings)
     if args.command == "seed-demo":
         return await _cmd_seed(settings, args.tasks, args.seed)
     if args.command == "submit":
