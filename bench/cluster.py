@@ -94,7 +94,9 @@ def log_time(line: str) -> float | None:
     m = LOG_TIME.match(line)
     if not m:
         return None
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    # The processes log in local time, as this one reads it.
+    local = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")  # noqa: DTZ007
+    return local.timestamp()
 
 
 @dataclass
@@ -321,7 +323,9 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         await asyncio.gather(*helpers)
         # Let push finish: every chat cursor at the head, then the digests' windows.
         drain_deadline = time.monotonic() + 300
-        while time.monotonic() < drain_deadline and not await drained(store):
+        while time.monotonic() < drain_deadline:
+            if await drained(store):
+                break
             await asyncio.sleep(1.0)
         await asyncio.sleep(15.0)
         stuck_end = sum(1 for t in (await store.tasks_by_ids(ids)).values()
@@ -341,7 +345,7 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         twice = [line for line, n in lines.items() if n > 1 and not line.startswith("safe ")]
         leading, stopped = parse_logs(procs)
         failovers = []
-        for at, victim, was_leader in out.kills:
+        for at, _victim, was_leader in out.kills:
             if not was_leader:
                 continue
             nxt = next((t for t, who in leading if t > at), None)
