@@ -163,7 +163,7 @@ class Chaos:
 
 
 async def leader_member(store: TaskStore) -> str | None:
-    for m in await store.cluster_members():
+    for m in await store.cluster.members():
         if m.role == "leader":
             return m.member.split(":", 1)[0]
     return None
@@ -171,7 +171,7 @@ async def leader_member(store: TaskStore) -> str | None:
 
 async def stuck_now(store: TaskStore) -> int:
     now = store.clock()
-    alive = {m.member for m in await store.cluster_members() if m.role == "worker"}
+    alive = {m.member for m in await store.cluster.members() if m.role == "worker"}
     n = 0
     for claim in await store.work.claims():
         if claim.worker_id in alive:
@@ -204,7 +204,7 @@ async def kill_sampler(store: TaskStore, ids: list[int], rng: random.Random,
     while not done.is_set():
         await asyncio.sleep(rng.uniform(2.0, 4.0))
         found = await store.tasks_by_ids(ids)
-        alive = {m.member for m in await store.cluster_members() if m.role == "worker"}
+        alive = {m.member for m in await store.cluster.members() if m.role == "worker"}
         flying = [t.id for t in found.values() if t.status is TaskStatus.RUNNING
                   and t.started_at is not None and t.id not in out.task_kills
                   and any(c.task_id == t.id and c.worker_id in alive
@@ -248,26 +248,33 @@ def parse_logs(procs: list[Proc]) -> tuple[list[tuple[float, str]], dict[int, fl
     return sorted(leading), stopped
 
 
-def notification_counts(server: FakeTelegram, chat: int) -> tuple[Counter[int], int, int]:
-    """(task ids of single notifications, tasks counted by digests, digest messages)."""
+def notification_counts(server: FakeTelegram, chat: int
+                        ) -> tuple[Counter[int], int, int, int]:
+    """(task ids of single notifications, tasks counted by digests, digest messages,
+    messages repeating a task id an earlier message showed)."""
     singles: Counter[int] = Counter()
-    digested, digests = 0, 0
+    digested, digests, repeated = 0, 0, 0
+    shown: set[int] = set()
     for msg in server.messages(chat):
         if not msg.from_bot or msg.deleted or not msg.text:
             continue
         m = SINGLE.search(msg.text)
+        d = DIGEST.search(msg.text)
+        if not m and not d:
+            continue
+        ids = {int(i) for i in re.findall(r"#(\d+)\b", msg.text)}
+        repeated += bool(ids & shown)
+        shown |= ids
         if m:
             singles[int(m.group(1))] += 1
-            continue
-        d = DIGEST.search(msg.text)
-        if d:
+        elif d:
             digested += int(d.group(1).replace(",", ""))
             digests += 1
-    return singles, digested, digests
+    return singles, digested, digests, repeated
 
 
 async def drained(store: TaskStore) -> bool:
-    status = await store.cluster_status()
+    status = await store.cluster.status()
     return all(c.events == 0 for c in status.cursors if c.name.startswith("chat "))
 
 
@@ -345,27 +352,26 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         twice = [line for line, n in lines.items() if n > 1 and not line.startswith("safe ")]
         leading, stopped = parse_logs(procs)
         failovers = []
-        for at, _victim, was_leader in out.kills:
+        details = []
+        for at, victim, was_leader in out.kills:
             if not was_leader:
                 continue
-            nxt = next((t for t, who in leading if t > at), None)
+            nxt = next(((t, who) for t, who in leading if t > at), None)
             if nxt is not None:
-                failovers.append(nxt - at)
+                failovers.append(nxt[0] - at)
+                details.append((at, victim, nxt[1], nxt[0] - at))
         kill_latency = [(stopped[i] - at) * 1000 for i, at in out.task_kills.items()
                         if i in stopped]
         leader_kills = sum(1 for k in out.kills if k[2])
         rows = []
         for chat, label in ((ADMIN, "private"), (GROUP, "group")):
-            singles, digested, digests = notification_counts(server, chat)
+            singles, digested, digests, repeated = notification_counts(server, chat)
             delivered = sum(singles.values()) + digested
-            dup_singles = sum(n - 1 for n in singles.values() if n > 1)
             expected = len(ids)
-            lost_n = max(0, expected - delivered + dup_singles)
-            repeats = max(0, delivered - expected) + (dup_singles if delivered <= expected
-                                                      else 0)
             rows.append([label, str(expected), str(sum(singles.values())), str(digests),
-                         str(digested), str(lost_n), str(repeats),
-                         f"{repeats / leader_kills:.2f}" if leader_kills else "-"])
+                         str(digested), str(max(0, expected - delivered)),
+                         str(max(0, delivered - expected)), str(repeated),
+                         f"{repeated / leader_kills:.2f}" if leader_kills else "-"])
         violations = [v for v in server.violations if not v.injected]
         p50f, p95f = summarize(failovers) if failovers else (float("nan"), float("nan"))
         p50k, p95k = summarize(kill_latency) if kill_latency else (float("nan"), float("nan"))
@@ -392,9 +398,13 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         ]
         print(markdown_table(["check", "result"], summary, right=(1,)))
         print()
-        print(markdown_table(["chat", "expected", "singles", "digests", "in digests",
-                              "lost", "repeats", "repeats/fail-over"], rows,
-                             right=(1, 2, 3, 4, 5, 6, 7)))
+        print(markdown_table(["chat", "tasks", "singles", "digests", "tasks in digests",
+                              "tasks lost", "tasks told twice", "messages repeating",
+                              "repeating msgs / leader kill"], rows,
+                             right=(1, 2, 3, 4, 5, 6, 7, 8)))
+        for at, victim, who, took in details:
+            print(f"  leader {victim} killed at {time.strftime('%H:%M:%S', time.localtime(at))}"
+                  f": {who} leads after {took:.1f}s")
         for v in violations[:5]:
             print(f"  violation: {v}")
         if findings.problems:

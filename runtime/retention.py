@@ -32,7 +32,7 @@ class Retention:
                         if settings.tasks_days is not None else None)
         events_before = (now - timedelta(days=settings.events_days)
                          if settings.events_days is not None else None)
-        pruned = await self.store.prune(
+        pruned = await self.store.retention.prune(
             tasks_before=tasks_before, events_before=events_before,
             batch=settings.batch_size, keep_going=self.keep_going,
             pause=lambda: asyncio.sleep(BATCH_PAUSE_SECONDS))

@@ -183,8 +183,12 @@ class Worker:
         free = self.concurrency - len(self.runs)
         if free <= 0:
             return
-        # Answered questions first (someone is waiting), and tasks given back to be
-        # taken up again.
+        # Tasks of dead workers first (their lease ran out): new tasks must not keep
+        # them waiting while this worker has room. Then answered questions (someone is
+        # waiting) and tasks given back to be taken up again.
+        if self._is_due("take-over", self.check_interval):
+            await self._take_over()
+            free = self.concurrency - len(self.runs)
         for task in await self.store.work.claim_unowned(self.worker_id, free,
                                                         self.lease_seconds):
             await self._start(task, await self.store.task_journal(task.id))

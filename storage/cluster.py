@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from taskops.storage import feed, leader
 from taskops.storage.db import Database
 from taskops.storage.domain import TaskStatus
+from taskops.storage.leader import Leadership, Role
 from taskops.storage.models import ConsoleStateRow, SubscriptionRow, TaskEventRow, TaskRow
 from taskops.storage.notify import APP_PREFIX
 
@@ -59,6 +60,14 @@ async def members(db: Database) -> list[Member]:
         return out
 
 
+def _ago(now: datetime, at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = (at - now).total_seconds()
+    when = at.strftime("%H:%M:%S")
+    return f"{when} (in {seconds:.0f}s)" if seconds >= 0 else f"{when} ({-seconds:.0f}s ago)"
+
+
 #: cursor lag is counted up to this many events (a count, not a scan of the whole feed)
 LAG_CAP = 100_000
 
@@ -96,6 +105,47 @@ class ClusterStatus:
     cursors: list[CursorLag]
     #: SQLite: whether a process holds the console's file lock (PostgreSQL: see members)
     file_lock_held: bool | None = None
+
+    def describe(self) -> str:
+        """``taskops status`` as text."""
+        now = self.now
+        out = [f"taskops cluster: {self.engine}, {now:%Y-%m-%d %H:%M:%S} UTC"]
+        by_role: dict[str, list[Member]] = {}
+        for m in self.members:
+            by_role.setdefault(m.role, []).append(m)
+        if self.engine == "sqlite":
+            out.append("leader:   " + ("a process holds the console's file lock"
+                                       if self.file_lock_held else "none (no taskops run is up)"))
+        else:
+            leaders = by_role.get("leader", [])
+            if not leaders:
+                out.append("leader:   none" + (" (a standby takes over within seconds)"
+                                               if by_role.get("standby") else ""))
+            for m in leaders:
+                out.append(f"leader:   {m.member} (since {_ago(now, m.since)}, "
+                           f"{m.client or 'local'})")
+            for m in by_role.get("standby", []):
+                out.append(f"standby:  {m.member} (since {_ago(now, m.since)}, "
+                           f"{m.client or 'local'})")
+        out.append(f"workers:  {len(self.workers)}")
+        for w in self.workers:
+            state = {True: "connected", False: "NOT CONNECTED", None: ""}[w.connected]
+            lease = _ago(now, w.lease_until)
+            expired = w.lease_until is not None and w.lease_until < now
+            out.append(f"  {w.worker_id:<34} {state:<13} running {w.running:>3}  lease until "
+                       f"{lease}{'  EXPIRED: taken over at the next check' if expired else ''}")
+        out.append(f"tasks:    {self.new_tasks} waiting for a worker, "
+                   f"{self.unclaimed_running} running without a worker (answered or given "
+                   f"back), {self.paused} paused")
+        out.append("push cursors (behind the change feed):")
+        if not self.cursors:
+            out.append("  none")
+        for c in self.cursors:
+            more = "+" if c.events >= LAG_CAP else ""
+            lag = (f"{c.events}{more} event(s), oldest {c.seconds:.1f}s old" if c.events
+                   else "up to date")
+            out.append(f"  {c.name:<24} {lag}")
+        return "\n".join(out)
 
 
 def _member_of(worker_id: str, members: list[Member]) -> bool:
@@ -157,3 +207,34 @@ async def status(db: Database) -> ClusterStatus:
     return ClusterStatus("sqlite" if db.is_sqlite else "postgresql", now, found,
                          list(workers.values()), int(unclaimed), int(new), int(paused),
                          cursors, held)
+
+
+class ClusterStore:
+    """``store.cluster``: the processes sharing the store, as PostgreSQL sees them, and
+    this process's part in the fenced leader election (``storage.leader.Leadership``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._leaderships: dict[str, Leadership] = {}
+
+    async def members(self) -> list[Member]:
+        """The taskops processes connected to the database, by their named connection
+        (PostgreSQL; empty on SQLite)."""
+        return await members(self.db)
+
+    async def status(self) -> ClusterStatus:
+        """Leader, standbys, workers with their leases and running counts, and the lag of
+        each push cursor behind the change feed (``taskops status``)."""
+        return await status(self.db)
+
+    def leadership(self, name: str, member: str, **timing: float) -> Leadership:
+        """The election of ``name`` among the processes sharing the store; this process's
+        role in it is then :meth:`role`."""
+        self._leaderships[name] = Leadership(self.db, name, member, **timing)
+        return self._leaderships[name]
+
+    def role(self, name: str = leader.CONSOLE) -> Role | None:
+        """This process's role in the election of ``name`` (leader, standby, ...), or None
+        when it takes no part (a ``taskops worker``): for health checks."""
+        chosen = self._leaderships.get(name)
+        return chosen.role if chosen is not None else None

@@ -143,3 +143,22 @@ async def total_counted(db: Database) -> int:
     async with db.read() as conn:
         return int((await conn.execute(select(func.coalesce(func.sum(TaskCountRow.n), 0))))
                    .scalar_one())
+
+
+class RetentionStore:
+    """``store.retention``: what the leader prunes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def prune(self, *, tasks_before: datetime | None, events_before: datetime | None,
+                    batch: int, keep_going: Callable[[], bool] = lambda: True,
+                    pause: Callable[[], Any] | None = None) -> Pruned:
+        """Remove ended tasks created before ``tasks_before`` and the events of ended tasks
+        created before ``events_before``, a batch per transaction (see the module)."""
+        return await prune(self.db, tasks_before=tasks_before, events_before=events_before,
+                           batch=batch, keep_going=keep_going, pause=pause)
+
+    async def counted_tasks(self) -> int:
+        """The sum of the per-day counters: the number of tasks while they are exact."""
+        return await total_counted(self.db)

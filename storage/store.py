@@ -8,7 +8,10 @@ belongs to one part of taskops hangs off it as a sub-API over the same database:
 * ``store.console`` — console views, prompts, state rows and the audit log (the bot);
 * ``store.push`` — subscriptions and their delivery cursors (the bot's push side);
 * ``store.work`` — claims, leases and recovery (the worker);
-* ``store.cronjobs`` — schedules and their firings (the triggers, ``/cronjobs``).
+* ``store.cronjobs`` — schedules and their firings (the triggers, ``/cronjobs``);
+* ``store.cluster`` — the processes sharing the store: who is connected, the fenced
+  leader election, ``taskops status``;
+* ``store.retention`` — pruning old tasks and events.
 
 Nothing outside ``storage`` sees a connection, a row or SQL.
 
@@ -28,17 +31,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.config import Settings
-from taskops.storage import (
-    cluster,
-    counts,
-    facets,
-    feed,
-    listing,
-    notify,
-    retention,
-    rules,
-    transitions,
-)
+from taskops.storage import counts, facets, feed, listing, notify, rules, transitions
+from taskops.storage.cluster import ClusterStore
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
 from taskops.storage.db import (
@@ -77,15 +71,13 @@ from taskops.storage.feed import FeedBatch
 from taskops.storage.health import StoreHealth
 from taskops.storage.journal import Journal
 from taskops.storage.leader import (
-    CONSOLE,
     DeferringLock,
     LeaderLock,
-    Leadership,
-    Role,
     leader_lock,
 )
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.push_store import PushStore
+from taskops.storage.retention import RetentionStore
 from taskops.storage.rows import row_to_event, row_to_task
 from taskops.storage.signals import ChangeBus, TaskChange
 from taskops.storage.work import WorkStore
@@ -101,7 +93,10 @@ class TaskStore:
         self.cronjobs = CronStore(self.db)
         #: the writer of running tasks' events (group commit; storage.journal)
         self.journal = Journal(self.db)
-        self._leaderships: dict[str, Leadership] = {}
+        #: the processes sharing the database: members, leadership, status
+        self.cluster = ClusterStore(self.db)
+        #: pruning old tasks and events (the leader's job)
+        self.retention = RetentionStore(self.db)
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
@@ -159,28 +154,6 @@ class TaskStore:
         with ``defer_to``, only while no process leads that election (``DeferringLock``)."""
         lock = leader_lock(self.db, name)
         return DeferringLock(self.db, lock, defer_to) if defer_to else lock
-
-    def leadership(self, name: str, member: str, **timing: float) -> Leadership:
-        """The fenced election of ``name`` among the processes sharing the store
-        (storage.leader.Leadership); this process's role in it is :meth:`role`."""
-        self._leaderships[name] = Leadership(self.db, name, member, **timing)
-        return self._leaderships[name]
-
-    def role(self, name: str = CONSOLE) -> Role | None:
-        """This process's role in the election of ``name`` (leader, standby, ...), or None
-        when it takes no part (a ``taskops worker``). For health checks."""
-        leadership = self._leaderships.get(name)
-        return leadership.role if leadership is not None else None
-
-    async def cluster_members(self) -> list[cluster.Member]:
-        """The taskops processes connected to the database, by their named connection
-        (PostgreSQL; empty on SQLite)."""
-        return await cluster.members(self.db)
-
-    async def cluster_status(self) -> cluster.ClusterStatus:
-        """Leader, standbys, workers with their leases and running counts, and the lag of
-        each push cursor behind the change feed (``taskops status``)."""
-        return await cluster.status(self.db)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -448,21 +421,6 @@ class TaskStore:
         """A cursor at the current end of the feed (what a new reader starts from)."""
         async with self.db.read() as conn:
             return await feed.head(conn)
-
-    # --- retention --------------------------------------------------------------------
-
-    async def prune(self, *, tasks_before: datetime | None, events_before: datetime | None,
-                    batch: int, keep_going: Callable[[], bool] = lambda: True,
-                    pause: Callable[[], Any] | None = None) -> retention.Pruned:
-        """Remove ended tasks created before ``tasks_before`` and the events of ended tasks
-        created before ``events_before``, a batch per transaction (storage.retention)."""
-        return await retention.prune(self.db, tasks_before=tasks_before,
-                                     events_before=events_before, batch=batch,
-                                     keep_going=keep_going, pause=pause)
-
-    async def counted_tasks(self) -> int:
-        """The sum of the per-day counters: the number of tasks while they are exact."""
-        return await retention.total_counted(self.db)
 
     # --- counts per day and facet ---------------------------------------------------------
 

@@ -11,7 +11,6 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 
 from sqlalchemy.engine import make_url
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -31,7 +30,6 @@ from taskops.runtime.liveness import default_worker_id
 from taskops.runtime.retention import Retention
 from taskops.runtime.service import run_runtime
 from taskops.runtime.triggers import FencedLock, Triggers
-from taskops.storage.cluster import LAG_CAP, ClusterStatus, Member
 from taskops.storage.db import current_revision, head_revision, migrate
 from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
 from taskops.storage.leader import CONSOLE, Leadership
@@ -265,7 +263,7 @@ async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> i
     try:
         app = build_application(settings, store)
         worker_id = _worker_id(name) or default_worker_id()
-        leadership = store.leadership(CONSOLE, worker_id)
+        leadership = store.cluster.leadership(CONSOLE, worker_id)
         deps_of(app).telegram.leading = leadership.valid
         stop = _stop_on_signals()
         async with _console(app, settings):
@@ -291,58 +289,10 @@ async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> i
     return 0
 
 
-def _ago(now: datetime, at: datetime | None) -> str:
-    if at is None:
-        return "-"
-    seconds = (at - now).total_seconds()
-    when = at.strftime("%H:%M:%S")
-    return f"{when} (in {seconds:.0f}s)" if seconds >= 0 else f"{when} ({-seconds:.0f}s ago)"
-
-
-def format_status(st: ClusterStatus) -> str:
-    """``taskops status`` as text."""
-    now = st.now
-    out = [f"taskops cluster: {st.engine}, {now:%Y-%m-%d %H:%M:%S} UTC"]
-    by_role: dict[str, list[Member]] = {}
-    for m in st.members:
-        by_role.setdefault(m.role, []).append(m)
-    if st.engine == "sqlite":
-        out.append("leader:   " + ("a process holds the console's file lock"
-                                   if st.file_lock_held else "none (no taskops run is up)"))
-    else:
-        leaders = by_role.get("leader", [])
-        if not leaders:
-            out.append("leader:   none" + (" (a standby takes over within seconds)"
-                                           if by_role.get("standby") else ""))
-        for m in leaders:
-            out.append(f"leader:   {m.member} (since {_ago(now, m.since)}, {m.client or 'local'})")
-        for m in by_role.get("standby", []):
-            out.append(f"standby:  {m.member} (since {_ago(now, m.since)}, "
-                       f"{m.client or 'local'})")
-    out.append(f"workers:  {len(st.workers)}")
-    for w in st.workers:
-        state = {True: "connected", False: "NOT CONNECTED", None: ""}[w.connected]
-        lease = _ago(now, w.lease_until)
-        expired = w.lease_until is not None and w.lease_until < now
-        out.append(f"  {w.worker_id:<34} {state:<13} running {w.running:>3}  lease until "
-                   f"{lease}{'  EXPIRED: taken over at the next check' if expired else ''}")
-    out.append(f"tasks:    {st.new_tasks} waiting for a worker, {st.unclaimed_running} running "
-               f"without a worker (answered or given back), {st.paused} paused")
-    out.append("push cursors (behind the change feed):")
-    if not st.cursors:
-        out.append("  none")
-    for c in st.cursors:
-        more = "+" if c.events >= LAG_CAP else ""
-        lag = (f"{c.events}{more} event(s), oldest {c.seconds:.1f}s old" if c.events
-               else "up to date")
-        out.append(f"  {c.name:<24} {lag}")
-    return "\n".join(out)
-
-
 async def _cmd_status(settings: Settings) -> int:
     store = await _open_store(settings, migrate_sqlite=False)
     try:
-        print(format_status(await store.cluster_status()))
+        print((await store.cluster.status()).describe())
     finally:
         await store.close()
     return 0

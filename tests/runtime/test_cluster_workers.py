@@ -92,7 +92,7 @@ async def test_three_workers_share_tasks_and_take_over_a_dead_ones(
 
 
 async def _members(store: TaskStore, prefix: str) -> list[str]:
-    return [m.name for m in await store.cluster_members() if m.name.startswith(prefix)]
+    return [m.name for m in await store.cluster.members() if m.name.startswith(prefix)]
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

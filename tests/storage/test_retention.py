@@ -41,9 +41,9 @@ async def _counts_exact(store: TaskStore) -> None:
     """The kept counters equal counters rebuilt from the rows, facet by facet."""
     kept = await store.list_tasks(page_size=1)
     total = kept.total
-    before = await store.counted_tasks()
+    before = await store.retention.counted_tasks()
     await store.rebuild_counts()
-    assert await store.counted_tasks() == before
+    assert await store.retention.counted_tasks() == before
     assert (await store.list_tasks(page_size=1)).total == total
     tasks = await store.list_tasks(page_size=20)
     assert tasks.total == len(tasks.tasks)
