@@ -157,6 +157,8 @@ def environment(plugin: Path, sidefx: Path) -> dict[str, str]:
 @dataclass
 class Chaos:
     kills: list[tuple[float, str, bool]] = field(default_factory=list)
+    #: leader kills: whether a standby was connected at that moment
+    standby_up: dict[float, bool] = field(default_factory=dict)
     task_kills: dict[int, float] = field(default_factory=dict)
     stuck_max: int = 0
     stuck_samples: int = 0
@@ -191,7 +193,10 @@ async def chaos_loop(store: TaskStore, procs: list[Proc], rng: random.Random, ev
             pass
         victim = rng.choice(procs)
         leading = await leader_member(store) == victim.name
+        standby = any(m.role == "standby" for m in await store.cluster.members())
         at = time.time()
+        if leading:
+            out.standby_up[at] = standby
         await victim.kill9()
         out.kills.append((at, victim.name, leading))
         print(f"  {time.strftime('%H:%M:%S')} kill -9 {victim.name}"
@@ -202,13 +207,10 @@ async def chaos_loop(store: TaskStore, procs: list[Proc], rng: random.Random, ev
 async def kill_sampler(store: TaskStore, ids: list[int], rng: random.Random,
                        done: asyncio.Event, out: Chaos) -> None:
     while not done.is_set():
-        await asyncio.sleep(rng.uniform(2.0, 4.0))
-        found = await store.tasks_by_ids(ids)
+        await asyncio.sleep(rng.uniform(1.0, 3.0))
         alive = {m.member for m in await store.cluster.members() if m.role == "worker"}
-        flying = [t.id for t in found.values() if t.status is TaskStatus.RUNNING
-                  and t.started_at is not None and t.id not in out.task_kills
-                  and any(c.task_id == t.id and c.worker_id in alive
-                          for c in await store.work.claims())]
+        flying = [c.task_id for c in await store.work.claims()
+                  if c.worker_id in alive and c.task_id not in out.task_kills]
         if not flying:
             continue
         task_id = rng.choice(flying)
@@ -352,6 +354,7 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         twice = [line for line, n in lines.items() if n > 1 and not line.startswith("safe ")]
         leading, stopped = parse_logs(procs)
         failovers = []
+        with_standby = []
         details = []
         for at, victim, was_leader in out.kills:
             if not was_leader:
@@ -359,6 +362,8 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
             nxt = next(((t, who) for t, who in leading if t > at), None)
             if nxt is not None:
                 failovers.append(nxt[0] - at)
+                if out.standby_up.get(at):
+                    with_standby.append(nxt[0] - at)
                 details.append((at, victim, nxt[1], nxt[0] - at))
         kill_latency = [(stopped[i] - at) * 1000 for i, at in out.task_kills.items()
                         if i in stopped]
@@ -374,6 +379,8 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
                          f"{repeated / leader_kills:.2f}" if leader_kills else "-"])
         violations = [v for v in server.violations if not v.injected]
         p50f, p95f = summarize(failovers) if failovers else (float("nan"), float("nan"))
+        p50s, p95s = (summarize(with_standby) if with_standby
+                      else (float("nan"), float("nan")))
         p50k, p95k = summarize(kill_latency) if kill_latency else (float("nan"), float("nan"))
         print()
         print(f"chaos: {len(ids)} tasks × {args.steps} steps, {len(out.kills)} process kills "
@@ -392,6 +399,9 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
             ["fail-overs measured", str(len(failovers))],
             ["fail-over time p50 / p95 / max s",
              f"{p50f:.1f} / {p95f:.1f} / {max(failovers, default=float('nan')):.1f}"],
+            ["  of which a standby was up at the kill: n, p50 / p95 / max s",
+             f"{len(with_standby)}, {p50s:.1f} / {p95s:.1f} / "
+             f"{max(with_standby, default=float('nan')):.1f}"],
             ["kill → run stopped, other process: n, p50 / p95 ms",
              f"{len(kill_latency)}, {p50k:.0f} / {p95k:.0f}"],
             ["Telegram rule violations", str(len(violations))],
@@ -404,7 +414,8 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
                              right=(1, 2, 3, 4, 5, 6, 7, 8)))
         for at, victim, who, took in details:
             print(f"  leader {victim} killed at {time.strftime('%H:%M:%S', time.localtime(at))}"
-                  f": {who} leads after {took:.1f}s")
+                  f"{'' if out.standby_up.get(at) else ' (no standby up)'}: {who} leads "
+                  f"after {took:.1f}s")
         for v in violations[:5]:
             print(f"  violation: {v}")
         if findings.problems:
