@@ -3,7 +3,8 @@
 * Tasks created before the tasks cutoff that have ended (completed or failed) are
   removed with their events. Running and paused tasks are never removed, whatever
   their age. A newer task restarted from a removed one keeps running; its link to the
-  removed original is cleared. Each task's counter in ``task_counts`` is decremented in
+  removed original is cleared; push alerts following a removed task go too. Each
+  task's counter in ``task_counts`` is decremented in
   the same transaction (rows that reach zero go), so the list's totals stay exact.
 * Events of tasks created before the events cutoff that have ended are removed (the
   task keeps its row: name, status, summary, tokens, cost); whole timelines at once, so
@@ -31,7 +32,7 @@ from sqlalchemy import delete, func, insert, select, update
 from taskops.storage import counts, listing
 from taskops.storage.db import Database
 from taskops.storage.domain import ACTIVE_STATUSES
-from taskops.storage.models import MetaRow, TaskCountRow, TaskEventRow, TaskRow
+from taskops.storage.models import AlertRow, MetaRow, TaskCountRow, TaskEventRow, TaskRow
 
 EVENTS_WATERMARK = "retention_events_upto"
 _ENDED = [TaskRow.finished_at.is_not(None),
@@ -67,6 +68,8 @@ async def prune_tasks_batch(db: Database, before: datetime, limit: int) -> tuple
                            .values(restarted_from_id=None))
         events = (await conn.execute(delete(TaskEventRow)
                                      .where(TaskEventRow.task_id.in_(ids)))).rowcount or 0
+        # Push alerts whose task (or the run they follow now) is gone go with it.
+        await conn.execute(delete(AlertRow).where(AlertRow.follow_task_id.in_(ids)))
         gone = {r.id for r in await conn.execute(
             delete(TaskRow).where(TaskRow.id.in_(ids), *_ENDED).returning(TaskRow.id))}
         tally: collections.Counter[tuple[Any, ...]] = collections.Counter()
