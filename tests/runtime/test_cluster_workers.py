@@ -47,7 +47,7 @@ async def test_three_workers_share_tasks_and_take_over_a_dead_ones(
     procs = {name: await _spawn(config, env, tmp_path, name) for name in ("w1", "w2", "w3")}
     try:
         # Kill -9 the first worker once it holds tasks in flight.
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(300):  # a hang guard: processes start slowly under load
             while True:
                 held = [c for c in await store.work.claims() if c.worker_id.startswith("w1:")
                         and c.task_id in scripts]
@@ -63,13 +63,13 @@ async def test_three_workers_share_tasks_and_take_over_a_dead_ones(
         async def all_ended() -> bool:
             return not await unfinished(store, [*scripts, *quick])
 
-        await eventually(all_ended, timeout=120)
+        await eventually(all_ended, timeout=600)
     finally:
         for proc in procs.values():
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in procs.values():
-            await asyncio.wait_for(proc.wait(), 30)
+            await asyncio.wait_for(proc.wait(), 120)
     findings = Findings(tasks=len(scripts))
     await check(store, scripts, sidefx, [], findings)
     assert findings.problems == []
@@ -100,9 +100,9 @@ async def test_a_kill_reaches_another_process_without_polling(make_store: MakeSt
                                                               tmp_path: Path) -> None:
     store = await make_store(clock_=utcnow)
     config, env, _ = worker_files(tmp_path, store.settings.database.url, concurrency=4)
-    # Polling every minute: only the notification can stop the run in time.
+    # Polling every ten minutes: only the notification can stop the run in time.
     config.write_text(config.read_text().replace("poll_interval_seconds = 0.2",
-                                                 "poll_interval_seconds = 60"), encoding="utf-8")
+                                                 "poll_interval_seconds = 600"), encoding="utf-8")
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "taskops.cli", "worker", "--config", str(config), "--name", "far",
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.DEVNULL,
@@ -115,13 +115,13 @@ async def test_a_kill_reaches_another_process_without_polling(make_store: MakeSt
         async def in_step() -> bool:
             return EventKind.TEXT in [e.kind for e in await store.task_journal(task.id)]
 
-        await eventually(listening, 30)
+        await eventually(listening, 300)
         task = await store.create_task(TaskDraft(
-            name="k", prompt="!say working\n!wait 60\n!say never\n!end completed never"))
-        await eventually(in_step, 30)
+            name="k", prompt="!say working\n!wait 900\n!say never\n!end completed never"))
+        await eventually(in_step, 300)
         await asyncio.sleep(0.5)  # past the worker's first look at its holdings
         killed = await store.kill_task(task.id, by="Ann")
-        async with asyncio.timeout(20):  # a third of the polling interval
+        async with asyncio.timeout(200):  # a third of the polling interval
             while True:
                 line = (await worker.stderr.readline()).decode()
                 assert line, "the worker exited early"
@@ -130,4 +130,4 @@ async def test_a_kill_reaches_another_process_without_polling(make_store: MakeSt
         assert (await store.get_task(task.id)).event_count == killed.event_count
     finally:
         worker.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(worker.communicate(), 30)
+        await asyncio.wait_for(worker.communicate(), 120)

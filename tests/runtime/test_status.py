@@ -42,7 +42,7 @@ async def test_status_shows_leader_workers_and_cursor_lag(make_store: MakeStore,
         await asyncio.Event().wait()
 
     a = asyncio.create_task(store.cluster.leadership(CONSOLE, "lead-a", **TIMING).run(stop, lead))
-    await asyncio.wait_for(leading.wait(), 20)
+    await asyncio.wait_for(leading.wait(), 120)
     b_leadership = other.cluster.leadership(CONSOLE, "stand-b", **TIMING)
     b = asyncio.create_task(b_leadership.run(stop, lead))
     try:
@@ -60,7 +60,7 @@ async def test_status_shows_leader_workers_and_cursor_lag(make_store: MakeStore,
             async def standing_by() -> bool:
                 return any(m.role == "standby" for m in await store.cluster.members())
 
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(120):
                 while not await standing_by():  # noqa: ASYNC110 - another task's state
                     await asyncio.sleep(0.05)
             text = (await store.cluster.status()).describe()
@@ -85,7 +85,7 @@ async def test_the_status_command_prints_the_cluster(make_store: MakeStore,
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "taskops.cli", "status", "--config", str(config), cwd=tmp_path,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
     assert proc.returncode == 0, err.decode()
     text = out.decode()
     assert text.startswith("taskops cluster: postgresql")

@@ -127,9 +127,9 @@ async def test_a_split_leader_stops_before_a_standby_takes_over(
         b = Member(store.cluster.leadership(CONSOLE, "b", **TIMING))
         stop = asyncio.Event()
         async with _running([a], stop) as overlaps:
-            await _until(lambda: a.leadership.role is Role.LEADER, 10)
+            await _until(lambda: a.leadership.role is Role.LEADER, 120)
             async with _running([a, b], stop) as overlaps:
-                await _until(lambda: b.leadership.role is Role.STANDBY, 10)
+                await _until(lambda: b.leadership.role is Role.STANDBY, 120)
                 await asyncio.sleep(1.0)
                 assert b.leadership.role is Role.STANDBY  # the leader's lock holds
                 assert far.cluster.role() is Role.LEADER
@@ -137,7 +137,7 @@ async def test_a_split_leader_stops_before_a_standby_takes_over(
                 assert {"taskops leader a", "taskops standby b"} <= names
                 proxy.open.clear()  # the split: the leader hears nothing more
                 split = time.monotonic()
-                await _until(lambda: b.leadership.role is Role.LEADER, 15)
+                await _until(lambda: b.leadership.role is Role.LEADER, 120)
                 took_over = time.monotonic() - split
                 assert not b.overlapped  # a's fence had failed before b began
                 assert not a.leadership.valid()
@@ -161,7 +161,7 @@ async def test_a_leader_whose_session_is_terminated_stands_down(
         b = Member(other.cluster.leadership(CONSOLE, "b", **TIMING))
         stop = asyncio.Event()
         async with _running([a], stop):
-            await _until(lambda: a.leadership.role is Role.LEADER, 10)
+            await _until(lambda: a.leadership.role is Role.LEADER, 120)
         stop = asyncio.Event()
         a.job = None
         async with _running([a, b], stop) as overlaps:
@@ -175,7 +175,7 @@ async def test_a_leader_whose_session_is_terminated_stands_down(
                     "WHERE application_name = $1", f"taskops leader {leader.leadership.member}")
             finally:
                 await conn.close()
-            await _until(lambda: standby.leadership.role is Role.LEADER, 15)
+            await _until(lambda: standby.leadership.role is Role.LEADER, 120)
             assert not standby.overlapped
             assert not any(overlaps)
         assert a.leadership.role is Role.STOPPED
@@ -191,14 +191,14 @@ async def test_on_sqlite_the_file_lock_elects_one(store: TaskStore) -> None:
         b = Member(other.cluster.leadership(CONSOLE, "b", **TIMING))
         stop_a, stop_b = asyncio.Event(), asyncio.Event()
         a.job = asyncio.create_task(a.leadership.run(stop_a, a.lead()))
-        await _until(lambda: a.leadership.role is Role.LEADER, 10)
+        await _until(lambda: a.leadership.role is Role.LEADER, 120)
         b.job = asyncio.create_task(b.leadership.run(stop_b, b.lead()))
         await asyncio.sleep(0.5)
         assert b.leadership.role is Role.STANDBY
         assert not b.leadership.valid()
         stop_a.set()
         await a.job
-        await _until(lambda: b.leadership.role is Role.LEADER, 10)
+        await _until(lambda: b.leadership.role is Role.LEADER, 120)
         stop_b.set()
         await b.job
         assert _disjoint(a, b)
