@@ -653,6 +653,25 @@ def test_webhook_mode(tmp_path: Path) -> None:
     assert settings.telegram.webhook_port == 8443
 
 
+def test_webhook_url_must_be_https_unless_the_bot_api_is_self_hosted(tmp_path: Path) -> None:
+    plain = ('[telegram]\nmode = "webhook"\nwebhook_secret = "s"\n'
+             'webhook_url = "http://bot.example.com/hook"\n')
+    assert config_error(tmp_path, plain).startswith(
+        "config: [telegram] webhook_url: must be an https URL")
+    explicit = plain + 'base_url = "https://API.telegram.org:443/bot"\n'
+    assert "must be an https URL" in config_error(tmp_path, explicit)
+    hosted = load_text(tmp_path, plain + 'base_url = "http://10.0.0.5:8081/bot"\n')
+    assert hosted.telegram.webhook_url == "http://bot.example.com/hook"
+    assert load_text(tmp_path, SECRETIVE).telegram.webhook_url.startswith("https://")
+
+
+@pytest.mark.parametrize("secret", ["has space", "semi;colon", "x" * 257, "ünïcode", "a/b"])
+def test_webhook_secret_takes_telegrams_characters_only(tmp_path: Path, secret: str) -> None:
+    problem = config_error(tmp_path, f'[telegram]\nwebhook_secret = "{secret}"\n')
+    assert problem.startswith("config: [telegram] webhook_secret: must ")
+    assert secret not in problem
+
+
 def test_self_hosted_bot_api_base_url(tmp_path: Path) -> None:
     settings = load_text(tmp_path, '[telegram]\nbase_url = "http://127.0.0.1:8081/bot"\n')
     assert settings.telegram.base_url == "http://127.0.0.1:8081/bot"

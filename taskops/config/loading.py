@@ -16,6 +16,7 @@ from dataclasses import MISSING, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from taskops.config import checks
 from taskops.config.checks import Check, ConfigError, Invalid, fail, show
@@ -131,6 +132,23 @@ def _load_cronjobs(tables: object, providers: tuple[ProviderSettings, ...],
     return tuple(jobs)
 
 
+#: the Bot API server Telegram runs; any other base_url is a self-hosted one
+TELEGRAM_API_HOST = "api.telegram.org"
+
+
+def _check_webhook_url(telegram: dict[str, Any]) -> None:
+    """Telegram's own Bot API posts updates only to https URLs; a self-hosted Bot API server
+    (``telegram-bot-api --local``) may post to plain http on a private network."""
+    url = telegram.get("webhook_url")
+    if not url:
+        fail("[telegram] webhook_url", "required when mode is \"webhook\"")
+    base = urlsplit(telegram.get("base_url", "https://api.telegram.org/bot")).hostname or ""
+    if urlsplit(url).scheme != "https" and base.lower() == TELEGRAM_API_HOST:
+        fail("[telegram] webhook_url", "must be an https URL: Telegram's Bot API posts updates "
+             "only over https (plain http is allowed only with a self-hosted Bot API server "
+             "in [telegram] base_url)")
+
+
 def _from_document(doc: dict[str, Any], source: Path | None) -> Settings:
     for name, value in doc.items():
         if name not in (*SECTIONS, "providers", "prices", "cronjobs"):
@@ -139,8 +157,8 @@ def _from_document(doc: dict[str, Any], source: Path | None) -> Settings:
     sections = {name: _parse(cls, doc.get(name, {}), f"[{name}]")
                 for name, cls in SECTIONS.items()}
     telegram, tasks = sections["telegram"], sections["tasks"]
-    if telegram.get("mode") is TelegramMode.WEBHOOK and not telegram.get("webhook_url"):
-        fail("[telegram] webhook_url", "required when mode is \"webhook\"")
+    if telegram.get("mode") is TelegramMode.WEBHOOK:
+        _check_webhook_url(telegram)
     providers = _load_providers(doc.get("providers", {}))
     pair = ("default_provider", "default_model")
     if any(key in tasks for key in pair):  # naming one of the pair drops the other's default
