@@ -35,8 +35,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from telegram import InputFile, TelegramObject
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
+
+from taskops import redaction
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +155,43 @@ def seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _redacted(value: Any, redactor: redaction.Redactor) -> Any:
+    """``value`` with every string in it redacted; the very object when nothing changed."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, InputFile):
+        content = value.input_file_content
+        if not isinstance(content, bytes):
+            return value
+        redacted = redactor.redact_bytes(content)
+        if redacted is content:
+            return value
+        copy = InputFile(redacted, filename=value.filename)
+        copy.attach_name = value.attach_name
+        return copy
+    if isinstance(value, TelegramObject):
+        plain = value.to_dict()
+        cleaned = _redacted(plain, redactor)
+        return value if cleaned == plain else cleaned
+    if isinstance(value, dict):
+        return {k: _redacted(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, redactor) for v in value]
+    return value
+
+
+def redact_request(data: dict[str, Any]) -> None:
+    """Every configured secret out of a request to Telegram (taskops.redaction): texts,
+    captions, button labels, documents. The gate sees every request but getUpdates."""
+    redactor = redaction.current()
+    for key, value in data.items():
+        if isinstance(value, int | float | bool) or value is None:
+            continue
+        cleaned = _redacted(value, redactor)
+        if cleaned is not value and cleaned != value:
+            data[key] = cleaned
+
+
 class FloodGate(BaseRateLimiter[SendPolicy]):
     def __init__(self, limits: FloodLimits | None = None,
                  clock: Callable[[], float] = time.time,
@@ -252,6 +292,7 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         rate_limit_args: SendPolicy | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         policy = rate_limit_args or INTERACTIVE
+        redact_request(data)  # the request's own dict: what PTB then sends
         chat_id: int | str | None = data.get("chat_id")
         with contextlib.suppress(ValueError, TypeError):
             chat_id = int(chat_id)  # type: ignore[arg-type]

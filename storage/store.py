@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskops import redaction
 from taskops.config import Settings
 from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
@@ -89,6 +90,8 @@ class TaskStore:
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
                    clock: Callable[[], datetime] = utcnow,
                    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> TaskStore:
+        # Text is redacted as it is stored (rules.clean_text): the config's secrets first.
+        redaction.install(settings.secret_values())
         if run_migrations:
             await migrate(settings.database.url)
         store = cls(create_engines(settings.database.url, echo=settings.database.echo,

@@ -228,3 +228,36 @@ def load_settings(cli_path: str | None = None, env: Mapping[str, str] | None = N
     path = find_config_path(cli_path, env)
     doc = _read(path) if path else {}
     return _apply_env(_from_document(doc, path), env)
+
+
+#: the password of a database URL however broken the rest is: between the first ':' after
+#: the user and the last '@' (a password may hold '@' and ':' when not %-encoded)
+_URL_PASSWORD = re.compile(r"^[^:]*:(?://)?[^:@/]*:(?P<password>.*)@[^@]*$", re.DOTALL)
+
+
+def raw_secret_values(cli_path: str | None = None,
+                      env: Mapping[str, str] | None = None) -> list[str]:
+    """The secrets a config holds, read without validating it: for redacting the error of
+    a config that does not load (``Settings.secret_values`` is for one that does)."""
+    env = os.environ if env is None else env
+    try:
+        path = find_config_path(cli_path, env)
+        doc = _read(path) if path else {}
+    except ConfigError:
+        doc = {}
+    def table(name: str) -> dict[str, Any]:
+        value = doc.get(name)
+        return value if isinstance(value, dict) else {}
+
+    telegram, database, providers = table("telegram"), table("database"), table("providers")
+    values = [telegram.get("token"), telegram.get("webhook_secret"),
+              env.get("TASKOPS_TELEGRAM_TOKEN", "").strip()]
+    for url in (database.get("url"), env.get("TASKOPS_DATABASE_URL", "")):
+        if isinstance(url, str) and (match := _URL_PASSWORD.match(url.strip())):
+            values.append(match.group("password"))
+    for table in providers.values():
+        name = table.get("api_key_env") if isinstance(table, dict) else None
+        values.append(env.get(name, "") if isinstance(name, str) else None)
+        if isinstance(name, str) and len(name) >= 20:  # the key itself pasted as the name
+            values.append(name)
+    return [v for v in values if isinstance(v, str) and v]

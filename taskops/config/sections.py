@@ -254,6 +254,19 @@ class Settings:
     def provider_models(self) -> list[tuple[str, str]]:
         return [(p.name, model) for p in self.providers for model in p.models]
 
+    def secret_values(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """Every configured secret, for the redaction helper (taskops.redaction): the bot
+        token, the webhook secret, the database password and each provider's API key."""
+        values = [s.get() for s in (self.telegram.token, self.telegram.webhook_secret) if s]
+        try:
+            password = make_url(self.database.url).password
+        except (ArgumentError, ValueError):
+            password = None
+        if password:
+            values.append(str(password))
+        values += [key.get() for p in self.providers if (key := p.api_key(env)) is not None]
+        return values
+
     def missing_for_run(self) -> list[str]:
         """What ``taskops run`` needs and these settings lack, one line each; [] when ready."""
         telegram = self.telegram
