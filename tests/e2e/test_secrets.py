@@ -37,10 +37,11 @@ from tests.e2e.test_process import run_cli
 from tests.fakegram import FakeTelegram
 from tests.test_redaction import leaked
 
-PASSWORD = "S3cr@t/pw#Rq8"  # noqa: S105 - the point of the test
+PASSWORD = "S3cr@t/pw#Rq8"
 WEBHOOK = "hook-Secret_Zq0123456789"
 API_KEY = "sk-proj-E2eKeyAbcdef0123456789XYZ"
 KEY_ENV = "TASKOPS_TEST_PROVIDER_KEY"
+TABLES = ("tasks", "task_events", "task_names", "console_state", "subscriptions", "audit_log")
 
 
 def secrets(token: str) -> list[str]:
@@ -112,14 +113,14 @@ async def test_no_secret_reaches_the_store_telegram_or_the_log(
                 stop.set()
                 await asyncio.wait_for(runtime, 60)
             async with store.db.engines.write.connect() as conn:
-                rows = [json.dumps([*row], default=str, ensure_ascii=False) for table in
-                        ("tasks", "task_events", "task_names", "console_state", "subscriptions", "audit_log")
+                rows = [json.dumps([*row], default=str, ensure_ascii=False) for table in TABLES
                         for row in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
     stored = "\n".join(rows)
-    assert "Invalid API key" in stored and "first half" in stored
+    assert "Invalid API key" in stored
+    assert "first half" in stored
     assert_clean("the store", stored, fakegram.token)
     requests = "\n".join(json.dumps(c.params, default=str, ensure_ascii=False)
                          for c in fakegram.calls)
@@ -164,7 +165,8 @@ async def test_the_command_line_never_prints_a_secret(tmp_path: Path) -> None:
         assert_clean("an unreachable database", out + err, token)
     code, out, err = await run_cli("migrate", "--debug", "--config", str(config), env=env,
                                    cwd=tmp_path)
-    assert code == 1 and "Traceback" in err
+    assert code == 1
+    assert "Traceback" in err
     assert_clean("a traceback at DEBUG", out + err, token)
     # a task named with a key: stored and printed without it
     db = tmp_path / "t.db"
