@@ -39,7 +39,7 @@ from telegram import InputFile, TelegramObject
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
 
-from taskops import redaction
+from taskops import metrics, redaction
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,11 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 if endpoint in PACED_ENDPOINTS:
                     await self._acquire(chat_id, policy.bulk)
             try:
-                return await callback(*args, **kwargs)
+                answer = await callback(*args, **kwargs)
             except RetryAfter as exc:
+                metrics.telegram_request(endpoint, "429")
+                if policy is PUSH:
+                    metrics.notification("retried")
                 floods += 1
                 wait = seconds(exc.retry_after)
                 if chat_id is not None:
@@ -317,8 +320,11 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 if chat_id is None:
                     await self.sleep(wait)
             except TelegramError as exc:
+                metrics.telegram_request(endpoint, "error")
                 if not is_transient(exc):
                     raise
+                if policy is PUSH:
+                    metrics.notification("retried")
                 transients += 1
                 if policy.transient_retries is not None and transients > policy.transient_retries:
                     raise
@@ -326,3 +332,6 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                             exc, delay)
                 await self.sleep(delay)
                 delay = min(delay * 2, policy.backoff_max_seconds)
+            else:
+                metrics.telegram_request(endpoint, "ok")
+                return answer

@@ -23,11 +23,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskops import redaction
+from taskops import metrics, redaction
 from taskops.config import Settings
 from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
@@ -207,6 +207,27 @@ class TaskStore:
         async with self.db.read() as conn:
             return await transitions.get(conn, task_id)
 
+    # --- health and metrics (taskops.monitoring) --------------------------------------------
+
+    async def ping(self) -> None:
+        """One trivial statement: raises when the database does not answer."""
+        async with self.db.read() as conn:
+            await conn.execute(select(literal(1)))
+
+    async def status_counts(self) -> dict[TaskStatus, int]:
+        """Tasks per status, exact, from the counts the list keeps (no scan)."""
+        async with self.db.read() as conn:
+            found = await counts.by_status(conn)
+        return {status: found.get(status.value, 0) for status in TaskStatus}
+
+    async def feed_held_back_since(self) -> datetime | None:
+        async with self.db.read() as conn:
+            return await feed.held_back_since(conn)
+
+    async def first_change_after(self, cursor: str) -> datetime | None:
+        async with self.db.read() as conn:
+            return await feed.first_after(conn, cursor)
+
     async def find_task(self, task_id: int) -> Task | None:
         try:
             return await self.get_task(task_id)
@@ -361,11 +382,11 @@ class TaskStore:
         text = f"Killed by {by} from {where}"
         values = {"result_status": ResultStatus.FAILED.value, "summary": text,
                   "error": text, "killed_by": by}
-        async with self.db.write() as conn:
-            task = await transitions.transition(self.db, conn, task_id, [TaskStatus.RUNNING],
-                                                TaskStatus.FAILED, values, text,
-                                                kill_refused_message,
-                                                ending=(rules.runtime_failure(text), None))
+        with metrics.kill_timer():
+            async with self.db.write() as conn:
+                task = await transitions.transition(
+                    self.db, conn, task_id, [TaskStatus.RUNNING], TaskStatus.FAILED, values,
+                    text, kill_refused_message, ending=(rules.runtime_failure(text), None))
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED, killed=True))
         return task
 

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TextIO
 
@@ -17,9 +17,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from taskops import redaction
+from taskops import monitoring, redaction
 from taskops.bot.app import build_application, start_console, stop_console
 from taskops.bot.app_types import AnyApp
+from taskops.bot.context import deps_of
+from taskops.bot.push.service import PushService
 from taskops.config import ConfigError, Settings, load_settings, raw_secret_values
 from taskops.logs import setup_logging, telegram_logs_at_debug
 from taskops.runtime.service import run_runtime
@@ -139,7 +141,8 @@ def _stop_on_signals() -> asyncio.Event:
 async def _cmd_worker(settings: Settings) -> int:
     store = await _open_store(settings)
     try:
-        await run_runtime(store, settings, _stop_on_signals())
+        async with monitoring.serving(store, settings):
+            await run_runtime(store, settings, _stop_on_signals())
     finally:
         await store.close()
     log.info("stopped")
@@ -185,6 +188,11 @@ async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
         await app.shutdown()
 
 
+def _push_lag(app: AnyApp) -> Callable[[], Awaitable[float]] | None:
+    service = deps_of(app).push
+    return service.notifier.lag_seconds if isinstance(service, PushService) else None
+
+
 async def _seed_demo(store: TaskStore) -> None:
     if (await store.list_tasks(page_size=1)).total == 0:
         report = await seed_demo(store, 500)
@@ -199,7 +207,8 @@ async def _cmd_run(settings: Settings, demo: bool) -> int:
     try:
         app = build_application(settings, store)
         stop = _stop_on_signals()
-        async with _console(app, settings):
+        async with _console(app, settings), monitoring.serving(
+                store, settings, push_lag=_push_lag(app)):
             if demo:  # only now: a console that failed to start leaves the store untouched
                 await _seed_demo(store)
             runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))

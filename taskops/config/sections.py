@@ -217,6 +217,14 @@ DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({
 
 SCRIPTED_PROVIDER = ProviderSettings("scripted", ProviderKind.SCRIPTED, models=("scripted",))
 
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """``GET /healthz`` and ``GET /metrics`` (taskops.monitoring); off unless a port is set."""
+
+    listen: str = _key(checks.text(255), "127.0.0.1")
+    port: int | None = _key(checks.integer(1, 65535), None)
+
+
 SECTIONS: dict[str, type] = {
     "telegram": TelegramSettings,
     "database": DatabaseSettings,
@@ -224,6 +232,7 @@ SECTIONS: dict[str, type] = {
     "tasks": TasksSettings,
     "runtime": RuntimeSettings,
     "notifications": NotificationSettings,
+    "monitoring": MonitoringSettings,
 }
 
 
@@ -235,6 +244,7 @@ class Settings:
     tasks: TasksSettings = field(default_factory=TasksSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     providers: tuple[ProviderSettings, ...] = (SCRIPTED_PROVIDER,)
     prices: Mapping[str, Price] = field(default_factory=lambda: DEFAULT_PRICES)
     cronjobs: tuple[CronjobSettings, ...] = ()
