@@ -4,7 +4,6 @@ real store; ``taskops worker`` and ``taskops run`` serve them as processes."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import socket
 import time
@@ -26,9 +25,9 @@ from taskops.storage.store import TaskStore
 from tests.e2e.harness import ADMIN_ID
 from tests.e2e.test_process import TASKOPS, process_env
 from tests.factories import make_settings
-from tests.faults import postgres_refusing
 from tests.fakegram import FakeTelegram
 from tests.fakegram.fixtures import fakegram
+from tests.faults import postgres_refusing
 
 __all__ = ["fakegram"]
 
