@@ -29,7 +29,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from taskops import metrics
+from taskops import metrics, redaction
 from taskops.config import Settings
 from taskops.storage.domain import TaskStatus
 from taskops.storage.faults import describe
@@ -182,7 +182,7 @@ class Monitor:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET\n"
         if path == "/healthz":
-            body = json.dumps(self.health_body()).encode() + b"\n"
+            body = redaction.redact(json.dumps(self.health_body())).encode() + b"\n"
             return (200 if self.healthy() else 503), "application/json", body
         await self._refresh_task_counts()
         return 200, CONTENT_TYPE_LATEST, metrics.render()
