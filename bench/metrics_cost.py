@@ -59,6 +59,15 @@ TOKEN = "123456:BENCH-metrics"
 ADMINS = (5001, 5002, 5003, 5004)
 
 
+def _counted() -> tuple[float, float]:
+    """Store statements observed and Bot API requests counted so far."""
+    statements = metrics.REGISTRY.get_sample_value("taskops_store_statement_seconds_count")
+    requests = sum(s.value for family in metrics.REGISTRY.collect()
+                   if family.name == "taskops_telegram_requests"
+                   for s in family.samples if s.name.endswith("_total"))
+    return statements or 0.0, requests
+
+
 def summary(name: str, on: list[float], off: list[float], unit: str = "ms") -> list[str]:
     def row(mode: str, xs: list[float]) -> str:
         return (f"  {name:<6} {mode:<4} n={len(xs):<5} median {statistics.median(xs):8.3f} {unit}"
@@ -126,11 +135,13 @@ async def main(args: argparse.Namespace) -> None:
                                    {"text": f"event {i} {rng.random()}"})
         return (time.perf_counter() - start) * 1000
 
+    per_op: dict[str, tuple[float, float]] = {}
     load_start = load_average()
     for path_name, op, total in (("press", press, args.presses), ("event", event, args.events)):
         for i in range(2 * args.block):  # warm-up, both modes
             metrics.enable(i % 2 == 0)
             await op(i)
+        counted_before = _counted()
         done = {True: 0, False: 0}
         mode = rng.random() < 0.5
         i = 0
@@ -142,12 +153,17 @@ async def main(args: argparse.Namespace) -> None:
                 i += 1
             done[mode] += args.block
             mode = not mode
+        statements, requests = (a - b for a, b in zip(_counted(), counted_before, strict=True))
+        per_op[path_name] = (statements / done[True], requests / done[True])
     metrics.enable(False)
     load_end = load_average()
     print(f"  load average: start {load_start}, end {load_end}")
     for name in ("press", "event"):
         for line in summary(name, times[(name, True)], times[(name, False)]):
             print(line)
+    for name, (statements, requests) in per_op.items():
+        print(f"  {name}: {statements:.1f} store statements and {requests:.1f} Bot API "
+              "requests counted per operation (metrics on)")
     # the helpers alone, for scale
     metrics.enable(True)
     n = 100_000
