@@ -93,6 +93,7 @@ class Redactor:
         self._lock = threading.Lock()
         self.secrets: frozenset[str] = frozenset()
         self._whole: re.Pattern[str] | None = None
+        self._spaced: re.Pattern[str] | None = None
         self._pieces: frozenset[str] = frozenset()
         self.add(secrets)
 
@@ -105,6 +106,10 @@ class Redactor:
             every = set().union(*(spellings(s) for s in everything))
             pieces = {p for w in every for p in _grams(w)}
             self._pieces = frozenset(p for p in pieces if not p.isdigit())
+            # Pieces with a blank in them (a password may have one) are not within a run
+            # of the text: these few are looked for anywhere.
+            spaced = sorted({p for p in self._pieces if re.search(r"\s", p)})
+            self._spaced = re.compile("|".join(map(re.escape, spaced))) if spaced else None
             # The pieces find every spelling but those too short to have one, those with a
             # blank (pieces are looked for between blanks) and those with a digits-only
             # piece (not looked for): these are looked for whole.
@@ -114,11 +119,21 @@ class Redactor:
                 re.escape(w) for w in sorted(whole, key=len, reverse=True))) if whole else None
             self.secrets = frozenset(everything)
 
+    def reset(self, secrets: Iterable[str] = ()) -> None:
+        """Only these secrets from now on (tests that install made-up ones put back what
+        was there)."""
+        with self._lock:
+            self.secrets, self._whole, self._pieces = frozenset(), None, frozenset()
+            self._spaced = None
+        self.add(secrets)
+
     def redact(self, text: str) -> str:
         text = _mask_shapes(text)
         whole, pieces = self._whole, self._pieces
         if whole is not None:
             text = whole.sub(MASK, text)
+        if self._spaced is not None:
+            text = self._spaced.sub(MASK, text)
         if not pieces:
             return text
         out: list[str] = []

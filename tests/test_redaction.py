@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from urllib.parse import quote, quote_plus
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
@@ -124,11 +125,20 @@ def through_cli(message: str) -> str:
     return out.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def own_secrets() -> Iterator[None]:
+    """The made-up secrets of these tests do not stay in the process's redactor."""
+    kept = redaction.current().secrets
+    yield
+    redaction.current().reset(kept)
+
+
 BOUNDARIES = {"log": through_logs, "store": through_store, "telegram": through_telegram,
               "cli": through_cli}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(token=TOKENS, password=PASSWORDS, webhook=WEBHOOK_SECRETS, key=API_KEYS,
        spelling=st.sampled_from(sorted(SPELLINGS)), boundary=st.sampled_from(sorted(BOUNDARIES)),
        before=FILLER, after=FILLER)
