@@ -210,9 +210,10 @@ class TaskStore:
     # --- health and metrics (taskops.monitoring) --------------------------------------------
 
     async def ping(self) -> None:
-        """One trivial statement: raises when the database does not answer."""
+        """One cheap read of a table (SQLite answers ``SELECT 1`` without its file): raises
+        when the database does not answer."""
         async with self.db.read() as conn:
-            await conn.execute(select(literal(1)))
+            await conn.execute(select(literal(1)).select_from(TaskRow).limit(1))
 
     async def status_counts(self) -> dict[TaskStatus, int]:
         """Tasks per status, exact, from the counts the list keeps (no scan)."""
