@@ -16,6 +16,7 @@ from typing import Any
 
 from taskops import redaction
 from taskops.storage.domain import (
+    EventKind,
     FinalMessage,
     ResultStatus,
     TaskStatus,
@@ -31,6 +32,10 @@ MAX_DURATION_MESSAGE = "Max duration exceeded"
 #: the result of a tool call whose run was cut off before its result was recorded
 INTERRUPTED_RESULT = "interrupted by a restart"
 RESUMED_MESSAGE = "Resumed after a restart"
+#: events that are not the task's own doing: the periodic status update and the result
+#: delivered to the parent chat are messages about the task, so they never count as the
+#: activity that tells a working task from a stuck one
+NOT_ACTIVITY = frozenset({EventKind.PROGRESS, EventKind.INJECTION})
 
 
 def sort_name(name: str) -> str:
