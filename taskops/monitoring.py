@@ -188,8 +188,7 @@ class Monitor:
         return 200, CONTENT_TYPE_LATEST, metrics.render()
 
     async def _refresh_task_counts(self) -> None:
-        if not self.healthy():
-            return  # the last values stay; taskops_store_up says they may be old
+        # On failure the last values stay; taskops_store_up says they may be old.
         try:
             found = await asyncio.wait_for(self.store.status_counts(), self.probe_timeout)
         except Exception as error:
