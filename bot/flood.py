@@ -180,12 +180,16 @@ def _redacted(value: Any, redactor: redaction.Redactor) -> Any:
     return value
 
 
+#: parameters whose very purpose is to hand Telegram a configured secret (setWebhook's)
+_CARRY_SECRETS = frozenset({"secret_token"})
+
+
 def redact_request(data: dict[str, Any]) -> None:
     """Every configured secret out of a request to Telegram (taskops.redaction): texts,
     captions, button labels, documents. The gate sees every request but getUpdates."""
     redactor = redaction.current()
     for key, value in data.items():
-        if isinstance(value, int | float | bool) or value is None:
+        if isinstance(value, int | float | bool) or value is None or key in _CARRY_SECRETS:
             continue
         cleaned = _redacted(value, redactor)
         if cleaned is not value and cleaned != value:

@@ -178,3 +178,11 @@ def test_documents_keep_their_name_and_binary_files_pass() -> None:
     photo = data["photo"]
     assert isinstance(photo, InputFile)
     assert photo.input_file_content == b"\x89PNG\x00\xff"
+
+
+def test_set_webhook_still_hands_telegram_its_secret() -> None:
+    redaction.install(["hook-Secret_WebhookOnly42"])
+    data = {"url": "https://bot.example.com/telegram", "secret_token": "hook-Secret_WebhookOnly42",
+            "allowed_updates": ["message"]}
+    redact_request(data)
+    assert data["secret_token"] == "hook-Secret_WebhookOnly42"
