@@ -19,6 +19,13 @@ says how many: interactive requests retry a 429 a few times and fail fast otherw
 push side retries until delivered. What cannot succeed (400, 403, a moved chat) is raised
 at once for the caller to classify (bot/delivery.py).
 
+A request that makes a new message (``CREATES``) is not repeated blindly after a failure
+that Telegram may have performed anyway (a timeout, a dropped connection, a 5xx): each
+repeat could be one more copy in the chat. Unless its policy allows that, the gate raises
+``Unconfirmed`` at once and the caller decides (bot/delivery.py repeats a push message
+once, marked as such). A 429, a refused connection or a request never sent is not
+ambiguous and is retried as before.
+
 Send times are wall-clock seconds so a restarted process can be seeded with the last ones
 (``seed``) instead of starting with a full burst into a chat that just had one.
 """
@@ -46,6 +53,14 @@ PACED_ENDPOINTS = frozenset({"sendMessage", "editMessageText", "editMessageReply
 #: chats not seen for this long are forgotten (their buckets are full again anyway)
 FORGET_SECONDS = 3600.0
 MAX_TRACKED = 1024
+#: requests that make a new message: a repeat after an unconfirmed attempt may be a copy
+CREATES = frozenset({"sendMessage", "sendDocument", "sendPhoto", "sendMediaGroup",
+                     "sendVideo", "sendAudio", "sendVoice", "sendAnimation", "sendSticker",
+                     "sendPoll", "sendLocation", "sendContact", "copyMessage",
+                     "copyMessages", "forwardMessage", "forwardMessages"})
+#: failures of the HTTP layer after which nothing reached Telegram (httpx's names)
+_NOT_SENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol",
+                       "ProxyError", "LocalProtocolError"})
 MIN_WAIT = 1e-6
 
 
@@ -77,14 +92,23 @@ class SendPolicy:
     transient_retries: int | None = 0
     backoff_first_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
+    #: a request that makes a message is retried after a failure Telegram may have
+    #: performed anyway (False: ``Unconfirmed`` is raised, the caller decides)
+    repeat_unconfirmed: bool = True
+    #: counted in the limits (False only for requests Telegram refuses without sending)
+    paced: bool = True
 
 
 #: a person is waiting: answers, console edits and replies, documents (the default)
 INTERACTIVE = SendPolicy()
 #: notifications, digests, stuck notices, task results: delivered, however long it takes
-PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None)
+PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None,
+                  repeat_unconfirmed=False)
 #: live views and refreshed lists: a few tries, since the next pass renders afresh anyway
-LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2)
+LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2, repeat_unconfirmed=False)
+#: asking whether Telegram answers a chat again, with a request it refuses without sending
+#: anything (bot/delivery.py): not paced, one try, a 429 waited out
+PROBE = SendPolicy(bulk=True, flood_retries=None, transient_retries=0, paced=False)
 
 
 class TokenBucket:
@@ -146,6 +170,25 @@ def is_transient(exc: TelegramError) -> bool:
     """A failure that the same request may not meet again (not a refusal of the request)."""
     return (isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)) \
         or type(exc) is TelegramError
+
+
+def may_have_arrived(exc: TelegramError) -> bool:
+    """A transient failure after which Telegram may have performed the request anyway: a
+    timeout or a dropped connection once it was sent, a 5xx. Not: a 429, a request that was
+    never sent (no connection, no free connection in the pool)."""
+    if isinstance(exc, RetryAfter) or not is_transient(exc):
+        return False
+    cause = exc.__cause__
+    return not (cause is not None and type(cause).__name__ in _NOT_SENT)
+
+
+class Unconfirmed(NetworkError):
+    """A request that makes a message failed in a way Telegram may have performed it anyway,
+    and its policy does not repeat it blindly."""
+
+    def __init__(self, endpoint: str, chat_id: int | str | None, cause: TelegramError) -> None:
+        super().__init__(f"{endpoint} to chat {chat_id} unconfirmed: {cause.message}")
+        self.endpoint, self.chat_id, self.cause = endpoint, chat_id, cause
 
 
 def seconds(value: float | timedelta) -> float:
@@ -260,7 +303,7 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         while True:
             if chat_id is not None:
                 await self._wait_held(chat_id)
-                if endpoint in PACED_ENDPOINTS:
+                if endpoint in PACED_ENDPOINTS and policy.paced:
                     await self._acquire(chat_id, policy.bulk)
             try:
                 return await callback(*args, **kwargs)
@@ -278,6 +321,9 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
             except TelegramError as exc:
                 if not is_transient(exc):
                     raise
+                if endpoint in CREATES and not policy.repeat_unconfirmed \
+                        and may_have_arrived(exc):
+                    raise Unconfirmed(endpoint, chat_id, exc) from exc
                 transients += 1
                 if policy.transient_retries is not None and transients > policy.transient_retries:
                     raise

@@ -248,6 +248,14 @@ class FakeTelegram(TestApiMixin):
             raise ValueError(f"unknown Bot API method {method!r}")
         self._faults.setdefault(key, []).append(_Fault(kind, count, retry_after, delay))
 
+    def faults_pending(self) -> int:
+        """How many injected faults are still to be given."""
+        return sum(f.count for queue in self._faults.values() for f in queue)
+
+    def clear_faults(self) -> None:
+        """Drop every injected fault not given yet."""
+        self._faults.clear()
+
     # --- commands ---------------------------------------------------------------------------
     def commands(self, scope: Any = "default", language_code: str = "") -> list[dict[str, str]]:
         """The command list stored for exactly this scope and language (as getMyCommands)."""
