@@ -112,6 +112,9 @@ class Result:
     error_lines_per_minute: float
     resumed: int
     fault_seconds: float
+    #: the slowest answers during the fault: (kind, seconds into the fault, latency, said
+    #: unavailable), for reading a miss
+    slowest: list[tuple[str, float, float, bool]]
 
 
 # --- databases ----------------------------------------------------------------------------
@@ -181,7 +184,9 @@ def telegram(kind: str, burst: int) -> Fault:
         server = system.server
         start = time.time()
         for method in ("sendMessage", "editMessageText"):
-            server.fail(method, count=8, **TELEGRAM_FAULTS[kind])  # type: ignore[arg-type]
+            for chat in (None, *SUBSCRIBED):  # any call, and the push side's own calls
+                server.fail(method, count=8, chat_id=chat,
+                            **TELEGRAM_FAULTS[kind])  # type: ignore[arg-type]
         for i in range(burst):
             await submit_surely(system, QUICK, f"quick {i}")
         # The fault lasts until every injected answer has been given (the fake's own queue).
@@ -265,20 +270,33 @@ async def notifications(system: System) -> tuple[int, int, int]:
                                                     kinds=[EventKind.STATUS_CHANGE])).total
     lost = repeated = most = 0
     for chat in SUBSCRIBED:
-        # A repeat is marked (bot/delivery.py): it is a copy of the message all the same.
-        texts = [(m.text or "").removesuffix(AGAIN) for m in system.server.messages(chat)
-                 if m.from_bot]
-        copies = Counter(t for t in texts if SINGLE_HEAD.match(t) or (
-            DIGEST_HEAD.match(t) and "in the last" in t.split("\n", 1)[0]))
+        # Copies are told by the text as sent (a digest is edited afterwards, but only the
+        # copy whose id the bot knows); a repeat is marked (bot/delivery.py) and is a copy
+        # all the same. What a group of copies delivered is what its most edited one shows.
+        groups: dict[str, list[str]] = {}
+        for m in system.server.messages(chat):
+            sent = (m.edits[0].text if m.edits else m.text) or ""
+            if m.from_bot and is_push(sent):
+                groups.setdefault(sent.removesuffix(AGAIN), []).append(
+                    (m.text or "").removesuffix(AGAIN))
         delivered = 0
-        for message, n in copies.items():
-            match = DIGEST_HEAD.match(message)
-            delivered += int(match.group(1).replace(",", "")) if match and not \
-                SINGLE_HEAD.match(message) else 1
-            repeated += n - 1
-            most = max(most, n)
+        for finals in groups.values():
+            delivered += max(covered(t) for t in finals)
+            repeated += len(finals) - 1
+            most = max(most, len(finals))
         lost += max(0, expected - delivered)
     return lost, repeated, most
+
+
+def is_push(text: str) -> bool:
+    return bool(SINGLE_HEAD.match(text) or (
+        DIGEST_HEAD.match(text) and "in the last" in text.split("\n", 1)[0]))
+
+
+def covered(text: str) -> int:
+    """Status changes a notification (1) or a digest (its total) tells of."""
+    match = DIGEST_HEAD.match(text)
+    return int(match.group(1).replace(",", "")) if match and not SINGLE_HEAD.match(text) else 1
 
 
 async def all_task_ids(system: System) -> list[int]:
@@ -341,7 +359,9 @@ async def scenario(name: str, db: str, fault: Fault, log: LineLog,
                   len(answered), sum(a.unavailable for a in during),
                   [a.latency for a in answered if a.latency is not None], full, n_lost,
                   repeated, most, log.level_lines("ERROR", began, over) / ((over - began) / 60),
-                  resumed, end - start)
+                  resumed, end - start,
+                  sorted(((a.kind, a.sent - start, a.latency, a.unavailable) for a in answered
+                          if a.latency is not None), key=lambda x: -x[2])[:3])
 
 
 def row(r: Result) -> list[str]:
@@ -396,6 +416,9 @@ async def main(argv: list[str] | None = None) -> int:
         print(markdown_table(HEADERS, [row(results[-1])]), file=sys.stderr, flush=True)
     print(markdown_table(HEADERS, [row(r) for r in results], right=[1, 7, 9, 10]))
     for r in results:
+        print(f"{r.name}: slowest answers in the fault " + ", ".join(
+            f"{kind} at +{at:.1f} s: {lat:.2f} s{' (unavailable)' if unavailable else ''}"
+            for kind, at, lat, unavailable in r.slowest))
         print(f"{r.name}: full service " + ", ".join(
             f"{k} {v:.1f} s" if v is not None else f"{k} —" for k, v in r.full_service.items()))
     return 0
