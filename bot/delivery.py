@@ -31,9 +31,16 @@ from telegram import InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
-from taskops.bot.flood import PROBE, PUSH, FloodGate, SendPolicy, Unconfirmed
-from taskops.bot.render import render
-from taskops.bot.ui import MAX_TEXT, unless_not_modified, visible_length
+from taskops.bot.flood import (
+    PROBE,
+    PROBE_TEXT,
+    PUSH,
+    FloodGate,
+    SendPolicy,
+    Unconfirmed,
+    sent_again,
+)
+from taskops.bot.ui import unless_not_modified
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +73,6 @@ __all__ = ["ChatGone", "ChatMoved", "Rejected", "Telegram", "Unconfirmed", "sent
 #: waiting for Telegram to answer a chat again before the one repeat
 PROBE_FIRST_SECONDS = 0.5
 PROBE_MAX_SECONDS = 30.0
-#: refused by Telegram's HTML parser ("Unsupported start tag"), so nothing is sent
-PROBE_TEXT = "<taskops-probe>"
-
-
-def sent_again(text: str) -> str:
-    """The repeat of a message that may have arrived: the same text, marked (unless the mark
-    would not fit: then the same text)."""
-    marked = f"{text}\n\n{render('sent_again')}"
-    return marked if visible_length(marked) <= MAX_TEXT else text
 
 
 class Telegram:

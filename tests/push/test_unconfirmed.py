@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskops.bot.delivery import sent_again
+from taskops.bot.flood import sent_again
 from taskops.bot.render import render
 from taskops.storage import push_store
 from tests.e2e.harness import Console, running_console
