@@ -59,6 +59,7 @@ from bench.common import (
     DATA_DIR,
     create_pg_database,
     drop_pg_database,
+    load_average,
     machine_facts,
     markdown_table,
     percentile,
@@ -411,7 +412,7 @@ async def main(argv: list[str] | None = None) -> int:
     log = capture_logs()
     results = []
     for name, db, fault in scenarios(args):
-        print(f"{name} …", file=sys.stderr, flush=True)
+        print(f"{name} … (load average {load_average()})", file=sys.stderr, flush=True)
         results.append(await scenario(name, db, fault, log, args))
         print(markdown_table(HEADERS, [row(results[-1])]), file=sys.stderr, flush=True)
     print(markdown_table(HEADERS, [row(r) for r in results], right=[1, 7, 9, 10]))
@@ -421,6 +422,7 @@ async def main(argv: list[str] | None = None) -> int:
             for kind, at, lat, unavailable in r.slowest))
         print(f"{r.name}: full service " + ", ".join(
             f"{k} {v:.1f} s" if v is not None else f"{k} —" for k, v in r.full_service.items()))
+    print(f"load average at the end: {load_average()}")
     return 0
 
 
