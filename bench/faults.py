@@ -89,6 +89,8 @@ TAG = re.compile(r"<[^>]*>")
 #: the line a repeated message ends with, as the chat shows it
 AGAIN = "\n\n" + TAG.sub("", render("sent_again"))
 MARK = re.compile(r"^mark (\d+):(\d+)$")
+#: where ``notifications`` writes what each subscribed chat got (set per scenario)
+DUMP: Path | None = None
 QUICK = "A quick task.\n!say quick\n!end completed quick"
 TELEGRAM_FAULTS = {"429": {"kind": "429", "retry_after": 2}, "500": {"kind": "500"},
                    "drop-after-delivery": {"kind": "drop_after"},
@@ -286,6 +288,14 @@ async def notifications(system: System) -> tuple[int, int, int]:
             repeated += len(finals) - 1
             most = max(most, len(finals))
         lost += max(0, expected - delivered)
+        if DUMP is not None:
+            with DUMP.open("a", encoding="utf-8") as out:
+                out.write(f"== chat {chat}: {expected} changes, {delivered} told\n")
+                for m in system.server.messages(chat):
+                    if m.from_bot:
+                        sent = ((m.edits[0].text if m.edits else m.text) or "").split("\n")[0]
+                        out.write(f"#{m.message_id} edits {len(m.edits)} sent [{sent}] now "
+                                  f"[{(m.text or '').splitlines()[0] if m.text else ''}]\n")
     return lost, repeated, most
 
 
@@ -350,6 +360,9 @@ async def scenario(name: str, db: str, fault: Fault, log: LineLog,
         during = [a for a in workload.answers if start <= a.sent < end]
         answered = [a for a in during if a.latency is not None]
         runs, failed, lost, doubled, resumed = await marks(system, workload)
+        global DUMP
+        DUMP = DATA_DIR / f"faults-{name}-chats.txt"
+        DUMP.unlink(missing_ok=True)
         n_lost, repeated, most = await notifications(system)
         over = time.time()
         await system.close()
