@@ -72,7 +72,7 @@ __all__ = ["ChatGone", "ChatMoved", "Rejected", "Telegram", "Unconfirmed", "sent
 
 #: waiting for Telegram to answer a chat again before the one repeat
 PROBE_FIRST_SECONDS = 0.5
-PROBE_MAX_SECONDS = 30.0
+PROBE_MAX_SECONDS = 4.0
 
 
 class Telegram:

@@ -114,8 +114,10 @@ class SendPolicy:
 INTERACTIVE = SendPolicy(repeat_unconfirmed=False, repeat_marked=True,
                          backoff_first_seconds=0.25)
 #: notifications, digests, stuck notices, task results: delivered, however long it takes
+#: (retried at least every 4 s: one request per chat, and service is back within seconds
+#: of Telegram's return; with 30 s, 35 s passed after a run of timeouts ended)
 PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None,
-                  repeat_unconfirmed=False)
+                  repeat_unconfirmed=False, backoff_max_seconds=4.0)
 #: live views and refreshed lists: a few tries, since the next pass renders afresh anyway
 LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2, repeat_unconfirmed=False)
 #: asking whether Telegram answers a chat again, with a request it refuses without sending
