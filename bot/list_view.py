@@ -58,6 +58,8 @@ def header(state: ListPart) -> str:
         parts.append(f"from {fmt.short_date(f.date_from)}")
     if f.date_to:
         parts.append(f"to {fmt.short_date(f.date_to)}")
+    if f.search:
+        parts.append(f"🔎 {fmt.truncate(f.search, 40)}")
     arrow = "▼" if state.sort.descending else "▲"
     parts.append(f"sorted by {fmt.SORT_LABEL[state.sort.field]} {arrow}")
     if not f.any_set:
@@ -109,7 +111,7 @@ def list_keyboard(page: TaskPage, state: ListPart, view: str) -> InlineKeyboardM
     arrow = "▼" if state.sort.descending else "▲"
     last = [button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, SortArg.FIELD),
             button(arrow, Action.SORT, view, SortArg.DIRECTION),
-            button("🔄 Refresh", Action.REFRESH, view)]
+            button("🔎", Action.SEARCH, view), button("🔄 Refresh", Action.REFRESH, view)]
     rows.append(last)
     if state.filters.any_set:
         rows.append([button("✖ Clear filters", Action.CLEAR_FILTERS, view)])

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from taskops.storage import feed
-from taskops.storage.console import ViewUpdate, apply_update, upsert_state
+from taskops.storage.console import ViewCache, ViewUpdate, apply_update, upsert_state
 from taskops.storage.db import Database
 from taskops.storage.models import ConsoleStateRow, SubscriptionRow
 
@@ -47,8 +47,10 @@ def delivery_key(chat_id: int) -> str:
 
 
 class PushStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, views: ViewCache | None = None) -> None:
         self.db = db
+        #: the console's view cache: state rows written here are dropped from it
+        self.views = views or ViewCache()
 
     async def get(self, chat_id: int) -> Subscription | None:
         async with self.db.read() as conn:
@@ -87,7 +89,8 @@ class PushStore:
                 SubscriptionRow.chat_id == chat_id))
             await conn.execute(delete(ConsoleStateRow).where(
                 ConsoleStateRow.key == delivery_key(chat_id)))
-            return bool(result.rowcount)
+        self.views.forget(delivery_key(chat_id))
+        return bool(result.rowcount)
 
     async def save_settings(self, chat_id: int, settings: dict[str, Any]) -> bool:
         return await self._set(chat_id, settings=settings)
@@ -125,4 +128,7 @@ class PushStore:
                                    chat_id, delivery)
             if view is not None:
                 await apply_update(conn, view)
+        self.views.forget(delivery_key(chat_id))
+        if view is not None:
+            self.views.forget(view.key)
         return True
