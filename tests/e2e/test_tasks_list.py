@@ -330,6 +330,9 @@ async def test_search_from_the_command_and_the_button(console: Console) -> None:
 
 async def test_next_and_prev_seek_from_the_rows_shown(console: Console) -> None:
     await seed(console)
+    # Nothing running: the auto-refresh (which re-reads a page by its number) stays away.
+    for task in (await console.store.list_tasks(ListFilters(status=TaskStatus.RUNNING))).tasks:
+        await console.store.finish_task(task.id, "done")
     message = await command(console, "/tasks sort:name")
     first = task_ids(message)
     await press(console, message, "Next ▶")
