@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from msgspec.structs import replace
@@ -73,7 +74,8 @@ def _validate(field: Field, text: str, cap: int) -> str | int:
             raise ValueError(f"The prompt is {len(text):,} characters; at most "
                              f"{PROMPT_MAX:,} are allowed.")
         return text
-    if not text.isdigit() or not 1 <= int(text) <= cap:
+    # ASCII digits only: "²" is a digit to str.isdigit, not to int().
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 1 <= int(text) <= cap:
         raise ValueError(f"Max duration must be a whole number of minutes from 1 to {cap}.")
     return int(text)
 
