@@ -208,7 +208,83 @@ async def _check_restarted(m: Meter, new_prompt: str) -> None:
 
 # --- the journeys, on the console after issue 15 --------------------------------------------
 
-AFTER: dict[str, Journey] = {}
+def row(msg: Any, task_id: int) -> str:
+    found = re.search(rf"^(\d+)\. \S+ #{task_id} ", msg.text, flags=re.MULTILINE)
+    check(found is not None, f"#{task_id} on the list")
+    assert found is not None
+    return found.group(1)
+
+
+async def after_open_error(m: Meter, f: Fixture) -> None:
+    msg = await m.command("/tasks")
+    await m.tap(msg, "Status:")
+    await m.tap(msg, "🔴 Failed")
+    await m.tap(msg, row(msg, f.failed_id))
+    check("❌ cost export missing" in msg.text.split("\n\n")[0], "the error is in the header")
+
+
+async def after_kill_one(m: Meter, f: Fixture) -> None:
+    msg = await m.command("/tasks")
+    await m.tap(msg, "🛑 ")
+    await m.tap(msg, "🛑 Kill")
+    check("Task killed successfully." in [a.text for a in m.console.server.callback_answers],
+          "a task was killed")
+
+
+async def after_kill_cronjob(m: Meter, f: Fixture) -> None:
+    msg = await m.command("/tasks")
+    await m.tap(msg, "Status:")
+    await m.tap(msg, "⚪ Running")
+    await m.tap(msg, "Trigger:")
+    await m.tap(msg, "Cronjob")
+    if any(b[0].startswith("🛑 Kill all") for r in msg.buttons for b in r):
+        await m.tap(msg, "🛑 Kill all")
+        await m.tap(msg, "🛑 Kill")
+    else:
+        while any(b[0].startswith("🛑 ") for r in msg.buttons for b in r):
+            await m.tap(msg, "🛑 ")
+            await m.tap(msg, "🛑 Kill")
+    tasks = await m.console.store.tasks_by_ids(f.cron_ids)
+    check(all(t.status is TaskStatus.FAILED for t in tasks.values()), "all 30 killed")
+
+
+async def after_restart_one_word(m: Meter, f: Fixture) -> None:
+    msg = await m.command(f"/task {f.failed_id}")
+    await m.tap(msg, "🔁 Edit & restart")
+    ask = await m.tap(msg, "✏️ Prompt")
+    check(f"<pre>{PROMPT}</pre>" in (ask.html or "") or PROMPT in ask.text, "copyable prompt")
+    m.client("copy the prompt (tap its block)", 1)
+    m.client("paste into the reply (long-press, Paste)", 2)
+    m.client("put the cursor after the word", 1)
+    new_prompt = PROMPT.replace(*CHANGED_WORD)
+    # Two backspaces and the new word's two characters.
+    await m.reply(ask, new_prompt, typed=len(CHANGED_WORD[0]) + len(CHANGED_WORD[1]))
+    await m.tap(msg, "Save & restart")
+    await _check_restarted(m, new_prompt)
+
+
+async def after_last_page(m: Meter, f: Fixture) -> None:
+    msg = await m.command("/tasks")
+    pages = int(re.search(r"Page 1 of (\d+)", msg.text).group(1))  # type: ignore[union-attr]
+    await m.tap(msg, "⏭")
+    check(f"Page {pages} of {pages}" in msg.text, "the last page is shown")
+
+
+async def after_sort_by_cost(m: Meter, f: Fixture) -> None:
+    msg = await m.command("/tasks")
+    await m.tap(msg, "↕ ")
+    await m.tap(msg, "Est. cost ▼")
+    check("sorted by Est. cost ▼" in msg.text, "sorted by cost")
+
+
+AFTER: dict[str, Journey] = {
+    "open a failed task's error": after_open_error,
+    "kill one task": after_kill_one,
+    "kill all running of one cronjob (30)": after_kill_cronjob,
+    "restart with one word of the prompt changed": after_restart_one_word,
+    "reach the last page": after_last_page,
+    "sort by cost": after_sort_by_cost,
+}
 
 
 # --- running them ----------------------------------------------------------------------------

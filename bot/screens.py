@@ -21,11 +21,13 @@ from taskops.bot.restart_view import render_form, render_provider_menu
 from taskops.bot.ui import Rendered, edit, edit_by_id, fingerprint
 from taskops.bot.views import FilterName, Screen, ViewKind, ViewState, encode
 from taskops.storage.console import ViewRecord
-from taskops.storage.domain import ProviderChoice, TaskStatus
+from taskops.storage.domain import PageRequest, ProviderChoice, TaskStatus
 
 
-async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, ViewState]:
-    """Render the state's screen; returns the state as rendered (with facts it learnt)."""
+async def render_state(d: Deps, state: ViewState, key: str,
+                       request: PageRequest | None = None) -> tuple[Rendered, ViewState]:
+    """Render the state's screen; returns the state as rendered (with facts it learnt).
+    ``request`` reads the list's page another way than by its number (⏭: the last)."""
     if state.task_id is not None:
         task = await d.store.find_task(state.task_id)
         if task is None:
@@ -55,7 +57,8 @@ async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, V
         assert state.menu is not None
         return render_menu(state.list, state.menu, key,
                            menu_options(state.menu.name, providers)), state
-    page = await d.store.list_tasks(state.list.filters, state.list.sort, state.list.page)
+    page = await d.store.list_tasks(state.list.filters, state.list.sort,
+                                    request or state.list.page)
     state = replace(state.back_to_list(), list=replace(state.list, page=page.page),
                     shows_running=any(t.status is TaskStatus.RUNNING for t in page.tasks))
     return render_list(page, state.list, key, d.store.tz, d.store.clock()), state
@@ -94,10 +97,11 @@ async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: V
 
 
 async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, state: ViewState, *,
-                       toast: str | None = None, alert: bool = False) -> None:
+                       toast: str | None = None, alert: bool = False,
+                       request: PageRequest | None = None) -> None:
     """Render ``state`` into the pressed message, answer the press, save the state."""
     d = deps(context)
-    rendered, state = await render_state(d, state, press.key)
+    rendered, state = await render_state(d, state, press.key, request)
     d.rendered[press.key] = fingerprint(rendered)
     # One chat's presses are handled one at a time (bot/updates.py), so saving alongside
     # the edit cannot let a quick next press read the old state.

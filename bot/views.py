@@ -73,11 +73,15 @@ TASK_SCREENS = (Screen.DETAIL, Screen.RESTART, Screen.RESTART_PROVIDER)
 
 
 class FilterName(StrEnum):
+    """A menu opened from the list: one per filter, and the sort menu."""
+
     STATUS = "status"
     TRIGGER = "trigger"
     PROVIDER = "provider"
     FROM = "from"
     TO = "to"
+    #: every sort field in both directions (not a filter, but opened and picked alike)
+    SORT = "sort"
 
 
 class ViewExpired(ValueError):

@@ -18,6 +18,7 @@ from taskops.bot.restart_view import (
     FIELD_ASK,
     Field,
     edits,
+    field_now,
     new_draft,
     provider_options,
     with_typed,
@@ -64,7 +65,8 @@ async def on_restart_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         field = Field(cb.arg)
         cap = d.settings.tasks.max_duration_cap_minutes
         await ask(context, press.view.chat_id,
-                  render("field_prompt", ask=FIELD_ASK[field].format(cap=cap), task_id=task.id),
+                  render("field_prompt", ask=FIELD_ASK[field].format(cap=cap), task_id=task.id,
+                         current=field_now(draft, field)),
                   field.value, PromptState(purpose=Purpose.RESTART, view=press.key,
                                            field=field.value))
         await answer(press.query)
