@@ -51,7 +51,6 @@ from typing import Any
 from taskops.storage.domain import ProviderChoice, TaskDraft, TaskStatus, Trigger
 from taskops.storage.seed import seed_demo
 from tests.e2e.harness import Console, running_console
-from tests.factories import FakeClock
 from tests.fakegram import FakeTelegram
 from tests.fakegram.flood import FloodLimits
 

@@ -49,7 +49,8 @@ async def test_edge_days_that_are_accepted_list_in_a_far_time_zone(
             assert "1 task" in reply.text or "#1" in reply.text
         for text in ("/tasks to:9999-12-31", "/tasks from:0001-01-01"):
             reply = await command(console, text)
-            assert reply.text.startswith("⚠️ ") and "out of range" in reply.text
+            assert reply.text.startswith("⚠️ ")
+            assert "out of range" in reply.text
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
