@@ -17,6 +17,7 @@ from taskops.bot.gate import admin_gate, set_admin_menus
 from taskops.bot.handlers import (
     admin,
     answer,
+    bulk,
     cronjobs,
     kill,
     prompts,
@@ -66,6 +67,7 @@ def build_application(settings: Settings, store: TaskStore,
     tasks_list.register(app)
     task_detail.register(app)
     kill.register(app)
+    bulk.register(app)
     restart.register(app)
     answer.register(app)
     cronjobs.register(app)

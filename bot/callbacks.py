@@ -43,6 +43,9 @@ class Action(StrEnum):
     NOTIFY_MUTE = "M"  # mute notifications; argument: 1, 8, inf or off
     NOTIFY_STOP = "U"  # unsubscribe the chat
     FOLLOW = "W"  # keep a task's detail message live; argument: task id
+    BULK_ASK = "B"  # preview a bulk action on the filtered list; argument: kill or restart
+    BULK_CONFIRM = "Y"  # do the previewed bulk action (on the previewed ids only)
+    BULK_CANCEL = "X"  # back to the list
 
 
 class BadCallback(ValueError):

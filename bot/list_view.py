@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
+from taskops.bot.bulk_view import LABEL
 from taskops.bot.callbacks import Action
 from taskops.bot.filters_text import FilterSyntaxError, check_range
 from taskops.bot.render import render
 from taskops.bot.ui import Rendered, button
-from taskops.bot.views import FilterName, ListPart, MenuPart, ViewState
+from taskops.bot.views import BulkAction, FilterName, ListPart, MenuPart, ViewState
 from taskops.storage.domain import (
     SORT_CYCLE,
     ProviderChoice,
@@ -125,6 +126,11 @@ def list_keyboard(page: TaskPage, state: ListPart, view: str) -> InlineKeyboardM
                          FilterName.TO.value),
                  button(f"↕ {fmt.SORT_LABEL[state.sort.field]} {arrow}", Action.MENU, view,
                          FilterName.SORT.value)])
+    acts = {TaskStatus.RUNNING: BulkAction.KILL, TaskStatus.FAILED: BulkAction.RESTART}
+    if state.filters.status in acts and page.total:
+        action = acts[state.filters.status]
+        rows.append([button(LABEL[action].format(n=f"{page.total:,}"), Action.BULK_ASK, view,
+                            action.value)])
     last = [button("🔄 Refresh", Action.REFRESH, view)]
     if state.filters.any_set:
         last.append(button("✖ Clear filters", Action.CLEAR_FILTERS, view))

@@ -13,6 +13,7 @@ from msgspec.structs import replace
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
+from taskops.bot.bulk_view import SAMPLE, render_bulk_confirmation
 from taskops.bot.context import Deps, deps
 from taskops.bot.detail_view import render_detail, render_kill_confirmation
 from taskops.bot.list_view import menu_options, render_list, render_menu
@@ -45,6 +46,11 @@ async def render_state(d: Deps, state: ViewState, key: str,
         detail = await render_detail(d.store, task, state.detail, key)
         return detail.rendered, replace(state, screen=Screen.DETAIL, detail=detail.detail,
                                         shows_running=task.status is TaskStatus.RUNNING)
+    if state.screen is Screen.BULK and state.bulk is not None:
+        found = await d.store.tasks_by_ids(state.bulk.ids[:SAMPLE])
+        sample = [found[i] for i in state.bulk.ids[:SAMPLE] if i in found]
+        return render_bulk_confirmation(state.bulk, sample, d.settings.console.bulk_max,
+                                        key), state
     if state.screen is Screen.MENU and state.menu is not None:
         providers = []
         if state.menu.name is FilterName.PROVIDER:
