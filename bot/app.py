@@ -17,6 +17,7 @@ from taskops.bot.gate import admin_gate, set_admin_menus
 from taskops.bot.handlers import (
     admin,
     answer,
+    audit_log,
     bulk,
     cronjobs,
     kill,
@@ -68,6 +69,7 @@ def build_application(settings: Settings, store: TaskStore,
     task_detail.register(app)
     kill.register(app)
     bulk.register(app)
+    audit_log.register(app)
     restart.register(app)
     answer.register(app)
     cronjobs.register(app)

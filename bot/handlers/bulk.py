@@ -92,7 +92,7 @@ async def _run(d: Deps, press: ConsolePress, part: BulkPart) -> list[Outcome]:
         await audit(d.store, press.user,
                     AuditAction.KILL if part.action is BulkAction.KILL else AuditAction.RESTART,
                     f"{text} (bulk of {len(part.ids)})" if done else f"refused: {text}",
-                    task_id=task_id)
+                    task_id=task_id, chat_id=press.view.chat_id)
         outcomes.append(Outcome(task_id, task.name, done, text))
     return outcomes
 

@@ -98,7 +98,7 @@ async def _save(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE,
                            toast=str(exc)[:200], alert=True)
         return
     await audit(d.store, press.user, AuditAction.RESTART, f"restarted as #{new.id}",
-                task_id=task_id)
+                task_id=task_id, chat_id=press.view.chat_id)
     await finish_press(context, press, state.open_task(new.id), toast=f"Restarted as #{new.id}.")
 
 
