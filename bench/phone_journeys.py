@@ -216,8 +216,7 @@ def row(msg: Any, task_id: int) -> str:
 
 async def after_open_error(m: Meter, f: Fixture) -> None:
     msg = await m.command("/tasks")
-    await m.tap(msg, "Status:")
-    await m.tap(msg, "🔴 Failed")
+    await m.tap(msg, "🔴 Failed 1h")  # the built-in view "Failed · last hour"
     await m.tap(msg, row(msg, f.failed_id))
     check("❌ cost export missing" in msg.text.split("\n\n")[0], "the error is in the header")
 

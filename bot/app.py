@@ -26,6 +26,7 @@ from taskops.bot.handlers import (
     subscriptions,
     task_detail,
     tasks_list,
+    views_saved,
 )
 from taskops.bot.outage import on_error
 from taskops.bot.press import register_last_resort
@@ -70,6 +71,7 @@ def build_application(settings: Settings, store: TaskStore,
     kill.register(app)
     bulk.register(app)
     audit_log.register(app)
+    views_saved.register(app)
     restart.register(app)
     answer.register(app)
     cronjobs.register(app)

@@ -46,6 +46,11 @@ class Action(StrEnum):
     BULK_ASK = "B"  # preview a bulk action on the filtered list; argument: kill or restart
     BULK_CONFIRM = "Y"  # do the previewed bulk action (on the previewed ids only)
     BULK_CANCEL = "X"  # back to the list
+    VIEW_OPEN = "v"  # open a view; argument: b<built-in index> or s<saved id>
+    VIEW_SAVE = "V"  # 📌 save the list's filters and sort under a name (asked by reply)
+    VIEWS = "h"  # the views screen (all views; rename, delete)
+    VIEW_RENAME = "j"  # rename a saved view; argument: its id
+    VIEW_DELETE = "z"  # delete a saved view; argument: its id
 
 
 class BadCallback(ValueError):

@@ -14,8 +14,10 @@ from taskops.bot.bulk_view import LABEL
 from taskops.bot.callbacks import Action
 from taskops.bot.filters_text import FilterSyntaxError, check_range
 from taskops.bot.render import render
+from taskops.bot.saved_views import views_row
 from taskops.bot.ui import Rendered, button
 from taskops.bot.views import BulkAction, FilterName, ListPart, MenuPart, ViewState
+from taskops.storage.console import SavedView
 from taskops.storage.domain import (
     SORT_CYCLE,
     ProviderChoice,
@@ -100,7 +102,8 @@ def _grid(labels: list[tuple[str, str, int]], view: str) -> list[list[InlineKeyb
     return [cells[i:i + GRID_WIDTH] for i in range(0, len(cells), GRID_WIDTH)]
 
 
-def list_keyboard(page: TaskPage, state: ListPart, view: str) -> InlineKeyboardMarkup:
+def list_keyboard(page: TaskPage, state: ListPart, view: str,
+                  saved: list[SavedView] | None = None) -> InlineKeyboardMarkup:
     rows = _grid([(str(i), Action.OPEN_TASK, t.id) for i, t in enumerate(page.tasks, 1)], view)
     rows += _grid([(f"🛑 {i}", Action.KILL_ASK, t.id) for i, t in enumerate(page.tasks, 1)
                    if t.status is TaskStatus.RUNNING], view)
@@ -135,15 +138,17 @@ def list_keyboard(page: TaskPage, state: ListPart, view: str) -> InlineKeyboardM
     if state.filters.any_set:
         last.append(button("✖ Clear filters", Action.CLEAR_FILTERS, view))
     rows.append(last)
+    if saved is not None:
+        rows.append(views_row(saved, view))
     return InlineKeyboardMarkup(rows)
 
 
 def render_list(page: TaskPage, state: ListPart, view: str, tz: ZoneInfo,
-                now: datetime) -> Rendered:
+                now: datetime, saved: list[SavedView] | None = None) -> Rendered:
     text = render("task_list", header=header(state), filtered=state.filters.any_set,
                   rows=[_row(i, t, tz, now) for i, t in enumerate(page.tasks, 1)],
                   total=f"{page.total:,}", page=page.page, page_count=page.page_count)
-    return Rendered(text, list_keyboard(page, state, view))
+    return Rendered(text, list_keyboard(page, state, view, saved))
 
 
 # --- filter menus ---------------------------------------------------------------------

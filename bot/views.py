@@ -68,6 +68,8 @@ class Screen(StrEnum):
     RESTART_PROVIDER = "restart_provider"
     #: a bulk action's confirmation (count and a sample of names) over the list
     BULK = "bulk"
+    #: the chat's views (built-in and saved), opened from the list or by /views
+    VIEWS = "views"
 
 
 #: screens drawn over a task's detail (its part stays, to return to)
@@ -222,6 +224,9 @@ class ViewState(Struct, frozen=True, kw_only=True):
     def ask_bulk(self, part: BulkPart) -> ViewState:
         return replace(self.back_to_list(), screen=Screen.BULK, bulk=part)
 
+    def open_views(self) -> ViewState:
+        return replace(self.back_to_list(), screen=Screen.VIEWS)
+
     def open_menu(self, name: FilterName) -> ViewState:
         return replace(self.back_to_list(), screen=Screen.MENU, menu=MenuPart(name=name))
 
@@ -286,6 +291,8 @@ class Purpose(StrEnum):
     RESTART = "restart"
     #: the answer to a paused task's question
     ANSWER = "answer"
+    #: the name of a list view to save (field: None) or of a saved view to rename (its id)
+    VIEW_NAME = "view_name"
 
 
 class PromptState(Struct, frozen=True, kw_only=True):
