@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskops.storage.domain import ProviderChoice, TaskDraft, TaskStatus, Trigger
+from taskops.storage.domain import EventKind, ProviderChoice, TaskDraft, TaskStatus, Trigger
 from taskops.storage.seed import seed_demo
 from tests.e2e.harness import Console, running_console
 from tests.fakegram import FakeTelegram
@@ -338,25 +338,35 @@ def phone_lines(text: str, columns: int) -> int:
                for line in text.split("\n"))
 
 
-async def list_heights(args: argparse.Namespace, data: Path) -> list[tuple[int, int, int, int]]:
+async def list_heights(args: argparse.Namespace, data: Path,
+                       worst: bool = False) -> list[tuple[int, int, int, int]]:
+    """``worst``: besides the longest names, every row's second line at its longest too
+    (a year-old task, 999,999 tokens, a cost over $10, a run of 23h 59m)."""
     out = []
     for size in (5, 10, 20):
         server = FakeTelegram(token="123456:bench", bot_username="taskops_bot",
                               flood=FloodLimits.off())
         await server.start()
         try:
-            (data / f"h{size}").mkdir()
-            async with running_console(server, data / f"h{size}",
+            where = data / f"h{size}{'w' if worst else ''}"
+            where.mkdir()
+            async with running_console(server, where,
                                        sections={"ui": {"page_size": size}}) as console:
                 store, clock = console.store, console.clock
-                clock.set(NOW - timedelta(hours=1))
+                clock.set(NOW - (timedelta(days=400) if worst else timedelta(hours=1)))
                 for i in range(size * 2):
                     task = await store.create_task(TaskDraft(
                         name=(f"{i:03d} " + "W" * 200)[:200], prompt="!wait 1",
                         trigger=Trigger.CONSOLIDATION,
-                        provider=ProviderChoice("p" * 100, "m" * 200)))
+                        provider=ProviderChoice("openai", "gpt-4-turbo") if worst
+                        else ProviderChoice("p" * 100, "m" * 200)))
                     await store.start_task(task.id)
-                    if i % 2:
+                    if worst:
+                        await store.append_event(task.id, EventKind.TEXT, {"text": "x"},
+                                                 prompt_tokens=599_999,
+                                                 completion_tokens=400_000)
+                        clock.advance(23 * 3600 + 59 * 60)
+                    if i % 2 or worst:
                         await store.fail_task(task.id, "x")
                 clock.set(NOW)
                 meter = Meter(console, server.private_chat(console.admin))
@@ -375,19 +385,25 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--columns", type=int, default=38)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--heights-only", action="store_true",
+                        help="only the list's height, no journeys")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"phone journeys: ui={args.ui} tasks={args.tasks} seed={args.seed} "
           f"columns={args.columns}")
     data = Path(tempfile.mkdtemp(prefix="phone-", dir=Path(__file__).parent))
     try:
-        for name, meter in await run_journeys(args, data):
+        for name, meter in [] if args.heights_only else await run_journeys(args, data):
             print(f"  {name:48s} taps {meter.taps:4d}  typed {meter.typed:4d}")
             if args.verbose:
                 print("      " + " → ".join(meter.steps))
         print(f"  list height (text lines / lines on a 6\" phone at {args.columns} columns "
               "/ keyboard rows / phone total):")
         for size, lines, wrapped, rows in await list_heights(args, data):
+            print(f"    page size {size:2d}: {lines:3d} / {wrapped:3d} / {rows:2d} / "
+                  f"{wrapped + rows:3d}")
+        print("  the same with every row's second line at its longest:")
+        for size, lines, wrapped, rows in await list_heights(args, data, worst=True):
             print(f"    page size {size:2d}: {lines:3d} / {wrapped:3d} / {rows:2d} / "
                   f"{wrapped + rows:3d}")
     finally:
