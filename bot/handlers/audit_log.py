@@ -4,6 +4,7 @@ when, from which chat (admins only, like every command: bot/gate.py)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
@@ -24,25 +25,44 @@ COUNT = re.compile(r"[0-9]{1,3}")
 USER_ID = re.compile(r"[0-9]{1,18}")
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    count: int = DEFAULT_COUNT
+    #: the admin as typed (a Telegram user id, or a name as the log records it)
+    admin: str | None = None
+    action: AuditAction | None = None
+
+
+def parse_audit_args(args: list[str]) -> AuditQuery:
+    """``/audit``'s arguments; ValueError (with the usage line) for anything else."""
+    query = AuditQuery()
+    for token in args:
+        key, sep, value = token.partition(":")
+        if not sep and COUNT.fullmatch(token) and 1 <= int(token) <= MAX_COUNT:
+            query = replace(query, count=int(token))
+        elif sep and key.lower() == "action" and value.lower() in set(AuditAction):
+            query = replace(query, action=AuditAction(value.lower()))
+        elif sep and key.lower() == "admin" and value.lstrip("@"):
+            query = replace(query, admin=value.lstrip("@"))
+        else:
+            raise ValueError(USAGE)
+    return query
+
+
 async def audit_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None
     d = deps(context)
-    count, actor, action, actor_label = DEFAULT_COUNT, None, None, None
-    for token in context.args or []:
-        key, sep, value = token.partition(":")
-        if not sep and COUNT.fullmatch(token) and 1 <= int(token) <= MAX_COUNT:
-            count = int(token)
-        elif sep and key.lower() == "action" and value.lower() in set(AuditAction):
-            action = AuditAction(value.lower())
-        elif sep and key.lower() == "admin" and value:
-            actor_label = value.lstrip("@")
-            # A Telegram user id, else a name as the log records it (-1: nobody matches).
-            actor = (int(actor_label) if USER_ID.fullmatch(actor_label) else
-                     (await d.store.console.audit_actors()).get(actor_label.casefold(), -1))
-        else:
-            await reply_error(update, USAGE)
-            return
+    try:
+        query = parse_audit_args(context.args or [])
+    except ValueError as exc:
+        await reply_error(update, str(exc))
+        return
+    count, action, actor_label, actor = query.count, query.action, query.admin, None
+    if actor_label is not None:
+        # A Telegram user id, else a name as the log records it (-1: nobody matches).
+        actor = (int(actor_label) if USER_ID.fullmatch(actor_label) else
+                 (await d.store.console.audit_actors()).get(actor_label.casefold(), -1))
     entries = await d.store.console.audit_log(count, actor_id=actor,
                                               action=action.value if action else None)
     tz, now = d.store.tz, d.store.clock()

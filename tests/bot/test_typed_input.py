@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from taskops.bot.commands import parse_task_id
 from taskops.bot.filters_text import FilterSyntaxError, parse_date, parse_list_args
+from taskops.bot.handlers.audit_log import MAX_COUNT, parse_audit_args
 from taskops.bot.restart_view import Field, new_draft, with_typed
+from taskops.bot.saved_views import NAME_MAX, check_name
 from tests.factories import sample_task
 
 #: digits ``str.isdigit`` accepts and ``int`` refuses, and other tricky numerals
@@ -69,3 +71,28 @@ def test_the_cases_issue_15_found() -> None:
         assert one_line(str(refused.value))
     draft = with_typed(new_draft(sample_task()), Field.DURATION, "²", 1440)
     assert draft.error == "Max duration must be a whole number of minutes from 1 to 1440."
+
+
+@given(st.lists(st.one_of(ANY_TEXT, NUMERALS.map(lambda n: f"admin:{n}"),
+                          st.sampled_from(["action:kill", "action:²", "admin:", "admin:@"])),
+                max_size=4))
+def test_audit_args_parse_or_say_one_line(args: list[str]) -> None:
+    try:
+        query = parse_audit_args(args)
+    except ValueError as exc:
+        message = str(exc)
+    else:
+        message = "ok"
+        assert 1 <= query.count <= MAX_COUNT
+    assert one_line(message)
+
+
+@given(ANY_TEXT)
+def test_view_names_are_taken_or_refused_in_one_line(text: str) -> None:
+    try:
+        name = check_name(text)
+    except ValueError as exc:
+        assert one_line(str(exc))  # noqa: PT017
+    else:
+        assert 1 <= len(name) <= NAME_MAX
+        assert name == " ".join(name.split())
