@@ -107,7 +107,9 @@ async def test_digest_lists_open_buttons_and_the_list_button(console: Console) -
     opened = next(label for label in labels if label.startswith("🔴 #"))
     await press(console, digest, opened)
     # The digest became the task's detail; its header carries the #id (issue 15).
-    assert digest.text.splitlines()[0] == f"{opened} · Failed"
+    header = digest.text.splitlines()[0]
+    assert header.startswith(f"{opened} burst ")
+    assert header.endswith(" · Failed")
     assert "◀ Back to tasks" in buttons(digest)
     await press(console, digest, "◀ Back to tasks")
     assert digest.text.startswith("Tasks ·")
