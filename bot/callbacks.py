@@ -51,6 +51,7 @@ class Action(StrEnum):
     VIEWS = "h"  # the views screen (all views; rename, delete)
     VIEW_RENAME = "j"  # rename a saved view; argument: its id
     VIEW_DELETE = "z"  # delete a saved view; argument: its id
+    ALERT = "A"  # a button of an alert; argument: an AlertVerb (bot/push/alerts.py)
 
 
 class BadCallback(ValueError):

@@ -1,8 +1,8 @@
 """The phone console: the chat an admin action came from in the audit log (and indexes
 to read it by admin and action), and each chat's saved list views
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 from taskops.storage.models import UTCDateTime
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
