@@ -18,6 +18,7 @@ from taskops.bot.bulk_view import ACTS_ON, Outcome, render_summary
 from taskops.bot.callbacks import Action
 from taskops.bot.context import Deps, deps
 from taskops.bot.press import ConsolePress, answer, load_press, on_press
+from taskops.bot.push import alerts
 from taskops.bot.screens import finish_press
 from taskops.bot.views import BulkAction, BulkPart, Screen, encode
 from taskops.storage.console import new_key
@@ -87,6 +88,8 @@ async def _run(d: Deps, press: ConsolePress, part: BulkPart) -> list[Outcome]:
                 new = await d.store.restart_task(
                     task_id, key=f"{press.key}:{part.nonce}:{task_id}")
                 done, text = True, f"restarted as #{new.id}"
+                # The alerts about the old run say so, and follow the new one.
+                await alerts.restarted(d.store, d.telegram, task_id, new, by)
         except (InvalidTransition, StoreError) as exc:
             done, text = False, str(exc)
         await audit(d.store, press.user,
