@@ -139,9 +139,9 @@ def plan(combo: Combo, count: int) -> tuple[int, str | int]:
         return 1, max(1, int(count * (0.25 + combo.at / 2)))
     if combo.page == "next":
         start = 1 + int(combo.at * max(1, count - 1))
-        return (start, "Next ▶") if start < count else (start, start)
+        return (start, "▶") if start < count else (start, start)
     start = min(count, 2 + int(combo.at * max(1, count - 1)))
-    return (start, "◀ Prev") if start > 1 else (start, start)
+    return (start, "◀") if start > 1 else (start, start)
 
 
 async def one(console: Console, floor: FloorBench, lane: Lane, combo: Combo,
@@ -176,7 +176,7 @@ async def unfiltered(console: Console, floor: FloorBench, presses: int
         if wait > 0:
             await asyncio.sleep(wait)
         lane.last_press = time.perf_counter()
-        data = button_data(lane.message, "Next ▶")
+        data = button_data(lane.message, "▶")
         timing = await timed_press(console.server, console.watch, lane.user_id, lane.message,
                                    data)
         await asyncio.sleep(console.gap)
