@@ -11,6 +11,9 @@ belongs to one part of taskops hangs off it as a sub-API over the same database:
 * ``store.cronjobs`` — schedules and their firings (the triggers, ``/cronjobs``).
 
 Nothing outside ``storage`` sees a connection, a row or SQL.
+
+It is a little over 400 lines because it is the whole public surface in one place; the
+work itself is in the modules it calls (transitions, list_query, facets, feed, journal).
 """
 
 from __future__ import annotations
