@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from taskops.config import Settings
 from taskops.storage import rules
@@ -121,8 +121,10 @@ class _HintingSQLiteCompiler(SQLiteCompiler):
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool,
                    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
                    pool_timeout: float = 30.0) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo, pool_timeout=pool_timeout,
-                                 json_deserializer=_sqlite_json)
+    # A queue pool, named: in early SQLAlchemy 2.0 releases aiosqlite defaulted to NullPool, which
+    # takes no pool_timeout (the quick engines need one) and reconnects per statement.
+    engine = create_async_engine(url, echo=echo, poolclass=AsyncAdaptedQueuePool,
+                                 pool_timeout=pool_timeout, json_deserializer=_sqlite_json)
     engine.sync_engine.dialect.statement_compiler = _HintingSQLiteCompiler
 
     @event.listens_for(engine.sync_engine, "connect")
