@@ -32,11 +32,12 @@ its batch was taken is dropped (it was never acknowledged, so it never happened)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, literal_column, select, update
@@ -279,7 +280,7 @@ class Journal:
                 if updates:
                     await conn.execute(self._update, updates)
                 if light:
-                    await conn.execute(self._update_light, light)
+                    await self._update_counters(conn, light)
                 for entry, row, event_id in zip(placed, rows, await self._insert(conn, rows),
                                                 strict=True):
                     results[id(entry)] = TaskEvent(event_id, entry.task_id, row["seq"], entry.at,
@@ -290,6 +291,23 @@ class Journal:
                 if txid is None or not is_transient(error) or not await self._committed(txid):
                     raise
         return results
+
+    async def _update_counters(self, conn: AsyncConnection,
+                               light: list[dict[str, Any]]) -> None:
+        """Add the counters of tasks whose events carry no usage. PostgreSQL: one UPDATE
+        for all of them, from arrays (an ``executemany`` runs the statement once per task,
+        each run with its own executor start and index lookups)."""
+        if self.db.is_sqlite or len(light) == 1:
+            await conn.execute(self._update_light, light)
+            return
+        await conn.exec_driver_sql(
+            "UPDATE tasks SET event_count = tasks.event_count + v.n, last_event_at = v.at, "
+            "tool_call_count = tasks.tool_call_count + v.k "
+            "FROM unnest($1::bigint[], $2::int[], $3::timestamp[], $4::int[]) AS v(tid, n, at, k) "
+            "WHERE tasks.id = v.tid",
+            ([c["tid"] for c in light], [c["n"] for c in light],
+             [c["at"].astimezone(UTC).replace(tzinfo=None) for c in light],
+             [c["k"] for c in light]))
 
     async def _insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
         """Insert the events in order; returns their ids.
@@ -305,7 +323,18 @@ class Journal:
                 row["id"] = event_id
             await conn.execute(self._insert_numbered, rows)
             return ids
-        return list((await conn.execute(self._insert_returning, rows)).scalars())
+        inserted = await conn.exec_driver_sql(
+            "INSERT INTO task_events (task_id, seq, at, kind, payload, txid) "
+            "SELECT v.task_id, v.seq, v.at, v.kind, v.payload::jsonb, v.txid FROM unnest("
+            "$1::bigint[], $2::int[], $3::timestamp[], $4::varchar[], $5::text[], "
+            "$6::bigint[]) AS v(task_id, seq, at, kind, payload, txid) "
+            "RETURNING id, task_id, seq",
+            ([r["task_id"] for r in rows], [r["seq"] for r in rows],
+             [r["at"].astimezone(UTC).replace(tzinfo=None) for r in rows],
+             [r["kind"] for r in rows], [json.dumps(r["payload"]) for r in rows],
+             [r["txid"] for r in rows]))
+        ids = {(task_id, seq): event_id for event_id, task_id, seq in inserted}
+        return [ids[r["task_id"], r["seq"]] for r in rows]
 
     async def _lock_tasks(self, conn: AsyncConnection,
                           ids: list[int]) -> dict[int, tuple[int, str, str | None, int | None]]:
