@@ -333,8 +333,8 @@ class Journal:
              [r["at"].astimezone(UTC).replace(tzinfo=None) for r in rows],
              [r["kind"] for r in rows], [json.dumps(r["payload"]) for r in rows],
              [r["txid"] for r in rows]))
-        ids = {(task_id, seq): event_id for event_id, task_id, seq in inserted}
-        return [ids[r["task_id"], r["seq"]] for r in rows]
+        by_seq = {(row.task_id, row.seq): int(row.id) for row in inserted}
+        return [by_seq[r["task_id"], r["seq"]] for r in rows]
 
     async def _lock_tasks(self, conn: AsyncConnection,
                           ids: list[int]) -> dict[int, tuple[int, str, str | None, int | None]]:
