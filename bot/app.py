@@ -16,6 +16,7 @@ from taskops.bot.flood import FloodGate
 from taskops.bot.gate import admin_gate, set_admin_menus
 from taskops.bot.handlers import (
     admin,
+    alert_press,
     answer,
     cronjobs,
     kill,
@@ -70,6 +71,7 @@ def build_application(settings: Settings, store: TaskStore,
     answer.register(app)
     cronjobs.register(app)
     subscriptions.register(app)
+    alert_press.register(app)
     prompts.register(app)
     # Last of all: it answers the presses that none of the handlers above matched.
     register_last_resort(app)

@@ -26,8 +26,10 @@ class AuditAction(StrEnum):
     SUBSCRIBE = "subscribe"
     #: a chat unsubscribed (by command or button)
     UNSUBSCRIBE = "unsubscribe"
-    #: a chat's notifications muted or unmuted
+    #: a chat's notifications muted or unmuted (or one recurrence, from an alert)
     MUTE = "mute"
+    #: "I'm on it" pressed on an alert
+    ACK = "ack"
 
 
 def admin_name(user: User) -> str:

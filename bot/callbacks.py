@@ -43,6 +43,7 @@ class Action(StrEnum):
     NOTIFY_MUTE = "M"  # mute notifications; argument: 1, 8, inf or off
     NOTIFY_STOP = "U"  # unsubscribe the chat
     FOLLOW = "W"  # keep a task's detail message live; argument: task id
+    ALERT = "A"  # a button of an alert; argument: an AlertVerb (bot/push/alerts.py)
 
 
 class BadCallback(ValueError):

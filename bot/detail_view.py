@@ -51,12 +51,13 @@ def render_event(event: TaskEvent, d_tz: Any, show_thinking: bool) -> str:
         context.update(badge=fmt.STATUS_BADGE[new] if new else "•",
                        status_label=(fmt.STATUS_LABEL[new] if new
                                      else fmt.truncate(str(p.get("new")), 40)),
-                       message=cut(str(p.get("message") or ""), 300))
+                       message=cut(fmt.without_kill_hint(str(p.get("message") or "")), 300))
     elif event.kind is EventKind.FINAL:
         result = ResultStatus(p["status"]) if p.get("status") in set(ResultStatus) \
             else ResultStatus.COMPLETED
         context.update(result_badge=fmt.RESULT_BADGE[result], result_label=RESULT_LABEL[result],
-                       body=markdown_html(str(p.get("summary", "")), TEXT_LIMIT))
+                       body=markdown_html(fmt.without_kill_hint(str(p.get("summary", ""))),
+                                          TEXT_LIMIT))
     elif event.kind is EventKind.INJECTION:
         context.update(parent=fmt.truncate(str(p.get("parent_session") or ""), 80))
     elif event.kind is EventKind.PROGRESS:

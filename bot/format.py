@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -41,6 +42,15 @@ def duration(seconds: float | None) -> str:
     if total < 3600:
         return f"{total // 60}m {total % 60}s"
     return f"{total // 3600}h {total % 3600 // 60}m"
+
+
+_KILL_HINT = re.compile(r"^\s*Hint: Use /kill_task \d+\b.*$\n?", re.MULTILINE)
+
+
+def without_kill_hint(text: str) -> str:
+    """A failed task's error without the loop detector's "Use /kill_task N" hint: the task
+    is no longer running, and /kill_task refuses anything else."""
+    return _KILL_HINT.sub("", text).strip()
 
 
 def tool_duration(ms: int | float | None) -> str:

@@ -303,6 +303,47 @@ class SubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AlertRow(Base):
+    """A push message about a task that is an object with a lifecycle (DESIGN.md, "Push"):
+    a failure, pause, stuck or loop alert — acked by whom, escalated when, resolved how —
+    or the one message a recurring task's runs that keep ending the same way update.
+
+    ``follow_task_id`` is the task whose fate the lifecycle line shows (after a restart,
+    the new run); ``group_key`` the recurrence (cronjob or name) the message counts runs
+    of. ``text`` is the message's body as first rendered; the lifecycle, the ack and the
+    buttons are rendered around it.
+    """
+
+    __tablename__ = "push_alerts"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    task_id: Mapped[int] = mapped_column(BigInt)
+    follow_task_id: Mapped[int] = mapped_column(BigInt)
+    kind: Mapped[str] = mapped_column(String(16))
+    view_key: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    group_key: Mapped[str | None] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    text: Mapped[str] = mapped_column(SafeText)
+    lifecycle: Mapped[list[Any]] = mapped_column(JSONPayload)
+    #: the last change-feed event id applied to the lifecycle (a repeat is skipped)
+    seen_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acked_by: Mapped[str | None] = mapped_column(SafeString(200))
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_push_alerts_follow", "follow_task_id"),
+        Index("ix_push_alerts_group", "chat_id", "group_key", "id"),
+        Index("ix_push_alerts_view", "view_key"),
+        Index("ix_push_alerts_open", "acked_at", "resolved_at", "escalated_at", "created_at"),
+    )
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
 
@@ -316,5 +357,5 @@ class AuditRow(Base):
 
 
 
-__all__ = ["AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
+__all__ = ["AlertRow", "AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
            "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow"]

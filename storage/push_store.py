@@ -9,17 +9,22 @@ most the message in flight is sent again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskops.storage import feed
+from taskops.storage import feed, rules
 from taskops.storage.console import ViewUpdate, apply_update, upsert_state
 from taskops.storage.db import Database
-from taskops.storage.models import ConsoleStateRow, SubscriptionRow
+from taskops.storage.domain import EventKind, TaskEvent
+from taskops.storage.models import AlertRow, ConsoleStateRow, SubscriptionRow, TaskEventRow
+from taskops.storage.rows import row_to_event
 
 DELIVERY_KIND = "delivery"
 
@@ -39,6 +44,86 @@ class Subscription:
 def _subscription(row: Any) -> Subscription:
     return Subscription(row.chat_id, dict(row.settings), row.cursor, row.muted_until,
                         row.created_by, row.created_at)
+
+
+class AlertKind(StrEnum):
+    """What a push message with a lifecycle is about."""
+
+    FAILED = "failed"
+    #: paused with a question
+    PAUSED = "paused"
+    STUCK = "stuck"
+    #: failed by loop detection
+    LOOP = "loop"
+    #: the message a recurring task's completions update (not an alert: no ack, no
+    #: escalation)
+    COMPLETED = "completed"
+
+    @property
+    def needs_person(self) -> bool:
+        return self is not AlertKind.COMPLETED
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    chat_id: int
+    #: the task announced (the latest run, for a recurring message)
+    task_id: int
+    #: the task whose fate the lifecycle shows (after a restart: the new run)
+    follow_task_id: int
+    kind: AlertKind
+    view_key: str
+    message_id: int | None
+    group_key: str | None
+    count: int
+    text: str
+    #: lifecycle steps, oldest first: each a short plain-text line part
+    lifecycle: list[str]
+    seen_event_id: int
+    created_at: datetime
+    updated_at: datetime
+    acked_by: str | None
+    acked_at: datetime | None
+    escalated_at: datetime | None
+    resolved_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        """Still waiting for a person: not acked and not resolved."""
+        return self.acked_at is None and self.resolved_at is None
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to insert along with the delivery that sent it."""
+
+    task_id: int
+    kind: AlertKind
+    view_key: str
+    message_id: int | None
+    group_key: str | None
+    text: str
+    #: the change-feed event that made it (its lifecycle starts after it)
+    seen_event_id: int = 0
+
+
+@dataclass(frozen=True)
+class AlertRepeat:
+    """A recurring task's run taken into an existing message (one more, same ending)."""
+
+    alert_id: int
+    task_id: int
+    text: str
+    seen_event_id: int
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(row.id, row.chat_id, row.task_id, row.follow_task_id, AlertKind(row.kind),
+                 row.view_key, row.message_id, row.group_key, row.count, row.text,
+                 [str(x) for x in (row.lifecycle or [])], row.seen_event_id, row.created_at,
+                 row.updated_at, row.acked_by, row.acked_at, row.escalated_at,
+                 row.resolved_at)
 
 
 def delivery_key(chat_id: int) -> str:
@@ -110,7 +195,8 @@ class PushStore:
 
     async def advance(self, chat_id: int, cursor: str, *,
                       delivery: dict[str, Any] | None = None,
-                      view: ViewUpdate | None = None) -> bool:
+                      view: ViewUpdate | None = None,
+                      alert: NewAlert | AlertRepeat | None = None) -> bool:
         """Move a subscription's cursor, with what was delivered, in one transaction.
 
         False when the chat was unsubscribed meanwhile (nothing is written then).
@@ -125,4 +211,131 @@ class PushStore:
                                    chat_id, delivery)
             if view is not None:
                 await apply_update(conn, view)
+            if isinstance(alert, NewAlert):
+                await self._insert_alert(conn, chat_id, alert)
+            elif isinstance(alert, AlertRepeat):
+                await conn.execute(update(AlertRow).where(AlertRow.id == alert.alert_id).values(
+                    count=AlertRow.count + 1, task_id=alert.task_id,
+                    follow_task_id=alert.task_id, text=alert.text,
+                    seen_event_id=alert.seen_event_id, updated_at=self.db.clock()))
         return True
+
+    # --- what push messages say about a task ---------------------------------------------
+
+    async def last_activity(self, task_ids: Iterable[int]) -> dict[int, datetime]:
+        """When each task last did something of its own: its latest event that is not a
+        bot-side message (``rules.NOT_ACTIVITY``: periodic progress updates, the result
+        delivered to the parent). Tasks with no such event are left out.
+
+        One short backward seek per task on (task_id, seq): only the tail of progress
+        messages after the last own event is passed over."""
+        result: dict[int, datetime] = {}
+        skip = [k.value for k in rules.NOT_ACTIVITY]
+        async with self.db.read() as conn:
+            for task_id in task_ids:
+                at = (await conn.execute(
+                    select(TaskEventRow.at).where(TaskEventRow.task_id == task_id,
+                                                  TaskEventRow.kind.not_in(skip))
+                    .order_by(TaskEventRow.seq.desc()).limit(1))).scalar_one_or_none()
+                if at is not None:
+                    result[task_id] = at
+        return result
+
+    async def last_failed_tool_call(self, task_id: int, within: int = 50) -> TaskEvent | None:
+        """The task's latest tool call that failed, among its last ``within`` tool calls."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(TaskEventRow).where(TaskEventRow.task_id == task_id,
+                                           TaskEventRow.kind == EventKind.TOOL_CALL.value)
+                .order_by(TaskEventRow.seq.desc()).limit(within))
+            for row in rows:
+                event = row_to_event(row)
+                if event.payload.get("is_error"):
+                    return event
+        return None
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    async def _insert_alert(self, conn: AsyncConnection, chat_id: int,
+                            alert: NewAlert) -> int:
+        now = self.db.clock()
+        row = (await conn.execute(insert(AlertRow).values(
+            chat_id=chat_id, task_id=alert.task_id, follow_task_id=alert.task_id,
+            kind=alert.kind.value, view_key=alert.view_key, message_id=alert.message_id,
+            group_key=alert.group_key, count=1, text=alert.text, lifecycle=[],
+            seen_event_id=alert.seen_event_id, created_at=now,
+            updated_at=now).returning(AlertRow.id))).one()
+        return int(row.id)
+
+    async def add_alert(self, chat_id: int, alert: NewAlert) -> Alert:
+        """An alert sent outside the change feed (a stuck task)."""
+        async with self.db.write() as conn:
+            alert_id = await self._insert_alert(conn, chat_id, alert)
+        found = await self.alert(alert_id)
+        assert found is not None
+        return found
+
+    async def alert(self, alert_id: int) -> Alert | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(AlertRow).where(AlertRow.id == alert_id))).first()
+        return _alert(row) if row else None
+
+    async def alert_of_view(self, view_key: str) -> Alert | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(AlertRow).where(
+                AlertRow.view_key == view_key).order_by(AlertRow.id.desc()).limit(1))).first()
+        return _alert(row) if row else None
+
+    async def latest_of_group(self, chat_id: int, group_key: str) -> Alert | None:
+        """The newest message of a recurrence in a chat."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(AlertRow).where(
+                AlertRow.chat_id == chat_id, AlertRow.group_key == group_key)
+                .order_by(AlertRow.id.desc()).limit(1))).first()
+        return _alert(row) if row else None
+
+    async def alerts_following(self, task_ids: list[int],
+                               chat_id: int | None = None) -> list[Alert]:
+        """Alerts whose lifecycle follows one of these tasks (in one chat, or all)."""
+        if not task_ids:
+            return []
+        query = select(AlertRow).where(AlertRow.follow_task_id.in_(task_ids))
+        if chat_id is not None:
+            query = query.where(AlertRow.chat_id == chat_id)
+        async with self.db.read() as conn:
+            return [_alert(r) for r in await conn.execute(query.order_by(AlertRow.id))]
+
+    async def update_alert(self, alert_id: int, **values: Any) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(update(AlertRow).where(AlertRow.id == alert_id).values(
+                updated_at=self.db.clock(), **values))
+
+    async def ack_alert(self, alert_id: int, by: str) -> tuple[Alert | None, bool]:
+        """Mark an alert acked by ``by``; (the alert as now, whether this call acked it)."""
+        now = self.db.clock()
+        async with self.db.write() as conn:
+            result = await conn.execute(update(AlertRow).where(
+                AlertRow.id == alert_id, AlertRow.acked_at.is_(None)).values(
+                acked_by=by, acked_at=now, updated_at=now))
+            acked = bool(result.rowcount)
+        return await self.alert(alert_id), acked
+
+    async def due_escalations(self, before: datetime) -> list[Alert]:
+        """Group alerts sent before ``before`` that nobody acked, unresolved, not yet
+        re-announced (groups have negative chat ids)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(AlertRow).where(and_(
+                AlertRow.acked_at.is_(None), AlertRow.resolved_at.is_(None),
+                AlertRow.escalated_at.is_(None), AlertRow.created_at <= before,
+                AlertRow.chat_id < 0,
+                AlertRow.kind != AlertKind.COMPLETED.value)).order_by(AlertRow.id))
+            return [_alert(r) for r in rows]
+
+    async def mark_escalated(self, alert_id: int) -> bool:
+        """Claim an alert's one re-announcement; False if someone claimed it first."""
+        now = self.db.clock()
+        async with self.db.write() as conn:
+            result = await conn.execute(update(AlertRow).where(
+                AlertRow.id == alert_id, AlertRow.escalated_at.is_(None)).values(
+                escalated_at=now, updated_at=now))
+            return bool(result.rowcount)

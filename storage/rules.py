@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from taskops.storage.domain import (
+    EventKind,
     FinalMessage,
     ResultStatus,
     TaskStatus,
@@ -30,6 +31,10 @@ MAX_DURATION_MESSAGE = "Max duration exceeded"
 #: the result of a tool call whose run was cut off before its result was recorded
 INTERRUPTED_RESULT = "interrupted by a restart"
 RESUMED_MESSAGE = "Resumed after a restart"
+#: events that are not the task's own doing: the periodic status update and the result
+#: delivered to the parent chat are messages about the task, so they never count as the
+#: activity that tells a working task from a stuck one
+NOT_ACTIVITY = frozenset({EventKind.PROGRESS, EventKind.INJECTION})
 
 
 def sort_name(name: str) -> str:

@@ -6,12 +6,13 @@ from msgspec.structs import replace
 from telegram import Update
 from telegram.ext import Application, ContextTypes
 
-from taskops.bot.audit import AuditAction, audit
+from taskops.bot.audit import AuditAction, admin_name, audit
 from taskops.bot.callbacks import Action
 from taskops.bot.commands import reply_error
 from taskops.bot.context import deps
 from taskops.bot.handlers.prompts import Reply, ask, register_prompt
 from taskops.bot.press import ConsolePress, answer, load_press, on_press
+from taskops.bot.push import alerts
 from taskops.bot.render import render
 from taskops.bot.restart_view import (
     BACK,
@@ -98,6 +99,8 @@ async def _save(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE,
     await audit(d.store, press.user, AuditAction.RESTART, f"restarted as #{new.id}",
                 task_id=task_id)
     await finish_press(context, press, state.open_task(new.id), toast=f"Restarted as #{new.id}.")
+    # The alerts about the old run say so, and follow the new one.
+    await alerts.restarted(d.store, d.telegram, task_id, new, admin_name(press.user))
 
 
 async def on_field_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:

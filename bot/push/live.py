@@ -31,7 +31,7 @@ from telegram.error import BadRequest, TelegramError
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected
-from taskops.bot.flood import LIVE
+from taskops.bot.flood import LIVE, is_group
 from taskops.bot.outage import Streak
 from taskops.bot.push.options import PushOptions
 from taskops.bot.screens import render_state
@@ -185,7 +185,11 @@ class LiveEditor:
                 return False
         elif previous == mark:
             return False
-        allowed = self.last_edit.get(view.key, -1e9) + self.options.live_edit_seconds
+        # A group's 20 messages a minute are shared with its alerts and the admins' presses:
+        # a live view there takes a slower share.
+        interval = (self.options.live_edit_group_seconds if is_group(view.chat_id)
+                    else self.options.live_edit_seconds)
+        allowed = self.last_edit.get(view.key, -1e9) + interval
         if mono < allowed:
             self.due = allowed if self.due is None else min(self.due, allowed)
             return False  # the pass when the interval is over takes it

@@ -13,11 +13,13 @@ from telegram import InlineKeyboardMarkup
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
 from taskops.bot.render import render
-from taskops.bot.ui import MAX_TEXT, Rendered, button, markdown_html, visible_length
-from taskops.storage.domain import ResultStatus, Task, TaskStatus, Trigger
+from taskops.bot.ui import MAX_TEXT, Rendered, button, cut, markdown_html, pretty, visible_length
+from taskops.storage.domain import ResultStatus, Task, TaskEvent, TaskStatus, Trigger
 
 #: how much of a summary or error a notification shows
 NOTE_LIMIT = 500
+#: how much of the failing tool call's error a failure card shows
+TOOL_ERROR_LIMIT = 300
 INJECTION_LIMIT = 3000
 DIGEST_NAME_WIDTH = 40
 DIGEST_BUTTONS = 8
@@ -49,11 +51,13 @@ def task_keyboard(task: Task, key: str) -> InlineKeyboardMarkup:
 
 
 def notification(task: Task, status: TaskStatus, payload: dict[str, Any], key: str,
-                 now: datetime) -> Rendered:
-    """One status change: the badge of the new status, the task, its summary or error."""
+                 now: datetime, failed_call: TaskEvent | None = None) -> Rendered:
+    """One status change: the badge of the new status, the task, its summary or error; a
+    failure also the failing tool call with its error, so it reads with no tap."""
     note = ""
     if status is TaskStatus.FAILED:
-        note = task.error or task.summary or str(payload.get("message") or "")
+        note = fmt.without_kill_hint(task.error or task.summary
+                                     or str(payload.get("message") or ""))
     elif status in (TaskStatus.PAUSED, TaskStatus.COMPLETED):
         note = task.summary or ""
     elif payload.get("old") == TaskStatus.PAUSED.value:
@@ -61,8 +65,22 @@ def notification(task: Task, status: TaskStatus, payload: dict[str, Any], key: s
     context = _task_lines(task, now)
     context.update(badge=fmt.STATUS_BADGE[status], status=status.value,
                    resumed=payload.get("old") == TaskStatus.PAUSED.value,
-                   text=markdown_html(note.strip(), NOTE_LIMIT) if note.strip() else "")
+                   text=markdown_html(note.strip(), NOTE_LIMIT) if note.strip() else "",
+                   loop=status is TaskStatus.FAILED
+                   and (task.error or "").startswith("Loop detected"),
+                   tool=_failed_call(failed_call))
     return Rendered(render("notification", **context), task_keyboard(task, key))
+
+
+def _failed_call(event: TaskEvent | None) -> dict[str, str] | None:
+    if event is None:
+        return None
+    payload = event.payload
+    result = payload.get("result", "")
+    error = result if isinstance(result, str) else pretty(result)
+    return {"name": fmt.truncate(str(payload.get("tool", "?")), 80),
+            "duration": fmt.tool_duration(payload.get("duration_ms")),
+            "error": cut(" ".join(error.split()), TOOL_ERROR_LIMIT)}
 
 
 @dataclass(frozen=True)
@@ -109,12 +127,15 @@ def digest(total: int, counts: dict[TaskStatus, int], items: list[DigestItem],
     return Rendered(text, InlineKeyboardMarkup(rows_kb))
 
 
-def stuck(task: Task, reason: str, key: str, now: datetime) -> Rendered:
-    """A running task that looks stuck; ``reason`` is a StuckReason (bot/push/stuck.py)."""
+def stuck(task: Task, reason: str, key: str, now: datetime,
+          active_at: datetime | None = None) -> Rendered:
+    """A running task that looks stuck; ``reason`` is a StuckReason (bot/push/stuck.py);
+    ``active_at`` its last own event."""
     context = _task_lines(task, now)
-    idle_since = task.last_event_at or task.started_at or task.created_at
+    idle_since = active_at or task.started_at or task.created_at
     context.update(reason=reason, running=fmt.duration(task.duration_seconds(now)),
-                   idle_minutes=int((now - idle_since).total_seconds() // 60))
+                   idle=fmt.duration((now - idle_since).total_seconds()),
+                   max_duration=fmt.duration(task.max_duration_minutes * 60))
     return Rendered(render("stuck", **context), task_keyboard(task, key))
 
 
@@ -143,15 +164,15 @@ def injection(item: Injection, task: Task | None) -> str:
         task.result_status if task and task.result_status else ResultStatus.COMPLETED)
     trigger = attrs.get("trigger", "")
     name = attrs.get("task_name") or (task.name if task else f"Task #{item.task_id}")
-    minutes = attrs.get("duration_minutes")
     tokens = attrs.get("tokens_used")
+    duration = _injection_duration(attrs.get("duration_minutes"), task)
     limit = INJECTION_LIMIT
     while True:
         text = render("injection", badge=fmt.RESULT_BADGE[result], name=fmt.truncate(name, 200),
                       task_id=item.task_id, label=RESULT_LABEL[result],
                       trigger=(fmt.TRIGGER_LABEL[Trigger(trigger)] if trigger in set(Trigger)
                                else "Task"),
-                      minutes=minutes, tokens=(f"{int(tokens):,}" if tokens and tokens.isdigit()
+                      duration=duration, tokens=(f"{int(tokens):,}" if tokens and tokens.isdigit()
                                                else None),
                       summary=(markdown_html(item.summary.strip(), limit) if item.summary.strip()
                                else ""),
@@ -161,12 +182,25 @@ def injection(item: Injection, task: Task | None) -> str:
         limit //= 2
 
 
+def _injection_duration(minutes: str | None, task: Task | None) -> str | None:
+    """The one duration format ("Ns", "Nm Ns", "Nh Nm"): the task's own when it is known
+    (the block's minutes are rounded), else the block's."""
+    if task is not None and task.started_at is not None and task.finished_at is not None:
+        return fmt.duration((task.finished_at - task.started_at).total_seconds())
+    try:
+        return fmt.duration(float(minutes) * 60) if minutes else None
+    except ValueError:
+        return None
+
+
 def progress(task_id: int, payload: dict[str, Any], task: Task | None) -> str:
     def number(key: str) -> str:
         value = payload.get(key)
         return f"{int(value):,}" if isinstance(value, int | float) else "?"
 
     name = str(payload.get("name") or (task.name if task else f"Task #{task_id}"))
+    minutes = payload.get("elapsed_minutes")
+    elapsed = fmt.duration(minutes * 60) if isinstance(minutes, int | float) else "?"
     return render("progress", task_id=task_id, name=fmt.truncate(name, 200),
-                  minutes=number("elapsed_minutes"), tool_calls=number("tool_calls"),
+                  elapsed=elapsed, tool_calls=number("tool_calls"),
                   tokens=number("tokens"))

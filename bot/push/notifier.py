@@ -18,61 +18,32 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.flood import PUSH
 from taskops.bot.outage import Streak
-from taskops.bot.push import messages
+from taskops.bot.push import alerts, messages
+from taskops.bot.push.changes import Change, covered_by, matching, view_body
 from taskops.bot.push.digest import DeliveryState, Digest
 from taskops.bot.push.feed import Batch, FeedReader
-from taskops.bot.push.messages import DigestItem
 from taskops.bot.push.options import PushOptions
-from taskops.bot.push.subscription import is_muted, settings_of
-from taskops.bot.views import PUSH_MARK, ListPart, ViewKind, ViewState, encode
+from taskops.bot.ui import Rendered
+from taskops.bot.views import PUSH_MARK, ListPart, ViewKind, ViewState
 from taskops.config import NotificationSettings
 from taskops.storage import push_store
 from taskops.storage.console import ViewUpdate
-from taskops.storage.domain import EventKind, ListFilters, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import Subscription
+from taskops.storage.domain import (
+    EventKind,
+    ListFilters,
+    TaskStatus,
+)
+from taskops.storage.push_store import Alert, AlertRepeat, NewAlert, Subscription
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Change:
-    index: int
-    event: TaskEvent
-    task: Task
-    status: TaskStatus
-
-    @property
-    def item(self) -> DigestItem:
-        return DigestItem(self.task.id, self.status, self.task.name)
-
-
-def view_body(state: ViewState, kind: ViewKind) -> dict[str, Any]:
-    """A push message's view: the screen its buttons act on, marked as not pressed yet."""
-    return encode(state.pushed_as(kind))
-
-
-def matching(batch: Batch, sub: Subscription, now: datetime) -> list[Change]:
-    if is_muted(sub, now):
-        return []
-    wants = settings_of(sub)
-    changes = []
-    for index, event in enumerate(batch.events):
-        if event.kind is not EventKind.STATUS_CHANGE:
-            continue
-        new = event.payload.get("new")
-        task = batch.tasks.get(event.task_id)
-        if task is None or new not in set(TaskStatus):
-            continue
-        if wants.wants_status(task, TaskStatus(new)):
-            changes.append(Change(index, event, task, TaskStatus(new)))
-    return changes
 
 
 class ChatWorker:
@@ -154,7 +125,11 @@ class ChatWorker:
             if self.cursor is None or sub.created_at != self._subscribed_at:
                 self.cursor, self._subscribed_at = sub.cursor, sub.created_at
             batch = await self.feed.read(self.cursor)
-            changes = matching(batch, sub, self.store.clock())
+            following = await alerts.apply_lifecycle(
+                self.store, self.telegram, self.chat_id,
+                [e for e in batch.events if e.kind is EventKind.STATUS_CHANGE], batch.tasks,
+                PUSH)
+            changes = matching(batch, sub, self.store.clock(), covered_by(batch, following))
             if not changes:
                 if batch.cursor != self.cursor:
                     self.cursor, self._unsaved = batch.cursor, True
@@ -211,12 +186,32 @@ class ChatWorker:
         record = await self.store.console.get(digest.key)
         return record is not None and record.body.get(PUSH_MARK) == ViewKind.DIGEST
 
+    async def _notice_text(self, change: Change, key: str) -> Rendered:
+        task = change.task
+        failed_call = None
+        if change.status is TaskStatus.FAILED:
+            failed_call = await self.store.push.last_failed_tool_call(task.id)
+        return messages.notification(task, change.status, change.event.payload, key,
+                                     self.store.clock(), failed_call)
+
     async def _single(self, sub: Subscription, batch: Batch, change: Change) -> None:
         task = change.task
+        kind = alerts.alert_kind(task, change.status)
+        group = alerts.group_key(task)
+        if kind is not None and alerts.coalesces(kind, task):
+            latest = await self.store.push.latest_of_group(self.chat_id, group)
+            if latest is not None and alerts.joins(latest, kind) and \
+                    await self._repeat(latest, batch, change):
+                return
         body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, self.chat_id, body)
-        rendered = messages.notification(task, change.status, change.event.payload, key,
-                                         self.store.clock())
+        rendered = await self._notice_text(change, key)
+        new_alert: NewAlert | None = None
+        if kind is not None:
+            now = self.store.clock()
+            draft = Alert(0, self.chat_id, task.id, task.id, kind, key, None, group, 1,
+                          rendered.text, [], change.event.id, now, now, None, None, None, None)
+            rendered = alerts.render_alert(draft, task, task.name, self.store.tz, now)
         message_id: int | None = None
         try:
             message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
@@ -224,14 +219,46 @@ class ChatWorker:
         except Rejected as exc:
             log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
                       self.chat_id, exc)
+        if kind is not None:
+            new_alert = NewAlert(task.id, kind, key, message_id, group, draft.text,
+                                 change.event.id)
         self.state.record_send(self.clock(), single=True)
         cursor = await self.feed.after(batch, change.index)
         await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
-                                 view=ViewUpdate(key, message_id, body))
+                                 view=ViewUpdate(key, message_id, body), alert=new_alert)
         self._moved_to(cursor)
         log.info("  → task#%d %s notified to chat %s", task.id, change.status.value,
                  self.chat_id)
+
+    async def _repeat(self, latest: Alert, batch: Batch, change: Change) -> bool:
+        """One more run of a recurrence that ended the same way: its message is edited
+        (×N since ...); False when that message is gone (a new one is sent instead)."""
+        task = change.task
+        assert latest.message_id is not None
+        base = await self._notice_text(change, latest.view_key)
+        now = self.store.clock()
+        shown = replace(latest, count=latest.count + 1, task_id=task.id,
+                        follow_task_id=task.id, text=base.text)
+        rendered = alerts.render_alert(shown, task, task.name, self.store.tz, now)
+        try:
+            await self.telegram.edit(self.chat_id, latest.message_id, rendered.text,
+                                     rendered.keyboard)
+        except Rejected as exc:
+            log.info("recurring message in chat %s no longer editable (%s)", self.chat_id, exc)
+            return False
+        # The message's buttons now act on the newest run.
+        body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
+        self.state.record_send(self.clock())
+        cursor = await self.feed.after(batch, change.index)
+        await self.store.push.advance(
+            self.chat_id, cursor, delivery=self.state.to_json(),
+            view=ViewUpdate(latest.view_key, None, body),
+            alert=AlertRepeat(latest.id, task.id, base.text, change.event.id))
+        self._moved_to(cursor)
+        log.info("  → task#%d %s counted in chat %s (×%d)", task.id, change.status.value,
+                 self.chat_id, shown.count)
+        return True
 
     def _digest_body(self, digest: Digest) -> dict[str, Any]:
         state = ViewState.of_list(ListPart(filters=ListFilters(status=digest.status)))

@@ -28,6 +28,8 @@ class PushOptions:
     digest_listed: int = 60
     #: at most one live edit of a message in this many seconds
     live_edit_seconds: float = 2.0
+    #: the same in a group (its 20 messages a minute also carry alerts and presses)
+    live_edit_group_seconds: float = 10.0
     #: how often live views are checked when no in-process signal arrives
     live_poll_seconds: float = 1.0
     #: an opened detail follows its task this long after the chat last used it
@@ -36,6 +38,8 @@ class PushOptions:
     follow_quiet_minutes: float = 30.0
     #: how often running tasks are checked for being stuck
     stuck_check_seconds: float = 30.0
+    #: how often group alerts nobody acked are checked for re-announcement
+    escalate_check_seconds: float = 20.0
     #: a task past its max duration by this much is announced as stuck (the worker normally
     #: fails it at the limit; still running after that means nothing is enforcing it)
     max_duration_grace_seconds: float = 60.0

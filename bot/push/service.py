@@ -14,6 +14,7 @@ import logging
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.outage import store_fault, why
+from taskops.bot.push.escalation import Escalation
 from taskops.bot.push.injections import InjectionRelay
 from taskops.bot.push.live import LiveEditor
 from taskops.bot.push.notifier import Notifier
@@ -35,6 +36,8 @@ class PushService:
         self.notifier = Notifier(d.store, self.telegram, self.options, d.settings.notifications)
         self.relay = InjectionRelay(d.store, self.telegram, self.options, d.settings.tasks)
         self.stuck = StuckWatch(d.store, self.telegram, self.options, d.settings.notifications)
+        self.escalation = Escalation(d.store, self.telegram, self.options,
+                                     d.settings.notifications)
         self.live = LiveEditor(app, self.options)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -59,7 +62,8 @@ class PushService:
     def start(self) -> None:
         for name, coro in (("push-bus", self._watch()), ("push-notify", self.notifier.run()),
                            ("push-results", self.relay.run()), ("push-stuck", self.stuck.run()),
-                           ("push-live", self.live.run())):
+                           ("push-live", self.live.run()),
+                           ("push-escalate", self.escalation.run())):
             self._tasks.append(asyncio.create_task(coro, name=name))
         log.info("push jobs started")
 
@@ -72,9 +76,15 @@ class PushService:
         self._tasks.clear()
 
 
+#: ``app.bot_data`` key of PushOptions to use instead of the defaults (benchmarks that run
+#: simulated time shorten the check intervals with it)
+OPTIONS_KEY = "push_options"
+
+
 async def start(app: AnyApp) -> PushService:
     d = deps_of(app)
-    service = PushService(app)
+    options = app.bot_data.get(OPTIONS_KEY)
+    service = PushService(app, options if isinstance(options, PushOptions) else None)
     d.push = service
     try:
         await service.relay.prepare()

@@ -1,5 +1,10 @@
-"""Stuck tasks: running with no event for ``[notifications] stuck_after_minutes``, or past
-their max duration, announced once to the subscribed chats (with Kill).
+"""Stuck tasks: running with no activity for ``[notifications] stuck_after_minutes``, or
+past their max duration, announced once to the subscribed chats (with Kill).
+
+Activity is the task's own events only — tool calls, text, thinking, status changes,
+answers (``store.push.last_activity``). The periodic status updates ("still running") and the
+result delivered to the parent chat are messages *about* the task: they never count, so a
+task that only produces status updates is stuck all the same.
 
 "Once" is a ``console_state`` row per task (kind "stuck") created with insert-if-absent, so
 two checks — or two processes — cannot both announce it. The row lists the chats still to
@@ -18,14 +23,15 @@ from enum import StrEnum
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.outage import Streak
-from taskops.bot.push import messages
-from taskops.bot.push.notifier import view_body
+from taskops.bot.push import alerts, messages
+from taskops.bot.push.changes import view_body
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ViewKind, ViewState
 from taskops.config import NotificationSettings
 from taskops.storage.console import ViewUpdate
 from taskops.storage.domain import Task, TaskStatus
+from taskops.storage.push_store import Alert, AlertKind, NewAlert
 from taskops.storage.rules import past_deadline
 from taskops.storage.store import TaskStore
 
@@ -64,10 +70,12 @@ class StuckWatch:
             else:
                 streak.ok()
 
-    async def reason(self, task: Task, now: datetime) -> StuckReason | None:
+    async def reason(self, task: Task, now: datetime,
+                     active_at: datetime | None = None) -> StuckReason | None:
+        """``active_at``: the task's last own event (``store.push.last_activity``)."""
         if task.status is not TaskStatus.RUNNING:
             return None
-        quiet_since = task.last_event_at or task.started_at or task.created_at
+        quiet_since = active_at or task.started_at or task.created_at
         if (now - quiet_since).total_seconds() >= self.notifications.stuck_after_minutes * 60:
             return StuckReason.IDLE
         grace = timedelta(seconds=self.options.max_duration_grace_seconds)
@@ -81,11 +89,21 @@ class StuckWatch:
         subscriptions = [s for s in await self.store.push.subscriptions()
                          if not is_muted(s, now)]
         if subscriptions:
-            for task in await self.store.running_tasks():
-                reason = await self.reason(task, now)
+            running = [t for t in await self.store.running_tasks()
+                       if t.status is TaskStatus.RUNNING]
+            # Only a task started that long ago can have been quiet that long (its newest
+            # event of any kind says nothing: status updates keep coming from a stuck task).
+            limit = self.notifications.stuck_after_minutes * 60
+            maybe = [t.id for t in running
+                     if (now - (t.started_at or t.created_at)).total_seconds() >= limit]
+            active = await self.store.push.last_activity(maybe)
+            for task in running:
+                reason = await self.reason(task, now, active.get(task.id))
                 if reason is None:
                     continue
-                chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)]
+                group = alerts.group_key(task)
+                chats = [s.chat_id for s in subscriptions if settings_of(s).wants_stuck(task)
+                         and not settings_of(s).group_muted(group, now)]
                 if chats and await self.store.console.create_once(
                         stuck_key(task.id), ViewKind.STUCK, 0,
                         {"task_id": task.id, "reason": reason, "pending": chats}):
@@ -104,16 +122,22 @@ class StuckWatch:
                     stored = record.body.get("reason")
                     reason = (StuckReason(stored) if stored in set(StuckReason)
                               else StuckReason.IDLE)
-                    sent += await self._announce(task, reason, chat_id)
+                    active = (await self.store.push.last_activity([task.id])).get(task.id)
+                    sent += await self._announce(task, reason, chat_id, active)
                 pending.remove(chat_id)
                 await self.store.console.put(record.key, ViewKind.STUCK, 0,
                                            {**record.body, "pending": pending})
         return sent
 
-    async def _announce(self, task: Task, reason: StuckReason, chat_id: int) -> int:
+    async def _announce(self, task: Task, reason: StuckReason, chat_id: int,
+                        active_at: datetime | None) -> int:
         body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
-        rendered = messages.stuck(task, reason, key, self.store.clock())
+        now = self.store.clock()
+        base = messages.stuck(task, reason, key, now, active_at)
+        draft = Alert(0, chat_id, task.id, task.id, AlertKind.STUCK, key, None, None, 1,
+                      base.text, [], 0, now, now, None, None, None, None)
+        rendered = alerts.render_alert(draft, task, task.name, self.store.tz, now)
         try:
             message = await self.telegram.send(chat_id, rendered.text, rendered.keyboard)
         except ChatGone as exc:
@@ -125,4 +149,6 @@ class StuckWatch:
                         exc)
             return 0
         await self.store.console.update(ViewUpdate(key, message.message_id, body))
+        await self.store.push.add_alert(chat_id, NewAlert(
+            task.id, AlertKind.STUCK, key, message.message_id, None, base.text))
         return 1

@@ -17,7 +17,9 @@ from taskops.storage.push_store import Subscription
 
 #: the order of the status buttons
 STATUS_ORDER = (TaskStatus.FAILED, TaskStatus.PAUSED, TaskStatus.COMPLETED, TaskStatus.RUNNING)
-DEFAULT_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.PAUSED, TaskStatus.COMPLETED})
+#: quiet by default: what needs a person (failures, questions; stuck is its own switch);
+#: completions are opt-in
+DEFAULT_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.PAUSED})
 #: "until unmuted" is stored as a date no one will reach
 MUTED_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 #: the argument of the stuck toggle (the status toggles carry a status value)
@@ -48,11 +50,21 @@ class NotifySettings:
     triggers: frozenset[Trigger] = field(default_factory=lambda: frozenset(Trigger))
     #: announce running tasks that look stuck
     stuck: bool = True
+    #: recurrences (bot/push/alerts.group_key: a cronjob or a task name) muted until when
+    muted_groups: tuple[tuple[str, datetime], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"statuses": sorted(s.value for s in self.statuses),
                 "triggers": sorted(t.value for t in self.triggers),
-                "stuck": self.stuck}
+                "stuck": self.stuck,
+                "muted_groups": {k: at.isoformat() for k, at in self.muted_groups}}
+
+    def group_muted(self, key: str, now: datetime) -> bool:
+        return any(k == key and until > now for k, until in self.muted_groups)
+
+    def with_group_muted(self, key: str, until: datetime, now: datetime) -> NotifySettings:
+        kept = tuple((k, at) for k, at in self.muted_groups if k != key and at > now)
+        return replace(self, muted_groups=(*kept, (key, until)))
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> NotifySettings:
@@ -64,6 +76,7 @@ class NotifySettings:
             triggers=(frozenset(Trigger(t) for t in triggers if t in set(Trigger))
                       if isinstance(triggers, list) else frozenset(Trigger)),
             stuck=bool(body.get("stuck", True)),
+            muted_groups=_muted_groups(body.get("muted_groups")),
         )
 
     def toggled(self, what: str) -> NotifySettings:
@@ -81,6 +94,19 @@ class NotifySettings:
 
     def wants_stuck(self, task: Task) -> bool:
         return self.stuck and task.trigger in self.triggers
+
+
+def _muted_groups(value: Any) -> tuple[tuple[str, datetime], ...]:
+    if not isinstance(value, dict):
+        return ()
+    result = []
+    for key, at in value.items():
+        try:
+            until = datetime.fromisoformat(str(at))
+        except ValueError:
+            continue
+        result.append((str(key), until if until.tzinfo else until.replace(tzinfo=UTC)))
+    return tuple(result)
 
 
 def settings_of(subscription: Subscription) -> NotifySettings:

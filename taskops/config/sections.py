@@ -181,6 +181,9 @@ class NotificationSettings:
     stuck_after_minutes: int = _key(checks.integer(1), 15)
     digest_threshold: int = _key(checks.integer(1), 3)
     digest_window_seconds: float = _key(checks.number(), 10.0)
+    #: an alert in a group nobody acked is re-announced once after this long (0: never;
+    #: private chats: never)
+    escalate_after_minutes: int = _key(checks.integer(0), 15)
 
 
 DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({

@@ -69,7 +69,7 @@ async def test_every_event_kind_renders_and_pages_cover_each_event_once(
     texts = " ".join([message.text] + [e.text or "" for e in message.edits])
     for marker in ("🔧 shell 558ms", "❗ Error", "read_file 1.5s", "🧠 Thinking",
                    "(19,300 more characters)", "⏳ Still working", "💬 Answer from Ann",
-                   "❓ Question", "✅ Completed", "📨 Result delivered"):
+                   "❓ Question", "✅ Completed", "📨 Result"):
         assert marker in texts, marker
     assert "secret thoughts" not in texts  # thinking collapsed by default
     assert console.server.violations == []

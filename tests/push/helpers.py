@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import text
 
 from taskops.bot.context import deps_of
-from tests.e2e.harness import Console, command
+from tests.e2e.harness import Console, command, press
 from tests.fakegram import FakeMessage
 
 DIGEST_HEAD = re.compile(r"^\S+ ([\d,]+) tasks? ", re.MULTILINE)
 LISTED = re.compile(r"^\S+ #(\d+) ", re.MULTILINE)
-SINGLE_HEAD = re.compile(r"^\S+ Task (started|resumed|failed|completed|paused)\b")
+SINGLE_HEAD = re.compile(r"^\S+ Task (started|resumed|failed|completed|paused)\b"
+                         r"|^\S+ .* · (completed|failed|looped) ×\d+ since ")
 
 
 async def subscribe(console: Console, chat: Any = None, user: Any = None) -> FakeMessage:
@@ -87,3 +88,14 @@ def push(console: Console) -> Any:
     service = deps_of(console.app).push
     assert service is not None
     return service
+
+
+async def press_for_reply(console: Console, message: FakeMessage, label: str,
+                          user: Any = None) -> FakeMessage:
+    """Press a button that opens a new message (a screen opened from an alert); that one."""
+    chat = message.chat
+    before = len(bot_messages(console, chat))
+    await press(console, message, label, user=user, expect_edit=False)
+    await console.server.wait_for(lambda: len(bot_messages(console, chat)) > before,
+                                  timeout=15)
+    return bot_messages(console, chat)[before]

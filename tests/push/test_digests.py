@@ -92,7 +92,8 @@ async def test_a_digest_is_extended_in_place_while_the_burst_lasts(console: Cons
 
 async def test_digest_lists_open_buttons_and_the_list_button(console: Console) -> None:
     dm = console.server.private_chat(console.admin)
-    await subscribe(console)
+    settings = await subscribe(console)
+    await press(console, settings, "▫️ 🟢 Completed")
     ids = await running_tasks(console.store, 6)
     for task_id in ids[:4]:
         await console.store.fail_task(task_id, "boom")

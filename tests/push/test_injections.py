@@ -57,7 +57,7 @@ async def test_results_go_to_the_parent_chat_readably(console: Console) -> None:
     assert len(sent) == 3, [m.text for m in sent]
     result, question, kill = sent
     assert result.text.startswith(f"✅ report {HOSTILE} · #{done} completed")
-    assert "Agent · ⏱ 0 min · 0 tokens" in result.text
+    assert "Agent · ⏱ 0s · 0 tokens" in result.text
     assert f"Found 3 issues in {HOSTILE}" in result.text
     assert "<task_injection" not in result.text
     assert any(e["type"] == "bold" for e in result.entities)
@@ -78,7 +78,7 @@ async def test_status_updates_go_to_the_parent_chat(console: Console) -> None:
     await wait_relayed(console)
     [update] = bot_messages(console, group)
     assert update.text == (f"⏳ #{task_id} long run is still running\n"
-                           "10 min elapsed · 42 tool calls · 12,345 tokens so far\n"
+                           "10m 0s elapsed · 42 tool calls · 12,345 tokens so far\n"
                            f"Stop it with /kill_task {task_id}")
 
 

@@ -26,8 +26,10 @@ async def test_failure_pause_and_completion_notify_subscribed_chats_only(
     mine = server.private_chat(console.admin)
     theirs = server.private_chat(console.other_admin)
     settings = await subscribe(console)
-    assert "Statuses: Failed, Paused, Completed" in settings.text
+    assert "Statuses: Failed, Paused\n" in settings.text  # completions are opt-in
     assert "✅ 🔴 Failed" in buttons(settings)
+    await press(console, settings, "▫️ 🟢 Completed")
+    assert "Statuses: Failed, Paused, Completed" in settings.text
     before_theirs = len(bot_messages(console, theirs))
     failed = await make_task(console.store, console.clock, name=f"fails {HOSTILE}",
                              provider=ProviderChoice("openai", "gpt-4o"), tokens=(1200, 300),
@@ -49,8 +51,8 @@ async def test_failure_pause_and_completion_notify_subscribed_chats_only(
     assert done_text.startswith(f"🟢 Task completed · #{done.id} works")
     assert "Cronjob · " in done_text
     assert "(1,5" in done_text  # the summary is cut short, saying how much
-    assert buttons(sent[0]) == ["🔎 Open"]
-    assert buttons(sent[1]) == ["🔎 Open", "💬 Answer"]
+    assert buttons(sent[0]) == ["🙋 I'm on it", "🔎 Open", "🔁 Restart", "🔇 1 h", "🔇 8 h"]
+    assert buttons(sent[1]) == ["🙋 I'm on it", "🔎 Open", "💬 Answer"]
     assert len(bot_messages(console, theirs)) == before_theirs
     assert server.violations == []
 
@@ -59,7 +61,7 @@ async def test_running_means_started_or_resumed_with_kill_and_open(console: Cons
     chat = console.server.private_chat(console.admin)
     settings = await subscribe(console)
     await press(console, settings, "▫️ ⚪ Running")
-    assert "Statuses: Failed, Paused, Completed, Running" in settings.text
+    assert "Statuses: Failed, Paused, Running" in settings.text
     created = await make_task(console.store, console.clock, name="never started",
                               started=False)
     task = await make_task(console.store, console.clock, name="runs")
@@ -90,7 +92,6 @@ async def test_running_means_started_or_resumed_with_kill_and_open(console: Cons
 async def test_status_trigger_and_stuck_toggles_filter(console: Console) -> None:
     chat = console.server.private_chat(console.admin)
     settings = await subscribe(console)
-    await press(console, settings, "✅ 🟢 Completed")
     await press(console, settings, "✅ Cronjob")
     await press(console, settings, "✅ ⏳ Stuck tasks")
     assert "Statuses: Failed, Paused\n" in settings.text

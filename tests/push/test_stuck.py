@@ -5,7 +5,7 @@ from __future__ import annotations
 from taskops.storage.domain import EventKind, TaskDraft, TaskStatus
 from tests.e2e.harness import Console, buttons, press
 from tests.factories import make_task
-from tests.push.helpers import notices, push, subscribe
+from tests.push.helpers import notices, press_for_reply, push, subscribe
 
 
 async def test_a_task_without_events_is_announced_once_with_kill(console: Console) -> None:
@@ -21,13 +21,14 @@ async def test_a_task_without_events_is_announced_once_with_kill(console: Consol
     assert await push(console).stuck.check() == 0  # once
     [stuck] = notices(console, dm)
     assert stuck.text.startswith(f"⏳ Task looks stuck · ⚪ #{quiet.id} quiet <one>")
-    assert "No event for 16 min." in stuck.text
-    assert buttons(stuck) == ["🔎 Open", "🛑 Kill"]
-    await press(console, stuck, "🛑 Kill")
-    assert stuck.text.startswith("Kill running task?")
-    answer = await press(console, stuck, "🛑 Kill")
+    assert "No activity of its own for 16m 0s." in stuck.text
+    assert buttons(stuck) == ["🙋 I'm on it", "🔎 Open", "🛑 Kill"]
+    confirm = await press_for_reply(console, stuck, "🛑 Kill")
+    assert confirm.text.startswith("Kill running task?")
+    answer = await press(console, confirm, "🛑 Kill")
     assert answer.text == "Task killed successfully."
     assert (await console.store.get_task(quiet.id)).status is TaskStatus.FAILED
+    await console.server.wait_for(lambda: "🛑 killed by Ann" in stuck.text)
     assert console.server.flood_violations == []
 
 
@@ -42,7 +43,7 @@ async def test_a_task_past_its_max_duration_is_stuck(console: Console) -> None:
         await console.store.append_event(task.id, EventKind.TEXT, {"text": "still here"})
     assert await push(console).stuck.check() == 1
     [stuck] = notices(console, dm)
-    assert "Running for 6m 0s — past its max duration of 5 min." in stuck.text
+    assert "Running for 6m 0s — past its max duration of 5m 0s." in stuck.text
 
 
 async def test_paused_time_counts_towards_max_duration(console: Console) -> None:
@@ -61,7 +62,7 @@ async def test_paused_time_counts_towards_max_duration(console: Console) -> None
     await console.store.append_event(task.id, EventKind.TEXT, {"text": "still"})
     assert await push(console).stuck.check() == 1  # 6: one of them paused, all counted
     [stuck] = [m for m in notices(console, dm) if "Task looks stuck" in (m.text or "")]
-    assert "past its max duration of 5 min." in stuck.text
+    assert "past its max duration of 5m 0s." in stuck.text
 
 
 async def test_stuck_respects_the_toggle_and_mute(console: Console) -> None:
@@ -75,3 +76,27 @@ async def test_stuck_respects_the_toggle_and_mute(console: Console) -> None:
     await press(console, settings, "🔕 1 h")
     assert await push(console).stuck.check() == 0
     assert notices(console, dm) == []
+
+
+async def test_status_updates_are_not_activity(console: Console) -> None:
+    """Progress messages ("still running") are about the task, not by it: stuck all the
+    same (README, "Stuck tasks")."""
+    dm = console.server.private_chat(console.admin)
+    await subscribe(console)
+    task = await make_task(console.store, console.clock, name="silent worker")
+    await console.store.append_event(task.id, EventKind.TOOL_CALL, {
+        "tool": "shell", "arguments": {}, "result": "ok", "is_error": False,
+        "duration_ms": 5})
+    for minute in range(1, 17):
+        console.clock.advance(60)
+        await console.store.append_event(task.id, EventKind.PROGRESS, {
+            "name": task.name, "elapsed_minutes": minute, "tool_calls": 1, "tokens": 0,
+            "text": "still running"})
+        if minute == 14:
+            assert await push(console).stuck.check() == 0
+    assert await push(console).stuck.check() == 1
+    [stuck] = notices(console, dm)
+    assert "No activity of its own for 16m 0s." in stuck.text
+    assert buttons(stuck) == ["🙋 I'm on it", "🔎 Open", "🛑 Kill"]
+    await press(console, stuck, "🙋 I'm on it")
+    assert "🙋 Ann is on it" in stuck.text

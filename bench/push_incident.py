@@ -1,0 +1,574 @@
+"""Push in an incident: a scripted 15-simulated-minute scenario against the fake Telegram.
+
+    python bench/push_incident.py [--seed 0] [--speed 10] [--minutes 15] [--stuck-after 10]
+                                  [--escalate-after 5] [--db sqlite|postgresql]
+
+The real taskops Application (as bench/push.py runs it) against the fake Bot API with
+Telegram's flood limits on. The store's clock runs ``--speed`` times faster than the wall
+clock, and so do the push side's check intervals and the digest window (``PushOptions``
+through ``app.bot_data``); the flood limits of the fake stay in real time (harsher than
+reality), and every latency is measured in real seconds.
+
+The incident, written through the store API as the worker writes it (status updates on:
+a progress event every simulated minute for every running task):
+- a cronjob every minute that completes silently ("Minutely disk check");
+- a cronjob every minute that completes ("Minutely queue report");
+- five tasks that fail (each with a failing tool call), at random minutes;
+- one task that loops (three failing calls, then "Loop detected …" with the /kill_task hint);
+- one that pauses with a question;
+- one that goes stuck while status updates are on (one tool call, then progress only).
+Chats: Ann's private chat and the "Ops" group (Ann and Olaf), both subscribed with the
+defaults; Olaf's private chat opted into completions (to show the recurring message).
+The admins act through the fake as people would: in the group they ack every alert but one
+(chosen by the seed) with 🙋, restart one failure from its card (🔁 Restart, Save &
+restart) and let the new run complete, answer the question from its alert, and kill the
+stuck task from its alert. The new runs' status changes follow the alerts' lifecycles.
+
+Reported: messages per chat; each failure, pause, loop and stuck task announced exactly
+once per chat (stuck within stuck_after + 1 simulated minute of its last own event); silent
+completions pushed; ack → the group's alert edited to show it (what the other admin sees);
+re-announcements per chat; the fake's rule violations; status change → notification.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import asyncio
+import logging
+import random
+import re
+import shlex
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bench.common import (
+    DATA_DIR,
+    create_pg_database,
+    drop_pg_database,
+    load_average,
+    machine_facts,
+    markdown_table,
+    percentile,
+    pg_url,
+    print_facts,
+    remove_sqlite,
+    sqlite_url,
+)
+from taskops.bot.app import build_application, start_console, stop_console
+from taskops.bot.context import deps_of
+from taskops.bot.push.options import PushOptions
+from taskops.bot.push.service import OPTIONS_KEY, PushService
+from taskops.bot.push.subscription import NotifySettings
+from taskops.config import (
+    DatabaseSettings,
+    NotificationSettings,
+    Secret,
+    Settings,
+    TelegramSettings,
+)
+from taskops.storage.db import migrate
+from taskops.storage.domain import EventKind, Task, TaskDraft, TaskStatus, Trigger
+from taskops.storage.store import TaskStore
+from tests.fakegram import Call, FakeMessage, FakeTelegram
+
+TOKEN = "123456:BENCH-incident"
+ANN, OLAF = 1001, 1002
+GROUP = -100_500
+START = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+FAILING = ["Deploy api", "Sync invoices", "Rotate keys", "Backfill metrics",
+           "Send newsletter"]
+ALERT_HEAD = re.compile(r"^\S+ (Task failed|Task paused|Task looks stuck)\b.*?#(\d+) ")
+
+
+class SimClock:
+    """Simulated UTC time running ``speed`` times faster than the wall clock."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.real0 = time.time()
+
+    def __call__(self) -> datetime:
+        return START + timedelta(seconds=(time.time() - self.real0) * self.speed)
+
+    def at_real(self, real: float) -> datetime:
+        return START + timedelta(seconds=(real - self.real0) * self.speed)
+
+    def minutes(self, real: float | None = None) -> float:
+        return ((time.time() if real is None else real) - self.real0) * self.speed / 60
+
+    async def until(self, minute: float) -> None:
+        wait = self.real0 + minute * 60 / self.speed - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+@dataclass
+class Incident:
+    server: FakeTelegram
+    store: TaskStore
+    clock: SimClock
+    #: task id → (what it is, real time of its status change)
+    alerts: dict[int, tuple[str, float]] = field(default_factory=dict)
+    silent: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+    stuck_id: int = 0
+    stuck_active_real: float = 0.0
+    acks: list[float] = field(default_factory=list)
+    unacked: int = 0
+    restarted: list[tuple[int, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+# --- the scripted tasks -------------------------------------------------------------------
+
+
+async def start(store: TaskStore, name: str, trigger: Trigger = Trigger.USER,
+                source: int | None = None) -> Task:
+    task = await store.create_task(TaskDraft(name=name, prompt="p", trigger=trigger,
+                                             trigger_source_id=source))
+    started = await store.start_task(task.id)
+    assert started is not None
+    return started
+
+
+async def failing_call(store: TaskStore, task_id: int, tool: str, error: str) -> None:
+    await store.append_event(task_id, EventKind.TOOL_CALL, {
+        "tool": tool, "arguments": {"target": "prod"}, "result": error, "is_error": True,
+        "duration_ms": 840}, prompt_tokens=900, completion_tokens=120)
+
+
+async def cron_runs(inc: Incident, minutes: int) -> None:
+    for minute in range(minutes):
+        await inc.clock.until(minute + 5 / 60)
+        disk = await start(inc.store, "Minutely disk check", Trigger.CRONJOB, 1)
+        report = await start(inc.store, "Minutely queue report", Trigger.CRONJOB, 2)
+        await inc.clock.until(minute + 7 / 60)
+        await inc.store.finish_task(disk.id, "STATUS: silent\nSUMMARY: Disk fine.")
+        inc.silent.append(disk.id)
+        await inc.clock.until(minute + 12 / 60)
+        await inc.store.finish_task(report.id, "STATUS: completed\nSUMMARY: 42 jobs queued.")
+        inc.completed.append(report.id)
+
+
+async def failure(inc: Incident, name: str, minute: float) -> None:
+    await inc.clock.until(minute - 0.5)
+    task = await start(inc.store, name)
+    await inc.clock.until(minute - 0.2)
+    await failing_call(inc.store, task.id, "http_post", "503 Service Unavailable: upstream "
+                       "'billing' timed out after 30s")
+    await inc.clock.until(minute)
+    real = time.time()
+    await inc.store.fail_task(task.id, f"{name} failed: the upstream service is unavailable.")
+    inc.alerts[task.id] = ("failure", real)
+
+
+async def looping(inc: Incident, minute: float) -> None:
+    await inc.clock.until(minute - 0.6)
+    task = await start(inc.store, "Crawl partner feed")
+    for i in range(3):
+        await inc.clock.until(minute - 0.5 + i * 0.15)
+        await failing_call(inc.store, task.id, "http_get", "404 Not Found")
+    await inc.clock.until(minute)
+    real = time.time()
+    await inc.store.fail_task(
+        task.id, "Loop detected (systematic): http_get failed 3 times in a row\n"
+                 f"Hint: Use /kill_task {task.id} if the task needs to be cleaned up.")
+    inc.alerts[task.id] = ("loop", real)
+
+
+async def pausing(inc: Incident, minute: float) -> None:
+    await inc.clock.until(minute - 0.5)
+    task = await start(inc.store, "Prepare release notes")
+    await inc.clock.until(minute)
+    real = time.time()
+    await inc.store.finish_task(task.id, "STATUS: question\nSUMMARY: Staging or production?")
+    inc.alerts[task.id] = ("pause", real)
+
+
+async def going_stuck(inc: Incident, minute: float, minutes: int) -> None:
+    await inc.clock.until(minute)
+    task = await start(inc.store, "Reindex search")
+    inc.stuck_id = task.id
+    await inc.store.append_event(task.id, EventKind.TOOL_CALL, {
+        "tool": "reindex", "arguments": {}, "result": "started", "is_error": False,
+        "duration_ms": 40})
+    inc.stuck_active_real = time.time()
+    inc.alerts[task.id] = ("stuck", 0.0)
+
+
+async def status_updates(inc: Incident, minutes: int) -> None:
+    """[tasks] status updates every minute: a progress event for every running task."""
+    for minute in range(1, minutes + 1):
+        await inc.clock.until(minute)
+        for task in await inc.store.running_tasks():
+            if task.status is not TaskStatus.RUNNING or task.started_at is None:
+                continue
+            elapsed = int((inc.clock() - task.started_at).total_seconds() // 60)
+            await inc.store.append_event(task.id, EventKind.PROGRESS, {
+                "name": task.name, "elapsed_minutes": elapsed,
+                "tool_calls": task.tool_call_count, "tokens": task.total_tokens,
+                "text": f"still running: {elapsed} min"})
+
+
+# --- the admins ---------------------------------------------------------------------------
+
+
+def alert_message(server: FakeTelegram, chat_id: int, task_id: int) -> FakeMessage | None:
+    for message in server.messages(chat_id):
+        match = ALERT_HEAD.match(message.text or "") if message.from_bot else None
+        if match and int(match.group(2)) == task_id:
+            return message
+    return None
+
+
+async def wait(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def newest_reply(server: FakeTelegram, chat_id: int, to: FakeMessage,
+                 after: int) -> FakeMessage | None:
+    for message in reversed(server.messages(chat_id)):
+        if message.from_bot and message.message_id > after and message.reply_to is not None \
+                and message.reply_to.message_id == to.message_id:
+            return message
+    return None
+
+
+async def press(server: FakeTelegram, user: int, message: FakeMessage, label: str) -> float:
+    before = time.time()
+    await server.press_button(user, message.chat, message.message_id, label)
+    return before
+
+
+async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random) -> None:
+    """The group's admins deal with one alert."""
+    server = inc.server
+    if not await wait(lambda: alert_message(server, GROUP, task_id) is not None, 60):
+        inc.errors.append(f"no group alert for #{task_id}")
+        return
+    alert = alert_message(server, GROUP, task_id)
+    assert alert is not None
+    await asyncio.sleep(rng.uniform(2, 4))  # someone reads it
+    if task_id == inc.unacked:
+        return
+    who = rng.choice([ANN, OLAF])
+    before = await press(server, who, alert, "🙋 I'm on it")
+    if await wait(lambda: "is on it" in (alert.text or ""), 30):
+        edit = next(c for c in server.calls if c.method == "editMessageText"
+                    and c.at >= before and str(c.params.get("message_id")) == str(
+                        alert.message_id) and "is on it" in str(c.params.get("text")))
+        inc.acks.append(edit.at - before)
+    else:
+        inc.errors.append(f"ack of #{task_id} never shown")
+    last = max(m.message_id for m in server.messages(GROUP))
+    if what == "failure" and not inc.restarted:
+        await press(server, who, alert, "🔁 Restart")
+        await wait(lambda: newest_reply(server, GROUP, alert, last) is not None)
+        form = newest_reply(server, GROUP, alert, last)
+        if form is None:
+            inc.errors.append("no restart form")
+            return
+        await press(server, who, form, "Save & restart")
+        await wait(lambda: bool(form.edits) and "Edit & restart" not in (form.text or ""))
+        new_ids = await inc.store.restarted_as(task_id)
+        if not new_ids:
+            inc.errors.append("restart made no task")
+            return
+        inc.restarted.append((task_id, new_ids[0]))
+        await inc.store.start_task(new_ids[0])
+        await asyncio.sleep(60 / inc.clock.speed)
+        await inc.store.finish_task(new_ids[0], "STATUS: completed\nSUMMARY: Deployed.")
+    elif what == "pause":
+        await press(server, who, alert, "💬 Answer")
+        await wait(lambda: any(m.keyboard for m in server.messages(GROUP)
+                               if m.from_bot and m.message_id > last), 60)
+        prompt = next((m for m in reversed(server.messages(GROUP))
+                       if m.from_bot and m.keyboard and m.message_id > last), None)
+        if prompt is None:
+            inc.errors.append("no answer prompt")
+            return
+        await server.reply_to(who, GROUP, prompt.message_id, "staging")
+        if await wait(lambda: "answered by" in (alert.text or ""), 30):
+            await asyncio.sleep(60 / inc.clock.speed)
+            await inc.store.finish_task(task_id, "STATUS: completed\nSUMMARY: Notes ready.")
+    elif what == "stuck":
+        await press(server, who, alert, "🛑 Kill")
+        await wait(lambda: newest_reply(server, GROUP, alert, last) is not None)
+        confirm = newest_reply(server, GROUP, alert, last)
+        if confirm is not None:
+            await press(server, who, confirm, "🛑 Kill")
+
+
+async def admins(inc: Incident, rng: random.Random, minutes: int) -> None:
+    handled: set[int] = set()
+    acting: list[asyncio.Task[None]] = []
+    while inc.clock.minutes() < minutes + 0.5:
+        for task_id, (what, _) in list(inc.alerts.items()):
+            if task_id in handled:
+                continue
+            if what == "stuck" and alert_message(inc.server, GROUP, task_id) is None:
+                continue
+            handled.add(task_id)
+            acting.append(asyncio.create_task(act_on(inc, task_id, what, rng)))
+        await asyncio.sleep(0.2)
+    await asyncio.gather(*acting)
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def database(kind: str) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        path = DATA_DIR / f"incident_{uuid.uuid4().hex[:8]}.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = sqlite_url(path)
+        await migrate(url)
+        try:
+            yield url
+        finally:
+            remove_sqlite(path)
+    else:
+        name = f"taskops_bench_incident_{uuid.uuid4().hex[:8]}"
+        await create_pg_database(name)
+        url = pg_url(name)
+        await migrate(url)
+        try:
+            yield url
+        finally:
+            await drop_pg_database(name)
+
+
+async def run(url: str, args: argparse.Namespace) -> tuple[Incident, FakeTelegram]:
+    rng = random.Random(args.seed)
+    server = FakeTelegram(token=TOKEN)
+    await server.start()
+    server.private_chat(server.add_user(ANN, "Ann"))
+    server.private_chat(server.add_user(OLAF, "Olaf"))
+    server.add_group(GROUP, "Ops", members=[server.user(ANN), server.user(OLAF)])
+    speed = args.speed
+    settings = Settings(
+        telegram=TelegramSettings(token=Secret(TOKEN), admin_ids=frozenset({ANN, OLAF}),
+                                  base_url=server.bot_base_url),
+        database=DatabaseSettings(url=url),
+        notifications=NotificationSettings(stuck_after_minutes=args.stuck_after,
+                                           digest_window_seconds=10.0 / speed,
+                                           escalate_after_minutes=args.escalate_after))
+    clock = SimClock(speed)
+    store = await TaskStore.open(settings, clock=clock)
+    app = build_application(settings, store)
+    app.bot_data[OPTIONS_KEY] = PushOptions(stuck_check_seconds=30.0 / speed,
+                                            escalate_check_seconds=20.0 / speed,
+                                            digest_max_span_seconds=60.0 / speed)
+    inc = Incident(server, store, clock)
+    try:
+        async with app:
+            await start_console(app)
+            try:
+                service = deps_of(app).push
+                assert isinstance(service, PushService)
+                for chat_id, wants in ((ANN, NotifySettings()), (GROUP, NotifySettings()),
+                                       (OLAF, NotifySettings(statuses=frozenset(
+                                           {TaskStatus.FAILED, TaskStatus.PAUSED,
+                                            TaskStatus.COMPLETED})))):
+                    await store.push.subscribe(chat_id, wants.to_json(), ANN)
+                service.poke()
+                await server.wait_for(lambda: len(service.notifier.workers) == 3)
+                clock.real0 = time.time()
+                minutes = args.minutes
+                at = sorted(rng.sample(range(2, minutes - 2), 5))
+                inc.unacked = -1
+                jobs = [cron_runs(inc, minutes), status_updates(inc, minutes),
+                        looping(inc, rng.uniform(2, 4)), pausing(inc, rng.uniform(4, 6)),
+                        going_stuck(inc, 1.0, minutes), admins(inc, rng, minutes)]
+                jobs += [failure(inc, name, m + rng.uniform(0, 0.9))
+                         for name, m in zip(FAILING, at, strict=True)]
+                pick = rng.randrange(5)
+
+                async def choose_unacked() -> None:
+                    # one failure early enough to be re-announced within the run
+                    while True:
+                        early = [t for t, (w, r) in inc.alerts.items() if w == "failure"
+                                 and clock.minutes(r) < minutes - args.escalate_after - 1]
+                        if len(early) > pick or clock.minutes() > minutes:
+                            if early:
+                                inc.unacked = early[min(pick, len(early) - 1)]
+                            return
+                        await asyncio.sleep(0.1)
+
+                jobs.append(choose_unacked())
+                await asyncio.gather(*jobs)
+                await asyncio.sleep(5)  # the last deliveries
+            finally:
+                await stop_console(app)
+    finally:
+        await store.close()
+        await server.stop()
+    return inc, server
+
+
+# --- the figures --------------------------------------------------------------------------
+
+
+TAG = re.compile(r"<[^>]+>")
+
+
+def plain(call: Call) -> str:
+    return TAG.sub("", str(call.params.get("text", "")))
+
+
+def bot_sends(server: FakeTelegram, chat_id: int) -> list[Call]:
+    return [c for c in server.calls if c.method == "sendMessage" and c.status == 200
+            and int(c.params.get("chat_id", 0)) == chat_id]
+
+
+def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> bool:
+    chats = {"Ann (private)": ANN, "Ops group": GROUP, "Olaf (private, +completed)": OLAF}
+    rows = []
+    once_ok = True
+    announced: dict[int, dict[int, int]] = {}
+    for chat_id in chats.values():
+        counts: dict[int, int] = {}
+        for message in server.messages(chat_id):
+            match = ALERT_HEAD.match(message.text or "") if message.from_bot else None
+            if match:
+                counts[int(match.group(2))] = counts.get(int(match.group(2)), 0) + 1
+        announced[chat_id] = counts
+    for label, chat_id in chats.items():
+        sends = bot_sends(server, chat_id)
+        texts = [plain(c) for c in sends]
+        alerts = sum(bool(ALERT_HEAD.match(t)) for t in texts)
+        escalations = sum(t.startswith("⏰") for t in texts)
+        replies = sum(bool(c.params.get("reply_parameters"))
+                      and not plain(c).startswith("⏰") for c in sends)
+        recurring = sum(" ×" in t.split("\n", 1)[0] or "Task completed" in t.split("\n", 1)[0]
+                        for t in texts)
+        edits = sum(1 for c in server.calls if c.method == "editMessageText"
+                    and c.status == 200 and int(c.params.get("chat_id", 0)) == chat_id)
+        rows.append([label, str(len(sends)), str(alerts), str(recurring), str(escalations),
+                     str(replies), str(len(sends) - alerts - recurring - escalations - replies),
+                     str(edits)])
+    print(markdown_table(["chat", "messages sent", "alerts", "completions", "re-announced",
+                          "screens opened (replies)", "other", "edits"], rows,
+                         right=[1, 2, 3, 4, 5, 6, 7]))
+    print()
+    once_rows = []
+    for task_id, (what, _) in sorted(inc.alerts.items()):
+        per_chat = [announced[c].get(task_id, 0) for c in chats.values()]
+        once_ok = once_ok and all(n == 1 for n in per_chat)
+        once_rows.append([f"#{task_id} {what}", *(str(n) for n in per_chat)])
+    print(markdown_table(["alert", *chats], once_rows, right=[1, 2, 3]))
+    # stuck: simulated minutes from its last own event to the announcement
+    stuck_calls = [c for c in server.calls if c.method == "sendMessage" and c.status == 200
+                   and f"#{inc.stuck_id} " in plain(c).split("\n", 1)[0]
+                   and "stuck" in plain(c)]
+    stuck_after = [(inc.clock.at_real(c.at) - inc.clock.at_real(inc.stuck_active_real))
+                   .total_seconds() / 60 for c in stuck_calls]
+    silent_pushed = sum(1 for c in server.calls if c.method in ("sendMessage",
+                                                                "editMessageText")
+                        and any(f"#{i} " in str(c.params.get("text", "")) for i in inc.silent))
+    silent_pushed += sum(1 for c in server.calls if c.method == "sendMessage"
+                         and "Disk fine" in str(c.params.get("text", "")))
+    # status change → notification (each alert of a status change, each chat)
+    latency: list[float] = []
+    slow: list[str] = []
+    for task_id, (what, real) in inc.alerts.items():
+        if what == "stuck":
+            continue
+        for chat_id in chats.values():
+            first = next((c for c in server.calls if c.method == "sendMessage"
+                          and c.status == 200 and int(c.params.get("chat_id", 0)) == chat_id
+                          and f"#{task_id} " in plain(c).split("\n")[0]),
+                         None)
+            if first is not None:
+                latency.append(first.at - real)
+                if first.at - real > 2.0:
+                    slow.append(f"#{task_id} {what} → chat {chat_id}: {first.at - real:.1f} s")
+    escalated = {label: sum(plain(c).startswith("⏰")
+                            for c in bot_sends(server, chat_id))
+                 for label, chat_id in chats.items()}
+    flood = len(server.flood_violations)
+    other = [v for v in server.violations if not (v.error_code == 429 and not v.injected)]
+    lifecycle = []
+    for old, _new in inc.restarted:
+        alert = alert_message(server, GROUP, old)
+        lifecycle.append((alert.text or "").rsplit("\n\n", 2)[-2:] if alert else "?")
+    repeats = [(m.text or "").split("\n", 1)[0] for m in server.messages(OLAF)
+               if m.from_bot and " ×" in (m.text or "").split("\n", 1)[0]]
+    print()
+    ok_stuck = bool(stuck_after) and max(stuck_after) <= args.stuck_after + 1
+    ok_ack = bool(inc.acks) and max(inc.acks) <= 2.0
+    ok_escalation = escalated["Ops group"] == 1 and escalated["Ann (private)"] == 0
+    ok_latency = bool(latency) and percentile(latency, 95) <= 2.0
+    figures = [
+        ["each failure/pause/loop/stuck announced exactly once per chat",
+         f"{'yes' if once_ok else 'NO'} ({len(inc.alerts)} alerts × {len(chats)} chats)"],
+        ["stuck announced after its last own event (simulated min)",
+         ", ".join(f"{m:.1f}" for m in stuck_after) + f" (limit {args.stuck_after + 1})"],
+        ["silent completions pushed", f"{silent_pushed} (of {len(inc.silent)} runs)"],
+        ["completions of the minutely cronjob in the opt-in chat",
+         f"{len(inc.completed)} runs → {repeats[-1] if repeats else 'no recurring message'}"],
+        ["ack → alert edited in the group (s): n, p50, p95, max",
+         f"{len(inc.acks)}, {percentile(inc.acks, 50):.3f}, {percentile(inc.acks, 95):.3f}, "
+         f"{max(inc.acks):.3f}" if inc.acks else "none"],
+        [f"re-announced (unacked alert #{inc.unacked})",
+         ", ".join(f"{k}: {v}" for k, v in escalated.items())],
+        ["restart from the card → lifecycle line", "; ".join(
+            " / ".join(x) if isinstance(x, list) else x for x in lifecycle) or "none"],
+        ["Telegram rule violations (flood 429s; other refusals)",
+         f"{flood}; {len(other)}" + (f" {sorted({v.description for v in other})[:3]}"
+                                     if other else "")],
+        ["status change → notification (s): n, p50, p95, max",
+         f"{len(latency)}, {percentile(latency, 50):.3f}, {percentile(latency, 95):.3f}, "
+         f"{max(latency):.3f}" if latency else "none"],
+    ]
+    print(markdown_table(["figure", "value"], figures))
+    if slow:
+        print("\nslower than 2 s:", "; ".join(slow))
+    if inc.errors:
+        print("\nscript problems:", "; ".join(inc.errors))
+    ok = (once_ok and ok_stuck and silent_pushed == 0 and ok_ack and ok_escalation
+          and flood == 0 and not other and ok_latency and not inc.errors)
+    print("\nall figures met" if ok else "\nNOT MET")
+    return ok
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed", type=float, default=2.0,
+                        help="simulated seconds per real second")
+    parser.add_argument("--minutes", type=int, default=15)
+    parser.add_argument("--stuck-after", type=int, default=10)
+    parser.add_argument("--escalate-after", type=int, default=5)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    print("command: python bench/push_incident.py "
+          + shlex.join(sys.argv[1:] if argv is None else argv))
+    print(f"seed: {args.seed}")
+    print_facts({**machine_facts(), "database": args.db})
+    async with database(args.db) as url:
+        inc, server = await run(url, args)
+    print()
+    ok = report(inc, server, args)
+    print(f"load average at end: {load_average()}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,71 @@
+"""The push side's alert rows and task questions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from taskops.storage.domain import EventKind, TaskDraft
+from taskops.storage.push_store import AlertKind, AlertRepeat, NewAlert
+from taskops.storage.store import TaskStore
+from tests.factories import FakeClock
+
+
+async def test_ack_and_escalation_happen_once(store: TaskStore, clock: FakeClock) -> None:
+    task = await store.create_task(TaskDraft(name="t", prompt="p"))
+    alert = await store.push.add_alert(-100, NewAlert(task.id, AlertKind.FAILED, "k1", 5,
+                                                      "cron:1", "<b>x</b>"))
+    private = await store.push.add_alert(7, NewAlert(task.id, AlertKind.FAILED, "k2", 6,
+                                                     None, "x"))
+    assert alert.is_open
+    assert (await store.push.alert_of_view("k1")) == alert
+    assert await store.push.due_escalations(clock() - timedelta(minutes=1)) == []
+    clock.advance(600)
+    due = await store.push.due_escalations(clock() - timedelta(minutes=5))
+    assert [a.id for a in due] == [alert.id]  # groups only
+    assert await store.push.mark_escalated(alert.id)
+    assert not await store.push.mark_escalated(alert.id)
+    assert await store.push.due_escalations(clock()) == []
+    acked, first = await store.push.ack_alert(private.id, "Ann")
+    again, second = await store.push.ack_alert(private.id, "Olaf")
+    assert first
+    assert not second
+    assert acked is not None
+    assert again is not None
+    assert again.acked_by == "Ann"
+    assert not again.is_open
+
+
+async def test_following_and_repeats(store: TaskStore) -> None:
+    one = await store.create_task(TaskDraft(name="t", prompt="p"))
+    two = await store.create_task(TaskDraft(name="t", prompt="p"))
+    await store.push.subscribe(7, {}, created_by=1)
+    await store.push.advance(7, "", alert=NewAlert(one.id, AlertKind.COMPLETED, "k", 9,
+                                                   "name:t", "first", 11))
+    latest = await store.push.latest_of_group(7, "name:t")
+    assert latest is not None
+    assert latest.count == 1
+    assert latest.seen_event_id == 11
+    await store.push.advance(7, "", alert=AlertRepeat(latest.id, two.id, "second", 12))
+    latest = await store.push.latest_of_group(7, "name:t")
+    assert latest is not None
+    assert (latest.count, latest.task_id, latest.text) == (2, two.id, "second")
+    assert [a.id for a in await store.push.alerts_following([two.id], 7)] == [latest.id]
+    assert await store.push.alerts_following([one.id]) == []
+    await store.push.update_alert(latest.id, lifecycle=["🔁 restarted by <Ann>"])
+    assert (await store.push.alert(latest.id)).lifecycle == ["🔁 restarted by <Ann>"]
+
+
+async def test_activity_is_the_tasks_own_events(store: TaskStore, clock: FakeClock) -> None:
+    task = await store.create_task(TaskDraft(name="t", prompt="p"))
+    await store.start_task(task.id)
+    clock.advance(60)
+    await store.append_event(task.id, EventKind.TOOL_CALL, {
+        "tool": "sh", "arguments": {}, "result": "denied", "is_error": True})
+    own = clock()
+    for _ in range(3):
+        clock.advance(60)
+        await store.append_event(task.id, EventKind.PROGRESS, {"text": "still running"})
+    assert await store.push.last_activity([task.id]) == {task.id: own}
+    failed = await store.push.last_failed_tool_call(task.id)
+    assert failed is not None
+    assert failed.payload["result"] == "denied"
