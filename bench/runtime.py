@@ -49,6 +49,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+import asyncpg
+from sqlalchemy import text
+
 from bench.common import (
     DATA_DIR,
     create_pg_database,
@@ -63,10 +67,6 @@ from bench.common import (
     sqlite_url,
     summarize,
 )
-import aiosqlite
-import asyncpg
-from sqlalchemy import text
-
 from taskops.config import DatabaseSettings, RuntimeSettings, Settings
 from taskops.runtime.run import TaskRun
 from taskops.runtime.worker import Worker
