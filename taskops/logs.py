@@ -161,6 +161,23 @@ def setup_logging(secrets: Iterable[str] = (), level: int = logging.INFO) -> Non
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.ExtBot", "alembic",
                   "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, LostConnectionAtWarning) for f in asyncio_log.filters):
+        asyncio_log.addFilter(LostConnectionAtWarning())
+
+
+class LostConnectionAtWarning(logging.Filter):
+    """A database connection cut under a driver's feet (the server restarted, the session
+    was terminated) can leave a future nobody awaits (asyncpg: "unexpected connection_lost()
+    call"); asyncio logs it as an ERROR. The store already saw the fault and retries, so
+    it is a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ConnectionError) and record.levelno >= logging.ERROR \
+                and str(record.msg).startswith("Future exception was never retrieved"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class _TelegramAtDebug(logging.Filter):
