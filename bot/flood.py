@@ -44,9 +44,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from telegram import InputFile, TelegramObject
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
 
+from taskops import metrics, redaction
 from taskops.bot.render import render
 from taskops.bot.ui import MAX_TEXT, visible_length
 
@@ -216,6 +218,47 @@ def seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _redacted(value: Any, redactor: redaction.Redactor) -> Any:
+    """``value`` with every string in it redacted; the very object when nothing changed."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, InputFile):
+        content = value.input_file_content
+        if not isinstance(content, bytes):
+            return value
+        redacted = redactor.redact_bytes(content)
+        if redacted is content:
+            return value
+        copy = InputFile(redacted, filename=value.filename)
+        copy.attach_name = value.attach_name
+        return copy
+    if isinstance(value, TelegramObject):
+        plain = value.to_dict()
+        cleaned = _redacted(plain, redactor)
+        return value if cleaned == plain else cleaned
+    if isinstance(value, dict):
+        return {k: _redacted(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, redactor) for v in value]
+    return value
+
+
+#: parameters whose very purpose is to hand Telegram a configured secret (setWebhook's)
+_CARRY_SECRETS = frozenset({"secret_token"})
+
+
+def redact_request(data: dict[str, Any]) -> None:
+    """Every configured secret out of a request to Telegram (taskops.redaction): texts,
+    captions, button labels, documents. The gate sees every request but getUpdates."""
+    redactor = redaction.current()
+    for key, value in data.items():
+        if isinstance(value, int | float | bool) or value is None or key in _CARRY_SECRETS:
+            continue
+        cleaned = _redacted(value, redactor)
+        if cleaned is not value and cleaned != value:
+            data[key] = cleaned
+
+
 class FloodGate(BaseRateLimiter[SendPolicy]):
     def __init__(self, limits: FloodLimits | None = None,
                  clock: Callable[[], float] = time.time,
@@ -328,6 +371,7 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         rate_limit_args: SendPolicy | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         policy = rate_limit_args or INTERACTIVE
+        redact_request(data)  # the request's own dict: what PTB then sends
         chat_id: int | str | None = data.get("chat_id")
         with contextlib.suppress(ValueError, TypeError):
             chat_id = int(chat_id)  # type: ignore[arg-type]
@@ -340,8 +384,11 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 if endpoint in PACED_ENDPOINTS and policy.paced:
                     await self._acquire(chat_id, policy.bulk)
             try:
-                return await callback(*args, **kwargs)
+                answer = await callback(*args, **kwargs)
             except RetryAfter as exc:
+                metrics.telegram_request(endpoint, "429")
+                if policy is PUSH:
+                    metrics.notification("retried")
                 floods += 1
                 wait = seconds(exc.retry_after)
                 if chat_id is not None:
@@ -353,8 +400,11 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 if chat_id is None:
                     await self.sleep(wait)
             except TelegramError as exc:
+                metrics.telegram_request(endpoint, "error")
                 if not is_transient(exc):
                     raise
+                if policy is PUSH:
+                    metrics.notification("retried")
                 if endpoint in CREATES and not policy.repeat_unconfirmed \
                         and may_have_arrived(exc):
                     if repeated or not policy.repeat_marked or chat_id is None \
@@ -376,3 +426,6 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                             exc, delay)
                 await self.sleep(delay)
                 delay = min(delay * 2, policy.backoff_max_seconds)
+            else:
+                metrics.telegram_request(endpoint, "ok")
+                return answer

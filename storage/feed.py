@@ -21,6 +21,7 @@ event; operators should keep such sessions short (idle_in_transaction_session_ti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, literal_column, or_, select
@@ -76,6 +77,22 @@ async def read_changes(conn: AsyncConnection, cursor: str, limit: int) -> FeedBa
             .order_by(TaskEventRow.txid, TaskEventRow.id).limit(limit)))
         new_cursor = f"{rows[-1].txid}:{rows[-1].id}" if rows else cursor or "0:0"
     return FeedBatch([row_to_event(r) for r in rows], new_cursor)
+
+
+async def first_after(conn: AsyncConnection, cursor: str) -> datetime | None:
+    """When the first event after ``cursor`` was written (None: there is none yet)."""
+    batch = await read_changes(conn, cursor, 1)
+    return batch.events[0].at if batch.events else None
+
+
+async def held_back_since(conn: AsyncConnection) -> datetime | None:
+    """When the oldest event the feed cannot read yet was written: on PostgreSQL one whose
+    transaction id is not below the horizon (None: none; always None on SQLite)."""
+    if conn.dialect.name == "sqlite":
+        return None
+    horizon: Any = literal_column(PG_HORIZON)
+    return (await conn.execute(select(func.min(TaskEventRow.at))
+                               .where(TaskEventRow.txid >= horizon))).scalar()
 
 
 async def head(conn: AsyncConnection) -> str:

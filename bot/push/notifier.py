@@ -27,6 +27,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from taskops import metrics
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.flood import PUSH
 from taskops.bot.outage import Streak
@@ -246,7 +247,9 @@ class ChatWorker:
         cursor = await self.feed.after(batch, change.index)
         try:
             message_id = await self._send(cursor, rendered.text, rendered.keyboard)
+            metrics.notification("sent")
         except Rejected as exc:
+            metrics.notification("dropped")
             log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
                       self.chat_id, exc)
         if kind is not None:
@@ -303,9 +306,11 @@ class ChatWorker:
         try:
             message_id = await self._send(cursor, rendered.text, rendered.keyboard)
         except Rejected as exc:
+            metrics.notification("dropped")
             log.error("digest to chat %s refused, skipped: %s", self.chat_id, exc)
             self.state.digest = None
         else:
+            metrics.notification("sent")
             # Unconfirmed: no message to extend; the next changes start a new digest.
             digest.message_id = message_id or 0
             self.state.digest = digest if message_id else None
@@ -325,12 +330,14 @@ class ChatWorker:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
                                      rendered.keyboard)
         except Rejected as exc:
+            metrics.notification("dropped")
             # The digest message is gone (deleted by someone): these start a new one.
             log.info("digest in chat %s no longer editable (%s); starting a new one",
                      self.chat_id, exc)
             self.state.digest = None
             await self._new_digest(cursor, changes)
             return
+        metrics.notification("sent")
         digest.updated = self.clock()
         self.state.record_send(digest.updated)
         await self.store.push.advance(self.chat_id, cursor,
@@ -349,6 +356,21 @@ class Notifier:
         self.feed = FeedReader(store, options)
         self.workers: dict[int, tuple[ChatWorker, asyncio.Task[None]]] = {}
         self.resync = asyncio.Event()
+
+    async def lag_seconds(self) -> float:
+        """Age of the oldest change not yet delivered to a subscribed chat (0: none waits)
+        — for /healthz and ``taskops_push_lag_seconds``. A chat's position is its worker's,
+        which is ahead of the stored one between saves."""
+        stored = {s.chat_id: s.cursor for s in await self.store.push.subscriptions()}
+        now = self.store.clock()
+        lag = 0.0
+        for chat_id, cursor in stored.items():
+            entry = self.workers.get(chat_id)
+            position = entry[0].cursor if entry is not None and entry[0].cursor else cursor
+            at = await self.store.first_change_after(position)
+            if at is not None:
+                lag = max(lag, (now - at).total_seconds())
+        return lag
 
     def poke(self, subscriptions: bool = False) -> None:
         """The feed may have grown (or, with ``subscriptions``, the subscriptions changed)."""
