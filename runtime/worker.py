@@ -84,6 +84,9 @@ class Worker:
         self._failing_since: float | None = None
         #: set while kills from other processes reach this worker at once (PostgreSQL)
         self.listening = asyncio.Event()
+        #: whether there may be work to claim before the next poll: a task was created or
+        #: answered here, or the last claim filled every free slot (more may be waiting)
+        self._maybe_work = True
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -175,6 +178,7 @@ class Worker:
                 elif change.status is not None and change.status.is_final:
                     run.stop(f"task {change.status.value}")
             elif change.created or change.status is TaskStatus.RUNNING:
+                self._maybe_work = True
                 self._wake.set()
 
     # --- claiming and ending runs -------------------------------------------------------
@@ -184,17 +188,28 @@ class Worker:
         if free <= 0:
             return
         # Tasks of dead workers first (their lease ran out): new tasks must not keep
-        # them waiting while this worker has room. Then answered questions (someone is
-        # waiting) and tasks given back to be taken up again.
+        # them waiting while this worker has room.
         if self._is_due("take-over", self.check_interval):
             await self._take_over()
             free = self.concurrency - len(self.runs)
+            if free <= 0:
+                return
+        # A run that ends wakes the loop too; it looks for work only when there may be
+        # some (two reads each time, ~0.1 ms of CPU per event with 200 short tasks), and
+        # every poll interval for work from other processes.
+        if not self._maybe_work and not self._is_due("claim", self.poll_interval):
+            return
+        wanted = free
+        # Answered questions first (someone is waiting), and tasks given back to be
+        # taken up again.
         for task in await self.store.work.claim_unowned(self.worker_id, free,
                                                         self.lease_seconds):
             await self._start(task, await self.store.task_journal(task.id))
             free -= 1
         for task in await self.store.work.claim_new(self.worker_id, free, self.lease_seconds):
             await self._start(task, None)
+            free -= 1
+        self._maybe_work = free <= 0 < wanted
 
     async def _take_over(self) -> None:
         """Take up, from their journal, the tasks of workers that are gone (and tasks this
