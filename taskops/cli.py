@@ -214,9 +214,16 @@ async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
         await app.shutdown()
 
 
-def _push_lag(app: AnyApp) -> Callable[[], Awaitable[float]] | None:
-    service = deps_of(app).push
-    return service.notifier.lag_seconds if isinstance(service, PushService) else None
+def _push_lag(app: AnyApp) -> Callable[[], Awaitable[float | None]]:
+    """The push lag of this process while it leads the cluster (push runs only there);
+    None on a standby. Looked up at each probe: push starts and stops with leadership."""
+
+    async def lag() -> float | None:
+        service = deps_of(app).push
+        return await service.notifier.lag_seconds() if isinstance(service, PushService) \
+            else None
+
+    return lag
 
 
 async def _seed_demo(store: TaskStore) -> None:

@@ -70,7 +70,7 @@ class Health:
 
 class Monitor:
     def __init__(self, store: TaskStore, settings: Settings, *,
-                 push_lag: Callable[[], Awaitable[float]] | None = None,
+                 push_lag: Callable[[], Awaitable[float | None]] | None = None,
                  probe_every: float = PROBE_EVERY, probe_timeout: float = PROBE_TIMEOUT) -> None:
         self.store, self.settings = store, settings
         self.push_lag = push_lag
@@ -208,7 +208,7 @@ def _round(value: float | None) -> float | None:
 
 @contextlib.asynccontextmanager
 async def serving(store: TaskStore, settings: Settings, *,
-                  push_lag: Callable[[], Awaitable[float]] | None = None
+                  push_lag: Callable[[], Awaitable[float | None]] | None = None
                   ) -> AsyncIterator[Monitor | None]:
     """The monitoring server for the block when ``[monitoring] port`` is set; else nothing."""
     port = settings.monitoring.port

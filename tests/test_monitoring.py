@@ -193,6 +193,13 @@ async def test_run_and_worker_serve_healthz(fakegram: FakeTelegram, tmp_path: Pa
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         body = await wait_healthy(port, proc)
+        if command == "run":
+            # Push runs in the cluster's leader only: its lag shows once this process
+            # has been elected (at once, alone on SQLite) and started push.
+            deadline = time.monotonic() + 60
+            while body["push_lag_seconds"] is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.3)
+                body = await wait_healthy(port, proc)
         assert body["role"] == "worker"
         assert body["status"] == "ok"
         assert (body["push_lag_seconds"] is None) == (command == "worker")
