@@ -18,7 +18,8 @@ PostgreSQL server of our own (system binaries, temporary directory, port 55439) 
 with a fast shutdown; and, on SQLite, Telegram answering 429 (retry_after 2), 500,
 dropping the connection after performing the call, or answering only after 12 s (past the
 client's timeout) — 8 of each on sendMessage and on editMessageText — while ``--burst``
-quick tasks make 2 changes each (a burst of 500 changes by default).
+quick tasks make 2 changes each (a burst of 500 changes by default); on SQLite
+(``telegram-…``) and on PostgreSQL (``telegram-…-pg``).
 
 Reported per scenario:
 * runs failed — tasks of the workload that ended ``failed`` (none is scripted to fail);
@@ -58,6 +59,7 @@ from bench.common import (
     DATA_DIR,
     create_pg_database,
     drop_pg_database,
+    load_average,
     machine_facts,
     markdown_table,
     percentile,
@@ -76,14 +78,19 @@ from bench.fault_kit import (
     capture_logs,
     until_console_answers,
 )
+from taskops.bot.render import render
 from taskops.storage.db import migrate
-from taskops.storage.domain import EventKind, TaskStatus
+from taskops.storage.domain import EventKind, TaskDraft, TaskStatus
 from tests.faults import postgres_refusing, sqlite_locked
 
 SINGLE_HEAD = re.compile(r"^\S+ Task (started|resumed|failed|completed|paused)\b")
 DIGEST_HEAD = re.compile(r"^\S+ ([\d,]+) tasks? ")
 TAG = re.compile(r"<[^>]*>")
+#: the line a repeated message ends with, as the chat shows it
+AGAIN = "\n\n" + TAG.sub("", render("sent_again"))
 MARK = re.compile(r"^mark (\d+):(\d+)$")
+#: where ``notifications`` writes what each subscribed chat got (set per scenario)
+DUMP: Path | None = None
 QUICK = "A quick task.\n!say quick\n!end completed quick"
 TELEGRAM_FAULTS = {"429": {"kind": "429", "retry_after": 2}, "500": {"kind": "500"},
                    "drop-after-delivery": {"kind": "drop_after"},
@@ -108,6 +115,9 @@ class Result:
     error_lines_per_minute: float
     resumed: int
     fault_seconds: float
+    #: the slowest answers during the fault: (kind, seconds into the fault, latency, said
+    #: unavailable), for reading a miss
+    slowest: list[tuple[str, float, float, bool]]
 
 
 # --- databases ----------------------------------------------------------------------------
@@ -177,15 +187,28 @@ def telegram(kind: str, burst: int) -> Fault:
         server = system.server
         start = time.time()
         for method in ("sendMessage", "editMessageText"):
-            server.fail(method, count=8, **TELEGRAM_FAULTS[kind])  # type: ignore[arg-type]
-        workload = Workload(system)
+            for chat in (None, *SUBSCRIBED):  # any call, and the push side's own calls
+                server.fail(method, count=8, chat_id=chat,
+                            **TELEGRAM_FAULTS[kind])  # type: ignore[arg-type]
         for i in range(burst):
-            await workload.submit(QUICK, f"quick {i}")
+            await submit_surely(system, QUICK, f"quick {i}")
         # The fault lasts until every injected answer has been given (the fake's own queue).
-        while any(server._faults.values()):  # noqa: ASYNC110 (nothing to wait on but this)
+        while server.faults_pending():  # noqa: ASYNC110 (nothing to wait on but this)
             await asyncio.sleep(0.05)
         return start, time.time()
     return inject
+
+
+async def submit_surely(system: System, prompt: str, name: str) -> int:
+    """A task of the burst: submitted again until the store takes it (the burst is the
+    load of the scenario, not what it measures)."""
+    while True:
+        try:
+            task = await system.store.create_task(TaskDraft(name=name, prompt=prompt))
+        except Exception:
+            await asyncio.sleep(0.2)
+            continue
+        return task.id
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -250,18 +273,41 @@ async def notifications(system: System) -> tuple[int, int, int]:
                                                     kinds=[EventKind.STATUS_CHANGE])).total
     lost = repeated = most = 0
     for chat in SUBSCRIBED:
-        texts = [m.text or "" for m in system.server.messages(chat) if m.from_bot]
-        copies = Counter(t for t in texts if SINGLE_HEAD.match(t) or (
-            DIGEST_HEAD.match(t) and "in the last" in t.split("\n", 1)[0]))
+        # Copies are told by the text as sent (a digest is edited afterwards, but only the
+        # copy whose id the bot knows); a repeat is marked (bot/delivery.py) and is a copy
+        # all the same. What a group of copies delivered is what its most edited one shows.
+        groups: dict[str, list[str]] = {}
+        for m in system.server.messages(chat):
+            sent = (m.edits[0].text if m.edits else m.text) or ""
+            if m.from_bot and is_push(sent):
+                groups.setdefault(sent.removesuffix(AGAIN), []).append(
+                    (m.text or "").removesuffix(AGAIN))
         delivered = 0
-        for message, n in copies.items():
-            match = DIGEST_HEAD.match(message)
-            delivered += int(match.group(1).replace(",", "")) if match and not \
-                SINGLE_HEAD.match(message) else 1
-            repeated += n - 1
-            most = max(most, n)
+        for finals in groups.values():
+            delivered += max(covered(t) for t in finals)
+            repeated += len(finals) - 1
+            most = max(most, len(finals))
         lost += max(0, expected - delivered)
+        if DUMP is not None:
+            with DUMP.open("a", encoding="utf-8") as out:
+                out.write(f"== chat {chat}: {expected} changes, {delivered} told\n")
+                for m in system.server.messages(chat):
+                    if m.from_bot:
+                        sent = ((m.edits[0].text if m.edits else m.text) or "").split("\n")[0]
+                        out.write(f"#{m.message_id} edits {len(m.edits)} sent [{sent}] now "
+                                  f"[{(m.text or '').splitlines()[0] if m.text else ''}]\n")
     return lost, repeated, most
+
+
+def is_push(text: str) -> bool:
+    return bool(SINGLE_HEAD.match(text) or (
+        DIGEST_HEAD.match(text) and "in the last" in text.split("\n", 1)[0]))
+
+
+def covered(text: str) -> int:
+    """Status changes a notification (1) or a digest (its total) tells of."""
+    match = DIGEST_HEAD.match(text)
+    return int(match.group(1).replace(",", "")) if match and not SINGLE_HEAD.match(text) else 1
 
 
 async def all_task_ids(system: System) -> list[int]:
@@ -314,6 +360,9 @@ async def scenario(name: str, db: str, fault: Fault, log: LineLog,
         during = [a for a in workload.answers if start <= a.sent < end]
         answered = [a for a in during if a.latency is not None]
         runs, failed, lost, doubled, resumed = await marks(system, workload)
+        global DUMP
+        DUMP = DATA_DIR / f"faults-{name}-chats.txt"
+        DUMP.unlink(missing_ok=True)
         n_lost, repeated, most = await notifications(system)
         over = time.time()
         await system.close()
@@ -324,7 +373,9 @@ async def scenario(name: str, db: str, fault: Fault, log: LineLog,
                   len(answered), sum(a.unavailable for a in during),
                   [a.latency for a in answered if a.latency is not None], full, n_lost,
                   repeated, most, log.level_lines("ERROR", began, over) / ((over - began) / 60),
-                  resumed, end - start)
+                  resumed, end - start,
+                  sorted(((a.kind, a.sent - start, a.latency, a.unavailable) for a in answered
+                          if a.latency is not None), key=lambda x: -x[2])[:3])
 
 
 def row(r: Result) -> list[str]:
@@ -354,7 +405,8 @@ def scenarios(args: argparse.Namespace) -> list[tuple[str, str, Fault]]:
         ("pg-refusing-60s", "postgresql", pg_refusing(60)),
         ("pg-restart", "own-postgresql", pg_restart),
     ]
-    found += [(f"telegram-{kind}", "sqlite", telegram(kind, args.burst))
+    found += [(f"telegram-{kind}{suffix}", db, telegram(kind, args.burst))
+              for suffix, db in (("", "sqlite"), ("-pg", "postgresql"))
               for kind in TELEGRAM_FAULTS]
     return [s for s in found if not args.only or s[0] in args.only]
 
@@ -373,13 +425,17 @@ async def main(argv: list[str] | None = None) -> int:
     log = capture_logs()
     results = []
     for name, db, fault in scenarios(args):
-        print(f"{name} …", file=sys.stderr, flush=True)
+        print(f"{name} … (load average {load_average()})", file=sys.stderr, flush=True)
         results.append(await scenario(name, db, fault, log, args))
         print(markdown_table(HEADERS, [row(results[-1])]), file=sys.stderr, flush=True)
     print(markdown_table(HEADERS, [row(r) for r in results], right=[1, 7, 9, 10]))
     for r in results:
+        print(f"{r.name}: slowest answers in the fault " + ", ".join(
+            f"{kind} at +{at:.1f} s: {lat:.2f} s{' (unavailable)' if unavailable else ''}"
+            for kind, at, lat, unavailable in r.slowest))
         print(f"{r.name}: full service " + ", ".join(
             f"{k} {v:.1f} s" if v is not None else f"{k} —" for k, v in r.full_service.items()))
+    print(f"load average at the end: {load_average()}")
     return 0
 
 

@@ -8,6 +8,7 @@ from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import ApplicationBuilder, Defaults, TypeHandler
 
+from taskops import redaction
 from taskops.bot import refresh
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import Deps, deps_of
@@ -44,6 +45,7 @@ def file_base_url(base_url: str) -> str:
 def build_application(settings: Settings, store: TaskStore,
                       gate: FloodGate | None = None) -> AnyApp:
     gate = gate or FloodGate()
+    redaction.install(settings.secret_values())  # what the gate redacts from every request
     token = settings.telegram.token
     if not token:
         raise ValueError("no Telegram bot token configured")

@@ -7,19 +7,42 @@ fixed by trying again:
 - the chat blocked the bot, was deleted, or the bot was removed: ``ChatGone``;
 - a group became a supergroup: ``ChatMoved`` with the new id;
 - any other 400: ``Rejected`` (retrying the same request cannot succeed);
-- a transient failure a bounded policy gave up on: the Telegram error itself.
+- a transient failure a bounded policy gave up on: the Telegram error itself;
+- a new message that Telegram may or may not have delivered twice over: ``Unconfirmed``.
+
+At most one repeat per message. A send that timed out, lost its connection or got a 5xx
+may have arrived anyway, and the Bot API cannot be asked whether it did. So the gate does
+not repeat it blindly (bot/flood.py raises ``Unconfirmed``); ``send`` tells its caller
+first (``on_unconfirmed``: the notifier records it with its delivery state, so a restart
+also knows the next send is the repeat), waits until Telegram answers that chat again (a
+request it refuses without sending anything: a text it cannot parse), then sends it once
+more with a line saying it may repeat an earlier one. If that one is unconfirmed too, it is
+not sent a third time: the caller gets ``Unconfirmed`` and counts the message as sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, ChatMigrated, Forbidden
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
-from taskops.bot.flood import PUSH, FloodGate, SendPolicy
+from taskops.bot.flood import (
+    PROBE,
+    PROBE_TEXT,
+    PUSH,
+    FloodGate,
+    SendPolicy,
+    Unconfirmed,
+    sent_again,
+)
 from taskops.bot.ui import unless_not_modified
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -45,6 +68,13 @@ class Rejected(Exception):
     """Telegram refused the request itself (a 400 that a retry cannot fix)."""
 
 
+__all__ = ["ChatGone", "ChatMoved", "Rejected", "Telegram", "Unconfirmed", "sent_again"]
+
+#: waiting for Telegram to answer a chat again before the one repeat
+PROBE_FIRST_SECONDS = 0.5
+PROBE_MAX_SECONDS = 4.0
+
+
 class Telegram:
     """The bot as the push side and the auto-refresh use it: every call classified."""
 
@@ -64,10 +94,49 @@ class Telegram:
             raise Rejected(exc.message) from exc
 
     async def send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None,
-                   policy: SendPolicy = PUSH) -> Message:
+                   policy: SendPolicy = PUSH, *, sent_before: bool = False,
+                   on_unconfirmed: Callable[[], Awaitable[None]] | None = None) -> Message:
+        """Send a message, repeating it at most once if Telegram did not confirm it.
+
+        ``sent_before``: an earlier attempt (before a restart) was unconfirmed, so this one
+        is already the repeat. ``on_unconfirmed`` is awaited before the repeat is sent.
+        Raises ``Unconfirmed`` when the repeat is unconfirmed too (the message may have
+        arrived once or twice, or not at all; it is not sent again)."""
+        if not sent_before:
+            try:
+                return await self._send(chat_id, text, keyboard, policy)
+            except Unconfirmed as exc:
+                log.warning("message to chat %s may have arrived (%s); sending it once more "
+                            "when Telegram answers again", chat_id, exc.cause.message)
+                if on_unconfirmed is not None:
+                    await on_unconfirmed()
+        await self.answering(chat_id)
+        return await self._send(chat_id, sent_again(text), keyboard, policy)
+
+    async def _send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None,
+                    policy: SendPolicy) -> Message:
         message: Message = await self._classified(chat_id, self.bot.send_message(
             chat_id, text, reply_markup=keyboard, rate_limit_args=policy))
         return message
+
+    async def answering(self, chat_id: int) -> None:
+        """Wait until Telegram answers a send to ``chat_id`` again: a text it cannot parse,
+        which it refuses (400) without sending anything, is asked with backoff until it is
+        refused (the first time after a pause: the failure just happened)."""
+        delay = PROBE_FIRST_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, PROBE_MAX_SECONDS)
+            try:
+                await self._classified(chat_id, self.bot.send_message(
+                    chat_id, PROBE_TEXT, parse_mode=ParseMode.HTML, rate_limit_args=PROBE))
+            except Rejected:
+                return
+            except TelegramError as exc:
+                log.info("chat %s: Telegram not answering yet (%s); asking again in %.1fs",
+                         chat_id, exc.message, delay)
+            else:  # Telegram sent it after all: it answers, whatever it took that for
+                return
 
     async def edit(self, chat_id: int, message_id: int, text: str,
                    keyboard: InlineKeyboardMarkup | None, policy: SendPolicy = PUSH) -> bool:

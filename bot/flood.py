@@ -19,6 +19,15 @@ says how many: interactive requests retry a 429 a few times and fail fast otherw
 push side retries until delivered. What cannot succeed (400, 403, a moved chat) is raised
 at once for the caller to classify (bot/delivery.py).
 
+A request that makes a new message (``CREATES``) is not repeated blindly after a failure
+that Telegram may have performed anyway (a timeout, a dropped connection, a 5xx): each
+repeat could be one more copy in the chat. Unless its policy allows that, the gate raises
+``Unconfirmed`` and the caller decides (bot/delivery.py repeats a push message once,
+marked as such). A person's reply (``repeat_marked``) is repeated here, once: when
+Telegram answers that chat again (``PROBE_TEXT``, which it refuses without sending
+anything), with a line saying it may repeat an earlier one. A 429, a refused connection
+or a request never sent is not ambiguous and is retried as before.
+
 Send times are wall-clock seconds so a restarted process can be seeded with the last ones
 (``seed``) instead of starting with a full burst into a chat that just had one.
 """
@@ -35,8 +44,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from telegram import InputFile, TelegramObject
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
+
+from taskops import metrics, redaction
+from taskops.bot.render import render
+from taskops.bot.ui import MAX_TEXT, visible_length
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +60,18 @@ PACED_ENDPOINTS = frozenset({"sendMessage", "editMessageText", "editMessageReply
 #: chats not seen for this long are forgotten (their buckets are full again anyway)
 FORGET_SECONDS = 3600.0
 MAX_TRACKED = 1024
+#: requests that make a new message: a repeat after an unconfirmed attempt may be a copy
+CREATES = frozenset({"sendMessage", "sendDocument", "sendPhoto", "sendMediaGroup",
+                     "sendVideo", "sendAudio", "sendVoice", "sendAnimation", "sendSticker",
+                     "sendPoll", "sendLocation", "sendContact", "copyMessage",
+                     "copyMessages", "forwardMessage", "forwardMessages"})
+#: failures of the HTTP layer after which nothing reached Telegram (httpx's names)
+_NOT_SENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol",
+                       "ProxyError", "LocalProtocolError"})
 MIN_WAIT = 1e-6
+#: refused by Telegram's HTML parser ("Unsupported start tag"), so nothing is sent: a
+#: request that shows whether Telegram answers a chat again
+PROBE_TEXT = "<taskops-probe>"
 
 
 @dataclass(frozen=True)
@@ -77,14 +102,29 @@ class SendPolicy:
     transient_retries: int | None = 0
     backoff_first_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
+    #: a request that makes a message is retried after a failure Telegram may have
+    #: performed anyway (False: ``Unconfirmed`` is raised, the caller decides)
+    repeat_unconfirmed: bool = True
+    #: ... unless it has a text: then it is sent once more, marked, if Telegram answers a
+    #: probe after ``backoff_first_seconds`` (a person is waiting for it)
+    repeat_marked: bool = False
+    #: counted in the limits (False only for requests Telegram refuses without sending)
+    paced: bool = True
 
 
 #: a person is waiting: answers, console edits and replies, documents (the default)
-INTERACTIVE = SendPolicy()
+INTERACTIVE = SendPolicy(repeat_unconfirmed=False, repeat_marked=True,
+                         backoff_first_seconds=0.25)
 #: notifications, digests, stuck notices, task results: delivered, however long it takes
-PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None)
+#: (retried at least every 4 s: one request per chat, and service is back within seconds
+#: of Telegram's return; with 30 s, 35 s passed after a run of timeouts ended)
+PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None,
+                  repeat_unconfirmed=False, backoff_max_seconds=4.0)
 #: live views and refreshed lists: a few tries, since the next pass renders afresh anyway
-LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2)
+LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2, repeat_unconfirmed=False)
+#: asking whether Telegram answers a chat again, with a request it refuses without sending
+#: anything (bot/delivery.py): not paced, one try, a 429 waited out
+PROBE = SendPolicy(bulk=True, flood_retries=None, transient_retries=0, paced=False)
 
 
 class TokenBucket:
@@ -148,8 +188,75 @@ def is_transient(exc: TelegramError) -> bool:
         or type(exc) is TelegramError
 
 
+def may_have_arrived(exc: TelegramError) -> bool:
+    """A transient failure after which Telegram may have performed the request anyway: a
+    timeout or a dropped connection once it was sent, a 5xx. Not: a 429, a request that was
+    never sent (no connection, no free connection in the pool)."""
+    if isinstance(exc, RetryAfter) or not is_transient(exc):
+        return False
+    cause = exc.__cause__
+    return not (cause is not None and type(cause).__name__ in _NOT_SENT)
+
+
+class Unconfirmed(NetworkError):
+    """A request that makes a message failed in a way Telegram may have performed it anyway,
+    and its policy does not repeat it blindly."""
+
+    def __init__(self, endpoint: str, chat_id: int | str | None, cause: TelegramError) -> None:
+        super().__init__(f"{endpoint} to chat {chat_id} unconfirmed: {cause.message}")
+        self.endpoint, self.chat_id, self.cause = endpoint, chat_id, cause
+
+
+def sent_again(text: str) -> str:
+    """The repeat of a message that may have arrived: the same text, marked (unless the mark
+    would not fit: then the same text)."""
+    marked = f"{text}\n\n{render('sent_again')}"
+    return marked if visible_length(marked) <= MAX_TEXT else text
+
+
 def seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _redacted(value: Any, redactor: redaction.Redactor) -> Any:
+    """``value`` with every string in it redacted; the very object when nothing changed."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, InputFile):
+        content = value.input_file_content
+        if not isinstance(content, bytes):
+            return value
+        redacted = redactor.redact_bytes(content)
+        if redacted is content:
+            return value
+        copy = InputFile(redacted, filename=value.filename)
+        copy.attach_name = value.attach_name
+        return copy
+    if isinstance(value, TelegramObject):
+        plain = value.to_dict()
+        cleaned = _redacted(plain, redactor)
+        return value if cleaned == plain else cleaned
+    if isinstance(value, dict):
+        return {k: _redacted(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, redactor) for v in value]
+    return value
+
+
+#: parameters whose very purpose is to hand Telegram a configured secret (setWebhook's)
+_CARRY_SECRETS = frozenset({"secret_token"})
+
+
+def redact_request(data: dict[str, Any]) -> None:
+    """Every configured secret out of a request to Telegram (taskops.redaction): texts,
+    captions, button labels, documents. The gate sees every request but getUpdates."""
+    redactor = redaction.current()
+    for key, value in data.items():
+        if isinstance(value, int | float | bool) or value is None or key in _CARRY_SECRETS:
+            continue
+        cleaned = _redacted(value, redactor)
+        if cleaned is not value and cleaned != value:
+            data[key] = cleaned
 
 
 class FloodGate(BaseRateLimiter[SendPolicy]):
@@ -240,6 +347,18 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
             for bucket in self._buckets(chat_id):
                 bucket.replay(times)
 
+    async def _answers(self, callback: Callable[..., Coroutine[Any, Any, Any]],
+                       chat_id: int | str, kwargs: dict[str, Any]) -> bool:
+        """Does Telegram answer a send to this chat now? (It refuses ``PROBE_TEXT``.)"""
+        try:
+            await callback("sendMessage", {"chat_id": chat_id, "text": PROBE_TEXT,
+                                           "parse_mode": "HTML"}, **kwargs)
+        except BadRequest:
+            return True
+        except TelegramError:
+            return False
+        return True
+
     # --- PTB's hook -------------------------------------------------------------------------
 
     async def process_request(
@@ -252,19 +371,24 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         rate_limit_args: SendPolicy | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         policy = rate_limit_args or INTERACTIVE
+        redact_request(data)  # the request's own dict: what PTB then sends
         chat_id: int | str | None = data.get("chat_id")
         with contextlib.suppress(ValueError, TypeError):
             chat_id = int(chat_id)  # type: ignore[arg-type]
         floods = transients = 0
+        repeated = False
         delay = policy.backoff_first_seconds
         while True:
             if chat_id is not None:
                 await self._wait_held(chat_id)
-                if endpoint in PACED_ENDPOINTS:
+                if endpoint in PACED_ENDPOINTS and policy.paced:
                     await self._acquire(chat_id, policy.bulk)
             try:
-                return await callback(*args, **kwargs)
+                answer = await callback(*args, **kwargs)
             except RetryAfter as exc:
+                metrics.telegram_request(endpoint, "429")
+                if policy is PUSH:
+                    metrics.notification("retried")
                 floods += 1
                 wait = seconds(exc.retry_after)
                 if chat_id is not None:
@@ -276,8 +400,25 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 if chat_id is None:
                     await self.sleep(wait)
             except TelegramError as exc:
+                metrics.telegram_request(endpoint, "error")
                 if not is_transient(exc):
                     raise
+                if policy is PUSH:
+                    metrics.notification("retried")
+                if endpoint in CREATES and not policy.repeat_unconfirmed \
+                        and may_have_arrived(exc):
+                    if repeated or not policy.repeat_marked or chat_id is None \
+                            or not isinstance(data.get("text"), str):
+                        raise Unconfirmed(endpoint, chat_id, exc) from exc
+                    repeated = True
+                    await self.sleep(policy.backoff_first_seconds)
+                    if not await self._answers(callback, chat_id, kwargs):
+                        raise Unconfirmed(endpoint, chat_id, exc) from exc
+                    log.warning("%s to chat %s may have arrived (%s); sent once more, marked",
+                                endpoint, chat_id, exc)
+                    data = {**data, "text": sent_again(data["text"])}
+                    args = (endpoint, data)
+                    continue
                 transients += 1
                 if policy.transient_retries is not None and transients > policy.transient_retries:
                     raise
@@ -285,3 +426,6 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                             exc, delay)
                 await self.sleep(delay)
                 delay = min(delay * 2, policy.backoff_max_seconds)
+            else:
+                metrics.telegram_request(endpoint, "ok")
+                return answer

@@ -22,7 +22,10 @@ from taskops.bot.outage import update_scope
 class PerChatUpdateProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int = 64) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
+        #: one lock per chat with an update in flight, with how many updates hold or wait
+        #: for it: dropped when the last one is done, so the map is bounded by the chats
+        #: with updates in flight (anyone can message the bot: the gate runs later)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
@@ -30,9 +33,19 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             if chat is None:
                 await coroutine
                 return
-            # One small lock per chat ever seen: only admins' chats get this far (the gate).
-            async with self._locks.setdefault(chat.id, asyncio.Lock()):
-                await coroutine
+            lock, users = self._locks.get(chat.id, (None, 0))
+            if lock is None:
+                lock = asyncio.Lock()
+            self._locks[chat.id] = (lock, users + 1)
+            try:
+                async with lock:
+                    await coroutine
+            finally:
+                _, users = self._locks[chat.id]
+                if users <= 1:
+                    del self._locks[chat.id]
+                else:
+                    self._locks[chat.id] = (lock, users - 1)
 
     async def initialize(self) -> None:
         pass

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
+from taskops import metrics
 from taskops.config import Settings
 from taskops.cron import cron_latest, cron_next
 from taskops.storage.domain import ProviderChoice, StoreError, Task, TaskDraft, Trigger
@@ -187,9 +188,11 @@ class Triggers:
         while not stop.is_set():
             try:
                 if await self.lock.acquire():
+                    metrics.leading("triggers", True)
                     try:
                         await self._lead(stop)
                     finally:
+                        metrics.leading("triggers", False)
                         await self.lock.release()
                         self.leading.clear()
             except Exception:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +49,13 @@ async def move(conn: AsyncConnection, tz: ZoneInfo, row: Any, old: str, new: str
                provider=row.provider or "", model=row.model or "",
                used_default=bool(row.used_default))
     await conn.execute(_MOVE[dialect], [dict(key, status=old, n=-1), dict(key, status=new, n=1)])
+
+
+async def by_status(conn: AsyncConnection) -> dict[str, int]:
+    """Tasks per status, summed from the kept counts (no scan of the tasks)."""
+    rows = await conn.execute(select(TaskCountRow.status, func.sum(TaskCountRow.n))
+                              .group_by(TaskCountRow.status))
+    return {status: int(n or 0) for status, n in rows}
 
 
 async def kept_for(conn: AsyncConnection) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
+from taskops import metrics
 from taskops.config import Settings
 from taskops.storage import rules
 from taskops.storage.faults import is_transient
@@ -84,14 +86,28 @@ def _report_to(engine: AsyncEngine, contact: Contact) -> AsyncEngine:
     """Every statement that succeeds is a contact; every transient failure marks the path
     as away (a failed pre-ping is not one: the pool just reconnects)."""
 
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _started(_conn: Any, _cursor: Any, _statement: Any, _parameters: Any,
+                 context: Any, _executemany: bool) -> None:
+        if metrics.enabled() and context is not None:
+            context.taskops_started = time.perf_counter()
+
     @event.listens_for(engine.sync_engine, "after_cursor_execute")
-    def _answered(*_args: Any) -> None:
+    def _answered(_conn: Any, _cursor: Any, _statement: Any, _parameters: Any,
+                  context: Any, _executemany: bool) -> None:
         contact.answered()
+        started = getattr(context, "taskops_started", None)
+        if started is not None:
+            metrics.store_statement(time.perf_counter() - started)
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _failed(context: ExceptionContext) -> None:
         error = context.sqlalchemy_exception or context.original_exception
-        if not context.is_pre_ping and is_transient(error):
+        if context.is_pre_ping:
+            return
+        transient = is_transient(error)
+        metrics.store_error(transient)
+        if transient:
             contact.failed(error)
 
     return engine

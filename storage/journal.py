@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskops import metrics
 from taskops.storage import rules
 from taskops.storage.db import Database
 from taskops.storage.domain import ACTIVE_STATUSES, EventKind, StoreError, TaskEvent
@@ -271,6 +272,9 @@ class Journal:
             except Exception as error:
                 if txid is None or not is_transient(error) or not await self._committed(txid):
                     raise
+        if metrics.enabled():
+            for entry in placed:
+                metrics.events_written(entry.kind.value)
         return results
 
     async def _lock_tasks(self, conn: AsyncConnection,

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from taskops import redaction
 from taskops.storage.domain import (
     EventKind,
     FinalMessage,
@@ -39,7 +40,7 @@ NOT_ACTIVITY = frozenset({EventKind.PROGRESS, EventKind.INJECTION})
 
 def sort_name(name: str) -> str:
     """The name sort's key: case-insensitive, the same on every engine."""
-    return name.casefold()[:NAME_MAX]
+    return redaction.redact(name).casefold()[:NAME_MAX]
 
 
 #: what PostgreSQL refuses (NUL in text and JSONB; a lone UTF-16 surrogate cannot even be
@@ -51,7 +52,10 @@ _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 def clean_text(text: str) -> str:
     """``text`` as every engine, screen and file can take it: NUL and lone surrogates
-    become U+FFFD; a surrogate pair held as two code points becomes its one character."""
+    become U+FFFD; a surrogate pair held as two code points becomes its one character;
+    and every configured secret redacted (taskops.redaction), so an agent's text, a tool's
+    result or a provider's error that echoes a key is never stored with it."""
+    text = redaction.redact(text)
     if _UNSAFE_TEXT.search(text) is None:
         return text
     text = text.replace("\x00", "\ufffd")

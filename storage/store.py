@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskops import metrics, redaction
 from taskops.config import Settings
 from taskops.storage import counts, facets, feed, listing, rules, transitions
 from taskops.storage.console import ConsoleStore
@@ -89,6 +90,8 @@ class TaskStore:
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
                    clock: Callable[[], datetime] = utcnow,
                    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> TaskStore:
+        # Text is redacted as it is stored (rules.clean_text): the config's secrets first.
+        redaction.install(settings.secret_values())
         if run_migrations:
             await migrate(settings.database.url)
         store = cls(create_engines(settings.database.url, echo=settings.database.echo,
@@ -203,6 +206,28 @@ class TaskStore:
     async def get_task(self, task_id: int) -> Task:
         async with self.db.read() as conn:
             return await transitions.get(conn, task_id)
+
+    # --- health and metrics (taskops.monitoring) --------------------------------------------
+
+    async def ping(self) -> None:
+        """One cheap read of a table (SQLite answers ``SELECT 1`` without its file): raises
+        when the database does not answer."""
+        async with self.db.read() as conn:
+            await conn.execute(select(literal(1)).select_from(TaskRow).limit(1))
+
+    async def status_counts(self) -> dict[TaskStatus, int]:
+        """Tasks per status, exact, from the counts the list keeps (no scan)."""
+        async with self.db.read() as conn:
+            found = await counts.by_status(conn)
+        return {status: found.get(status.value, 0) for status in TaskStatus}
+
+    async def feed_held_back_since(self) -> datetime | None:
+        async with self.db.read() as conn:
+            return await feed.held_back_since(conn)
+
+    async def first_change_after(self, cursor: str) -> datetime | None:
+        async with self.db.read() as conn:
+            return await feed.first_after(conn, cursor)
 
     async def find_task(self, task_id: int) -> Task | None:
         try:
@@ -358,11 +383,11 @@ class TaskStore:
         text = f"Killed by {by} from {where}"
         values = {"result_status": ResultStatus.FAILED.value, "summary": text,
                   "error": text, "killed_by": by}
-        async with self.db.write() as conn:
-            task = await transitions.transition(self.db, conn, task_id, [TaskStatus.RUNNING],
-                                                TaskStatus.FAILED, values, text,
-                                                kill_refused_message,
-                                                ending=(rules.runtime_failure(text), None))
+        with metrics.kill_timer():
+            async with self.db.write() as conn:
+                task = await transitions.transition(
+                    self.db, conn, task_id, [TaskStatus.RUNNING], TaskStatus.FAILED, values,
+                    text, kill_refused_message, ending=(rules.runtime_failure(text), None))
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED, killed=True))
         return task
 

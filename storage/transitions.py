@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from taskops import metrics
 from taskops.storage import counts, rules
 from taskops.storage.db import Database
 from taskops.storage.domain import (
@@ -97,6 +98,7 @@ def task_values(db: Database, draft: TaskDraft, now: datetime) -> dict[str, Any]
 async def insert_task(db: Database, conn: AsyncConnection, values: dict[str, Any]) -> Task:
     row = (await conn.execute(insert(TaskRow).values(**values).returning(TaskRow))).one()
     await counts.bump(conn, db.tz, row, row.status, +1)
+    metrics.status_changed(row.status)
     return row_to_task(row)
 
 
@@ -121,6 +123,7 @@ async def append_event(db: Database, conn: AsyncConnection, task_id: int, kind: 
     row = (await conn.execute(insert(TaskEventRow).values(
         task_id=task_id, seq=seq, at=now, kind=kind.value, payload=rules.clean(payload),
         txid=db.txid).returning(TaskEventRow))).one()
+    metrics.events_written(kind.value)
     return row_to_event(row)
 
 
@@ -156,6 +159,9 @@ async def insert_events(db: Database, conn: AsyncConnection,
     await conn.execute(insert(TaskEventRow).values(txid=db.txid), [
         dict(task_id=task_id, seq=seq, at=at, kind=kind.value, payload=rules.clean(payload))
         for task_id, seq, kind, payload in events])
+    if metrics.enabled():
+        for _, _, kind, _ in events:
+            metrics.events_written(kind.value)
 
 
 def _usage_columns(db: Database, model: str | None, usage: Usage) -> dict[str, Any]:
@@ -222,6 +228,7 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
         if row is None:
             continue  # lost a race (PostgreSQL); look again
         await counts.move(conn, db.tz, row, current.status.value, new.value)
+        metrics.status_changed(new.value)
         first = row.event_count - len(events) + 1
         await insert_events(db, conn, [(task_id, first + i, kind, payload)
                                        for i, (kind, payload) in enumerate(events)], now)

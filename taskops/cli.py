@@ -9,18 +9,25 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import TextIO
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
+from taskops import monitoring, redaction
 from taskops.bot.app import build_application, start_console, stop_console
 from taskops.bot.app_types import AnyApp
-from taskops.config import ConfigError, Settings, load_settings
-from taskops.logs import RedactFilter, setup_logging, telegram_logs_at_debug
+from taskops.bot.context import deps_of
+from taskops.bot.push.service import PushService
+from taskops.config import ConfigError, Settings, load_settings, raw_secret_values
+from taskops.logs import setup_logging, telegram_logs_at_debug
 from taskops.runtime.service import run_runtime
 from taskops.storage.db import current_revision, head_revision, migrate
 from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
+from taskops.storage.faults import describe, is_transient
 from taskops.storage.seed import seed_demo
 from taskops.storage.store import TaskStore
 
@@ -71,22 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _secrets(settings: Settings) -> list[str]:
-    secrets = []
-    if settings.telegram.token:
-        secrets.append(settings.telegram.token.get())
-    if settings.telegram.webhook_secret:
-        secrets.append(settings.telegram.webhook_secret.get())
-    password = make_url(settings.database.url).password
-    if password:
-        secrets.append(str(password))
-    for provider in settings.providers:
-        key = provider.api_key()
-        if key:
-            secrets.append(key.get())
-    return secrets
-
-
 def _is_sqlite(settings: Settings) -> bool:
     return make_url(settings.database.url).get_backend_name() == "sqlite"
 
@@ -103,7 +94,7 @@ async def _open_store(settings: Settings, *, migrate_sqlite: bool = True) -> Tas
 
 async def _cmd_migrate(settings: Settings) -> int:
     await migrate(settings.database.url)
-    print(f"migrated {settings.database.safe_url}")
+    say(f"migrated {settings.database.safe_url}")
     return 0
 
 
@@ -116,7 +107,7 @@ async def _cmd_seed(settings: Settings, tasks: int, seed: int) -> int:
             f"  {n} tasks", file=sys.stderr))
     finally:
         await store.close()
-    print(f"seeded {report.tasks} tasks and {report.events} events in {report.seconds:.1f}s")
+    say(f"seeded {report.tasks} tasks and {report.events} events in {report.seconds:.1f}s")
     return 0
 
 
@@ -135,7 +126,7 @@ async def _cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(f"taskops: {exc}") from None
     finally:
         await store.close()
-    print(task.id)
+    say(str(task.id))
     return 0
 
 
@@ -150,7 +141,8 @@ def _stop_on_signals() -> asyncio.Event:
 async def _cmd_worker(settings: Settings) -> int:
     store = await _open_store(settings)
     try:
-        await run_runtime(store, settings, _stop_on_signals())
+        async with monitoring.serving(store, settings):
+            await run_runtime(store, settings, _stop_on_signals())
     finally:
         await store.close()
     log.info("stopped")
@@ -196,6 +188,11 @@ async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
         await app.shutdown()
 
 
+def _push_lag(app: AnyApp) -> Callable[[], Awaitable[float]] | None:
+    service = deps_of(app).push
+    return service.notifier.lag_seconds if isinstance(service, PushService) else None
+
+
 async def _seed_demo(store: TaskStore) -> None:
     if (await store.list_tasks(page_size=1)).total == 0:
         report = await seed_demo(store, 500)
@@ -210,7 +207,8 @@ async def _cmd_run(settings: Settings, demo: bool) -> int:
     try:
         app = build_application(settings, store)
         stop = _stop_on_signals()
-        async with _console(app, settings):
+        async with _console(app, settings), monitoring.serving(
+                store, settings, push_lag=_push_lag(app)):
             if demo:  # only now: a console that failed to start leaves the store untouched
                 await _seed_demo(store)
             runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))
@@ -245,15 +243,46 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check_config(settings: Settings) -> int:
     """Print the effective settings; exit 0 when ``run`` can start, else say what it lacks."""
-    print(settings.describe())
+    say(settings.describe(), end="")
     missing = settings.missing_for_run()
     for line in missing:
-        print(f"taskops: {line}", file=sys.stderr)
+        say(f"taskops: {line}", sys.stderr)
     if missing:
-        print("taskops: the config is valid, but `taskops run` needs the above "
-              "(worker, migrate, submit and seed-demo do not)", file=sys.stderr)
+        say("taskops: the config is valid, but `taskops run` needs the above "
+            "(worker, migrate, submit and seed-demo do not)", sys.stderr)
         return EXIT_NOT_READY
     return 0
+
+
+def say(text: str, file: TextIO | None = None, end: str = "\n") -> None:
+    """Everything the command line prints goes out redacted (taskops.redaction)."""
+    print(redaction.redact(text), file=file or sys.stdout, end=end)
+
+
+def _failure_line(command: str, settings: Settings, error: Exception) -> str:
+    where = settings.database.safe_url
+    if is_transient(error):
+        return f"taskops: cannot reach the database at {where}: {describe(error)}"
+    if any(isinstance(e, DBAPIError | OSError) or type(e).__module__.startswith(
+            ("asyncpg", "sqlite3")) for e in _causes(error)):
+        return f"taskops: the database at {where} refused `{command}`: {describe(error)}"
+    return (f"taskops: {command} failed: {describe(error)} "
+            "(run it with --debug for the traceback)")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(out) < 20:
+        out.append(current)
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return out
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException,
+                  trace: TracebackType | None) -> None:
+    """An error nothing caught still goes through the log's redaction."""
+    log.critical("uncaught %s", kind.__name__, exc_info=(kind, error, trace))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -263,19 +292,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        # Secrets from whatever of the config could be read: a bad value is never echoed
+        # with one in it.
+        redaction.install(raw_secret_values(args.config, os.environ))
+        say(str(exc), sys.stderr)
         sys.exit(EXIT_USAGE)
+    redaction.install(settings.secret_values())
     if args.command == "check-config":
         sys.exit(_check_config(settings))
-    secrets = _secrets(settings)
-    setup_logging(secrets, logging.DEBUG if args.debug else logging.INFO)
+    setup_logging((), logging.DEBUG if args.debug else logging.INFO)
+    sys.excepthook = _log_uncaught
     try:
         code = asyncio.run(_dispatch(args, settings))
     except CliError as exc:
-        print(RedactFilter(secrets).redact(str(exc)), file=sys.stderr)
+        say(str(exc), sys.stderr)
         code = exc.code
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:  # one line for the operator; the traceback at DEBUG
+        log.debug("taskops %s failed", args.command, exc_info=True)
+        say(_failure_line(args.command, settings, exc), sys.stderr)
+        code = 1
     with contextlib.suppress(Exception):
         logging.shutdown()
     sys.exit(code)

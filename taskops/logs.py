@@ -16,31 +16,36 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from taskops import redaction
+
 
 class RedactFilter(logging.Filter):
-    """Replaces each secret (bot token, API keys, DB password) with ``***`` in records.
+    """Redacts every configured secret (taskops.redaction) from a record: its message,
+    its traceback and its stack, whichever logger wrote it (httpx logs every request URL,
+    and Bot API URLs contain the token).
 
-    httpx logs every request URL, and Bot API URLs contain the token.
+    ``secrets`` are added to the process's redactor, which the filter uses; so a secret
+    installed later (a store opened with another config) is redacted too.
     """
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.redactor = redaction.install(secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.redactor.redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         redacted = self.redact(message)
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
-        if redacted != message:
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        if redacted != message or record.args:
             record.msg, record.args = redacted, None
         return True
 
@@ -157,10 +162,29 @@ def setup_logging(secrets: Iterable[str] = (), level: int = logging.INFO) -> Non
     root = logging.getLogger()
     root.handlers[:] = [RepeatThrottle(handler)]
     root.setLevel(level)
+    # Warnings (a library's, with whatever they quote) go through the same redaction.
+    logging.captureWarnings(True)
     # One line per HTTP request is noise at INFO (and polling makes one every few seconds).
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.ExtBot", "alembic",
                   "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, LostConnectionAtWarning) for f in asyncio_log.filters):
+        asyncio_log.addFilter(LostConnectionAtWarning())
+
+
+class LostConnectionAtWarning(logging.Filter):
+    """A database connection cut under a driver's feet (the server restarted, the session
+    was terminated) can leave a future nobody awaits (asyncpg: "unexpected connection_lost()
+    call"); asyncio logs it as an ERROR. The store already saw the fault and retries, so
+    it is a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ConnectionError) and record.levelno >= logging.ERROR \
+                and str(record.msg).startswith("Future exception was never retrieved"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class _TelegramAtDebug(logging.Filter):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import io
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from taskops.logs import RedactFilter, RepeatThrottle
+from taskops.logs import LostConnectionAtWarning, RedactFilter, RepeatThrottle
 
 SECRET = "123456:very-secret-token"
 
@@ -129,3 +131,27 @@ def test_summaries_are_redacted_too(log: logging.Logger, out: io.StringIO,
     log.info("tick")
     assert SECRET not in out.getvalue()
     assert "[×2 in the last 61 s]" in out.getvalue()
+
+
+def test_a_lost_database_connection_left_in_a_future_is_a_warning(
+        out: io.StringIO) -> None:
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(handler)
+    asyncio_log.addFilter(LostConnectionAtWarning())
+
+    async def abandon(error: Exception) -> None:
+        asyncio.get_running_loop().create_future().set_exception(error)
+        gc.collect()  # the future is gone unretrieved: asyncio logs it now
+
+    try:
+        asyncio.run(abandon(ConnectionError("unexpected connection_lost() call")))
+        asyncio.run(abandon(ValueError("a bug")))
+    finally:
+        asyncio_log.removeHandler(handler)
+        asyncio_log.filters[:] = [f for f in asyncio_log.filters
+                                  if not isinstance(f, LostConnectionAtWarning)]
+    heads = [line for line in lines(out) if line.startswith(("WARNING", "ERROR"))]
+    assert heads[0].startswith("WARNING asyncio: Future exception was never retrieved")
+    assert heads[1].startswith("ERROR asyncio: Future exception was never retrieved")

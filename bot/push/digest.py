@@ -65,6 +65,9 @@ class DeliveryState:
     singles: list[float] = field(default_factory=list)
     #: wall-clock seconds of every message and edit sent (for pacing after a restart)
     sent: list[float] = field(default_factory=list)
+    #: the feed cursor just past a message Telegram did not confirm: it may have arrived,
+    #: so the next send of it is its one repeat (bot/delivery.py)
+    unconfirmed: str | None = None
 
     def recent_singles(self, now: float, window: float) -> int:
         self.singles = [t for t in self.singles if t > now - window]
@@ -77,7 +80,7 @@ class DeliveryState:
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest.to_json() if self.digest else None,
-                "singles": self.singles, "sent": self.sent}
+                "singles": self.singles, "sent": self.sent, "unconfirmed": self.unconfirmed}
 
     @classmethod
     def from_json(cls, body: dict[str, Any] | None) -> DeliveryState:
@@ -87,5 +90,7 @@ class DeliveryState:
             digest = Digest.from_json(body["digest"]) if body.get("digest") else None
         except (KeyError, TypeError, ValueError):
             digest = None
+        unconfirmed = body.get("unconfirmed")
         return cls(digest, [float(t) for t in body.get("singles", [])],
-                   [float(t) for t in body.get("sent", [])])
+                   [float(t) for t in body.get("sent", [])],
+                   str(unconfirmed) if unconfirmed else None)

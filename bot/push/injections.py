@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 
-from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.outage import Streak
 from taskops.bot.push import messages
 from taskops.bot.push.feed import Batch, FeedReader
@@ -171,5 +171,8 @@ class InjectionRelay:
         except Rejected as exc:
             log.error("%s refused by Telegram, skipped: %s", what, exc)
             return 0
+        except Unconfirmed as exc:  # may have arrived, even twice: not sent a third time
+            log.warning("%s to chat %s unconfirmed: %s", what, chat_id, exc)
+            return 1
         log.info("  → %s delivered to chat %s", what, chat_id)
         return 1

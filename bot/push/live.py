@@ -148,6 +148,12 @@ class LiveEditor:
         for task_id, since in list(self.pending.items()):
             if since <= settled:
                 del self.pending[task_id]  # its views were rendered in this pass
+        # Only each chat's latest view is live: what was kept for older ones goes (the
+        # marks are bounded by the chats with a live view, not by every view ever opened).
+        live = {view.key for view in latest.values()}
+        for kept in (self.marks, self.last_edit):
+            for key in [k for k in kept if k not in live]:
+                del kept[key]
         for key, record in follows.items():
             current = latest.get(record.chat_id)
             if current is None or current.key != key:

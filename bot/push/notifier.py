@@ -9,6 +9,11 @@ A worker reads a batch from its cursor and picks the status changes the chat wan
 Only after Telegram confirmed the message does the cursor move past what it covered, in
 the same transaction as the chat's delivery state. A crash between the two repeats that
 one message (or re-applies that one digest edit), nothing more.
+
+A message Telegram did not confirm (a timeout, a dropped connection, a 5xx: it may have
+arrived) is recorded in the delivery state before its one repeat (bot/delivery.py), so
+a restart in between sends that repeat, marked, instead of a further unmarked copy. If
+the repeat is unconfirmed too, the message counts as sent.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops import metrics
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.flood import PUSH
 from taskops.bot.outage import Streak
 from taskops.bot.push import alerts, messages
@@ -186,6 +192,31 @@ class ChatWorker:
         record = await self.store.console.get(digest.key)
         return record is not None and record.body.get(PUSH_MARK) == ViewKind.DIGEST
 
+    async def _send(self, cursor: str, text: str, keyboard: Any) -> int | None:
+        """Send one message covering the feed up to ``cursor``: its id, or None when
+        Telegram did not confirm it even once repeated (it counts as sent)."""
+        async def record() -> None:
+            # Before the repeat: a restart then knows the next send is that repeat.
+            self.state.unconfirmed = cursor
+            if self.cursor is not None:
+                await self.store.push.advance(self.chat_id, self.cursor,
+                                              delivery=self.state.to_json())
+        try:
+            message = await self.telegram.send(
+                self.chat_id, text, keyboard, sent_before=self.state.unconfirmed == cursor,
+                on_unconfirmed=record)
+        except Unconfirmed as exc:
+            log.warning("message to chat %s unconfirmed twice; not sent again: %s",
+                        self.chat_id, exc.cause.message)
+            self.state.unconfirmed = None
+            return None
+        except Rejected:
+            self.state.unconfirmed = None
+            raise
+        # (any other failure keeps the mark: the retry of this message is its repeat)
+        self.state.unconfirmed = None
+        return message.message_id
+
     async def _notice_text(self, change: Change, key: str) -> Rendered:
         task = change.task
         failed_call = None
@@ -213,17 +244,18 @@ class ChatWorker:
                           rendered.text, [], change.event.id, now, now, None, None, None, None)
             rendered = alerts.render_alert(draft, task, task.name, self.store.tz, now)
         message_id: int | None = None
+        cursor = await self.feed.after(batch, change.index)
         try:
-            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
-            message_id = message.message_id
+            message_id = await self._send(cursor, rendered.text, rendered.keyboard)
+            metrics.notification("sent")
         except Rejected as exc:
+            metrics.notification("dropped")
             log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
                       self.chat_id, exc)
         if kind is not None:
             new_alert = NewAlert(task.id, kind, key, message_id, group, draft.text,
                                  change.event.id)
         self.state.record_send(self.clock(), single=True)
-        cursor = await self.feed.after(batch, change.index)
         await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, message_id, body), alert=new_alert)
@@ -272,13 +304,16 @@ class ChatWorker:
         digest.add([c.item for c in changes], self.options.digest_listed)
         rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)
         try:
-            message = await self.telegram.send(self.chat_id, rendered.text, rendered.keyboard)
+            message_id = await self._send(cursor, rendered.text, rendered.keyboard)
         except Rejected as exc:
+            metrics.notification("dropped")
             log.error("digest to chat %s refused, skipped: %s", self.chat_id, exc)
             self.state.digest = None
         else:
-            digest.message_id = message.message_id
-            self.state.digest = digest
+            metrics.notification("sent")
+            # Unconfirmed: no message to extend; the next changes start a new digest.
+            digest.message_id = message_id or 0
+            self.state.digest = digest if message_id else None
         self.state.record_send(self.clock())
         await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
@@ -295,12 +330,14 @@ class ChatWorker:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
                                      rendered.keyboard)
         except Rejected as exc:
+            metrics.notification("dropped")
             # The digest message is gone (deleted by someone): these start a new one.
             log.info("digest in chat %s no longer editable (%s); starting a new one",
                      self.chat_id, exc)
             self.state.digest = None
             await self._new_digest(cursor, changes)
             return
+        metrics.notification("sent")
         digest.updated = self.clock()
         self.state.record_send(digest.updated)
         await self.store.push.advance(self.chat_id, cursor,
@@ -319,6 +356,21 @@ class Notifier:
         self.feed = FeedReader(store, options)
         self.workers: dict[int, tuple[ChatWorker, asyncio.Task[None]]] = {}
         self.resync = asyncio.Event()
+
+    async def lag_seconds(self) -> float:
+        """Age of the oldest change not yet delivered to a subscribed chat (0: none waits)
+        — for /healthz and ``taskops_push_lag_seconds``. A chat's position is its worker's,
+        which is ahead of the stored one between saves."""
+        stored = {s.chat_id: s.cursor for s in await self.store.push.subscriptions()}
+        now = self.store.clock()
+        lag = 0.0
+        for chat_id, cursor in stored.items():
+            entry = self.workers.get(chat_id)
+            position = entry[0].cursor if entry is not None and entry[0].cursor else cursor
+            at = await self.store.first_change_after(position)
+            if at is not None:
+                lag = max(lag, (now - at).total_seconds())
+        return lag
 
     def poke(self, subscriptions: bool = False) -> None:
         """The feed may have grown (or, with ``subscriptions``, the subscriptions changed)."""

@@ -21,7 +21,7 @@ import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
+from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.outage import Streak
 from taskops.bot.push import alerts, messages
 from taskops.bot.push.changes import view_body
@@ -148,6 +148,10 @@ class StuckWatch:
             log.warning("stuck notice of task#%d to chat %s not sent: %s", task.id, chat_id,
                         exc)
             return 0
+        except Unconfirmed as exc:  # may have arrived, even twice: not sent a third time
+            log.warning("stuck notice of task#%d to chat %s unconfirmed: %s", task.id,
+                        chat_id, exc)
+            return 1
         await self.store.console.update(ViewUpdate(key, message.message_id, body))
         await self.store.push.add_alert(chat_id, NewAlert(
             task.id, AlertKind.STUCK, key, message.message_id, None, base.text))

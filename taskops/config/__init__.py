@@ -10,13 +10,14 @@ Every bad value becomes a one-line :class:`ConfigError` that names the TOML key,
 """
 
 from taskops.config.checks import ConfigError, Secret
-from taskops.config.loading import find_config_path, load_settings
+from taskops.config.loading import find_config_path, load_settings, raw_secret_values
 from taskops.config.sections import (
     DEFAULT_PRICES,
     SCRIPTED_PROVIDER,
     CronjobSettings,
     DatabaseSettings,
     LoopMethod,
+    MonitoringSettings,
     NotificationSettings,
     Price,
     ProviderKind,
@@ -38,6 +39,7 @@ __all__ = [
     "CronjobSettings",
     "DatabaseSettings",
     "LoopMethod",
+    "MonitoringSettings",
     "NotificationSettings",
     "Price",
     "ProviderKind",
@@ -53,4 +55,5 @@ __all__ = [
     "UISettings",
     "find_config_path",
     "load_settings",
+    "raw_secret_values",
 ]

@@ -262,17 +262,21 @@ DRIVERS = {
 
 
 def database_url(value: object) -> str:
+    # A database URL may hold a password, spelled in ways no mask foresees (%-encoded, an
+    # '@' in it, the URL broken around it): its problems are told without echoing it.
     raw = string(value)
-    shown = show(mask_password(raw))
     try:
         url = make_url(raw)
     except (ArgumentError, ValueError):
-        raise Invalid(f"not a valid database URL: {shown}") from None
+        raise Invalid("not a valid database URL (not shown: it may hold a password); "
+                      "expected sqlite+aiosqlite:///FILE or "
+                      "postgresql+asyncpg://USER:PASSWORD@HOST/DB with the password "
+                      "%-encoded") from None
     driver = DRIVERS.get(url.drivername)
     if driver is None:
-        raise Invalid(f"unsupported database {url.drivername!r} in {shown}; "
+        raise Invalid(f"unsupported database {show(url.drivername)}; "
                       "use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
     if driver.startswith("sqlite") and (url.host or url.username or url.port):
-        raise Invalid(f"a sqlite URL takes no host: {shown}; use sqlite+aiosqlite:///relative.db "
+        raise Invalid("a sqlite URL takes no host; use sqlite+aiosqlite:///relative.db "
                       "or sqlite+aiosqlite:////absolute/path.db")
     return url.set(drivername=driver).render_as_string(hide_password=False)

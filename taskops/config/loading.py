@@ -16,6 +16,7 @@ from dataclasses import MISSING, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from taskops.config import checks
 from taskops.config.checks import Check, ConfigError, Invalid, fail, show
@@ -131,6 +132,23 @@ def _load_cronjobs(tables: object, providers: tuple[ProviderSettings, ...],
     return tuple(jobs)
 
 
+#: the Bot API server Telegram runs; any other base_url is a self-hosted one
+TELEGRAM_API_HOST = "api.telegram.org"
+
+
+def _check_webhook_url(telegram: dict[str, Any]) -> None:
+    """Telegram's own Bot API posts updates only to https URLs; a self-hosted Bot API server
+    (``telegram-bot-api --local``) may post to plain http on a private network."""
+    url = telegram.get("webhook_url")
+    if not url:
+        fail("[telegram] webhook_url", "required when mode is \"webhook\"")
+    base = urlsplit(telegram.get("base_url", "https://api.telegram.org/bot")).hostname or ""
+    if urlsplit(url).scheme != "https" and base.lower() == TELEGRAM_API_HOST:
+        fail("[telegram] webhook_url", "must be an https URL: Telegram's Bot API posts updates "
+             "only over https (plain http is allowed only with a self-hosted Bot API server "
+             "in [telegram] base_url)")
+
+
 def _from_document(doc: dict[str, Any], source: Path | None) -> Settings:
     for name, value in doc.items():
         if name not in (*SECTIONS, "providers", "prices", "cronjobs"):
@@ -139,8 +157,8 @@ def _from_document(doc: dict[str, Any], source: Path | None) -> Settings:
     sections = {name: _parse(cls, doc.get(name, {}), f"[{name}]")
                 for name, cls in SECTIONS.items()}
     telegram, tasks = sections["telegram"], sections["tasks"]
-    if telegram.get("mode") is TelegramMode.WEBHOOK and not telegram.get("webhook_url"):
-        fail("[telegram] webhook_url", "required when mode is \"webhook\"")
+    if telegram.get("mode") is TelegramMode.WEBHOOK:
+        _check_webhook_url(telegram)
     providers = _load_providers(doc.get("providers", {}))
     pair = ("default_provider", "default_model")
     if any(key in tasks for key in pair):  # naming one of the pair drops the other's default
@@ -210,3 +228,36 @@ def load_settings(cli_path: str | None = None, env: Mapping[str, str] | None = N
     path = find_config_path(cli_path, env)
     doc = _read(path) if path else {}
     return _apply_env(_from_document(doc, path), env)
+
+
+#: the password of a database URL however broken the rest is: between the first ':' after
+#: the user and the last '@' (a password may hold '@' and ':' when not %-encoded)
+_URL_PASSWORD = re.compile(r"^[^:]*:(?://)?[^:@/]*:(?P<password>.*)@[^@]*$", re.DOTALL)
+
+
+def raw_secret_values(cli_path: str | None = None,
+                      env: Mapping[str, str] | None = None) -> list[str]:
+    """The secrets a config holds, read without validating it: for redacting the error of
+    a config that does not load (``Settings.secret_values`` is for one that does)."""
+    env = os.environ if env is None else env
+    try:
+        path = find_config_path(cli_path, env)
+        doc = _read(path) if path else {}
+    except ConfigError:
+        doc = {}
+    def table(name: str) -> dict[str, Any]:
+        value = doc.get(name)
+        return value if isinstance(value, dict) else {}
+
+    telegram, database, providers = table("telegram"), table("database"), table("providers")
+    values = [telegram.get("token"), telegram.get("webhook_secret"),
+              env.get("TASKOPS_TELEGRAM_TOKEN", "").strip()]
+    for url in (database.get("url"), env.get("TASKOPS_DATABASE_URL", "")):
+        if isinstance(url, str) and (match := _URL_PASSWORD.match(url.strip())):
+            values.append(match.group("password"))
+    for table in providers.values():
+        name = table.get("api_key_env") if isinstance(table, dict) else None
+        values.append(env.get(name, "") if isinstance(name, str) else None)
+        if isinstance(name, str) and len(name) >= 20:  # the key itself pasted as the name
+            values.append(name)
+    return [v for v in values if isinstance(v, str) and v]

@@ -220,6 +220,14 @@ DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({
 
 SCRIPTED_PROVIDER = ProviderSettings("scripted", ProviderKind.SCRIPTED, models=("scripted",))
 
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """``GET /healthz`` and ``GET /metrics`` (taskops.monitoring); off unless a port is set."""
+
+    listen: str = _key(checks.text(255), "127.0.0.1")
+    port: int | None = _key(checks.integer(1, 65535), None)
+
+
 SECTIONS: dict[str, type] = {
     "telegram": TelegramSettings,
     "database": DatabaseSettings,
@@ -227,6 +235,7 @@ SECTIONS: dict[str, type] = {
     "tasks": TasksSettings,
     "runtime": RuntimeSettings,
     "notifications": NotificationSettings,
+    "monitoring": MonitoringSettings,
 }
 
 
@@ -238,6 +247,7 @@ class Settings:
     tasks: TasksSettings = field(default_factory=TasksSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     providers: tuple[ProviderSettings, ...] = (SCRIPTED_PROVIDER,)
     prices: Mapping[str, Price] = field(default_factory=lambda: DEFAULT_PRICES)
     cronjobs: tuple[CronjobSettings, ...] = ()
@@ -256,6 +266,19 @@ class Settings:
 
     def provider_models(self) -> list[tuple[str, str]]:
         return [(p.name, model) for p in self.providers for model in p.models]
+
+    def secret_values(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """Every configured secret, for the redaction helper (taskops.redaction): the bot
+        token, the webhook secret, the database password and each provider's API key."""
+        values = [s.get() for s in (self.telegram.token, self.telegram.webhook_secret) if s]
+        try:
+            password = make_url(self.database.url).password
+        except (ArgumentError, ValueError):
+            password = None
+        if password:
+            values.append(str(password))
+        values += [key.get() for p in self.providers if (key := p.api_key(env)) is not None]
+        return values
 
     def missing_for_run(self) -> list[str]:
         """What ``taskops run`` needs and these settings lack, one line each; [] when ready."""

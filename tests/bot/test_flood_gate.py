@@ -15,11 +15,20 @@ import random
 from collections.abc import Coroutine
 from typing import Any
 
+import httpx
 import pytest
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import ExtBot
 
-from taskops.bot.flood import INTERACTIVE, LIVE, PUSH, FloodGate, FloodLimits, SendPolicy
+from taskops.bot.flood import (
+    INTERACTIVE,
+    LIVE,
+    PUSH,
+    FloodGate,
+    FloodLimits,
+    SendPolicy,
+    Unconfirmed,
+)
 from tests.fakegram import FakeTelegram
 from tests.fakegram.flood import FloodControl
 from tests.fakegram.flood import FloodLimits as TelegramLimits
@@ -141,31 +150,43 @@ async def test_a_429_holds_that_chat_for_its_retry_after_and_no_other() -> None:
     assert server.times(2) == [0.5]
 
 
-@pytest.mark.parametrize(("policy", "failures", "calls", "delivered"), [
-    (INTERACTIVE, [RetryAfter(1)] * 3, 4, True),
-    (INTERACTIVE, [RetryAfter(1)] * 4, 4, False),
-    (INTERACTIVE, [NetworkError("Internal Server Error")], 1, False),
-    (PUSH, [RetryAfter(2)] * 6, 7, True),
-    (PUSH, [NetworkError("Bad Gateway")] * 5, 6, True),
-    (PUSH, [BadRequest("Bad Request: message text is empty")], 1, False),
-    (LIVE, [NetworkError("timed out")] * 3, 3, False),
+def not_sent() -> NetworkError:
+    """A request that never reached Telegram (no connection)."""
+    error = NetworkError("httpx.ConnectError: All connection attempts failed")
+    error.__cause__ = httpx.ConnectError("All connection attempts failed")
+    return error
+
+
+@pytest.mark.parametrize(("policy", "endpoint", "failures", "calls", "raised"), [
+    (INTERACTIVE, "sendMessage", [RetryAfter(1)] * 3, 4, None),
+    (INTERACTIVE, "sendMessage", [RetryAfter(1)] * 4, 4, RetryAfter),
+    (INTERACTIVE, "sendMessage", [NetworkError("Internal Server Error")], 1, NetworkError),
+    (PUSH, "sendMessage", [RetryAfter(2)] * 6, 7, None),
+    # a new message after a 5xx or a timeout may have arrived: not repeated blindly
+    (PUSH, "sendMessage", [NetworkError("Bad Gateway")] * 5, 1, Unconfirmed),
+    (PUSH, "sendMessage", [TimedOut()], 1, Unconfirmed),
+    (PUSH, "sendMessage", [not_sent()] * 5, 6, None),
+    (PUSH, "editMessageText", [NetworkError("Bad Gateway")] * 5, 6, None),
+    (PUSH, "sendMessage", [BadRequest("Bad Request: message text is empty")], 1, BadRequest),
+    (LIVE, "editMessageText", [NetworkError("timed out")] * 3, 3, NetworkError),
 ])
-async def test_retries_follow_the_request_policy(policy: SendPolicy, failures: list[Exception],
-                                                 calls: int, delivered: bool) -> None:
+async def test_retries_follow_the_request_policy(
+        policy: SendPolicy, endpoint: str, failures: list[Exception], calls: int,
+        raised: type[Exception] | None) -> None:
     time, gate, server = gate_and_server()
     server.script[5] = list(failures)
-    if delivered:
-        assert await time.run(server.request(gate, 5, policy)) == [{"ok": True}]
+    if raised is None:
+        assert await time.run(server.request(gate, 5, policy, endpoint)) == [{"ok": True}]
     else:
-        with pytest.raises(type(failures[0])):
-            await time.run(server.request(gate, 5, policy))
+        with pytest.raises(raised):
+            await time.run(server.request(gate, 5, policy, endpoint))
     assert len(server.times(5)) == calls
 
 
 async def test_transient_failures_back_off_doubling() -> None:
     time, gate, server = gate_and_server()
     server.script[5] = [NetworkError("Internal Server Error")] * 4
-    await time.run(server.request(gate, 5, PUSH))
+    await time.run(server.request(gate, 5, PUSH, "editMessageText"))
     times = server.times(5)
     assert [round(b - a, 3) for a, b in itertools.pairwise(times)] == [0.5, 1.0, 2.0, 4.0]
 

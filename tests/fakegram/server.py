@@ -61,8 +61,13 @@ _REAL_METHODS = frozenset(
 
 
 class _Fault:
-    def __init__(self, kind: str, count: int, retry_after: int, delay: float) -> None:
+    def __init__(self, kind: str, count: int, retry_after: int, delay: float,
+                 chat_id: int | None = None) -> None:
         self.kind, self.count, self.retry_after, self.delay = kind, count, retry_after, delay
+        self.chat_id = chat_id
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        return self.chat_id is None or str(params.get("chat_id")) == str(self.chat_id)
 
 
 class FakeTelegram(TestApiMixin):
@@ -158,7 +163,7 @@ class FakeTelegram(TestApiMixin):
         except ApiError as exc:
             return self._answer(name, {}, exc)
         decoded = params.decoded()
-        fault = self._take_fault(name)
+        fault = self._take_fault(name, decoded)
         if fault is not None:
             if fault.kind == "429":
                 retry = fault.retry_after
@@ -217,14 +222,14 @@ class FakeTelegram(TestApiMixin):
                 )
         return web.json_response(ApiError(404, "Not Found").payload(), status=404)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
         queue = self._faults.get(method.lower())
-        if not queue:
+        fault = next((f for f in queue or [] if f.matches(params)), None)
+        if queue is None or fault is None:
             return None
-        fault = queue[0]
         fault.count -= 1
         if fault.count <= 0:
-            queue.pop(0)
+            queue.remove(fault)
         return fault
 
     def fail(
@@ -234,19 +239,30 @@ class FakeTelegram(TestApiMixin):
         count: int = 1,
         retry_after: int = 1,
         delay: float = 2.0,
+        chat_id: int | None = None,
     ) -> None:
         """Inject a fault into the next ``count`` calls of ``method``.
 
         kinds: "429" (Too Many Requests with ``retry_after``), "500", "slow" (answer after
         ``delay`` seconds), "drop" (close the connection, nothing performed), "drop_after"
-        (perform the method, then close the connection without answering).
+        (perform the method, then close the connection without answering). With ``chat_id``
+        only calls to that chat are failed.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
         key = method.lower()
         if key not in self.api.methods:
             raise ValueError(f"unknown Bot API method {method!r}")
-        self._faults.setdefault(key, []).append(_Fault(kind, count, retry_after, delay))
+        self._faults.setdefault(key, []).append(
+            _Fault(kind, count, retry_after, delay, chat_id))
+
+    def faults_pending(self) -> int:
+        """How many injected faults are still to be given."""
+        return sum(f.count for queue in self._faults.values() for f in queue)
+
+    def clear_faults(self) -> None:
+        """Drop every injected fault not given yet."""
+        self._faults.clear()
 
     # --- commands ---------------------------------------------------------------------------
     def commands(self, scope: Any = "default", language_code: str = "") -> list[dict[str, str]]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from taskops.storage import transitions
 from taskops.storage.domain import EventKind, StoreError, TaskEvent
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_task
+from tests.postgres import admin_url
 
 
 async def read_until(store: TaskStore, cursor: str, count: int,
@@ -145,3 +148,33 @@ async def test_concurrent_writers_and_a_reader_lose_nothing(store: TaskStore,
     seen.extend(e.id for e in await read_until(store, cursor, len(expected) - len(seen)))
     assert sorted(seen) == expected, sorted(set(expected) ^ set(seen))
     assert len(seen) == len(set(seen))
+
+
+async def test_a_transaction_in_another_database_does_not_hold_the_feed_back(
+        store: TaskStore, clock: FakeClock, db_url: str) -> None:
+    """Ids are server-wide, but only this database's transactions can write an event here:
+    a long one elsewhere on the server (a batch job, another application) must not stall
+    the feed; one in this database still does."""
+    if store.engines.is_sqlite:
+        pytest.skip("PostgreSQL's transaction ids are shared by the server's databases")
+    task = await make_task(store, clock, name="job")
+    cursor = await store.feed_head()
+    elsewhere = await asyncpg.connect(admin_url(db_url))  # the server's "postgres" database
+    here = await asyncpg.connect(admin_url(db_url, make_url(db_url).database or ""))
+    try:
+        await elsewhere.execute("BEGIN")
+        await elsewhere.fetchval("SELECT pg_current_xact_id()")  # holds a transaction id
+        await store.append_event(task.id, EventKind.TEXT, {"text": "seen"})
+        events = await read_until(store, cursor, 1)
+        assert [e.payload["text"] for e in events] == ["seen"]
+        await here.execute("BEGIN")
+        await here.fetchval("SELECT pg_current_xact_id()")
+        head = await store.feed_head()
+        await store.append_event(task.id, EventKind.TEXT, {"text": "held"})
+        await asyncio.sleep(0.2)
+        assert (await store.read_changes(head)).events == []
+        await here.execute("ROLLBACK")
+        assert [e.payload["text"] for e in await read_until(store, head, 1)] == ["held"]
+    finally:
+        await elsewhere.close()
+        await here.close()
