@@ -19,6 +19,8 @@ from taskops.bot.handlers import (
     admin,
     alert_press,
     answer,
+    audit_log,
+    bulk,
     cronjobs,
     kill,
     prompts,
@@ -26,6 +28,7 @@ from taskops.bot.handlers import (
     subscriptions,
     task_detail,
     tasks_list,
+    views_saved,
 )
 from taskops.bot.outage import on_error
 from taskops.bot.press import register_last_resort
@@ -69,6 +72,9 @@ def build_application(settings: Settings, store: TaskStore,
     tasks_list.register(app)
     task_detail.register(app)
     kill.register(app)
+    bulk.register(app)
+    audit_log.register(app)
+    views_saved.register(app)
     restart.register(app)
     answer.register(app)
     cronjobs.register(app)

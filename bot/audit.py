@@ -38,9 +38,11 @@ def admin_name(user: User) -> str:
 
 
 async def audit(store: TaskStore, user: User, action: AuditAction, outcome: str, *,
-                task_id: int | None = None) -> None:
+                task_id: int | None = None, chat_id: int | None = None) -> None:
+    """Record an admin action: who, what, which task, from which chat, with what outcome."""
     name = admin_name(user)
     await store.console.audit(actor_id=user.id, actor_name=name, action=action.value,
-                              task_id=task_id, outcome=outcome)
+                              task_id=task_id, outcome=outcome, chat_id=chat_id)
     subject = f"task#{task_id} " if task_id is not None else ""
-    log.info("  %s%s by %s (%s): %s", subject, action.value, name, user.id, outcome)
+    log.info("  %s%s by %s (%s) in chat %s: %s", subject, action.value, name, user.id,
+             chat_id, outcome)

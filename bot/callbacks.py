@@ -43,6 +43,14 @@ class Action(StrEnum):
     NOTIFY_MUTE = "M"  # mute notifications; argument: 1, 8, inf or off
     NOTIFY_STOP = "U"  # unsubscribe the chat
     FOLLOW = "W"  # keep a task's detail message live; argument: task id
+    BULK_ASK = "B"  # preview a bulk action on the filtered list; argument: kill or restart
+    BULK_CONFIRM = "Y"  # do the previewed bulk action (on the previewed ids only)
+    BULK_CANCEL = "X"  # back to the list
+    VIEW_OPEN = "v"  # open a view; argument: b<built-in index> or s<saved id>
+    VIEW_SAVE = "V"  # 📌 save the list's filters and sort under a name (asked by reply)
+    VIEWS = "h"  # the views screen (all views; rename, delete)
+    VIEW_RENAME = "j"  # rename a saved view; argument: its id
+    VIEW_DELETE = "z"  # delete a saved view; argument: its id
     ALERT = "A"  # a button of an alert; argument: an AlertVerb (bot/push/alerts.py)
 
 

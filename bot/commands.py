@@ -3,6 +3,7 @@ way a command names a task (``/task 123``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from telegram import Update
@@ -36,12 +37,17 @@ def register(command: Command) -> None:
         COMMANDS.append(command)
 
 
+#: a task id as typed: ASCII digits only (``str.isdigit`` also takes "²", which ``int``
+#: refuses), at most 18 of them (ids are 64-bit)
+TASK_ID = re.compile(r"#?([0-9]{1,18})")
+
+
 def parse_task_id(args: list[str]) -> int | None:
     """``123`` or ``#123`` as the only argument."""
     if len(args) != 1:
         return None
-    text = args[0].lstrip("#")
-    return int(text) if text.isdigit() and 0 < int(text) < 2**62 else None
+    found = TASK_ID.fullmatch(args[0])
+    return int(found.group(1)) if found and 0 < int(found.group(1)) < 2**62 else None
 
 
 async def reply_error(update: Update, text: str) -> None:

@@ -24,6 +24,7 @@ from taskops.storage.store import TaskStore
 VALUE_LIMIT = 700
 TEXT_LIMIT = 1500
 PROMPT_LIMIT = 1200
+ERROR_LIMIT = 300
 #: events fetched per page attempt; a page holds as many as fit in one message
 FETCH = 40
 #: events read per query for the full log
@@ -86,7 +87,10 @@ def _header_context(task: Task, store: TaskStore, restarted_as: list[int],
                      now: datetime) -> dict[str, Any]:
     tz = store.tz
     return dict(
-        badge=fmt.STATUS_BADGE[task.status], name=fmt.truncate(task.name, 200),
+        id=task.id, badge=fmt.STATUS_BADGE[task.status], name=fmt.truncate(task.name, 200),
+        # Why it failed, at the top: the first thing an admin opening a failure wants.
+        error=(cut(task.error, ERROR_LIMIT) if task.status is TaskStatus.FAILED and task.error
+               else None),
         status=fmt.STATUS_LABEL[task.status],
         live=task.status is TaskStatus.RUNNING and task.started_at is not None,
         trigger=fmt.TRIGGER_LABEL[task.trigger], provider=fmt.provider_line(task, 120),

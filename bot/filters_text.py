@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
 
@@ -9,6 +10,12 @@ from taskops.bot.views import ListPart
 from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
 
 SORT_NAMES = {f.value: f for f in SortField}
+#: typed dates this far from the ends of the calendar: a day's bounds in any time zone
+#: (offsets stay under a day) are still dates Python and both engines can hold
+FIRST_DAY = date(1, 1, 2)
+LAST_DAY = date(9999, 12, 30)
+#: a page number as typed: ASCII digits (not "²"), short enough to be a page
+PAGE = re.compile(r"[0-9]{1,9}")
 
 
 class FilterSyntaxError(ValueError):
@@ -21,15 +28,20 @@ def _choices(values: list[str]) -> str:
 
 def _show(token: str) -> str:
     """A user's token quoted back, cut short: an error line stays one short line."""
+    token = " ".join(token.split())
     return token if len(token) <= 40 else token[:39] + "…"
 
 
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise FilterSyntaxError(f"'{_show(text)}' is not a date: use YYYY-MM-DD, "
                                 "e.g. 2026-11-20.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise FilterSyntaxError(f"{day.isoformat()} is out of range: use a day from "
+                                f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}.")
+    return day
 
 
 def parse_list_args(args: list[str]) -> ListPart:
@@ -74,8 +86,9 @@ def parse_list_args(args: list[str]) -> ListPart:
                                         f"{_choices(list(SORT_NAMES))}, with - for descending.")
             sort = Sort(SORT_NAMES[name], descending)
         elif key == "page":
-            if not value.isdigit() or int(value) < 1:
-                raise FilterSyntaxError(f"'{_show(value)}' is not a page number: use 1 or more.")
+            if not PAGE.fullmatch(value) or int(value) < 1:
+                raise FilterSyntaxError(f"'{_show(value)}' is not a page number: use 1 to "
+                                        "999,999,999.")
             page = int(value)
         else:
             raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, "

@@ -76,6 +76,26 @@ def cost(value: float | None) -> str:
     return "<$0.0001"
 
 
+def compact_number(value: int) -> str:
+    """A count in at most 5 characters: 950, 19.2k, 1.2M."""
+    if value < 1000:
+        return str(value)
+    if value < 999_950:
+        return f"{value / 1000:.1f}k".replace(".0k", "k")
+    return f"{value / 1_000_000:.1f}M".replace(".0M", "M")
+
+
+def row_time(at: datetime, tz: ZoneInfo, now: datetime) -> str:
+    """Created, as short as a list row needs: the time today, the day this year, else the
+    month (the detail shows it in full)."""
+    local, today = at.astimezone(tz), now.astimezone(tz)
+    if local.date() == today.date():
+        return local.strftime("%H:%M")
+    if local.year == today.year:
+        return local.strftime("%d %b").lstrip("0")
+    return local.strftime("%b %Y")
+
+
 def number(value: int) -> str:
     return f"{value:,}"
 

@@ -10,25 +10,38 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
+from taskops.bot.bulk_view import LABEL
 from taskops.bot.callbacks import Action
 from taskops.bot.filters_text import FilterSyntaxError, check_range
 from taskops.bot.render import render
-from taskops.bot.ui import MAX_TEXT, Rendered, button, visible_length
-from taskops.bot.views import FilterName, ListPart, MenuPart, ViewState
+from taskops.bot.saved_views import views_row
+from taskops.bot.ui import Rendered, button
+from taskops.bot.views import BulkAction, FilterName, ListPart, MenuPart, ViewState
+from taskops.storage.console import SavedView
 from taskops.storage.domain import (
     SORT_CYCLE,
     ProviderChoice,
     Sort,
+    SortField,
     Task,
     TaskPage,
     TaskStatus,
     Trigger,
 )
 
-#: (name width, provider width, show token split) — tried in order until the page fits
-DENSITY_LEVELS = ((48, 60, True), (32, 40, True), (24, 30, False), (14, 20, False))
-BUTTON_NAME_WIDTH = 24
+#: a phone shows about this many characters on a line (Telegram's default font, a 6" screen)
+PHONE_COLUMNS = 38
+#: numbered buttons per keyboard row (the grid that opens the rows; kill buttons likewise)
+GRID_WIDTH = 5
 MENU_PAGE_SIZE = 8
+#: a one-character trigger mark for the row's second line (the name is in the detail)
+TRIGGER_MARK = {
+    Trigger.USER: "👤",
+    Trigger.AGENT: "🤖",
+    Trigger.CRONJOB: "⏰",
+    Trigger.HEARTBEAT: "💓",
+    Trigger.CONSOLIDATION: "🗂",
+}
 
 
 def filter_label(state: ListPart, name: FilterName) -> str:
@@ -65,73 +78,83 @@ def header(state: ListPart) -> str:
     return " · ".join(parts)
 
 
-def _row(task: Task, tz: ZoneInfo, now: datetime, level: tuple[int, int, bool]) -> dict[str, str]:
-    name_width, provider_width, split = level
+def _row(number: int, task: Task, tz: ZoneInfo, now: datetime) -> dict[str, str]:
+    """One task in two phone lines: number, badge, #id and name; then trigger, duration,
+    tokens, cost and created (the provider and the token split are one tap away)."""
+    lead = f"{number}. "
+    name_width = max(12, PHONE_COLUMNS - len(lead) - 2 - len(f"#{task.id} "))
     return {
+        "number": str(number),
         "badge": fmt.STATUS_BADGE[task.status],
         "id": str(task.id),
         "name": fmt.truncate(task.name, name_width),
-        "trigger": fmt.TRIGGER_LABEL[task.trigger],
-        "provider": fmt.provider_line(task, provider_width),
+        "trigger": TRIGGER_MARK[task.trigger],
         "duration": fmt.duration(task.duration_seconds(now)),
-        "tokens": fmt.tokens(task) if split else f"{task.total_tokens:,} tok",
+        "tokens": fmt.compact_number(task.total_tokens),
         "cost": fmt.cost(task.cost_usd),
-        "created": fmt.short_time(task.created_at, tz, now),
+        "created": fmt.row_time(task.created_at, tz, now),
     }
 
 
-def list_keyboard(page: TaskPage, state: ListPart, view: str) -> InlineKeyboardMarkup:
-    rows: list[list[InlineKeyboardButton]] = []
-    for task in page.tasks:
-        label = f"{fmt.STATUS_BADGE[task.status]} #{task.id} " \
-                f"{fmt.truncate(task.name, BUTTON_NAME_WIDTH)}"
-        row = [button(label, Action.OPEN_TASK, view, task.id)]
-        if task.status is TaskStatus.RUNNING:
-            row.append(button("🛑 Kill", Action.KILL_ASK, view, task.id))
-        rows.append(row)
+def _grid(labels: list[tuple[str, str, int]], view: str) -> list[list[InlineKeyboardButton]]:
+    """(label, action, task id) buttons, ``GRID_WIDTH`` to a row."""
+    cells = [button(label, Action(action), view, task_id) for label, action, task_id in labels]
+    return [cells[i:i + GRID_WIDTH] for i in range(0, len(cells), GRID_WIDTH)]
+
+
+def list_keyboard(page: TaskPage, state: ListPart, view: str,
+                  saved: list[SavedView] | None = None) -> InlineKeyboardMarkup:
+    rows = _grid([(str(i), Action.OPEN_TASK, t.id) for i, t in enumerate(page.tasks, 1)], view)
+    rows += _grid([(f"🛑 {i}", Action.KILL_ASK, t.id) for i, t in enumerate(page.tasks, 1)
+                   if t.status is TaskStatus.RUNNING], view)
     if page.page_count > 1:
         nav = []
         if page.page > 1:
-            nav.append(button("◀ Prev", Action.PAGE, view, page.page - 1))
+            nav += [button("⏮", Action.PAGE, view, 1),
+                    button("◀", Action.PAGE, view, page.page - 1)]
         if page.page < page.page_count:
-            nav.append(button("Next ▶", Action.PAGE, view, page.page + 1))
+            nav += [button("▶", Action.PAGE, view, page.page + 1),
+                    button("⏭", Action.PAGE, view, LAST)]
         rows.append(nav)
     rows.append([button(f"Status: {filter_label(state, FilterName.STATUS)}", Action.MENU, view,
                          FilterName.STATUS.value),
                  button(f"Trigger: {filter_label(state, FilterName.TRIGGER)}", Action.MENU,
-                         view, FilterName.TRIGGER.value)])
-    rows.append([button(f"Provider: {fmt.truncate(filter_label(state, FilterName.PROVIDER), 28)}",
+                         view, FilterName.TRIGGER.value),
+                 button(f"Provider: {fmt.truncate(filter_label(state, FilterName.PROVIDER), 28)}",
                          Action.MENU, view, FilterName.PROVIDER.value)])
+    arrow = "▼" if state.sort.descending else "▲"
     rows.append([button(f"From: {filter_label(state, FilterName.FROM)}", Action.MENU, view,
                          FilterName.FROM.value),
                  button(f"To: {filter_label(state, FilterName.TO)}", Action.MENU, view,
-                         FilterName.TO.value)])
-    arrow = "▼" if state.sort.descending else "▲"
-    last = [button(f"↕ {fmt.SORT_LABEL[state.sort.field]}", Action.SORT, view, SortArg.FIELD),
-            button(arrow, Action.SORT, view, SortArg.DIRECTION),
-            button("🔄 Refresh", Action.REFRESH, view)]
-    rows.append(last)
+                         FilterName.TO.value),
+                 button(f"↕ {fmt.SORT_LABEL[state.sort.field]} {arrow}", Action.MENU, view,
+                         FilterName.SORT.value)])
+    acts = {TaskStatus.RUNNING: BulkAction.KILL, TaskStatus.FAILED: BulkAction.RESTART}
+    if state.filters.status in acts and page.total:
+        action = acts[state.filters.status]
+        rows.append([button(LABEL[action].format(n=f"{page.total:,}"), Action.BULK_ASK, view,
+                            action.value)])
+    last = [button("🔄 Refresh", Action.REFRESH, view)]
     if state.filters.any_set:
-        rows.append([button("✖ Clear filters", Action.CLEAR_FILTERS, view)])
+        last.append(button("✖ Clear filters", Action.CLEAR_FILTERS, view))
+    rows.append(last)
+    if saved is not None:
+        rows.append(views_row(saved, view))
     return InlineKeyboardMarkup(rows)
 
 
 def render_list(page: TaskPage, state: ListPart, view: str, tz: ZoneInfo,
-                now: datetime) -> Rendered:
-    keyboard = list_keyboard(page, state, view)
-    text = ""
-    for level in DENSITY_LEVELS:
-        text = render("task_list", header=header(state), filtered=state.filters.any_set,
-                      rows=[_row(t, tz, now, level) for t in page.tasks], total=f"{page.total:,}",
-                      page=page.page, page_count=page.page_count)
-        if visible_length(text) <= MAX_TEXT:
-            break
-    return Rendered(text, keyboard)
+                now: datetime, saved: list[SavedView] | None = None) -> Rendered:
+    text = render("task_list", header=header(state), filtered=state.filters.any_set,
+                  rows=[_row(i, t, tz, now) for i, t in enumerate(page.tasks, 1)],
+                  total=f"{page.total:,}", page=page.page, page_count=page.page_count)
+    return Rendered(text, list_keyboard(page, state, view, saved))
 
 
 # --- filter menus ---------------------------------------------------------------------
 
 MENU_TITLES = {
+    FilterName.SORT: "Sort by:",
     FilterName.STATUS: "Filter by status:",
     FilterName.TRIGGER: "Filter by trigger:",
     FilterName.PROVIDER: "Filter by provider / model:",
@@ -152,8 +175,12 @@ class ChoiceRefused(ValueError):
     """A menu option that cannot be applied; the message says why."""
 
 
+#: the argument of ⏭ (the last page, read from the end of the list: PageRequest.last())
+LAST = "last"
+
+
 class SortArg(StrEnum):
-    """What the two Sort buttons change."""
+    """What the Sort cycle buttons of messages sent before the sort menu change."""
 
     #: the next field of the cycle, descending
     FIELD = "field"
@@ -168,8 +195,16 @@ def next_sort(sort: Sort, what: str) -> Sort:
     return Sort(SORT_CYCLE[(i + 1) % len(SORT_CYCLE)], True)
 
 
+def sort_key(sort: Sort) -> str:
+    return f"{'-' if sort.descending else ''}{sort.field.value}"
+
+
 def menu_options(name: FilterName, providers: list[ProviderChoice]) -> list[tuple[str, str]]:
     """(label, option key) pairs of the open menu; the key is what a press applies."""
+    if name is FilterName.SORT:
+        # Every field in both directions: any sort is two taps from the list.
+        return [(f"{fmt.SORT_LABEL[f]} {arrow}", sort_key(Sort(f, desc)))
+                for f in SORT_CYCLE for desc, arrow in ((True, "▼"), (False, "▲"))]
     if name is FilterName.STATUS:
         return [("All", "")] + [(f"{fmt.STATUS_BADGE[s]} {fmt.STATUS_LABEL[s]}", s.value)
                                 for s in TaskStatus]
@@ -205,6 +240,9 @@ def choose(state: ViewState, index: int, now: datetime, tz: ZoneInfo) -> ViewSta
     if not 0 <= index < len(options):
         raise ChoiceRefused(OPTION_GONE)
     value = options[index][1]
+    if menu.name is FilterName.SORT:
+        field = SortField(value.lstrip("-"))
+        return state.with_list(sort=Sort(field, value.startswith("-")), page=1)
     if menu.name is FilterName.STATUS:
         return state.with_filters(status=TaskStatus(value) if value else None)
     if menu.name is FilterName.TRIGGER:
@@ -223,12 +261,13 @@ def choose(state: ViewState, index: int, now: datetime, tz: ZoneInfo) -> ViewSta
 def render_menu(state: ListPart, menu: MenuPart, view: str,
                 options: list[tuple[str, str]]) -> Rendered:
     rows: list[list[InlineKeyboardButton]] = []
-    start = (menu.page - 1) * MENU_PAGE_SIZE
-    shown = options[start:start + MENU_PAGE_SIZE]
+    size = len(options) if menu.name is FilterName.SORT else MENU_PAGE_SIZE
+    start = (menu.page - 1) * size
+    shown = options[start:start + size]
     for i in range(0, len(shown), 2):
         rows.append([button(fmt.truncate(label, 30), Action.CHOOSE, view, start + i + j)
                      for j, (label, _) in enumerate(shown[i:i + 2])])
-    pages = max(1, -(-len(options) // MENU_PAGE_SIZE))
+    pages = max(1, -(-len(options) // size))
     if pages > 1:
         nav = []
         if menu.page > 1:
@@ -240,6 +279,8 @@ def render_menu(state: ListPart, menu: MenuPart, view: str,
     if menu.name in DATE_PRESETS:
         rows.append([button("📅 Type a date", Action.PROMPT_DATE, view, menu.name.value)])
     rows.append([button("« Back", Action.BACK, view)])
+    current = (f"{fmt.SORT_LABEL[state.sort.field]} {'▼' if state.sort.descending else '▲'}"
+               if menu.name is FilterName.SORT else filter_label(state, menu.name))
     text = render("filter_menu", header=header(state), title=MENU_TITLES[menu.name],
-                  current=filter_label(state, menu.name))
+                  current=current)
     return Rendered(text, InlineKeyboardMarkup(rows))

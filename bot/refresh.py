@@ -60,7 +60,7 @@ async def refresh_lists(app: AnyApp) -> int:
         if (state is None or state.screen is not Screen.LIST or view.message_id is None
                 or not (state.shows_running or shows_newest(state))):
             continue
-        rendered, new_state = await render_state(d, state, view.key)
+        rendered, new_state = await render_state(d, state, view.key, chat_id=view.chat_id)
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:
             continue

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from msgspec.structs import replace
-from telegram import InlineKeyboardMarkup
+from telegram import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
 from taskops.bot.render import render
-from taskops.bot.ui import Rendered, button
+from taskops.bot.ui import MAX_TEXT, Rendered, button, cut, visible_length
 from taskops.bot.views import RestartDraft
 from taskops.config import Settings
 from taskops.storage.console import new_key
@@ -20,6 +21,11 @@ USE_DEFAULT = "Use task default"
 SCHEDULED_TRIGGERS = (Trigger.CRONJOB, Trigger.HEARTBEAT, Trigger.CONSOLIDATION)
 PROVIDER_MENU_SIZE = 12
 PROMPT_MAX = 32_000
+#: the prompt shown in full in the form's copyable block up to this many characters (a
+#: message holds 4,096; the rest of the form needs a few hundred)
+PROMPT_SHOWN = 3_000
+#: Telegram's limit for a copy button's text
+COPY_MAX = 256
 #: the provider menu's "« Back" (its other buttons carry an option index)
 BACK = "back"
 
@@ -73,9 +79,19 @@ def _validate(field: Field, text: str, cap: int) -> str | int:
             raise ValueError(f"The prompt is {len(text):,} characters; at most "
                              f"{PROMPT_MAX:,} are allowed.")
         return text
-    if not text.isdigit() or not 1 <= int(text) <= cap:
+    # ASCII digits only: "²" is a digit to str.isdigit, not to int().
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 1 <= int(text) <= cap:
         raise ValueError(f"Max duration must be a whole number of minutes from 1 to {cap}.")
     return int(text)
+
+
+def field_now(draft: RestartDraft, field: Field) -> str | None:
+    """A typed field's value now, shown copyable in the prompt asking for the new one (so a
+    change is copy, change, send); None when too long to fit the prompt message."""
+    value = {Field.NAME: draft.name, Field.PROMPT: draft.prompt,
+             Field.DURATION: str(draft.max_duration)}.get(field)
+    fits = value is not None and len(value.encode("utf-16-le")) // 2 <= PROMPT_SHOWN
+    return value if fits else None
 
 
 def edits(draft: RestartDraft) -> RestartEdits:
@@ -93,13 +109,21 @@ def provider_options(settings: Settings) -> list[str]:
 
 
 def render_form(task: Task, draft: RestartDraft, key: str) -> Rendered:
-    text = render(
-        "restart_form", task=task, badge=fmt.STATUS_BADGE[task.status],
-        original_name=fmt.truncate(task.name, 80), error=draft.error,
-        name=fmt.truncate(draft.name, 200), prompt=fmt.truncate(draft.prompt, 300),
-        provider=provider_label(draft.provider), max_duration=draft.max_duration,
-        notice=task.trigger.value if task.trigger in SCHEDULED_TRIGGERS else None)
+    text = ""
+    # The whole prompt when it fits (emoji count twice towards the 4,096), else cut saying so.
+    for shown in (PROMPT_SHOWN, PROMPT_SHOWN // 2, PROMPT_SHOWN // 4):
+        text = render(
+            "restart_form", task=task, badge=fmt.STATUS_BADGE[task.status],
+            original_name=fmt.truncate(task.name, 80), error=draft.error,
+            name=fmt.truncate(draft.name, 200), prompt=cut(draft.prompt, shown),
+            provider=provider_label(draft.provider), max_duration=draft.max_duration,
+            notice=task.trigger.value if task.trigger in SCHEDULED_TRIGGERS else None)
+        if visible_length(text) <= MAX_TEXT:
+            break
+    copy = ([[InlineKeyboardButton("📋 Copy prompt", copy_text=CopyTextButton(draft.prompt))]]
+            if len(draft.prompt) <= COPY_MAX else [])
     keyboard = InlineKeyboardMarkup([
+        *copy,
         [button("✏️ Name", Action.RESTART_FIELD, key, Field.NAME),
          button("✏️ Prompt", Action.RESTART_FIELD, key, Field.PROMPT)],
         [button("✏️ Provider / Model", Action.RESTART_FIELD, key, Field.PROVIDER),

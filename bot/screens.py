@@ -13,28 +13,34 @@ from msgspec.structs import replace
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
+from taskops.bot.bulk_view import SAMPLE, render_bulk_confirmation
 from taskops.bot.context import Deps, deps
 from taskops.bot.detail_view import render_detail, render_kill_confirmation
-from taskops.bot.list_view import menu_options, render_list, render_menu
+from taskops.bot.list_view import header, menu_options, render_list, render_menu
 from taskops.bot.press import ConsolePress, answer
 from taskops.bot.restart_view import render_form, render_provider_menu
+from taskops.bot.saved_views import render_views
 from taskops.bot.ui import Rendered, edit, edit_by_id, fingerprint
 from taskops.bot.views import FilterName, Screen, ViewKind, ViewState, encode
 from taskops.storage.console import ViewRecord
-from taskops.storage.domain import ProviderChoice, TaskStatus
+from taskops.storage.domain import PageRequest, ProviderChoice, TaskStatus
 
 
-async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, ViewState]:
-    """Render the state's screen; returns the state as rendered (with facts it learnt)."""
+async def render_state(d: Deps, state: ViewState, key: str,
+                       request: PageRequest | None = None, *,
+                       chat_id: int | None = None) -> tuple[Rendered, ViewState]:
+    """Render the state's screen; returns the state as rendered (with facts it learnt).
+    ``request`` reads the list's page another way than by its number (⏭: the last);
+    ``chat_id`` is the message's chat, whose saved views the list offers."""
     if state.task_id is not None:
         task = await d.store.find_task(state.task_id)
         if task is None:
-            return await render_state(d, state.back_to_list(), key)
+            return await render_state(d, state.back_to_list(), key, chat_id=chat_id)
         if state.screen is Screen.KILL:
             if task.status is TaskStatus.RUNNING:
                 return render_kill_confirmation(task, key), state
             # The task ended meanwhile: back to where the confirmation came from.
-            return await render_state(d, state.after_kill(), key)
+            return await render_state(d, state.after_kill(), key, chat_id=chat_id)
         if state.restart is not None and state.screen is Screen.RESTART:
             return render_form(task, state.restart, key), state
         if state.restart is not None and state.screen is Screen.RESTART_PROVIDER:
@@ -43,6 +49,14 @@ async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, V
         detail = await render_detail(d.store, task, state.detail, key)
         return detail.rendered, replace(state, screen=Screen.DETAIL, detail=detail.detail,
                                         shows_running=task.status is TaskStatus.RUNNING)
+    if state.screen is Screen.BULK and state.bulk is not None:
+        found = await d.store.tasks_by_ids(state.bulk.ids[:SAMPLE])
+        sample = [found[i] for i in state.bulk.ids[:SAMPLE] if i in found]
+        return render_bulk_confirmation(state.bulk, sample, d.settings.console.bulk_max,
+                                        key), state
+    if state.screen is Screen.VIEWS and chat_id is not None:
+        return render_views(await d.store.console.saved_views(chat_id), key, d.store.clock(),
+                            d.store.tz, header), state
     if state.screen is Screen.MENU and state.menu is not None:
         providers = []
         if state.menu.name is FilterName.PROVIDER:
@@ -55,10 +69,12 @@ async def render_state(d: Deps, state: ViewState, key: str) -> tuple[Rendered, V
         assert state.menu is not None
         return render_menu(state.list, state.menu, key,
                            menu_options(state.menu.name, providers)), state
-    page = await d.store.list_tasks(state.list.filters, state.list.sort, state.list.page)
+    page = await d.store.list_tasks(state.list.filters, state.list.sort,
+                                    request or state.list.page)
     state = replace(state.back_to_list(), list=replace(state.list, page=page.page),
                     shows_running=any(t.status is TaskStatus.RUNNING for t in page.tasks))
-    return render_list(page, state.list, key, d.store.tz, d.store.clock()), state
+    saved = await d.store.console.saved_views(chat_id) if chat_id is not None else None
+    return render_list(page, state.list, key, d.store.tz, d.store.clock(), saved), state
 
 
 async def without_unavailable_provider(d: Deps, state: ViewState) -> tuple[ViewState, bool]:
@@ -77,7 +93,7 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
     assert chat is not None
     assert update.effective_message is not None
     key = await d.store.console.create(ViewKind.LIST, chat.id, encode(state))
-    rendered, state = await render_state(d, state, key)
+    rendered, state = await render_state(d, state, key, chat_id=chat.id)
     message = await update.effective_message.reply_text(rendered.text,
                                                         reply_markup=rendered.keyboard)
     await d.store.console.save(key, encode(state), message_id=message.message_id)
@@ -86,7 +102,7 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
 async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: ViewState) -> None:
     """Render ``state`` into an existing console message (not from a press) and save it."""
     d = deps(context)
-    rendered, state = await render_state(d, state.used(), view.key)
+    rendered, state = await render_state(d, state.used(), view.key, chat_id=view.chat_id)
     await d.store.console.save(view.key, encode(state))
     d.rendered[view.key] = fingerprint(rendered)
     assert view.message_id is not None
@@ -94,10 +110,12 @@ async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: V
 
 
 async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, state: ViewState, *,
-                       toast: str | None = None, alert: bool = False) -> None:
+                       toast: str | None = None, alert: bool = False,
+                       request: PageRequest | None = None) -> None:
     """Render ``state`` into the pressed message, answer the press, save the state."""
     d = deps(context)
-    rendered, state = await render_state(d, state, press.key)
+    rendered, state = await render_state(d, state, press.key, request,
+                                         chat_id=press.view.chat_id)
     d.rendered[press.key] = fingerprint(rendered)
     # One chat's presses are handled one at a time (bot/updates.py), so saving alongside
     # the edit cannot let a quick next press read the old state.

@@ -66,6 +66,10 @@ class Screen(StrEnum):
     RESTART = "restart"
     #: the Edit & restart form's provider/model menu
     RESTART_PROVIDER = "restart_provider"
+    #: a bulk action's confirmation (count and a sample of names) over the list
+    BULK = "bulk"
+    #: the chat's views (built-in and saved), opened from the list or by /views
+    VIEWS = "views"
 
 
 #: screens drawn over a task's detail (its part stays, to return to)
@@ -73,11 +77,15 @@ TASK_SCREENS = (Screen.DETAIL, Screen.RESTART, Screen.RESTART_PROVIDER)
 
 
 class FilterName(StrEnum):
+    """A menu opened from the list: one per filter, and the sort menu."""
+
     STATUS = "status"
     TRIGGER = "trigger"
     PROVIDER = "provider"
     FROM = "from"
     TO = "to"
+    #: every sort field in both directions (not a filter, but opened and picked alike)
+    SORT = "sort"
 
 
 class ViewExpired(ValueError):
@@ -136,6 +144,26 @@ class RestartDraft(Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
+class BulkAction(StrEnum):
+    """What a bulk action does to every task of its preview."""
+
+    #: 🛑 Kill all N running here
+    KILL = "kill"
+    #: 🔁 Restart all N failed here
+    RESTART = "restart"
+
+
+class BulkPart(Struct, frozen=True, kw_only=True):
+    """A bulk action as previewed: exactly these tasks (the list may change before the
+    confirmation; only these are acted on), out of ``total`` matching when previewed."""
+
+    action: BulkAction
+    ids: tuple[int, ...]
+    total: int
+    #: one confirmation, one run: restarts are keyed by it (a double press makes no twins)
+    nonce: str
+
+
 class ViewState(Struct, frozen=True, kw_only=True):
     v: int = SCHEMA
     screen: Screen = Screen.LIST
@@ -144,6 +172,7 @@ class ViewState(Struct, frozen=True, kw_only=True):
     detail: DetailPart | None = None
     kill: KillPart | None = None
     restart: RestartDraft | None = None
+    bulk: BulkPart | None = None
     #: whether the last render showed a running task (auto-refresh keeps going while so)
     shows_running: bool = False
     #: sent by the push side as this kind and not pressed since
@@ -159,6 +188,8 @@ class ViewState(Struct, frozen=True, kw_only=True):
             raise ValueError(f"a {self.screen.value} screen needs its task")
         if self.screen in (Screen.RESTART, Screen.RESTART_PROVIDER) and self.restart is None:
             raise ValueError("a restart screen needs its draft")
+        if self.screen is Screen.BULK and self.bulk is None:
+            raise ValueError("a bulk screen needs its preview")
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -180,7 +211,7 @@ class ViewState(Struct, frozen=True, kw_only=True):
     def back_to_list(self) -> ViewState:
         """The list as it was left; whatever was opened from it is closed."""
         return replace(self, screen=Screen.LIST, menu=None, detail=None, kill=None,
-                       restart=None)
+                       restart=None, bulk=None)
 
     def with_list(self, **changes: Any) -> ViewState:
         """The list with new page or sort, shown."""
@@ -189,6 +220,12 @@ class ViewState(Struct, frozen=True, kw_only=True):
     def with_filters(self, **changes: Any) -> ViewState:
         """New filters always start again at page 1, back on the list."""
         return self.with_list(filters=dataclasses.replace(self.list.filters, **changes), page=1)
+
+    def ask_bulk(self, part: BulkPart) -> ViewState:
+        return replace(self.back_to_list(), screen=Screen.BULK, bulk=part)
+
+    def open_views(self) -> ViewState:
+        return replace(self.back_to_list(), screen=Screen.VIEWS)
 
     def open_menu(self, name: FilterName) -> ViewState:
         return replace(self.back_to_list(), screen=Screen.MENU, menu=MenuPart(name=name))
@@ -254,6 +291,8 @@ class Purpose(StrEnum):
     RESTART = "restart"
     #: the answer to a paused task's question
     ANSWER = "answer"
+    #: the name of a list view to save (field: None) or of a saved view to rename (its id)
+    VIEW_NAME = "view_name"
 
 
 class PromptState(Struct, frozen=True, kw_only=True):

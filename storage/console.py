@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage.db import Database
-from taskops.storage.models import AuditRow, ConsoleStateRow
+from taskops.storage.models import AuditRow, ConsoleStateRow, SavedViewRow
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 8
@@ -56,6 +56,19 @@ class AuditEntry:
     action: str
     task_id: int | None
     outcome: str
+    chat_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SavedView:
+    id: int
+    chat_id: int
+    name: str
+    body: dict[str, Any]
+
+
+class NameTaken(ValueError):
+    """A chat already has a saved view of that name."""
 
 
 def record(row: Any) -> ViewRecord:
@@ -214,14 +227,69 @@ class ConsoleStore:
     # --- the audit log ---------------------------------------------------------------------
 
     async def audit(self, *, actor_id: int, actor_name: str, action: str,
-                    task_id: int | None, outcome: str) -> None:
+                    task_id: int | None, outcome: str, chat_id: int | None = None) -> None:
         async with self.db.write() as conn:
             await conn.execute(insert(AuditRow).values(
                 at=self.db.clock(), actor_id=actor_id, actor_name=actor_name[:200],
-                action=action, task_id=task_id, outcome=outcome))
+                action=action, task_id=task_id, outcome=outcome, chat_id=chat_id))
 
-    async def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+    async def audit_log(self, limit: int = 100, *, actor_id: int | None = None,
+                        action: str | None = None) -> list[AuditEntry]:
+        """The most recent admin actions, newest first; of one admin and/or one action."""
+        where = []
+        if actor_id is not None:
+            where.append(AuditRow.actor_id == actor_id)
+        if action is not None:
+            where.append(AuditRow.action == action)
         async with self.db.read() as conn:
-            rows = await conn.execute(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+            rows = await conn.execute(select(AuditRow).where(*where)
+                                      .order_by(AuditRow.id.desc()).limit(limit))
             return [AuditEntry(r.id, r.at, r.actor_id, r.actor_name, r.action, r.task_id,
-                               r.outcome) for r in rows]
+                               r.outcome, r.chat_id) for r in rows]
+
+    async def audit_actors(self) -> dict[str, int]:
+        """Admins in the audit log by name (lowercase, and @username-less), to filter by."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(AuditRow.actor_name, AuditRow.actor_id).distinct())
+            return {r.actor_name.casefold(): r.actor_id for r in rows}
+
+    # --- saved views -----------------------------------------------------------------------
+
+    async def saved_views(self, chat_id: int) -> list[SavedView]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(SavedViewRow).where(
+                SavedViewRow.chat_id == chat_id).order_by(SavedViewRow.id))
+            return [SavedView(r.id, r.chat_id, r.name, dict(r.body)) for r in rows]
+
+    async def saved_view(self, chat_id: int, view_id: int) -> SavedView | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(SavedViewRow).where(
+                SavedViewRow.chat_id == chat_id, SavedViewRow.id == view_id))).first()
+        return SavedView(row.id, row.chat_id, row.name, dict(row.body)) if row else None
+
+    async def save_view(self, chat_id: int, name: str, body: dict[str, Any]) -> int:
+        """Save a view under ``name`` for the chat; ``NameTaken`` if the name is in use."""
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(insert(SavedViewRow).values(
+                    chat_id=chat_id, name=name, body=body, created_at=self.db.clock())
+                    .returning(SavedViewRow.id))
+                return int(result.scalar_one())
+        except IntegrityError:
+            raise NameTaken(name) from None
+
+    async def rename_view(self, chat_id: int, view_id: int, name: str) -> bool:
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(update(SavedViewRow).where(
+                    SavedViewRow.chat_id == chat_id, SavedViewRow.id == view_id)
+                    .values(name=name))
+                return bool(result.rowcount)
+        except IntegrityError:
+            raise NameTaken(name) from None
+
+    async def delete_view(self, chat_id: int, view_id: int) -> bool:
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(SavedViewRow).where(
+                SavedViewRow.chat_id == chat_id, SavedViewRow.id == view_id))
+            return bool(result.rowcount)

@@ -354,8 +354,28 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(32))
     task_id: Mapped[int | None] = mapped_column(BigInt)
     outcome: Mapped[str] = mapped_column(SafeText)
+    #: the chat the action came from (None for rows written before 0005)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
 
+    __table_args__ = (Index("ix_audit_log_actor", "actor_id", "id"),
+                      Index("ix_audit_log_action", "action", "id"))
+
+
+class SavedViewRow(Base):
+    """A list view (filters and sort) saved under a name for one chat; the body is JSON
+    owned by the bot."""
+
+    __tablename__ = "saved_views"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(SafeString(64))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONPayload)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("chat_id", "name", name="uq_saved_views_chat_name"),)
 
 
 __all__ = ["AlertRow", "AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
+           "SavedViewRow",
            "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow"]

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from taskops.config import Settings, load_settings
-from taskops.storage.domain import EventKind, ProviderChoice, Task, TaskDraft, Trigger
+from taskops.storage.domain import (
+    EventKind,
+    ProviderChoice,
+    ResultStatus,
+    Task,
+    TaskDraft,
+    TaskStatus,
+    Trigger,
+)
 from taskops.storage.store import TaskStore
 
 
@@ -89,3 +97,18 @@ async def make_task(store: TaskStore, clock: FakeClock, *, name: str = "task",
     if final is not None:
         return await store.finish_task(task.id, final)
     return await store.get_task(task.id)
+
+
+def sample_task(**changes: Any) -> Task:
+    """A finished task as the store returns it, without a store (for rendering and parsers)."""
+    at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    values: dict[str, Any] = dict(
+        id=7, name="nightly report", prompt="do it", status=TaskStatus.FAILED,
+        trigger=Trigger.USER, trigger_source_id=None, provider="openai", model="gpt-4o",
+        used_default=False, max_duration_minutes=60, parent_session=None,
+        restarted_from_id=None, created_at=at, started_at=at, finished_at=at,
+        prompt_tokens=10, completion_tokens=5, cost_usd=0.01, tool_call_count=0,
+        result_status=ResultStatus.FAILED, summary="boom", error="boom", killed_by=None,
+        last_event_at=at, event_count=3)
+    values.update(changes)
+    return Task(**values)

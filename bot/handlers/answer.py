@@ -33,7 +33,8 @@ async def _resume(update: Update, context: ContextTypes.DEFAULT_TYPE, task_id: i
         return False
     # An answer after the task's deadline fails it at once (max duration is wall-clock).
     outcome = "resumed" if task.status is TaskStatus.RUNNING else task.status.value
-    await audit(d.store, user, AuditAction.ANSWER, outcome, task_id=task_id)
+    await audit(d.store, user, AuditAction.ANSWER, outcome, task_id=task_id,
+                chat_id=message.chat_id)
     await message.reply_text(render("answered", task=task, name=fmt.truncate(task.name, 80)))
     return True
 

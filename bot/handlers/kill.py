@@ -54,7 +54,8 @@ async def on_kill_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         outcome, toast = f"refused: {exc}", str(exc)
     else:
         outcome, toast = "killed", KILLED
-    await audit(d.store, press.user, AuditAction.KILL, outcome, task_id=task.id)
+    await audit(d.store, press.user, AuditAction.KILL, outcome, task_id=task.id,
+                chat_id=press.view.chat_id)
     await finish_press(context, press, back, toast=toast, alert=toast != KILLED)
 
 

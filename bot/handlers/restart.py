@@ -19,6 +19,7 @@ from taskops.bot.restart_view import (
     FIELD_ASK,
     Field,
     edits,
+    field_now,
     new_draft,
     provider_options,
     with_typed,
@@ -65,7 +66,8 @@ async def on_restart_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         field = Field(cb.arg)
         cap = d.settings.tasks.max_duration_cap_minutes
         await ask(context, press.view.chat_id,
-                  render("field_prompt", ask=FIELD_ASK[field].format(cap=cap), task_id=task.id),
+                  render("field_prompt", ask=FIELD_ASK[field].format(cap=cap), task_id=task.id,
+                         current=field_now(draft, field)),
                   field.value, PromptState(purpose=Purpose.RESTART, view=press.key,
                                            field=field.value))
         await answer(press.query)
@@ -97,7 +99,7 @@ async def _save(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE,
                            toast=str(exc)[:200], alert=True)
         return
     await audit(d.store, press.user, AuditAction.RESTART, f"restarted as #{new.id}",
-                task_id=task_id)
+                task_id=task_id, chat_id=press.view.chat_id)
     await finish_press(context, press, state.open_task(new.id), toast=f"Restarted as #{new.id}.")
     # The alerts about the old run say so, and follow the new one.
     await alerts.restarted(d.store, d.telegram, task_id, new, admin_name(press.user))

@@ -54,7 +54,7 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     sub, created = await d.store.push.subscribe(chat.id, NotifySettings().to_json(),
                                               user.id)
     if created:
-        await audit(d.store, user, AuditAction.SUBSCRIBE, f"chat {chat.id}")
+        await audit(d.store, user, AuditAction.SUBSCRIBE, f"chat {chat.id}", chat_id=chat.id)
         _poke(d)
     await _show_settings(update, context, sub,
                          SubscriptionNote.SUBSCRIBED if created else SubscriptionNote.ALREADY)
@@ -79,7 +79,8 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     d = deps(context)
     removed = await d.store.push.unsubscribe(chat.id)
     if removed:
-        await audit(d.store, user, AuditAction.UNSUBSCRIBE, f"chat {chat.id}")
+        await audit(d.store, user, AuditAction.UNSUBSCRIBE, f"chat {chat.id}",
+                    chat_id=chat.id)
         _poke(d)
     await message.reply_text(render_status(SubscriptionNote.UNSUBSCRIBED if removed
                                            else SubscriptionNote.NONE))
@@ -112,11 +113,12 @@ async def on_settings_press(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             return
         await d.store.push.set_muted(chat_id, mute.until(d.store.clock()))
         await audit(d.store, press.user, AuditAction.MUTE,
-                    f"chat {chat_id}: {mute.name.lower()}")
+                    f"chat {chat_id}: {mute.name.lower()}", chat_id=chat_id)
         toast = "Notifications on." if mute is Mute.OFF else "Muted."
     elif callback.action is Action.NOTIFY_STOP:
         await d.store.push.unsubscribe(chat_id)
-        await audit(d.store, press.user, AuditAction.UNSUBSCRIBE, f"chat {chat_id}")
+        await audit(d.store, press.user, AuditAction.UNSUBSCRIBE, f"chat {chat_id}",
+                    chat_id=chat_id)
         await asyncio.gather(answer(query, "Unsubscribed."),
                              message.edit_text(render_status(SubscriptionNote.UNSUBSCRIBED)))
         return

@@ -11,12 +11,12 @@ from taskops.bot.commands import register as register_command
 from taskops.bot.context import deps
 from taskops.bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
 from taskops.bot.handlers.prompts import Reply, ask, register_prompt
-from taskops.bot.list_view import PROVIDER_DROPPED, ChoiceRefused, choose, next_sort
+from taskops.bot.list_view import LAST, PROVIDER_DROPPED, ChoiceRefused, choose, next_sort
 from taskops.bot.press import ConsolePress, answer, load_press, on_press, press_task
 from taskops.bot.render import render
 from taskops.bot.screens import finish_press, show_in, show_new, without_unavailable_provider
 from taskops.bot.views import FilterName, PromptState, Purpose, ViewState
-from taskops.storage.domain import ListFilters
+from taskops.storage.domain import ListFilters, PageRequest
 
 LIST_ACTIONS = (Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
                 Action.CHOOSE, Action.MENU_PAGE, Action.BACK, Action.PROMPT_DATE, Action.NOOP,
@@ -43,6 +43,9 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if cb.action is Action.PROMPT_DATE:
         await _ask_for_date(press, context)
+        return
+    if cb.action is Action.PAGE and cb.arg == LAST:
+        await finish_press(context, press, state.with_list(), request=PageRequest.last())
         return
     if cb.action is Action.PAGE:
         state = state.with_list(page=max(1, cb.int_arg))
@@ -72,7 +75,7 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         except ChoiceRefused as exc:
             await answer(press.query, str(exc), alert=True)
             return
-        if menu is not None and menu.name is not FilterName.PROVIDER:
+        if menu is not None and menu.name not in (FilterName.PROVIDER, FilterName.SORT):
             state, dropped = await without_unavailable_provider(d, state)
             if dropped:
                 await finish_press(context, press, state, toast=PROVIDER_DROPPED)

@@ -204,14 +204,15 @@ class LiveEditor:
     async def _render_and_edit(self, view: ViewRecord, state: ViewState,
                                mark: tuple[int, str], ended: bool, followed: bool) -> bool:
         d = deps_of(self.app)
-        rendered, new_state = await render_state(d, state, view.key)
+        rendered, new_state = await render_state(d, state, view.key, chat_id=view.chat_id)
         for _ in range(MAX_TAIL_PAGES):
             if not (_on_last_page(state) and _has_next_page(new_state)):
                 break
             # Following the tail: newer events filled a new timeline page.
             assert new_state.detail is not None
             rendered, new_state = await render_state(
-                d, new_state.with_detail(page=len(new_state.detail.page_starts)), view.key)
+                d, new_state.with_detail(page=len(new_state.detail.page_starts)), view.key,
+                chat_id=view.chat_id)
         self.marks[view.key] = mark
         shown = fingerprint(rendered)
         if d.rendered.get(view.key) == shown:

@@ -105,6 +105,12 @@ class UISettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    #: the most tasks one bulk action (🛑 Kill all / 🔁 Restart all) acts on
+    bulk_max: int = _key(checks.integer(1, 500), 50)
+
+
+@dataclass(frozen=True)
 class TasksSettings:
     default_provider: str | None = _key(checks.optional(checks.text(200)), "scripted")
     default_model: str | None = _key(checks.optional(checks.text(200)), "scripted")
@@ -232,6 +238,7 @@ SECTIONS: dict[str, type] = {
     "telegram": TelegramSettings,
     "database": DatabaseSettings,
     "ui": UISettings,
+    "console": ConsoleSettings,
     "tasks": TasksSettings,
     "runtime": RuntimeSettings,
     "notifications": NotificationSettings,
@@ -244,6 +251,7 @@ class Settings:
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     ui: UISettings = field(default_factory=UISettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     tasks: TasksSettings = field(default_factory=TasksSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)

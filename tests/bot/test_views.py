@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from taskops.bot.views import (
     PUSH_MARK,
     SCHEMA,
+    BulkAction,
+    BulkPart,
     DetailPart,
     FilterName,
     KillPart,
@@ -73,6 +75,10 @@ def states(draw: st.DrawFn) -> ViewState:
               if screen is Screen.KILL else None),
         restart=(draw(drafts) if screen in (Screen.RESTART, Screen.RESTART_PROVIDER)
                  else None),
+        bulk=(draw(st.builds(BulkPart, action=st.sampled_from(list(BulkAction)),
+                             ids=st.lists(task_ids, min_size=1, max_size=50).map(tuple),
+                             total=st.integers(1, 10**6), nonce=st.text(min_size=1, max_size=8)))
+              if screen is Screen.BULK else None),
         shows_running=draw(st.booleans()), pushed=draw(pushed))
 
 
@@ -116,10 +122,15 @@ def previous_body(*, status: str | None = None, trigger: str | None = None,
     return body
 
 
+#: the screens and menus the previous version had (bulk, views and the sort menu are newer)
+PREVIOUS_SCREENS = ["list", "menu", "detail", "kill", "restart", "restart_provider"]
+PREVIOUS_MENUS = ["status", "trigger", "provider", "from", "to"]
+
+
 @st.composite
 def previous_bodies(draw: st.DrawFn) -> dict[str, Any]:
     """Bodies the previous version wrote in its flows: each screen with what it set."""
-    screen = draw(st.sampled_from([s.value for s in Screen]))
+    screen = draw(st.sampled_from(PREVIOUS_SCREENS))
     task = draw(task_ids) if screen != "list" and screen != "menu" else draw(
         st.none() | task_ids)  # a list keeps the id of the task it was on
     provider = draw(providers)
@@ -131,8 +142,8 @@ def previous_bodies(draw: st.DrawFn) -> dict[str, Any]:
         date_from=day.isoformat() if day else None,
         sort=draw(st.sampled_from([f.value for f in SortField])), desc=draw(st.booleans()),
         page=draw(st.integers(1, 10**6)), screen=screen,
-        menu=(draw(st.sampled_from([f.value for f in FilterName])) if screen == "menu"
-              else draw(st.none() | st.sampled_from([f.value for f in FilterName]))),
+        menu=(draw(st.sampled_from(PREVIOUS_MENUS)) if screen == "menu"
+              else draw(st.none() | st.sampled_from(PREVIOUS_MENUS))),
         menu_page=draw(st.integers(1, 9)),
         menu_options=draw(st.lists(st.sampled_from(["", "default", "openai/gpt-4o"]),
                                    max_size=4)),

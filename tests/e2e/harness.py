@@ -108,4 +108,13 @@ def task_ids(message: Any) -> list[int]:
     """Task ids in the order the list message shows them."""
     import re
 
-    return [int(m) for m in re.findall(r"^\S+ #(\d+) ", message.text, flags=re.MULTILINE)]
+    return [int(m) for m in re.findall(r"^\d+\. \S+ #(\d+) ", message.text, flags=re.MULTILINE)]
+
+
+def row_number(message: Any, task_id: int) -> str:
+    """The number of a task's row on the list (the label of the button that opens it)."""
+    import re
+
+    found = re.search(rf"^(\d+)\. \S+ #{task_id} ", message.text, flags=re.MULTILINE)
+    assert found, f"#{task_id} is not on the list"
+    return found.group(1)

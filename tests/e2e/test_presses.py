@@ -84,7 +84,7 @@ async def test_a_list_saved_by_the_previous_version_keeps_working(console: Conso
         "menu_page": 1, "menu_options": [], "task_id": None, "back_to": "list",
         "shows_running": False, "detail_page": 1, "page_starts": [0], "show_thinking": False,
         "draft": None, "draft_error": None})
-    await press(console, message, "Next ▶")
+    await press(console, message, "▶")
     assert "Page 2 of 3" in message.text
     assert "sorted by Name ▲" in message.text
 
@@ -105,3 +105,15 @@ async def test_a_damaged_view_is_answered_as_expired(console: Console) -> None:
     answer = await press(console, message, "🔄 Refresh", expect_edit=False)
     assert answer.text == EXPIRED
     assert message.edits == []
+
+
+async def test_the_sort_cycle_button_of_an_older_message_still_sorts(console: Console) -> None:
+    for i in range(3):
+        await make_task(console.store, console.clock, name=f"t{i}", final="done")
+    message = await command(console, "/tasks")
+    key = message.buttons[0][0][1].split(":")[2]
+    query = await console.server.press(console.admin, message.chat, message.message_id,
+                                       f"1:s:{key}:field")
+    await console.server.wait_for(lambda: any(a.query_id == query
+                                              for a in console.server.callback_answers))
+    await console.server.wait_for(lambda: "sorted by Name ▼" in message.text)

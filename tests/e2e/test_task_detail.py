@@ -13,6 +13,7 @@ from tests.e2e.harness import (
     buttons,
     command,
     press,
+    row_number,
     running_console,
 )
 from tests.factories import make_task
@@ -54,7 +55,7 @@ async def test_every_event_kind_renders_and_pages_cover_each_event_once(
     task_id = await rich_task(console)
     task = await console.store.get_task(task_id)
     message = await command(console, f"/task {task_id}")
-    assert message.text.startswith(f"🟢 Rich {HOSTILE}"[:20])
+    assert message.text.startswith(f"🟢 #{task_id} Rich {HOSTILE}"[:20])
     assert "Do it <script>" in message.text  # the prompt, escaped and shown
     covered: list[int] = []
     while True:
@@ -99,9 +100,10 @@ async def test_back_restores_the_list_state(console: Console) -> None:
     for i in range(15):
         await make_task(console.store, console.clock, name=f"t{i}", final="done")
     message = await command(console, "/tasks sort:name")
-    await press(console, message, "Next ▶")
+    await press(console, message, "▶")
     list_text = message.text
-    await press(console, message, "🟢 #6 t5")
+    await press(console, message, row_number(message, 6))
+    assert message.text.startswith("🟢 #6 t5 · Completed")
     assert "Back to tasks" in " ".join(buttons(message))
     await press(console, message, "◀ Back to tasks")
     assert message.text == list_text
@@ -276,3 +278,39 @@ async def test_the_timeline_shows_where_a_run_was_resumed(console: Console) -> N
     assert resumed[0].startswith("↻ Resumed after a restart — cut off, not run again: deploy · ")
     assert sum("deploy" in line and "❗ Error" in line for line in lines) == 1  # once
     assert "interrupted by a restart" in message.text
+
+
+async def test_restart_shows_the_prompt_whole_and_copyable(console: Console) -> None:
+    prompt = ("Compile the Q3 report: pull the cost export, compare it with Q2 per service "
+              "& <list> the three biggest increases.\n!end failed nope")
+    original = await make_task(console.store, console.clock, name="Q3 report", prompt=prompt,
+                               final="STATUS: failed\nSUMMARY: cost export missing")
+    message = await command(console, f"/task {original.id}")
+    assert message.text.startswith(f"🔴 #{original.id} Q3 report · Failed\n❌ cost export "
+                                   "missing")
+    await press(console, message, "🔁 Edit & restart")
+    assert prompt in message.text
+    assert any(e["type"] == "pre" for e in message.entities)
+    copy = [b for row in message.reply_markup["inline_keyboard"] for b in row
+            if "copy_text" in b]
+    assert copy == [{"text": "📋 Copy prompt", "copy_text": {"text": prompt}}]
+    await press(console, message, "✏️ Prompt", expect_edit=False)
+    ask = console.server.last_bot_message(message.chat)
+    assert prompt in ask.text  # copy from the question itself, change a word, send
+    edits = len(message.edits)
+    await console.server.reply_to(console.admin, message.chat, ask.message_id,
+                                  prompt.replace("Q2", "Q1"))
+    await console.server.wait_for(lambda: len(message.edits) > edits)
+    await press(console, message, "Save & restart")
+    new = await console.store.get_task((await console.store.restarted_as(original.id))[0])
+    assert new.prompt == prompt.replace("Q2", "Q1")
+
+
+async def test_a_long_prompt_has_no_copy_button_but_shows_whole(console: Console) -> None:
+    prompt = "word " * 400 + "end"
+    original = await make_task(console.store, console.clock, prompt=prompt, final="done")
+    message = await command(console, f"/task {original.id}")
+    await press(console, message, "🔁 Edit & restart")
+    assert prompt.strip() in message.text
+    assert not any("copy_text" in b for row in message.reply_markup["inline_keyboard"]
+                   for b in row)

@@ -9,7 +9,15 @@ import pytest
 
 from taskops.bot.refresh import refresh_lists
 from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
-from tests.e2e.harness import Console, buttons, command, press, running_console, task_ids
+from tests.e2e.harness import (
+    Console,
+    buttons,
+    command,
+    press,
+    row_number,
+    running_console,
+    task_ids,
+)
 from tests.factories import make_task
 from tests.fakegram import FakeTelegram
 
@@ -47,23 +55,44 @@ async def test_list_blocks_and_paging_cover_every_task_once(console: Console) ->
     assert message.text.startswith("Tasks · All · sorted by Created ▼")
     assert "25 tasks · Page 1 of 3" in message.text
     assert "job 24 <&>" in message.text
-    assert "Default (scripted – scripted)" in message.text
     assert "⚪" in message.text
     assert "🟢" in message.text
+    # Each task once: its text row; its button is only the row's number.
+    assert buttons(message)[:10] == [str(n) for n in range(1, 11)]
+    assert all("job" not in label for label in buttons(message))
     seen = task_ids(message)
     assert len(seen) == 10
     for expected_page in (2, 3):
-        await press(console, message, "Next ▶")
+        await press(console, message, "▶")
         assert f"25 tasks · Page {expected_page} of 3" in message.text
         seen += task_ids(message)
-    assert "Next ▶" not in buttons(message)
+    assert "▶" not in buttons(message)
+    assert "⏭" not in buttons(message)
     assert sorted(seen) == list(range(1, 26))
     assert seen == sorted(seen, reverse=True)  # created descending
-    await press(console, message, "◀ Prev")
-    await press(console, message, "◀ Prev")
+    await press(console, message, "◀")
+    await press(console, message, "◀")
     assert "Page 1 of 3" in message.text
-    assert "◀ Prev" not in buttons(message)
+    assert "◀" not in buttons(message)
+    assert "⏮" not in buttons(message)
+    # The provider line (and the token split) are one tap away: the row's number.
+    await press(console, message, "1")
+    assert "Default (scripted – scripted)" in message.text
     assert console.server.violations == []
+
+
+async def test_first_and_last_page_in_one_tap(console: Console) -> None:
+    await seed(console)
+    message = await command(console, "/tasks")
+    await press(console, message, "⏭")
+    assert "25 tasks · Page 3 of 3" in message.text
+    last = await console.store.list_tasks(page=3)
+    assert task_ids(message) == [t.id for t in last.tasks]
+    await press(console, message, "◀")
+    assert "Page 2 of 3" in message.text
+    await press(console, message, "⏮")
+    assert "Page 1 of 3" in message.text
+    assert task_ids(message) == [t.id for t in (await console.store.list_tasks()).tasks]
 
 
 async def test_running_tasks_get_a_kill_button_and_counting_duration(console: Console) -> None:
@@ -71,8 +100,9 @@ async def test_running_tasks_get_a_kill_button_and_counting_duration(console: Co
     message = await command(console, "/tasks")
     running = [t for t in (await console.store.list_tasks()).tasks
                if t.status is TaskStatus.RUNNING]
-    kill_buttons = [b for b in buttons(message) if b == "🛑 Kill"]
-    assert len(kill_buttons) == len(running) == 2
+    kill_buttons = [b for b in buttons(message) if b.startswith("🛑 ")]
+    assert kill_buttons == [f"🛑 {row_number(message, t.id)}" for t in running]
+    assert len(running) == 2
 
 
 @pytest.mark.parametrize(("menu", "option", "expected"), [
@@ -190,16 +220,22 @@ async def test_bad_text_filters_get_one_clear_line(console: Console, args: str,
     assert message.buttons == []
 
 
-async def test_every_sort_both_ways(console: Console) -> None:
+async def test_every_sort_both_ways_in_two_taps(console: Console) -> None:
     await seed(console)
     message = await command(console, "/tasks")
-    for field in (SortField.NAME, SortField.DURATION, SortField.TOKENS, SortField.COST,
-                  SortField.CREATED):
-        await press(console, message, "↕")
+    labels = {SortField.CREATED: "Created", SortField.NAME: "Name",
+              SortField.DURATION: "Duration", SortField.TOKENS: "Tokens",
+              SortField.COST: "Est. cost"}
+    for field, label in labels.items():
         for descending in (True, False):
+            arrow = "▼" if descending else "▲"
+            await press(console, message, "↕")
+            assert message.text.splitlines()[-2] == "Sort by:"
+            await press(console, message, f"{label} {arrow}")
             expected = await console.store.list_tasks(sort=Sort(field, descending))
             assert task_ids(message) == [t.id for t in expected.tasks], (field, descending)
-            await press(console, message, "▼" if descending else "▲")
+            assert f"sorted by {label} {arrow}" in message.text.splitlines()[0]
+            assert f"↕ {label} {arrow}" in buttons(message)
 
 
 async def test_refresh_after_a_task_changes(console: Console) -> None:
@@ -225,11 +261,11 @@ async def test_auto_refresh_follows_running_tasks_and_pauses_in_detail(
     # No running task shown: nothing changes, nothing is edited...
     assert await refresh_lists(console.app) == 0
     # ...but the first page of the newest tasks shows a new one as it appears.
-    await make_task(console.store, console.clock, name="fresh")
+    fresh = await make_task(console.store, console.clock, name="fresh")
     assert await refresh_lists(console.app) == 1
     assert "fresh" in message.text
     # ...until the chat opens a task: then the list is paused.
-    await press(console, message, "⚪ #")
+    await press(console, message, row_number(message, fresh.id))  # a running task
     other = await make_task(console.store, console.clock, name="other")
     assert await refresh_lists(console.app) == 0
     assert "other" not in message.text
@@ -248,7 +284,7 @@ async def test_buttons_keep_working_after_a_restart(fakegram: FakeTelegram,
         message = await command(console, "/tasks sort:name")
     async with running_console(fakegram, tmp_path,
                                db_url=f"sqlite+aiosqlite:///{tmp_path / 'console.db'}") as again:
-        await press(again, message, "Next ▶")
+        await press(again, message, "▶")
         assert "Page 2 of 3" in message.text
         assert "sorted by Name ▲" in message.text
         answer = await press(again, message, "Status:", expect_edit=True)
@@ -260,7 +296,7 @@ async def test_a_forgotten_view_says_it_expired(console: Console) -> None:
     message = await command(console, "/tasks")
     key = message.buttons[0][0][1].split(":")[2]
     await console.store.console.delete(key)
-    answer = await press(console, message, "Next ▶", expect_edit=False)
+    answer = await press(console, message, "▶", expect_edit=False)
     assert answer.text == "This list has expired — send /tasks again."
     assert message.edits == []
 
@@ -268,13 +304,13 @@ async def test_a_forgotten_view_says_it_expired(console: Console) -> None:
 async def test_kill_from_the_list(console: Console) -> None:
     await seed(console, 4)
     message = await command(console, "/tasks")
-    await press(console, message, "🛑 Kill")
+    await press(console, message, "🛑 ")
     assert message.text.startswith("Kill running task?\nThis will immediately abort the task. "
                                    "Any work in progress will be lost.")
     assert buttons(message) == ["🛑 Kill", "Cancel"]
     await press(console, message, "Cancel")
     assert message.text.startswith("Tasks ·")
-    await press(console, message, "🛑 Kill")
+    await press(console, message, "🛑 ")
     answer = await press(console, message, "🛑 Kill")
     assert answer.text == "Task killed successfully."
     assert message.text.startswith("Tasks ·")
@@ -291,9 +327,9 @@ async def test_a_stranger_in_a_group_cannot_press_list_buttons(console: Console)
     group = console.server.add_group(-100900, "Ops", members=[console.admin, console.stranger])
     message = await command(console, "/tasks@taskops_bot", chat=group)
     text = message.text
-    await press(console, message, "Next ▶", user=console.stranger, expect_edit=False)
+    await press(console, message, "▶", user=console.stranger, expect_edit=False)
     kill_data = next(data for row in message.buttons for label, data in row
-                     if label == "🛑 Kill")
+                     if label.startswith("🛑 "))
     query = await console.server.press(console.stranger, group, message.message_id, kill_data)
     await console.server.wait_for(lambda: any(a.query_id == query
                                               for a in console.server.callback_answers))

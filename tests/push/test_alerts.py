@@ -110,7 +110,7 @@ async def test_ack_is_seen_by_everyone_and_screens_open_as_replies(console: Cons
     detail = await press_for_reply(console, alert, "🔎 Open")
     assert detail.reply_to is not None
     assert detail.reply_to.message_id == alert.message_id
-    assert detail.text.startswith("🔴 deploy · Failed")
+    assert detail.text.startswith("🔴 #1 deploy · Failed\n❌ boom")  # #id and error (issue 15)
     assert alert.text == before
     # Restart from the card: the form as a reply, Save — two taps to a new running task.
     form = await press_for_reply(console, alert, "🔁 Restart")

@@ -107,7 +107,10 @@ async def test_digest_lists_open_buttons_and_the_list_button(console: Console) -
     assert labels[-1] == "📋 Show in the list"
     opened = next(label for label in labels if label.startswith("🔴 #"))
     await press(console, digest, opened)
-    assert f"#{opened.split('#')[1]}" not in digest.text.splitlines()[0]
+    # The digest became the task's detail; its header carries the #id (issue 15).
+    header = digest.text.splitlines()[0]
+    assert header.startswith(f"{opened} burst ")
+    assert header.endswith(" · Failed")
     assert "◀ Back to tasks" in buttons(digest)
     await press(console, digest, "◀ Back to tasks")
     assert digest.text.startswith("Tasks ·")
