@@ -63,7 +63,7 @@ from bench.common import (
 )
 from bench.list_matrix import Combo, matrix, prepare, search_words
 from taskops.bot.list_view import render_list
-from taskops.bot.views import ListState
+from taskops.bot.views import ListPart
 from taskops.config import DatabaseSettings, Settings, UISettings
 from taskops.storage.db import migrate
 from taskops.storage.domain import PageRequest
@@ -160,7 +160,7 @@ async def one(store: TaskStore, combo: Combo, request: PageRequest, page_size: i
     start = time.perf_counter()
     page = await store.list_tasks(combo.filters, combo.sort, request, page_size)
     listed = time.perf_counter()
-    state = ListState(filters=combo.filters, sort=combo.sort, page=page.page)
+    state = ListPart(filters=combo.filters, sort=combo.sort, page=page.page)
     render_list(page, state, "abcdefgh", tz, NOW)
     done = time.perf_counter()
     return (Sample(combo, (listed - start) * 1000, (done - listed) * 1000),

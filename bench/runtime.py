@@ -1,7 +1,8 @@
 """The worker: kill → run stopped latency, and event throughput (DESIGN.md: kill ≤ 1 s).
 
-    python bench/runtime.py [--db sqlite|postgresql|both] [--kills 40] [--tasks 200]
-                            [--steps 10] [--poll 1.0 0.25]
+    python bench/runtime.py [--db sqlite|postgresql|both] [--only kill|throughput]
+                            [--kills 40] [--tasks 200] [--steps 10] [--poll 1.0 0.25]
+                            [--pg-fillfactor N] [--seed N]
 
 For each database (a fresh SQLite file under bench/data/, a fresh PostgreSQL database
 dropped at the end):
@@ -19,6 +20,13 @@ dropped at the end):
   no waits. Reported: events written per second (all events of those tasks, the
   store's own status/final/injection events included), wall time, and the CPU time of
   the benchmark process (worker + drivers; the PostgreSQL server's CPU is not in it).
+  ``--pg-fillfactor`` sets the tasks table's fillfactor on the fresh PostgreSQL database
+  first (room on each page for heap-only updates of the counters; a design tried, not
+  the schema's default).
+* The floor, in the same run: the same number of event rows (the same columns and
+  payload shapes) inserted with the raw driver — aiosqlite, asyncpg — and no SQLAlchemy,
+  no store, no worker: one row per transaction (what the runtime did before group
+  commit), and in transactions of ``--tasks`` rows (what group commit can at best do).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import asyncio
 import json
+import os
 import random
 import shlex
 import time
@@ -40,10 +49,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+import asyncpg
+from sqlalchemy import text
+
 from bench.common import (
     DATA_DIR,
     create_pg_database,
     drop_pg_database,
+    load_average,
     machine_facts,
     markdown_table,
     pg_facts,
@@ -174,7 +188,11 @@ class Throughput:
     cpu_seconds: float
 
 
-async def throughput(store: TaskStore, tasks: int, steps: int) -> Throughput:
+async def throughput(store: TaskStore, tasks: int, steps: int,
+                     fillfactor: int | None = None) -> Throughput:
+    if fillfactor and not store.db.is_sqlite:
+        async with store.db.engines.write.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE tasks SET (fillfactor = {int(fillfactor)})"))
     prompt = busy_prompt(steps)
     ids = [(await store.create_task(TaskDraft(name=f"busy {i}", prompt=prompt))).id
            for i in range(tasks)]
@@ -196,6 +214,88 @@ async def throughput(store: TaskStore, tasks: int, steps: int) -> Throughput:
         assert task.status is TaskStatus.COMPLETED, task
         events += task.event_count
     return Throughput(events, seconds, cpu_seconds)
+
+
+# --- the raw driver floor ------------------------------------------------------------------
+
+
+def floor_rows(tasks: int, steps: int) -> list[tuple[int, int, str, str]]:
+    """(task, seq, kind, payload JSON) of as many events as the throughput run writes,
+    shaped like them: a tool call and a text per step, plus four status/final events."""
+    rows = []
+    for task in range(1, tasks + 1):
+        payloads = [("status_change", {"old": None, "new": "running", "message": "Task started"})]
+        for i in range(steps):
+            payloads.append(("tool_call", {"tool": "lookup", "arguments": {"item": i},
+                                           "result": f"found {i}", "is_error": False,
+                                           "duration_ms": 0}))
+            payloads.append(("text", {"text": f"step {i} done"}))
+        payloads += [("status_change", {"old": "running", "new": "completed",
+                                        "message": "Task completed"}),
+                     ("final", {"status": "completed", "summary": "all steps done",
+                                "text": "all steps done", "formatted": False}),
+                     ("injection", {"parent_session": None, "status": "completed",
+                                    "text": "<task_injection>all steps done</task_injection>"})]
+        rows += [(task, seq, kind, json.dumps(p)) for seq, (kind, p) in enumerate(payloads, 1)]
+    return rows
+
+
+FLOOR_SCHEMA = ("CREATE TABLE floor_events (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, "
+                "seq INTEGER NOT NULL, at TIMESTAMP NOT NULL, kind VARCHAR(16) NOT NULL, "
+                "payload {json} NOT NULL, UNIQUE (task_id, seq))")
+
+
+async def floor_sqlite(path: Path, rows: list[tuple[int, int, str, str]],
+                       batch: int) -> Throughput:
+    remove_sqlite(path)
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute(FLOOR_SCHEMA.format(json="JSON"))
+        sql = "INSERT INTO floor_events (task_id, seq, at, kind, payload) VALUES (?, ?, ?, ?, ?)"
+        at = time.strftime("%Y-%m-%d %H:%M:%S")
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(0, len(rows), batch):
+            await db.execute("BEGIN IMMEDIATE")
+            chunk = [(t, s, at, k, p) for t, s, k, p in rows[i:i + batch]]
+            if batch == 1:
+                await db.execute(sql, chunk[0])
+            else:
+                await db.executemany(sql, chunk)
+            await db.execute("COMMIT")
+        result = Throughput(len(rows), time.perf_counter() - wall, time.process_time() - cpu)
+    remove_sqlite(path)
+    return result
+
+
+async def floor_postgresql(name: str, rows: list[tuple[int, int, str, str]],
+                           batch: int) -> Throughput:
+    from bench.common import PG_SERVER
+    conn = await asyncpg.connect(f"{PG_SERVER}/{name}")
+    try:
+        await conn.execute("DROP TABLE IF EXISTS floor_events")
+        await conn.execute(FLOOR_SCHEMA.format(json="JSONB").replace(
+            "id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY"))
+        sql = ("INSERT INTO floor_events (task_id, seq, at, kind, payload) "
+               "VALUES ($1, $2, now(), $3, $4::jsonb)")
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(0, len(rows), batch):
+            async with conn.transaction():
+                if batch == 1:
+                    await conn.execute(sql, *rows[i])
+                else:
+                    await conn.executemany(sql, rows[i:i + batch])
+        result = Throughput(len(rows), time.perf_counter() - wall, time.process_time() - cpu)
+        await conn.execute("DROP TABLE floor_events")
+        return result
+    finally:
+        await conn.close()
+
+
+def throughput_row(kind: str, what: str, tasks: str, result: Throughput) -> list[str]:
+    return [kind, what, tasks, str(result.events), f"{result.seconds:.2f}",
+            f"{result.events / result.seconds:,.0f}", f"{result.cpu_seconds:.2f}",
+            f"{result.cpu_seconds / result.events * 1e6:.0f}"]
 
 
 # --- driver --------------------------------------------------------------------------------
@@ -224,14 +324,22 @@ async def database(kind: str) -> AsyncIterator[str]:
             await drop_pg_database(name)
 
 
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
 def ms(values: list[float]) -> tuple[str, str]:
     p50, p95 = summarize(values)
     return f"{p50:.1f}", f"{p95:.1f}"
 
 
 async def bench(kind: str, args: argparse.Namespace) -> list[list[str]]:
-    rows = []
+    rows: list[list[str]] = []
     async with database(kind) as url:
+        if args.only != "kill":
+            await bench_throughput(kind, url, args)
+        if args.only == "throughput":
+            return rows
         store = await TaskStore.open(settings_for(url))
         try:
             total, reaction = await kill_in_process(store, args.kills)
@@ -244,24 +352,41 @@ async def bench(kind: str, args: argparse.Namespace) -> list[list[str]]:
                              str(len(cross)), *ms(cross)])
         finally:
             await store.close()
-        store = await TaskStore.open(settings_for(url, concurrency=args.tasks))
-        try:
-            result = await throughput(store, args.tasks, args.steps)
-        finally:
-            await store.close()
-        print(f"  {kind}: {args.tasks} tasks, {result.events} events in {result.seconds:.2f}s"
-              f" = {result.events / result.seconds:,.0f} events/s; CPU {result.cpu_seconds:.2f}s"
-              f" ({result.cpu_seconds / result.events * 1e6:.0f} µs per event)")
-        args.throughput.append([kind, str(args.tasks), str(result.events),
-                                f"{result.seconds:.2f}", f"{result.events / result.seconds:,.0f}",
-                                f"{result.cpu_seconds:.2f}",
-                                f"{result.cpu_seconds / result.events * 1e6:.0f}"])
     return rows
+
+
+async def bench_throughput(kind: str, url: str, args: argparse.Namespace) -> None:
+    store = await TaskStore.open(settings_for(url, concurrency=args.tasks))
+    try:
+        result = await throughput(store, args.tasks, args.steps, args.pg_fillfactor)
+    finally:
+        await store.close()
+    print(f"  {kind}: {args.tasks} tasks, {result.events} events in {result.seconds:.2f}s"
+          f" = {result.events / result.seconds:,.0f} events/s; CPU {result.cpu_seconds:.2f}s"
+          f" ({result.cpu_seconds / result.events * 1e6:.0f} µs per event)")
+    what = "runtime (worker + store)"
+    if args.pg_fillfactor and kind == "postgresql":
+        what += f", tasks fillfactor {args.pg_fillfactor}"
+    args.throughput.append(throughput_row(kind, what, str(args.tasks), result))
+    rows = floor_rows(args.tasks, args.steps)
+    driver = "aiosqlite" if kind == "sqlite" else "asyncpg"
+    for batch, label in ((1, "one row per transaction"),
+                         (args.tasks, f"{args.tasks} rows per transaction")):
+        if kind == "sqlite":
+            floor = await floor_sqlite(DATA_DIR / "runtime_floor.db", rows, batch)
+        else:
+            floor = await floor_postgresql(database_name(url), rows, batch)
+        args.throughput.append(throughput_row(kind, f"floor: raw {driver} insert, {label}",
+                                              "—", floor))
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--only", choices=["kill", "throughput"])
+    parser.add_argument("--pg-fillfactor", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="for the moments of the cross-process kills")
     parser.add_argument("--kills", type=int, default=40)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10)
@@ -273,6 +398,9 @@ async def main(argv: list[str] | None = None) -> int:
         await child_worker(args.child_worker, args.poll[0])
         return 0
     print("command: python " + shlex.join(["bench/runtime.py", *(argv or sys.argv[1:])]))
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big")
+    random.seed(seed)
+    print(f"seed: {seed}")
     facts = machine_facts()
     if args.db != "sqlite":
         facts.update(await pg_facts())
@@ -282,13 +410,18 @@ async def main(argv: list[str] | None = None) -> int:
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         rows += await bench(kind, args)
     print()
-    print(markdown_table(["db", "latency", "n", "p50 ms", "p95 ms"], rows, right=(2, 3, 4)))
-    print()
-    print(markdown_table(["db", "tasks", "events", "wall s", "events/s", "CPU s",
-                          "CPU µs/event"], args.throughput, right=(1, 2, 3, 4, 5, 6)))
-    worst = max(float(r[4]) for r in rows if "in-process" in r[1])
-    print(f"\nbudget: kill → worker stopped ≤ 1000 ms in-process; worst p95 {worst:.1f} ms "
-          f"({'met' if worst <= 1000 else 'MISSED'})")
+    if rows:
+        print(markdown_table(["db", "latency", "n", "p50 ms", "p95 ms"], rows,
+                             right=(2, 3, 4)))
+        print()
+    if args.throughput:
+        print(markdown_table(["db", "what", "tasks", "events", "wall s", "events/s", "CPU s",
+                              "CPU µs/event"], args.throughput, right=(2, 3, 4, 5, 6, 7)))
+    if rows:
+        worst = max(float(r[4]) for r in rows if "in-process" in r[1])
+        print(f"\nbudget: kill → worker stopped ≤ 1000 ms in-process; worst p95 {worst:.1f} ms "
+              f"({'met' if worst <= 1000 else 'MISSED'})")
+    print(f"load average at the end: {load_average()}")
     return 0
 
 

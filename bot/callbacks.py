@@ -29,6 +29,7 @@ class Action(StrEnum):
     MENU_PAGE = "g"  # page through a long menu
     BACK = "b"  # back to the list
     PROMPT_DATE = "d"  # ask for a typed date; argument: which filter
+    SEARCH = "q"  # ask for words to search the list for
     NOOP = "n"
     DETAIL_PAGE = "e"  # timeline page; argument: page number
     THINKING = "t"  # toggle thinking blocks on this page

@@ -30,6 +30,9 @@ class Deps:
     menu_chats: set[tuple[int, int]] = field(default_factory=set)
     #: fingerprint of what each auto-refreshed message last showed, to skip no-op edits
     rendered: dict[str, int] = field(default_factory=dict)
+    #: the keyboard each console message got from this process (``ui.keyboard_print``): a
+    #: press on a message still showing it acts on the cached view (bot/press.py)
+    keyboards: dict[str, int] = field(default_factory=dict)
     #: the push jobs (notifications, live views, ...) while the console runs
     push: PushJobs | None = None
 

@@ -1,4 +1,5 @@
-"""``/tasks status:failed trigger:cronjob provider:openai/gpt-4o from:… to:… sort:-cost page:2``."""
+"""``/tasks status:failed trigger:cronjob provider:openai/gpt-4o from:… to:… sort:-cost page:2``,
+and words to search for: ``/tasks deploy #123``."""
 
 from __future__ import annotations
 
@@ -49,10 +50,14 @@ def parse_list_args(args: list[str]) -> ListPart:
     filters = ListFilters()
     sort = Sort()
     page = 1
+    words: list[str] = []
     for token in args:
         key, sep, value = token.partition(":")
         key = key.lower()
-        if not sep or not value:
+        if not sep:  # a word of the name or an id fragment (#123, 123)
+            words.append(token)
+            continue
+        if not value:
             raise FilterSyntaxError(
                 f"'{_show(token)}' is not a filter: use key:value with status, trigger, provider, "
                 "from, to, sort or page.")
@@ -92,7 +97,9 @@ def parse_list_args(args: list[str]) -> ListPart:
             page = int(value)
         else:
             raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, "
-                                    "provider, from, to, sort or page.")
+                                    "provider, from, to, sort or page (or words to search "
+                                    "for, without a colon).")
+    filters = replace(filters, search=" ".join(words))
     check_range(filters)
     return ListPart(filters=filters, sort=sort, page=page)
 
@@ -122,4 +129,6 @@ def to_text(state: ListPart) -> str:
         parts.append(f"sort:{'-' if state.sort.descending else ''}{state.sort.field.value}")
     if state.page != 1:
         parts.append(f"page:{state.page}")
+    if f.search:
+        parts.append(f.search)
     return " ".join(parts)

@@ -71,6 +71,8 @@ def header(state: ListPart) -> str:
         parts.append(f"from {fmt.short_date(f.date_from)}")
     if f.date_to:
         parts.append(f"to {fmt.short_date(f.date_to)}")
+    if f.search:
+        parts.append(f"🔎 {fmt.truncate(f.search, 40)}")
     arrow = "▼" if state.sort.descending else "▲"
     parts.append(f"sorted by {fmt.SORT_LABEL[state.sort.field]} {arrow}")
     if not f.any_set:
@@ -134,7 +136,7 @@ def list_keyboard(page: TaskPage, state: ListPart, view: str,
         action = acts[state.filters.status]
         rows.append([button(LABEL[action].format(n=f"{page.total:,}"), Action.BULK_ASK, view,
                             action.value)])
-    last = [button("🔄 Refresh", Action.REFRESH, view)]
+    last = [button("🔎", Action.SEARCH, view), button("🔄 Refresh", Action.REFRESH, view)]
     if state.filters.any_set:
         last.append(button("✖ Clear filters", Action.CLEAR_FILTERS, view))
     rows.append(last)

@@ -23,6 +23,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 from taskops.bot.callbacks import Action, BadCallback, Callback, pattern
 from taskops.bot.context import Deps, deps
 from taskops.bot.gate import is_admin
+from taskops.bot.ui import keyboard_print
 from taskops.bot.views import CONSOLE_KINDS, ViewExpired, ViewState, decode
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import Task, TaskNotFound
@@ -127,8 +128,13 @@ async def load_view_press(update: Update, context: ContextTypes.DEFAULT_TYPE,
     except BadCallback:
         await answer(query, expired)
         return None
-    record = await d.store.console.get(callback.view)
     message = query.message
+    record = d.store.console.cached(callback.view)
+    # The cached view is what this process last wrote; if the message still shows the
+    # keyboard this process gave it, nobody else (another replica) has changed it since.
+    shown = keyboard_print(getattr(message, "reply_markup", None))
+    if record is None or shown is None or d.keyboards.get(callback.view) != shown:
+        record = await d.store.console.get(callback.view)
     if (record is None or record.kind not in kinds or message is None
             or record.chat_id != message.chat.id
             or not is_admin(update, d.settings.telegram.admin_ids)):

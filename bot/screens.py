@@ -20,7 +20,7 @@ from taskops.bot.list_view import header, menu_options, render_list, render_menu
 from taskops.bot.press import ConsolePress, answer
 from taskops.bot.restart_view import render_form, render_provider_menu
 from taskops.bot.saved_views import render_views
-from taskops.bot.ui import Rendered, edit, edit_by_id, fingerprint
+from taskops.bot.ui import Rendered, edit, edit_by_id, fingerprint, keyboard_print
 from taskops.bot.views import FilterName, Screen, ViewKind, ViewState, encode
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import PageRequest, ProviderChoice, TaskStatus
@@ -30,7 +30,8 @@ async def render_state(d: Deps, state: ViewState, key: str,
                        request: PageRequest | None = None, *,
                        chat_id: int | None = None) -> tuple[Rendered, ViewState]:
     """Render the state's screen; returns the state as rendered (with facts it learnt).
-    ``request`` reads the list's page another way than by its number (⏭: the last);
+    ``request`` reads the list's page another way than by its number (◀/▶ from a row
+    shown, ⏭ the last);
     ``chat_id`` is the message's chat, whose saved views the list offers."""
     if state.task_id is not None:
         task = await d.store.find_task(state.task_id)
@@ -71,7 +72,9 @@ async def render_state(d: Deps, state: ViewState, key: str,
                            menu_options(state.menu.name, providers)), state
     page = await d.store.list_tasks(state.list.filters, state.list.sort,
                                     request or state.list.page)
-    state = replace(state.back_to_list(), list=replace(state.list, page=page.page),
+    state = replace(state.back_to_list(),
+                    list=replace(state.list, page=page.page, first=page.first_anchor,
+                                 last=page.last_anchor),
                     shows_running=any(t.status is TaskStatus.RUNNING for t in page.tasks))
     saved = await d.store.console.saved_views(chat_id) if chat_id is not None else None
     return render_list(page, state.list, key, d.store.tz, d.store.clock(), saved), state
@@ -97,6 +100,7 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
     message = await update.effective_message.reply_text(rendered.text,
                                                         reply_markup=rendered.keyboard)
     await d.store.console.save(key, encode(state), message_id=message.message_id)
+    shown(d, key, rendered)
 
 
 async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: ViewState) -> None:
@@ -107,6 +111,7 @@ async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: V
     d.rendered[view.key] = fingerprint(rendered)
     assert view.message_id is not None
     await edit_by_id(context.bot, view.chat_id, view.message_id, rendered)
+    shown(d, view.key, rendered)
 
 
 async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, state: ViewState, *,
@@ -122,6 +127,22 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, 
     await asyncio.gather(d.store.console.save(press.key, encode(state)),
                          answer(press.query, toast, alert),
                          _edit_pressed(press.message, rendered))
+    shown(d, press.key, rendered)
+
+
+#: keyboards remembered at most (a process serves a few hundred live messages)
+KEYBOARDS_KEPT = 4096
+
+
+def shown(d: Deps, key: str, rendered: Rendered) -> None:
+    """Remember the keyboard a console message now has: a press that brings it back acts
+    on the view as cached (``bot/press.py``), with no read of the store."""
+    d.keyboards.pop(key, None)
+    if len(d.keyboards) >= KEYBOARDS_KEPT:
+        del d.keyboards[next(iter(d.keyboards))]
+    fp = keyboard_print(rendered.keyboard)
+    if fp is not None:
+        d.keyboards[key] = fp
 
 
 async def _edit_pressed(message: object, rendered: Rendered) -> None:

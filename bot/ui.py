@@ -51,6 +51,14 @@ def fingerprint(rendered: Rendered) -> int:
     return hash((rendered.text, str(rendered.keyboard.to_dict())))
 
 
+def keyboard_print(markup: object) -> int | None:
+    """The buttons of a message as sent or as a press brings it back (None: no keyboard)."""
+    if not isinstance(markup, InlineKeyboardMarkup):
+        return None
+    return hash(tuple(tuple((b.text, b.callback_data) for b in row)
+                      for row in markup.inline_keyboard))
+
+
 def is_not_modified(exc: BadRequest) -> bool:
     return "message is not modified" in exc.message.lower()
 

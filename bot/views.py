@@ -24,7 +24,7 @@ from msgspec import Struct, field
 from msgspec.structs import replace
 
 from taskops.storage.console import ViewRecord
-from taskops.storage.domain import ListFilters, ProviderChoice, Sort
+from taskops.storage.domain import ListFilters, PageKind, PageRequest, ProviderChoice, Sort
 
 #: the schema version of a view body this code writes
 SCHEMA = 2
@@ -98,6 +98,18 @@ class ListPart(Struct, frozen=True, kw_only=True):
     filters: ListFilters = field(default_factory=ListFilters)
     sort: Sort = field(default_factory=Sort)
     page: int = 1
+    #: where the page shown as ``page`` starts and ends (``TaskPage``'s anchors): ◀/▶
+    #: seek from them instead of counting rows from an end of the list
+    first: str = ""
+    last: str = ""
+
+    def request(self, target: int) -> PageRequest | int:
+        """How to read page ``target`` from this one: a step seeks from its anchor row."""
+        if self.last and target == self.page + 1:
+            return PageRequest(PageKind.AFTER, target, self.last)
+        if self.first and target == self.page - 1:
+            return PageRequest(PageKind.BEFORE, target, self.first)
+        return target
 
 
 class MenuPart(Struct, frozen=True, kw_only=True):
@@ -287,6 +299,8 @@ class Purpose(StrEnum):
 
     #: a From/To date for the list
     DATE = "date"
+    #: words (and #id fragments) to search the list for
+    SEARCH = "search"
     #: a field of the Edit & restart form
     RESTART = "restart"
     #: the answer to a paused task's question

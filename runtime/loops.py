@@ -45,8 +45,12 @@ _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"(?:Z|[+-]\d{2}:?\d{2}|\b)", re.I), "<time>"),
     (re.compile(rf"\b(?:(?:{_DAYS}),?\s+)?\d{{1,2}}\s+(?:{_MONTHS})[a-z]*\s+\d{{4}}\b", re.I),
      "<time>"),
+    # asctime and syslog: "Mon Dec  2 13:05:01 2026", "Dec  2 13:05:01"
+    (re.compile(rf"\b(?:(?:{_DAYS})\s+)?(?:{_MONTHS})[a-z]*\s+\d{{1,2}}\s+\d{{1,2}}:\d{{2}}"
+                rf"(?::\d{{2}}(?:[.,]\d+)?)?(?:\s+\d{{4}})?\b", re.I), "<time>"),
     (re.compile(rf"\b(?:{_MONTHS})[a-z]*\s+\d{{1,2}},?\s+\d{{4}}\b", re.I), "<time>"),
     (re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"), "<time>"),
+    (re.compile(r"\b\d{1,2}[-/.]\d{1,2}[-/.]\d{4}\b"), "<time>"),
     (re.compile(r"\b\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?!\d)"
                 r"(?:\s*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2}))?", re.I), "<time>"),
     (re.compile(rf"\b\d+(?:[.,]\d+)?\s?(?:{_UNITS})\b", re.I), "<duration>"),

@@ -80,6 +80,9 @@ class Worker:
         self._to_fail: dict[int, str] = {}
         self._progress: set[asyncio.Task[None]] = set()
         self._failing_since: float | None = None
+        #: whether there may be work to claim before the next poll: a task was created or
+        #: answered here, or the last claim filled every free slot (more may be waiting)
+        self._maybe_work = True
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class Worker:
                 elif change.status is not None and change.status.is_final:
                     run.stop(f"task {change.status.value}")
             elif change.created or change.status is TaskStatus.RUNNING:
+                self._maybe_work = True
                 self._wake.set()
 
     # --- claiming and ending runs -------------------------------------------------------
@@ -171,6 +175,12 @@ class Worker:
         free = self.concurrency - len(self.runs)
         if free <= 0:
             return
+        # A run that ends wakes the loop too; it looks for work only when there may be
+        # some (two reads each time, ~0.1 ms of CPU per event with 200 short tasks), and
+        # every poll interval for work from other processes.
+        if not self._maybe_work and not self._is_due("claim", self.poll_interval):
+            return
+        wanted = free
         # Answered questions first (someone is waiting), and tasks given back to be
         # taken up again.
         for task in await self.store.work.claim_unowned(self.worker_id, free,
@@ -179,6 +189,8 @@ class Worker:
             free -= 1
         for task in await self.store.work.claim_new(self.worker_id, free, self.lease_seconds):
             await self._start(task, None)
+            free -= 1
+        self._maybe_work = free <= 0 < wanted
 
     async def _take_over(self) -> None:
         """Take up, from their journal, the tasks of workers that are gone (and tasks this

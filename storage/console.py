@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -100,9 +101,63 @@ async def apply_update(conn: AsyncConnection, view: ViewUpdate) -> None:
                        .values(**values))
 
 
+class ViewCache:
+    """The views this process read or wrote lately, written through: every write of a
+    state row in this process updates or drops its entry, so a press can act on the view
+    without reading it back (the row stays the truth: after a restart, or when another
+    replica may have changed it, the bot reads it — see ``bot/press.py``)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._views: OrderedDict[str, ViewRecord] = OrderedDict()
+        #: bumped by every write: a read that a write overtook is not cached
+        self._writes = 0
+
+    def get(self, key: str) -> ViewRecord | None:
+        view = self._views.get(key)
+        if view is not None:
+            self._views.move_to_end(key)
+        return view
+
+    @property
+    def writes(self) -> int:
+        return self._writes
+
+    def read(self, view: ViewRecord, writes_before: int) -> None:
+        """Cache a view read from the store, unless a write came in while it was read."""
+        if self._writes == writes_before:
+            self._put(view)
+
+    def put(self, view: ViewRecord) -> None:
+        self._writes += 1
+        self._put(view)
+
+    def _put(self, view: ViewRecord) -> None:
+        self._views[view.key] = view
+        self._views.move_to_end(view.key)
+        while len(self._views) > self.size:
+            self._views.popitem(last=False)
+
+    def change(self, key: str, **changes: Any) -> None:
+        self._writes += 1
+        view = self._views.get(key)
+        if view is not None:
+            self._views[key] = replace(view, **changes)
+
+    def forget(self, key: str) -> None:
+        self._writes += 1
+        self._views.pop(key, None)
+
+    def forget_unused(self, before: datetime) -> None:
+        self._writes += 1
+        for key in [k for k, v in self._views.items() if v.updated_at < before]:
+            del self._views[key]
+
+
 class ConsoleStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: ViewCache | None = None) -> None:
         self.db = db
+        self.cache = cache or ViewCache()
 
     # --- one view by key -------------------------------------------------------------------
 
@@ -114,6 +169,7 @@ class ConsoleStore:
             await conn.execute(insert(ConsoleStateRow).values(
                 key=key, kind=kind, chat_id=chat_id, message_id=message_id, body=body,
                 created_at=now, updated_at=now))
+        self.cache.put(ViewRecord(key, kind, chat_id, message_id, dict(body), now))
         return key
 
     async def create_once(self, key: str, kind: str, chat_id: int,
@@ -127,20 +183,35 @@ class ConsoleStore:
                     key=key, kind=kind, chat_id=chat_id, message_id=None, body=body,
                     created_at=now, updated_at=now).on_conflict_do_nothing(
                         index_elements=[ConsoleStateRow.key]))
-                return bool(result.rowcount)
+                created = bool(result.rowcount)
         except IntegrityError:
             return False
+        if created:
+            self.cache.put(ViewRecord(key, kind, chat_id, None, dict(body), now))
+        return created
 
     async def put(self, key: str, kind: str, chat_id: int, body: dict[str, Any]) -> None:
         """Create or replace a state row (touching it)."""
         async with self.db.write() as conn:
             await upsert_state(self.db, conn, key, kind, chat_id, body)
+        self.cache.forget(key)  # an existing row keeps its kind, chat and message
 
     async def get(self, key: str) -> ViewRecord | None:
+        writes = self.cache.writes
         async with self.db.read() as conn:
             row = (await conn.execute(select(ConsoleStateRow).where(
                 ConsoleStateRow.key == key))).first()
-        return record(row) if row else None
+        if row is None:
+            self.cache.forget(key)
+            return None
+        view = record(row)
+        self.cache.read(view, writes)
+        return view
+
+    def cached(self, key: str) -> ViewRecord | None:
+        """The view as this process last read or wrote it, without a database read (None
+        when not known here)."""
+        return self.cache.get(key)
 
     async def save(self, key: str, body: dict[str, Any], *, message_id: int | None = None,
                    kind: str | None = None, touch: bool = True) -> None:
@@ -155,11 +226,13 @@ class ConsoleStore:
         async with self.db.write() as conn:
             await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
                                .values(**values))
+        self.cache.change(key, **values)
 
     async def update(self, view: ViewUpdate) -> None:
         """Save a body the bot rendered (not a use by the chat: ``updated_at`` stays)."""
         async with self.db.write() as conn:
             await apply_update(conn, view)
+        self.cache.forget(view.key)
 
     async def save_if(self, key: str, expected: dict[str, Any], body: dict[str, Any]) -> bool:
         """Replace a view's body only if it still is ``expected`` (no press came in between).
@@ -173,11 +246,13 @@ class ConsoleStore:
                 return False
             await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
                                .values(body=body))
-            return True
+        self.cache.change(key, body=dict(body))
+        return True
 
     async def delete(self, key: str) -> None:
         async with self.db.write() as conn:
             await conn.execute(delete(ConsoleStateRow).where(ConsoleStateRow.key == key))
+        self.cache.forget(key)
 
     # --- many views ------------------------------------------------------------------------
 
@@ -222,7 +297,8 @@ class ConsoleStore:
         async with self.db.write() as conn:
             result = await conn.execute(delete(ConsoleStateRow).where(
                 ConsoleStateRow.updated_at < before))
-            return int(result.rowcount or 0)
+        self.cache.forget_unused(before)
+        return int(result.rowcount or 0)
 
     # --- the audit log ---------------------------------------------------------------------
 

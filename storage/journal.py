@@ -7,10 +7,12 @@ sharing the transaction: while one batch is being written, the events of every o
 task queue up, and the next batch takes them all (no timer is needed for that; an
 optional ``window`` waits a little longer to gather more).
 
-A batch is three statements whatever its size: lock and read the tasks' rows (status,
-event count, model), add the counters with one ``executemany`` UPDATE, insert the
-events with one ``executemany`` INSERT. The guarantees of one-event-per-transaction
-stay:
+A batch is a handful of statements whatever its size: lock and read the tasks' rows
+(status, event count, model), add the counters with an ``executemany`` UPDATE (one for
+the tasks whose events carry tokens or cost, one for the others, which leaves the
+indexed token and cost columns alone), insert the events with one ``executemany``
+INSERT (on SQLite numbered in the transaction, see :meth:`Journal._insert`). The
+guarantees of one-event-per-transaction stay:
 
 * per-task order: a task's events get consecutive ``seq`` numbers in the order they
   were appended, and ids in the same order (the INSERT keeps parameter order);
@@ -30,11 +32,12 @@ its batch was taken is dropped (it was never acknowledged, so it never happened)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, literal_column, select, update
@@ -97,7 +100,11 @@ class Journal:
         #: batches and events written (for benchmarks and logs)
         self.batches = 0
         self.events = 0
-        self._update = self._update_statement()
+        self._update = self._update_statement(usage=True)
+        self._update_light = self._update_statement(usage=False)
+        self._insert_numbered = insert(TaskEventRow)
+        self._insert_returning = insert(TaskEventRow).returning(TaskEventRow.id,
+                                                                sort_by_parameter_order=True)
 
     # --- the callers' side --------------------------------------------------------------
 
@@ -213,17 +220,23 @@ class Journal:
     # --- one batch, one transaction -----------------------------------------------------
 
     @staticmethod
-    def _update_statement() -> Any:
-        cost = bindparam("cost", type_=TaskRow.cost_usd.type)
-        return (update(TaskRow).where(TaskRow.id == bindparam("tid"))
-                .values(event_count=TaskRow.event_count + bindparam("n"),
-                        last_event_at=bindparam("at", type_=UTCDateTime()),
-                        tool_call_count=TaskRow.tool_call_count + bindparam("k"),
-                        prompt_tokens=TaskRow.prompt_tokens + bindparam("p"),
-                        completion_tokens=TaskRow.completion_tokens + bindparam("c"),
-                        total_tokens=TaskRow.total_tokens + bindparam("pc"),
-                        cost_usd=case((cost.is_(None), TaskRow.cost_usd),
-                                      else_=func.coalesce(TaskRow.cost_usd, 0.0) + cost)))
+    def _update_statement(*, usage: bool) -> Any:
+        """The counters' UPDATE. Without ``usage`` it leaves the token and cost columns
+        alone: those are in the list's sort indexes, and an UPDATE that names them makes
+        SQLite rewrite every such index entry (and PostgreSQL give up its heap-only
+        update), even when it adds 0 — most events carry no tokens."""
+        values: dict[str, Any] = dict(
+            event_count=TaskRow.event_count + bindparam("n"),
+            last_event_at=bindparam("at", type_=UTCDateTime()),
+            tool_call_count=TaskRow.tool_call_count + bindparam("k"))
+        if usage:
+            cost = bindparam("cost", type_=TaskRow.cost_usd.type)
+            values.update(prompt_tokens=TaskRow.prompt_tokens + bindparam("p"),
+                          completion_tokens=TaskRow.completion_tokens + bindparam("c"),
+                          total_tokens=TaskRow.total_tokens + bindparam("pc"),
+                          cost_usd=case((cost.is_(None), TaskRow.cost_usd),
+                                        else_=func.coalesce(TaskRow.cost_usd, 0.0) + cost))
+        return update(TaskRow).where(TaskRow.id == bindparam("tid")).values(**values)
 
     async def _write(self, batch: list[_Entry]) -> dict[int, TaskEvent | None]:
         tasks: dict[int, _TaskTotals] = {}
@@ -242,6 +255,7 @@ class Journal:
             await conn.begin()
             current = await self._lock_tasks(conn, ids)
             updates: list[dict[str, Any]] = []
+            light: list[dict[str, Any]] = []
             rows: list[dict[str, Any]] = []
             placed: list[_Entry] = []
             for task_id in ids:
@@ -251,20 +265,25 @@ class Journal:
                 count, _, model, txid = found
                 totals = tasks[task_id]
                 entries = totals.entries
-                updates.append(dict(
-                    tid=task_id, n=len(entries), at=max(e.at for e in entries),
-                    k=totals.tool_calls, p=totals.prompt, c=totals.completion,
-                    pc=totals.prompt + totals.completion, cost=self._cost(totals, model)))
+                counters = dict(tid=task_id, n=len(entries), at=max(e.at for e in entries),
+                                k=totals.tool_calls)
+                cost = self._cost(totals, model)
+                if totals.prompt or totals.completion or cost is not None:
+                    updates.append(dict(counters, p=totals.prompt, c=totals.completion,
+                                        pc=totals.prompt + totals.completion, cost=cost))
+                else:
+                    light.append(counters)
                 for offset, entry in enumerate(entries, start=1):
                     rows.append(dict(task_id=task_id, seq=count + offset, at=entry.at,
                                      kind=entry.kind.value, payload=entry.payload, txid=txid))
                     placed.append(entry)
-            if updates:
-                await conn.execute(self._update, updates)
-                inserted = await conn.execute(
-                    insert(TaskEventRow).returning(TaskEventRow.id, sort_by_parameter_order=True),
-                    rows)
-                for entry, row, event_id in zip(placed, rows, inserted.scalars(), strict=True):
+            if rows:
+                if updates:
+                    await conn.execute(self._update, updates)
+                if light:
+                    await self._update_counters(conn, light)
+                for entry, row, event_id in zip(placed, rows, await self._insert(conn, rows),
+                                                strict=True):
                     results[id(entry)] = TaskEvent(event_id, entry.task_id, row["seq"], entry.at,
                                                    entry.kind, entry.payload)
             try:
@@ -276,6 +295,50 @@ class Journal:
             for entry in placed:
                 metrics.events_written(entry.kind.value)
         return results
+
+    async def _update_counters(self, conn: AsyncConnection,
+                               light: list[dict[str, Any]]) -> None:
+        """Add the counters of tasks whose events carry no usage. PostgreSQL: one UPDATE
+        for all of them, from arrays (an ``executemany`` runs the statement once per task,
+        each run with its own executor start and index lookups)."""
+        if self.db.is_sqlite or len(light) == 1:
+            await conn.execute(self._update_light, light)
+            return
+        await conn.exec_driver_sql(
+            "UPDATE tasks SET event_count = tasks.event_count + v.n, last_event_at = v.at, "
+            "tool_call_count = tasks.tool_call_count + v.k "
+            "FROM unnest($1::bigint[], $2::int[], $3::timestamp[], $4::int[]) AS v(tid, n, at, k) "
+            "WHERE tasks.id = v.tid",
+            ([c["tid"] for c in light], [c["n"] for c in light],
+             [c["at"].astimezone(UTC).replace(tzinfo=None) for c in light],
+             [c["k"] for c in light]))
+
+    async def _insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert the events in order; returns their ids.
+
+        SQLite: the transaction holds the database's only write lock, so the ids are the
+        next ones after the largest (what SQLite would choose itself, one by one) and the
+        rows go in with one ``executemany`` — a RETURNING insert would be run row by row.
+        PostgreSQL: ids come from the sequence, in parameter order (one statement)."""
+        if self.db.is_sqlite:
+            last = (await conn.execute(select(func.max(TaskEventRow.id)))).scalar() or 0
+            ids = list(range(last + 1, last + 1 + len(rows)))
+            for row, event_id in zip(rows, ids, strict=True):
+                row["id"] = event_id
+            await conn.execute(self._insert_numbered, rows)
+            return ids
+        inserted = await conn.exec_driver_sql(
+            "INSERT INTO task_events (task_id, seq, at, kind, payload, txid) "
+            "SELECT v.task_id, v.seq, v.at, v.kind, v.payload::jsonb, v.txid FROM unnest("
+            "$1::bigint[], $2::int[], $3::timestamp[], $4::varchar[], $5::text[], "
+            "$6::bigint[]) AS v(task_id, seq, at, kind, payload, txid) "
+            "RETURNING id, task_id, seq",
+            ([r["task_id"] for r in rows], [r["seq"] for r in rows],
+             [r["at"].astimezone(UTC).replace(tzinfo=None) for r in rows],
+             [r["kind"] for r in rows], [json.dumps(r["payload"]) for r in rows],
+             [r["txid"] for r in rows]))
+        by_seq = {(row.task_id, row.seq): int(row.id) for row in inserted}
+        return [by_seq[r["task_id"], r["seq"]] for r in rows]
 
     async def _lock_tasks(self, conn: AsyncConnection,
                           ids: list[int]) -> dict[int, tuple[int, str, str | None, int | None]]:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage import feed, rules
-from taskops.storage.console import ViewUpdate, apply_update, upsert_state
+from taskops.storage.console import ViewCache, ViewUpdate, apply_update, upsert_state
 from taskops.storage.db import Database
 from taskops.storage.domain import EventKind, TaskEvent
 from taskops.storage.models import AlertRow, ConsoleStateRow, SubscriptionRow, TaskEventRow
@@ -132,8 +132,10 @@ def delivery_key(chat_id: int) -> str:
 
 
 class PushStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, views: ViewCache | None = None) -> None:
         self.db = db
+        #: the console's view cache: state rows written here are dropped from it
+        self.views = views or ViewCache()
 
     async def get(self, chat_id: int) -> Subscription | None:
         async with self.db.read() as conn:
@@ -172,7 +174,8 @@ class PushStore:
                 SubscriptionRow.chat_id == chat_id))
             await conn.execute(delete(ConsoleStateRow).where(
                 ConsoleStateRow.key == delivery_key(chat_id)))
-            return bool(result.rowcount)
+        self.views.forget(delivery_key(chat_id))
+        return bool(result.rowcount)
 
     async def save_settings(self, chat_id: int, settings: dict[str, Any]) -> bool:
         return await self._set(chat_id, settings=settings)
@@ -218,6 +221,9 @@ class PushStore:
                     count=AlertRow.count + 1, task_id=alert.task_id,
                     follow_task_id=alert.task_id, text=alert.text,
                     seen_event_id=alert.seen_event_id, updated_at=self.db.clock()))
+        self.views.forget(delivery_key(chat_id))
+        if view is not None:
+            self.views.forget(view.key)
         return True
 
     # --- what push messages say about a task ---------------------------------------------

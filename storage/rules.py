@@ -114,6 +114,17 @@ def _reason(rest: str) -> str:
     return reason
 
 
+def _last_summary_marker(before: str, earlier: list[re.Match[str]]) -> int | None:
+    """Where the summary starts when its marker comes before the last STATUS line: after
+    the last SUMMARY marker at the start of a line or on an earlier STATUS line ("STATUS:
+    completed SUMMARY: done" with the STATUS line repeated below it)."""
+    ends = [m.end() for m in _SUMMARY_LINE.finditer(before)]
+    for status in earlier:
+        if (inline := _SUMMARY_INLINE.search(status["rest"])) is not None:
+            ends.append(status.start("rest") + inline.end())
+    return max(ends, default=None)
+
+
 def _without_markers(text: str) -> str:
     """Drop STATUS lines and SUMMARY markers, so a summary never shows the format."""
     kept = [line for line in text.split("\n") if not _status_lines(line)]
@@ -147,8 +158,8 @@ def parse_final_message(text: str) -> FinalMessage:
         summary = rest[inline.end():] + after
     elif (below := _SUMMARY_LINE.search(after)) is not None:
         summary = after[below.end():]
-    elif above := list(_SUMMARY_LINE.finditer(before)):
-        summary = before[above[-1].end():] + after
+    elif (above := _last_summary_marker(before, matches[:-1])) is not None:
+        summary = before[above:] + after
     else:
         summary = "\n".join(part.strip("\n") for part in (before, _reason(rest), after)
                             if part.strip())

@@ -80,7 +80,7 @@ class TaskStore:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = Database(engines, settings, clock)
         self.console = ConsoleStore(self.db)
-        self.push = PushStore(self.db)
+        self.push = PushStore(self.db, self.console.cache)
         self.work = WorkStore(self.db)
         self.cronjobs = CronStore(self.db)
         #: the writer of running tasks' events (group commit; storage.journal)

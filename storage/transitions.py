@@ -227,10 +227,12 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
             .values(**set_values).returning(TaskRow))).first()
         if row is None:
             continue  # lost a race (PostgreSQL); look again
-        await counts.move(conn, db.tz, row, current.status.value, new.value)
-        metrics.status_changed(new.value)
         first = row.event_count - len(events) + 1
         await insert_events(db, conn, [(task_id, first + i, kind, payload)
                                        for i, (kind, payload) in enumerate(events)], now)
+        # Last: every task of a day and facets moves the same two counter rows, whose
+        # lock (PostgreSQL) is then held only until the commit that follows.
+        await counts.move(conn, db.tz, row, current.status.value, new.value)
+        metrics.status_changed(new.value)
         return row_to_task(row)
     raise StoreError(f"Task #{task_id} kept changing; try again.")

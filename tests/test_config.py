@@ -694,6 +694,23 @@ def test_default_prices_from_the_platform_facts() -> None:
                for p in DEFAULT_PRICES.values())
 
 
+#: platform-facts.md, "Cost": the original's built-in table, in full (input / output)
+PLATFORM_PRICES = {
+    "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "gpt-4-turbo": (10.00, 30.00),
+    "gpt-3.5-turbo": (0.50, 1.50), "claude-sonnet-4-20250514": (3.00, 15.00),
+    "claude-3-5-sonnet-20241022": (3.00, 15.00), "claude-3-opus-20240229": (15.00, 75.00),
+    "claude-3-haiku-20240307": (0.25, 1.25),
+}
+
+
+@pytest.mark.parametrize(("model", "price"), PLATFORM_PRICES.items())
+def test_every_model_of_the_platform_table_is_built_in_under_its_own_name(
+        model: str, price: tuple[float, float]) -> None:
+    assert DEFAULT_PRICES[model] == Price(*price)
+    assert Settings().price_for(model) == Price(*price)
+    assert Settings().price_for(f"vendor/{model}") == Price(*price)
+
+
 def test_price_lookup_tolerates_vendor_prefix_and_date_suffix() -> None:
     settings = Settings()
     assert settings.price_for("openai/gpt-4o") == Price(2.50, 10.00)

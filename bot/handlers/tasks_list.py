@@ -20,7 +20,7 @@ from taskops.storage.domain import ListFilters, PageRequest
 
 LIST_ACTIONS = (Action.PAGE, Action.REFRESH, Action.SORT, Action.CLEAR_FILTERS, Action.MENU,
                 Action.CHOOSE, Action.MENU_PAGE, Action.BACK, Action.PROMPT_DATE, Action.NOOP,
-                Action.OPEN_TASK)
+                Action.OPEN_TASK, Action.SEARCH)
 
 
 async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -44,11 +44,21 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if cb.action is Action.PROMPT_DATE:
         await _ask_for_date(press, context)
         return
+    if cb.action is Action.SEARCH:
+        await ask(context, press.view.chat_id, render("search_prompt"), "deploy #123",
+                  PromptState(purpose=Purpose.SEARCH, view=press.key))
+        await answer(press.query)
+        return
     if cb.action is Action.PAGE and cb.arg == LAST:
         await finish_press(context, press, state.with_list(), request=PageRequest.last())
         return
     if cb.action is Action.PAGE:
-        state = state.with_list(page=max(1, cb.int_arg))
+        target = max(1, cb.int_arg)
+        step = state.list.request(target)
+        state = state.with_list(page=target)
+        if isinstance(step, PageRequest):  # ◀/▶: from the row shown first or last
+            await finish_press(context, press, state, request=step)
+            return
     elif cb.action is Action.SORT:
         state = state.with_list(sort=next_sort(state.list.sort, cb.arg), page=1)
     elif cb.action is Action.CLEAR_FILTERS:
@@ -109,9 +119,19 @@ async def on_date_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, repl
     await deps(context).store.console.delete(reply.prompt_key)
 
 
+async def on_search_reply(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                          reply: Reply) -> None:
+    """Typed search words: applied to the list they were asked from; "-" clears them."""
+    words = " ".join(reply.text.split())
+    state = reply.state.with_filters(search="" if words == "-" else words)
+    await show_in(context, reply.view, state)
+    await deps(context).store.console.delete(reply.prompt_key)
+
+
 def register(app: Application) -> None:  # type: ignore[type-arg]
     register_command(Command("tasks", "List tasks, with filters", "[status:… trigger:… "
-                             "provider:… from:… to:… sort:… page:…]"))
+                             "provider:… from:… to:… sort:… page:… words #id]"))
     app.add_handler(CommandHandler("tasks", tasks_command))
     app.add_handler(on_press(on_list_press, *LIST_ACTIONS))
     register_prompt(Purpose.DATE, on_date_reply)
+    register_prompt(Purpose.SEARCH, on_search_reply)

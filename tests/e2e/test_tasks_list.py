@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from taskops.bot.refresh import refresh_lists
 from taskops.storage.domain import ListFilters, ProviderChoice, Sort, SortField, TaskStatus, Trigger
+from taskops.storage.models import ConsoleStateRow
 from tests.e2e.harness import (
     Console,
     buttons,
@@ -336,3 +339,72 @@ async def test_a_stranger_in_a_group_cannot_press_list_buttons(console: Console)
     assert message.text == text
     assert message.edits == []
     assert all(t.killed_by is None for t in (await console.store.list_tasks()).tasks)
+
+
+async def test_search_from_the_command_and_the_button(console: Console) -> None:
+    await seed(console)
+    message = await command(console, "/tasks status:failed job")
+    failed = await console.store.list_tasks(ListFilters(status=TaskStatus.FAILED))
+    assert task_ids(message) == [t.id for t in failed.tasks]
+    assert "🔎 job" in message.text.splitlines()[0]
+    message = await command(console, "/tasks #7")
+    assert task_ids(message) == [7]
+    await press(console, message, "🔎", expect_edit=False)
+    prompt = console.server.last_bot_message(message.chat)
+    assert "search task names" in prompt.text
+    await console.server.reply_to(console.admin, message.chat, prompt.message_id, "-")
+    await console.server.wait_for(lambda: "🔎" not in message.text.splitlines()[0])
+    assert "25 tasks · Page 1 of 3" in message.text
+    await press(console, message, "🔎", expect_edit=False)
+    prompt = console.server.last_bot_message(message.chat)
+    edits = len(message.edits)
+    await console.server.reply_to(console.admin, message.chat, prompt.message_id, "JOB 1")
+    await console.server.wait_for(lambda: len(message.edits) > edits)
+    # "1" is an id fragment: the word "job" and the id 1 both match task 1 only.
+    assert task_ids(message) == [1]
+
+
+async def test_next_and_prev_seek_from_the_rows_shown(console: Console) -> None:
+    await seed(console)
+    # Nothing running: the auto-refresh (which re-reads a page by its number) stays away.
+    for task in (await console.store.list_tasks(ListFilters(status=TaskStatus.RUNNING))).tasks:
+        await console.store.finish_task(task.id, "done")
+    message = await command(console, "/tasks sort:name")
+    first = task_ids(message)
+    await press(console, message, "▶")
+    second = task_ids(message)
+    # A task that sorts before every shown row does not shift the next page: ▶ goes on
+    # from the last row shown, ◀ back from the first.
+    await make_task(console.store, console.clock, name="aaa first", created=NOW)
+    await press(console, message, "▶")
+    third = task_ids(message)
+    assert "Page 3 of 3" in message.text
+    assert not set(third) & set(second + first)
+    await press(console, message, "◀")
+    assert task_ids(message) == second
+    await press(console, message, "◀")
+    assert task_ids(message) == first
+
+
+async def test_a_press_reads_a_view_another_replica_changed(console: Console) -> None:
+    """The press path acts on its cached view only while the message shows the keyboard
+    this process gave it: a view another bot replica changed is read from the store."""
+    await seed(console)
+    message = await command(console, "/tasks")
+    key = message.buttons[0][0][1].split(":")[2]
+    record = await console.store.console.get(key)
+    assert record is not None
+    body = dict(record.body)
+    body["list"] = {**body["list"], "sort": {"field": "name", "descending": False}}
+    # The other replica writes the row and edits the message (not through this process).
+    async with console.store.db.write() as conn:
+        await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
+                           .values(body=body))
+    await console.app.bot.edit_message_reply_markup(
+        message.chat.id, message.message_id, reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("🔄 Refresh", callback_data=f"1:r:{key}:")]]))
+    await console.server.wait_for(lambda: buttons(message) == ["🔄 Refresh"])
+    await press(console, message, "🔄 Refresh")
+    assert "sorted by Name ▲" in message.text
+    by_name = await console.store.list_tasks(sort=Sort(SortField.NAME, False))
+    assert task_ids(message) == [t.id for t in by_name.tasks]

@@ -130,6 +130,8 @@ class Findings:
     resumes: int = 0
     #: seconds from a restart (process spawned) to each task running again (resumed)
     back_after: list[float] = field(default_factory=list)
+    #: where the kills cut the tasks off: the last thing in each one's journal
+    cut_at: Counter[str] = field(default_factory=Counter)
 
     @property
     def problems(self) -> list[str]:
@@ -211,12 +213,31 @@ async def until_working(store: TaskStore, ids: list[int], before: int, worker: W
         await asyncio.sleep(0.02)
 
 
+async def where_cut(store: TaskStore, cut: list[int]) -> list[str]:
+    """What each task cut off by a kill had recorded last: the kill point, as the journal
+    shows it (a tool start without its result: killed inside the tool call)."""
+    out = []
+    for task_id in cut:
+        journal = await store.task_journal(task_id)
+        last = journal[-1] if journal else None
+        if last is None:
+            out.append("nothing recorded")
+        elif last.kind is EventKind.TOOL_START:
+            out.append(f"inside {last.payload.get('tool')}")
+        else:
+            out.append(f"after {last.kind.value}")
+    return out
+
+
 async def crash_run(store: TaskStore, workdir: Path, *, tasks: int, steps: int, kills: int,
                     seed: int, concurrency: int | None = None,
                     alive: tuple[float, float] = (0.3, 2.0),
-                    timeout: float = 300.0) -> Findings:
+                    timeout: float = 300.0, kill_points: int = 0,
+                    max_kills: int = 1000) -> Findings:
     """Submit ``tasks`` scripts, kill -9 the worker ``kills`` times at random moments
-    (``alive`` seconds after each start), then let a last worker finish; check."""
+    (``alive`` seconds after each start) — and more, up to ``max_kills``, until the kills
+    have cut off running tasks ``kill_points`` times — then let a last worker finish
+    (``timeout`` seconds from its start); check."""
     rng = random.Random(seed)
     config, env, sidefx = worker_files(workdir, store.settings.database.url,
                                        concurrency or tasks)
@@ -229,8 +250,8 @@ async def crash_run(store: TaskStore, workdir: Path, *, tasks: int, steps: int, 
     findings = Findings(tasks=tasks)
     spawns: list[float] = []
     worker = WorkerProcess(config, env, workdir)
-    deadline = time.monotonic() + timeout
-    for _ in range(kills):
+    while findings.kills < kills or (findings.kill_points < kill_points
+                                      and findings.kills < max_kills):
         running = await unfinished(store, ids)
         if not running:
             break
@@ -239,13 +260,16 @@ async def crash_run(store: TaskStore, workdir: Path, *, tasks: int, steps: int, 
         spawns.append(worker.spawned)
         await until_working(store, ids, before, worker)
         await asyncio.sleep(rng.uniform(*alive))
-        cut = await in_flight(store, ids)
         await worker.kill9()
+        # Read once the process is gone: exactly the runs the kill cut off.
+        cut = await in_flight(store, ids)
         findings.kills += 1
         findings.kill_points += len(cut)
         findings.cut.update(cut)
+        findings.cut_at.update(await where_cut(store, cut))
     await worker.start()
     spawns.append(worker.spawned)
+    deadline = time.monotonic() + timeout
     try:
         while await unfinished(store, ids):
             if time.monotonic() > deadline:

@@ -142,3 +142,18 @@ def test_a_success_starts_the_count_again() -> None:
     watch.observe("fetch", {}, True, "HTTP 503")
     with pytest.raises(LoopDetected, match=r"Loop detected \(systematic\)"):
         watch.observe("fetch", {}, True, "HTTP 503")
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("error at Mon Dec  2 13:05:01 2026", "error at Tue Dec  3 00:00:04 2026"),
+    ("Dec  2 23:59:59 db1 refused", "Dec  3 00:00:02 db1 refused"),
+    ("HTTP 503 at 02/12/2026 13:05", "HTTP 503 at 03/12/2026 09:11"),
+    ("Error code: 429. Request ID: 8f3a2c1e-1111-2222-3333-444455556666",
+     "Error code: 429. Request ID: 0b9e77aa-9999-4444-8888-121212121212"),
+    ("x-amzn-RequestId: Ab12Cd9", "x-amzn-RequestId: Zz98Qq1"),
+    ("Cloudflare Ray ID: 7d3f2a1b9c0e4f5a", "Cloudflare Ray ID: 81c0aa03e5d2b7f9"),
+    ("ts=1733140000123 failed", "ts=1733140004567 failed"),
+])
+def test_common_log_shapes_differing_only_in_volatile_parts_are_equal(first: str,
+                                                                      second: str) -> None:
+    assert normalize(first) == normalize(second)

@@ -158,3 +158,41 @@ def test_the_reason_on_the_status_line() -> None:
 def test_the_quoted_template_is_not_a_status() -> None:
     text = "Format: STATUS: completed | failed | question | silent\nSTATUS: failed\nSUMMARY: x"
     assert parse_final_message(text).result is ResultStatus.FAILED
+
+
+@given(status_line(), summary_marker, body, st.sampled_from(["", "\n", "\n\n"]))
+def test_a_status_line_repeated_after_an_inline_summary_keeps_the_summary(
+        status: tuple[ResultStatus, str], marker: str, summary: str, gap: str) -> None:
+    result, line = status
+    final = parse_final_message(f"{line} {marker} {summary}\n{gap}STATUS: {result.value}")
+    assert (final.result, final.summary) == (result, summary.strip())
+
+
+#: any mix of the format's pieces and prose, in any order and number
+piece = st.one_of(
+    prose,
+    status_line().map(lambda s: s[1]),
+    summary_marker,
+    st.builds(lambda s, m, b: f"{s[1]} {m} {b}", status_line(), summary_marker, one_line),
+    st.builds(lambda m, b: f"{m} {b}", summary_marker, one_line),
+)
+
+
+@given(st.lists(piece, max_size=8))
+def test_the_summary_never_keeps_the_markers(pieces: list[str]) -> None:
+    text = "\n".join(pieces)
+    final = parse_final_message(text)
+    statuses = list(STATUS_AT_LINE_START.finditer(text))
+    if statuses:  # the last STATUS line wins
+        assert final.result is ResultStatus(statuses[-1][1].lower())
+    else:
+        assert (final.result, final.formatted) == (ResultStatus.COMPLETED, False)
+    for line in final.summary.split("\n"):
+        assert not STATUS_AT_LINE_START.match(line), final.summary
+        assert not SUMMARY_AT_LINE_START.match(line), final.summary
+
+
+STATUS_AT_LINE_START = re.compile(
+    r"^[ \t>#*_\-]*STATUS[*_]*[ \t]*:[*_ \t`]*(completed|failed|question|silent)(?!\w)",
+    re.IGNORECASE | re.MULTILINE)
+SUMMARY_AT_LINE_START = re.compile(r"^[ \t>#*_\-]*SUMMARY[*_]*[ \t]*:", re.IGNORECASE)

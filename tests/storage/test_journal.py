@@ -41,6 +41,41 @@ async def test_many_tasks_share_transactions_and_keep_their_order(
         assert (again.event_count, again.prompt_tokens, again.completion_tokens) == (11, 30, 10)
 
 
+async def test_events_with_and_without_usage_in_one_batch(store: TaskStore,
+                                                           clock: FakeClock) -> None:
+    # Half the tasks' events carry tokens or a cost, half do not: the counters of each are
+    # exact, and the ids handed back are the ids stored, in each task's order.
+    tasks = [await make_task(store, clock, name=f"t{i}") for i in range(12)]
+
+    async def writer(index: int, task_id: int) -> list[int]:
+        ids = []
+        for n in range(6):
+            kind = EventKind.TOOL_CALL if n % 2 else EventKind.TEXT
+            usage = index % 3
+            event = await store.append_event(
+                task_id, kind, {"n": n}, prompt_tokens=5 if usage == 1 else 0,
+                completion_tokens=2 if usage == 1 else 0,
+                cost_usd=0.25 if usage == 2 else None)
+            assert event is not None
+            ids.append(event.id)
+        return ids
+
+    handed = await asyncio.gather(*(writer(i, t.id) for i, t in enumerate(tasks)))
+    for index, (task, ids) in enumerate(zip(tasks, handed, strict=True)):
+        journal = await store.task_journal(task.id)
+        assert [e.id for e in journal[1:]] == ids
+        assert [e.seq for e in journal] == list(range(1, 8))
+        again = await store.get_task(task.id)
+        usage = index % 3
+        assert (again.event_count, again.tool_call_count) == (7, 3)
+        assert (again.prompt_tokens, again.completion_tokens, again.total_tokens) == (
+            (30, 12, 42) if usage == 1 else (0, 0, 0))
+        if usage == 2:
+            assert again.cost_usd == pytest.approx(1.5)
+        elif usage == 0:
+            assert again.cost_usd in (None, 0.0)
+
+
 async def test_an_ended_task_refuses_events(store: TaskStore, clock: FakeClock) -> None:
     task = await make_task(store, clock)
     await store.kill_task(task.id, by="Ann")

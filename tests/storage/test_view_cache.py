@@ -1,0 +1,71 @@
+"""The console's view cache: written through by every write of this process, so a cached
+view is always the stored one; a read that a write overtook is not cached."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from taskops.storage.console import ViewUpdate
+from taskops.storage.models import ConsoleStateRow
+from taskops.storage.push_store import delivery_key
+from taskops.storage.store import TaskStore
+from tests.factories import FakeClock
+
+
+async def test_every_write_keeps_the_cache_equal_to_the_store(store: TaskStore,
+                                                              clock: FakeClock) -> None:
+    views = store.console
+    key = await views.create("list", 5, {"page": 1})
+    assert views.cached(key) == await views.get(key)
+    await views.save(key, {"page": 2}, message_id=9)
+    assert views.cached(key) == await views.get(key)
+    assert views.cached(key).body == {"page": 2}  # type: ignore[union-attr]
+    await views.update(ViewUpdate(key, 10, {"page": 3}))
+    assert views.cached(key) is None  # dropped: the next get reads the row
+    assert (await views.get(key)).message_id == 10  # type: ignore[union-attr]
+    assert views.cached(key) == await views.get(key)
+    assert await views.save_if(key, {"page": 3}, {"page": 4})
+    assert not await views.save_if(key, {"page": 3}, {"page": 5})
+    assert views.cached(key) == await views.get(key)
+    await views.put(key, "list", 5, {"page": 6})
+    assert views.cached(key) is None
+    assert (await views.get(key)).body == {"page": 6}  # type: ignore[union-attr]
+    clock.advance(2 * 86400)
+    other = await views.create("list", 5, {"page": 1})
+    assert await views.delete_unused(clock() - timedelta(days=1)) == 1
+    assert views.cached(key) is None
+    assert await views.get(key) is None
+    assert views.cached(other) is not None
+    await views.delete(other)
+    assert views.cached(other) is None
+    assert await views.get(other) is None
+
+
+async def test_push_writes_drop_the_views_they_change(store: TaskStore) -> None:
+    sub, _ = await store.push.subscribe(7, {}, created_by=1)
+    key = await store.console.create("digest", 7, {"n": 1})
+    await store.push.advance(7, sub.cursor, delivery={"d": 1},
+                             view=ViewUpdate(key, 3, {"n": 2}))
+    assert store.console.cached(key) is None
+    assert (await store.console.get(key)).body == {"n": 2}  # type: ignore[union-attr]
+    assert (await store.console.get(delivery_key(7))).body == {"d": 1}  # type: ignore[union-attr]
+    await store.push.unsubscribe(7)
+    assert store.console.cached(delivery_key(7)) is None
+
+
+async def test_a_read_overtaken_by_a_write_is_not_cached(store: TaskStore) -> None:
+    views = store.console
+    key = await views.create("list", 5, {"page": 1})
+    views.cache.forget(key)
+    writes = views.cache.writes
+    async with store.db.write() as conn:  # as another process would
+        await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
+                           .values(body={"page": 2}))
+    stale = await views.get(key)
+    assert stale is not None
+    assert views.cached(key) == stale
+    views.cache.forget(key)
+    views.cache.read(stale, writes)  # read began before the forget: not cached
+    assert views.cached(key) is None
