@@ -89,17 +89,39 @@ def build_application(settings: Settings, store: TaskStore,
     return app
 
 
-async def start_console(app: AnyApp) -> None:
-    """Start an initialized Application: handlers, admins' command menus, then updates.
+async def start_console(app: AnyApp, *, leading: bool = True) -> None:
+    """Start an initialized Application: handlers, then (``leading``) what only the leader
+    of the ``taskops run`` processes does — see :func:`lead_console`.
 
     ``taskops run`` drives the Application itself (not ``run_polling``) so the worker and
-    the push jobs share its event loop and its clean shutdown.
+    the push jobs share its event loop and its clean shutdown. In webhook mode every
+    process answers the updates it is sent (a standby too); in polling mode only the
+    leader fetches them (Telegram allows one getUpdates caller).
     """
     settings = deps_of(app).settings
     await app.start()
+    if settings.telegram.mode is TelegramMode.WEBHOOK:
+        await _start_receiving(app, settings)
+    if leading:
+        await lead_console(app)
+
+
+async def lead_console(app: AnyApp) -> None:
+    """Begin what one process of the cluster does: the admins' command menus, the push
+    jobs, and (polling mode) fetching updates."""
+    settings = deps_of(app).settings
     await set_admin_menus(app.bot, settings.telegram.admin_ids, deps_of(app).menu_chats)
     await push.start(app)
-    await _start_receiving(app, settings)
+    if settings.telegram.mode is TelegramMode.POLLING:
+        await _start_receiving(app, settings)
+
+
+async def stand_down(app: AnyApp) -> None:
+    """Stop what only the leader does, at once (leadership was lost or is given up)."""
+    if (deps_of(app).settings.telegram.mode is TelegramMode.POLLING
+            and app.updater is not None and app.updater.running):
+        await app.updater.stop()
+    await push.stop(app)
 
 
 async def stop_console(app: AnyApp) -> None:

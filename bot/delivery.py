@@ -23,6 +23,7 @@ not sent a third time: the caller gets ``Unconfirmed`` and counts the message as
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -68,20 +69,38 @@ class Rejected(Exception):
     """Telegram refused the request itself (a 400 that a retry cannot fix)."""
 
 
-__all__ = ["ChatGone", "ChatMoved", "Rejected", "Telegram", "Unconfirmed", "sent_again"]
+__all__ = ["ChatGone", "ChatMoved", "NotLeading", "Rejected", "Telegram", "Unconfirmed",
+           "sent_again"]
 
 #: waiting for Telegram to answer a chat again before the one repeat
 PROBE_FIRST_SECONDS = 0.5
 PROBE_MAX_SECONDS = 4.0
 
 
+class NotLeading(Exception):
+    """This process no longer leads the cluster: what only the leader sends is not sent."""
+
+
+def _always() -> bool:
+    return True
+
+
 class Telegram:
     """The bot as the push side and the auto-refresh use it: every call classified."""
 
-    def __init__(self, bot: Any, gate: FloodGate) -> None:
+    def __init__(self, bot: Any, gate: FloodGate,
+                 leading: Callable[[], bool] = _always) -> None:
         self.bot, self.gate = bot, gate
+        #: the cluster's fence (storage.leader.Leadership.valid), checked before every
+        #: call: a process that lost its leadership sends nothing more, even in the
+        #: moment before its push jobs are stopped
+        self.leading = leading
 
     async def _classified(self, chat_id: int, request: Awaitable[T]) -> T:
+        if not self.leading():
+            if inspect.iscoroutine(request):
+                request.close()
+            raise NotLeading(f"not the leader: nothing sent to chat {chat_id}")
         try:
             return await request
         except ChatMigrated as exc:

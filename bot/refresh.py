@@ -89,6 +89,8 @@ async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     streak = context.job.data
     assert isinstance(streak, Streak)
     d = deps_of(context.application)
+    if not d.telegram.leading():
+        return  # one process of the cluster refreshes (and only while it leads)
     try:
         # Quick store calls, as a press makes: a pass must not hold a connection while the
         # store is away (the next pass comes in 5 s anyway).

@@ -35,7 +35,7 @@ from taskops import metrics
 from taskops.config import Settings
 from taskops.cron import cron_latest, cron_next
 from taskops.storage.domain import ProviderChoice, StoreError, Task, TaskDraft, Trigger
-from taskops.storage.leader import LeaderLock
+from taskops.storage.leader import CONSOLE, LeaderLock, Leadership
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger("taskops.runtime")
@@ -137,6 +137,25 @@ def has_schedules(settings: Settings) -> bool:
             or bool(runtime.consolidation_cron))
 
 
+class FencedLock:
+    """The triggers' lock inside the leader of the ``taskops run`` processes: the triggers'
+    own lock, held only while the leadership's fence holds. ``taskops worker`` processes
+    give that lock up as soon as a console leads (``DeferringLock``), so the leader fires;
+    the firing's compare-and-set keeps one task per firing even in the hand-over."""
+
+    def __init__(self, leadership: Leadership, inner: LeaderLock) -> None:
+        self.leadership, self.inner = leadership, inner
+
+    async def acquire(self) -> bool:
+        return self.leadership.valid() and await self.inner.acquire()
+
+    async def held(self) -> bool:
+        return self.leadership.valid() and await self.inner.held()
+
+    async def release(self) -> None:
+        await self.inner.release()
+
+
 class Triggers:
     def __init__(self, store: TaskStore, settings: Settings, *,
                  lock: LeaderLock | None = None, standby_seconds: float = 5.0,
@@ -144,7 +163,8 @@ class Triggers:
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.settings = settings
-        self.lock = lock or store.leader("triggers")
+        # Outside the console's leader, a process fires only while no console leads.
+        self.lock = lock or store.leader("triggers", defer_to=CONSOLE)
         self.standby_seconds = standby_seconds
         self.misfire_grace_seconds = misfire_grace_seconds
         self.now = now

@@ -8,8 +8,10 @@ ended) or every ``check_interval`` seconds, does everything that is not a run it
 * take up again the tasks of workers that are gone — a dead process on this host at
   once, another host's once its lease has run out — continuing from their journal
   (``runtime.resume``): nothing recorded is done twice;
-* stop runs whose task ended elsewhere — at once for a kill in this process (the bus),
-  within ``poll_interval_seconds`` for a kill from another process (polling);
+* stop runs whose task ended elsewhere — at once for a kill in this process (the bus)
+  and, on PostgreSQL, for a kill from another process (LISTEN/NOTIFY on a connection of
+  its own); within ``poll_interval_seconds`` otherwise (polling, the fallback and the
+  SQLite path);
 * renew this worker's leases;
 * enforce max duration and the paused timeout, write periodic status updates;
 * ride out store outages: runs wait for the store; past ``store_patience_seconds`` they
@@ -57,7 +59,7 @@ default_worker_id = liveness.default_worker_id
 class Worker:
     def __init__(self, store: TaskStore, settings: Settings, *, worker_id: str | None = None,
                  providers: Providers | None = None, tools: ToolRegistry | None = None,
-                 check_interval: float | None = None, lease_seconds: float = 30.0,
+                 check_interval: float | None = None, lease_seconds: float | None = None,
                  on_run_end: Callable[[TaskRun], None] | None = None) -> None:
         self.store = store
         self.settings = settings
@@ -65,7 +67,7 @@ class Worker:
         self.concurrency = settings.runtime.concurrency
         self.poll_interval = settings.runtime.poll_interval_seconds
         self.check_interval = check_interval or min(self.poll_interval, 1.0)
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_seconds or settings.runtime.lease_seconds
         self.providers = providers or Providers(settings)
         self.tools = tools or default_tools
         self.on_run_end = on_run_end
@@ -80,6 +82,8 @@ class Worker:
         self._to_fail: dict[int, str] = {}
         self._progress: set[asyncio.Task[None]] = set()
         self._failing_since: float | None = None
+        #: set while kills from other processes reach this worker at once (PostgreSQL)
+        self.listening = asyncio.Event()
         #: whether there may be work to claim before the next poll: a task was created or
         #: answered here, or the last claim filled every free slot (more may be waiting)
         self._maybe_work = True
@@ -92,7 +96,9 @@ class Worker:
         liveness.started(self.worker_id)
         queue = self.store.bus.subscribe()
         helpers = [asyncio.create_task(self._watch(queue)),
-                   asyncio.create_task(self._relay(stop))]
+                   asyncio.create_task(self._relay(stop)),
+                   asyncio.create_task(self.store.work.listen_kills(
+                       self.worker_id, self._killed_elsewhere, stop, ready=self.listening))]
         log.info("worker %s started: concurrency %d, provider(s) %s", self.worker_id,
                  self.concurrency, ", ".join(p.name for p in self.settings.providers))
         try:
@@ -108,6 +114,12 @@ class Worker:
             await self._shutdown()
             liveness.stopped(self.worker_id)
             log.info("worker %s stopped", self.worker_id)
+
+    def _killed_elsewhere(self, task_id: int) -> None:
+        """A kill committed by any process (PostgreSQL NOTIFY): stop the run at once."""
+        run = self.runs.get(task_id)
+        if run is not None:
+            run.stop("killed")
 
     async def _relay(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -175,6 +187,13 @@ class Worker:
         free = self.concurrency - len(self.runs)
         if free <= 0:
             return
+        # Tasks of dead workers first (their lease ran out): new tasks must not keep
+        # them waiting while this worker has room.
+        if self._is_due("take-over", self.check_interval):
+            await self._take_over()
+            free = self.concurrency - len(self.runs)
+            if free <= 0:
+                return
         # A run that ends wakes the loop too; it looks for work only when there may be
         # some (two reads each time, ~0.1 ms of CPU per event with 200 short tasks), and
         # every poll interval for work from other processes.

@@ -8,7 +8,10 @@ belongs to one part of taskops hangs off it as a sub-API over the same database:
 * ``store.console`` — console views, prompts, state rows and the audit log (the bot);
 * ``store.push`` — subscriptions and their delivery cursors (the bot's push side);
 * ``store.work`` — claims, leases and recovery (the worker);
-* ``store.cronjobs`` — schedules and their firings (the triggers, ``/cronjobs``).
+* ``store.cronjobs`` — schedules and their firings (the triggers, ``/cronjobs``);
+* ``store.cluster`` — the processes sharing the store: who is connected, the fenced
+  leader election, ``taskops status``;
+* ``store.retention`` — pruning old tasks and events.
 
 Nothing outside ``storage`` sees a connection, a row or SQL.
 
@@ -29,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops import metrics, redaction
 from taskops.config import Settings
-from taskops.storage import counts, facets, feed, listing, rules, transitions
+from taskops.storage import counts, facets, feed, listing, notify, rules, transitions
+from taskops.storage.cluster import ClusterStore
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
 from taskops.storage.db import (
@@ -67,9 +71,14 @@ from taskops.storage.domain import (
 from taskops.storage.feed import FeedBatch
 from taskops.storage.health import StoreHealth
 from taskops.storage.journal import Journal
-from taskops.storage.leader import LeaderLock, leader_lock
+from taskops.storage.leader import (
+    DeferringLock,
+    LeaderLock,
+    leader_lock,
+)
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.push_store import PushStore
+from taskops.storage.retention import RetentionStore
 from taskops.storage.rows import row_to_event, row_to_task
 from taskops.storage.signals import ChangeBus, TaskChange
 from taskops.storage.work import WorkStore
@@ -85,6 +94,10 @@ class TaskStore:
         self.cronjobs = CronStore(self.db)
         #: the writer of running tasks' events (group commit; storage.journal)
         self.journal = Journal(self.db)
+        #: the processes sharing the database: members, leadership, status
+        self.cluster = ClusterStore(self.db)
+        #: pruning old tasks and events (the leader's job)
+        self.retention = RetentionStore(self.db)
 
     @classmethod
     async def open(cls, settings: Settings, *, run_migrations: bool = False,
@@ -139,9 +152,11 @@ class TaskStore:
         """Whether the database answers, and when it last did (storage.health)."""
         return self.db.health
 
-    def leader(self, name: str) -> LeaderLock:
-        """The lock that makes one process among those sharing the store lead ``name``."""
-        return leader_lock(self.db, name)
+    def leader(self, name: str, *, defer_to: str | None = None) -> LeaderLock:
+        """The lock that makes one process among those sharing the store lead ``name``;
+        with ``defer_to``, only while no process leads that election (``DeferringLock``)."""
+        lock = leader_lock(self.db, name)
+        return DeferringLock(self.db, lock, defer_to) if defer_to else lock
 
     # --- creating -------------------------------------------------------------------------
 
@@ -388,6 +403,8 @@ class TaskStore:
                 task = await transitions.transition(
                     self.db, conn, task_id, [TaskStatus.RUNNING], TaskStatus.FAILED, values,
                     text, kill_refused_message, ending=(rules.runtime_failure(text), None))
+                # Other processes' workers hear of it at commit (LISTEN/NOTIFY, PostgreSQL).
+                await notify.notify_kill(self.db, conn, task_id)
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED, killed=True))
         return task
 

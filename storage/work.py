@@ -10,14 +10,15 @@ first continues the run.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
 
-from taskops.storage import transitions
+from taskops.storage import notify, transitions
 from taskops.storage.db import Database
 from taskops.storage.domain import EventKind, Task, TaskStatus
 from taskops.storage.models import TaskEventRow, TaskRow
@@ -96,6 +97,13 @@ class WorkStore:
                 .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds))
                 .returning(TaskRow)))
         return sorted((row_to_task(r) for r in rows), key=lambda t: t.id)
+
+    async def listen_kills(self, worker_id: str, on_kill: Callable[[int], None],
+                           stop: asyncio.Event, *, ready: asyncio.Event | None = None) -> None:
+        """Hear every kill committed by any process at once, until ``stop`` (PostgreSQL
+        LISTEN/NOTIFY on a connection of its own; returns at once on SQLite, where
+        polling ``holdings`` is the only way)."""
+        await notify.listen_kills(self.db, worker_id, on_kill, stop, ready=ready)
 
     async def renew(self, worker_id: str, task_ids: Collection[int],
                     lease_seconds: float) -> None:

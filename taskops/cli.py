@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TextIO
@@ -18,16 +19,26 @@ from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from taskops import monitoring, redaction
-from taskops.bot.app import build_application, start_console, stop_console
+from taskops.bot.app import (
+    build_application,
+    lead_console,
+    stand_down,
+    start_console,
+    stop_console,
+)
 from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.push.service import PushService
 from taskops.config import ConfigError, Settings, load_settings, raw_secret_values
 from taskops.logs import setup_logging, telegram_logs_at_debug
+from taskops.runtime.liveness import default_worker_id
+from taskops.runtime.retention import Retention
 from taskops.runtime.service import run_runtime
+from taskops.runtime.triggers import FencedLock, Triggers
 from taskops.storage.db import current_revision, head_revision, migrate
 from taskops.storage.domain import ProviderChoice, StoreError, TaskDraft, Trigger
 from taskops.storage.faults import describe, is_transient
+from taskops.storage.leader import CONSOLE, Leadership
 from taskops.storage.seed import seed_demo
 from taskops.storage.store import TaskStore
 
@@ -59,8 +70,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="run the bot (and its push jobs), the worker and the triggers")
     run.add_argument("--demo", action="store_true",
                      help="fill an empty store with demo tasks first and keep a few running")
-    sub.add_parser("worker", parents=[common], help="run the worker and the triggers only")
+    worker = sub.add_parser("worker", parents=[common],
+                            help="run the worker and the triggers only")
+    for command in (run, worker):
+        command.add_argument(
+            "--name", metavar="NAME",
+            help="this process's name in the cluster (default: host:pid); a named worker's "
+                 "tasks are taken over only once its lease runs out")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
+    sub.add_parser("status", parents=[common],
+                   help="print the cluster as the store sees it: leader, standbys, workers "
+                        "with their leases, push cursors' lag")
     sub.add_parser("check-config", parents=[common],
                    help="validate the config and print the effective settings")
     seed = sub.add_parser("seed-demo", parents=[common], help="write realistic demo tasks")
@@ -138,11 +158,16 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _cmd_worker(settings: Settings) -> int:
+def _worker_id(name: str | None) -> str | None:
+    """A named process's worker id: the name and a nonce (two starts never share one)."""
+    return f"{name.replace(':', '-')}:{uuid.uuid4().hex[:6]}" if name else None
+
+
+async def _cmd_worker(settings: Settings, name: str | None) -> int:
     store = await _open_store(settings)
     try:
         async with monitoring.serving(store, settings):
-            await run_runtime(store, settings, _stop_on_signals())
+            await run_runtime(store, settings, _stop_on_signals(), worker_id=_worker_id(name))
     finally:
         await store.close()
     log.info("stopped")
@@ -168,12 +193,13 @@ def _bot_api_problem(base_url: str, error: TelegramError) -> str:
 
 @contextlib.asynccontextmanager
 async def _console(app: AnyApp, settings: Settings) -> AsyncIterator[None]:
-    """The console started (getMe, menus, updates) for the block, stopped after it."""
+    """The console started (getMe; updates in webhook mode) for the block, stopped after
+    it; what only the leader does is started by :func:`_lead`."""
     try:
         with telegram_logs_at_debug():
             try:
                 await app.initialize()  # getMe: the first request to the Bot API
-                await start_console(app)
+                await start_console(app, leading=False)
             except BaseException:
                 await stop_console(app)
                 await app.shutdown()
@@ -199,26 +225,59 @@ async def _seed_demo(store: TaskStore) -> None:
         log.info("demo: seeded %d tasks", report.tasks)
 
 
-async def _cmd_run(settings: Settings, demo: bool) -> int:
+async def _lead(app: AnyApp, store: TaskStore, settings: Settings,
+                leadership: Leadership) -> None:
+    """What the leader of the ``taskops run`` processes does, until cancelled (leadership
+    lost, or stopping): Telegram updates (polling), push and summaries, the auto-refresh,
+    the triggers, retention. Stopped at once when cancelled; the fence
+    (``leadership.valid``) keeps anything from being sent meanwhile."""
+    stop_triggers = asyncio.Event()
+    triggers = Triggers(store, settings,
+                        lock=FencedLock(leadership, store.leader("triggers")))
+    jobs = [asyncio.create_task(triggers.run(stop_triggers), name="triggers"),
+            asyncio.create_task(Retention(store, keep_going=leadership.valid).run(),
+                                name="retention")]
+    try:
+        with telegram_logs_at_debug():
+            await lead_console(app)
+        log.info("console: leading as @%s (%s)", app.bot.username, leadership.member)
+        await asyncio.gather(*jobs)
+        await asyncio.Event().wait()
+    finally:
+        stop_triggers.set()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        await stand_down(app)
+
+
+async def _cmd_run(settings: Settings, demo: bool, name: str | None = None) -> int:
     missing = settings.missing_for_run()
     if missing:
         raise CliError("\n".join(f"taskops: {line}" for line in missing))
     store = await _open_store(settings)
     try:
         app = build_application(settings, store)
+        worker_id = _worker_id(name) or default_worker_id()
+        leadership = store.cluster.leadership(CONSOLE, worker_id)
+        deps_of(app).telegram.leading = leadership.valid
         stop = _stop_on_signals()
         async with _console(app, settings), monitoring.serving(
                 store, settings, push_lag=_push_lag(app)):
             if demo:  # only now: a console that failed to start leaves the store untouched
                 await _seed_demo(store)
-            runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo))
+            runtime = asyncio.create_task(run_runtime(store, settings, stop, demo=demo,
+                                                      worker_id=worker_id, triggers=False))
+            leading = asyncio.create_task(leadership.run(
+                stop, lambda: _lead(app, store, settings, leadership)))
             log.info("taskops running as @%s (%s, %d admins, database %s)",
                      app.bot.username, settings.telegram.mode.value,
                      len(settings.telegram.admin_ids), settings.database.safe_url)
-            await asyncio.wait([runtime, asyncio.create_task(stop.wait())],
+            await asyncio.wait([runtime, leading, asyncio.create_task(stop.wait())],
                                return_when=asyncio.FIRST_COMPLETED)
             log.info("stopping")
             stop.set()
+            await leading
             await stop_console(app)
             await runtime  # a crashed runtime ends the process with its error
     finally:
@@ -227,17 +286,28 @@ async def _cmd_run(settings: Settings, demo: bool) -> int:
     return 0
 
 
+async def _cmd_status(settings: Settings) -> int:
+    store = await _open_store(settings, migrate_sqlite=False)
+    try:
+        print((await store.cluster.status()).describe())
+    finally:
+        await store.close()
+    return 0
+
+
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return await _cmd_migrate(settings)
+    if args.command == "status":
+        return await _cmd_status(settings)
     if args.command == "seed-demo":
         return await _cmd_seed(settings, args.tasks, args.seed)
     if args.command == "submit":
         return await _cmd_submit(settings, args)
     if args.command == "run":
-        return await _cmd_run(settings, args.demo)
+        return await _cmd_run(settings, args.demo, args.name)
     if args.command == "worker":
-        return await _cmd_worker(settings)
+        return await _cmd_worker(settings, args.name)
     raise AssertionError(args.command)
 
 

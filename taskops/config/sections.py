@@ -139,6 +139,29 @@ class RuntimeSettings:
     #: how long a run waits for an unavailable store before it stops and is taken up
     #: again later from its journal (the task itself never fails for it)
     store_patience_seconds: float = _key(checks.number(), 120.0)
+    #: a worker renews its claims every third of this; a worker that stops renewing
+    #: (killed, its host gone, cut off from the database) loses its tasks after it, and
+    #: another worker takes them up again from their journal
+    lease_seconds: float = _key(checks.number(), 30.0)
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """What the leader prunes (off by default): running and paused tasks are never
+    touched, whatever their age."""
+
+    #: the events (timeline) of tasks created more than this many days ago and ended
+    events_days: int | None = _key(checks.integer(1), None)
+    #: tasks created more than this many days ago and ended, with their events
+    tasks_days: int | None = _key(checks.integer(1), None)
+    #: tasks handled per transaction (small: writers never wait long behind a prune)
+    batch_size: int = _key(checks.integer(1, 10_000), 200)
+    #: how often the leader looks for what to prune
+    interval_minutes: float = _key(checks.number(), 10.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.events_days is not None or self.tasks_days is not None
 
 
 @dataclass(frozen=True)
@@ -242,6 +265,7 @@ SECTIONS: dict[str, type] = {
     "tasks": TasksSettings,
     "runtime": RuntimeSettings,
     "notifications": NotificationSettings,
+    "retention": RetentionSettings,
     "monitoring": MonitoringSettings,
 }
 
@@ -255,6 +279,7 @@ class Settings:
     tasks: TasksSettings = field(default_factory=TasksSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     providers: tuple[ProviderSettings, ...] = (SCRIPTED_PROVIDER,)
     prices: Mapping[str, Price] = field(default_factory=lambda: DEFAULT_PRICES)
