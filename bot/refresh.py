@@ -1,4 +1,5 @@
-"""Auto-refresh: the list a chat last used is re-rendered while it shows running tasks.
+"""Auto-refresh: the list a chat last used is re-rendered while it shows running tasks, or
+while it is the first page of the newest tasks (new tasks appear at its top).
 
 Every 5 s; edited only when the render changed; paused while the chat's latest screen is
 a task (or any other non-list screen); stopped 10 minutes after the last press. A press
@@ -25,7 +26,15 @@ from taskops.bot.flood import LIVE
 from taskops.bot.outage import Streak
 from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
-from taskops.bot.views import CONSOLE_KINDS, Screen, decode_or_none, encode, latest_per_chat
+from taskops.bot.views import (
+    CONSOLE_KINDS,
+    Screen,
+    ViewState,
+    decode_or_none,
+    encode,
+    latest_per_chat,
+)
+from taskops.storage.domain import Sort
 from taskops.storage.health import quick
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,11 @@ log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0
 IDLE_STOP = timedelta(minutes=10)
 FORGET_AFTER = timedelta(days=30)
+
+
+def shows_newest(state: ViewState) -> bool:
+    """Page 1 of the newest first: where a new task appears (edited only when it does)."""
+    return state.list.page == 1 and state.list.sort == Sort()
 
 
 async def refresh_lists(app: AnyApp) -> int:
@@ -43,8 +57,8 @@ async def refresh_lists(app: AnyApp) -> int:
     edited = 0
     for view in latest_per_chat(records).values():
         state = decode_or_none(view.body)
-        if (state is None or state.screen is not Screen.LIST or not state.shows_running
-                or view.message_id is None):
+        if (state is None or state.screen is not Screen.LIST or view.message_id is None
+                or not (state.shows_running or shows_newest(state))):
             continue
         rendered, new_state = await render_state(d, state, view.key, chat_id=view.chat_id)
         shown = fingerprint(rendered)

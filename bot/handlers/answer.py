@@ -15,7 +15,7 @@ from taskops.bot.handlers.prompts import Reply, ask, register_prompt
 from taskops.bot.press import answer, load_press, on_press
 from taskops.bot.render import render
 from taskops.bot.screens import show_in
-from taskops.bot.views import PromptState, Purpose
+from taskops.bot.views import PromptState, Purpose, ViewKind
 from taskops.storage.domain import InvalidTransition, StoreError, TaskStatus
 
 
@@ -72,7 +72,9 @@ async def on_answer_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, re
     if task_id is None or not await _resume(update, context, task_id, reply.text):
         return
     await deps(context).store.console.delete(reply.prompt_key)
-    await show_in(context, reply.view, reply.state)
+    if reply.view.kind != ViewKind.DIGEST:
+        # A digest stays what it is for the chat; the answer's own reply says it was taken.
+        await show_in(context, reply.view, reply.state)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

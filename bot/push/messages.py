@@ -120,6 +120,9 @@ def digest(total: int, counts: dict[TaskStatus, int], items: list[DigestItem],
         shown = max(0, shown - 5)
     buttons = [button(f"{fmt.STATUS_BADGE[i.status]} #{i.task_id}", Action.OPEN_TASK, key,
                       i.task_id) for i in items[:min(shown, DIGEST_BUTTONS)]]
+    # Paused tasks keep their Answer (the question waits for a person).
+    buttons += [button(f"💬 #{i.task_id}", Action.ANSWER, key, i.task_id)
+                for i in items[:shown] if i.status is TaskStatus.PAUSED][:DIGEST_BUTTONS]
     rows_kb = [buttons[i:i + DIGEST_BUTTONS_PER_ROW]
                for i in range(0, len(buttons), DIGEST_BUTTONS_PER_ROW)]
     # Back to the list, with the digest's status as the filter when it has one.

@@ -144,3 +144,26 @@ async def test_a_quiet_window_closes_the_digest(fakegram: FakeTelegram, tmp_path
         assert delivered(sent)[0] == 6
         assert (await console.store.get_task(ids[6])).status is TaskStatus.RUNNING
         assert fakegram.flood_violations == []
+
+
+async def test_paused_tasks_keep_answer_in_a_digest(console: Console) -> None:
+    dm = console.server.private_chat(console.admin)
+    await subscribe(console)
+    ids = await running_tasks(console.store, 5)
+    for task_id in ids:
+        await console.store.finish_task(task_id, "STATUS: question\nSUMMARY: which one?")
+    await wait_delivered(console, dm.id)
+    digest = next(m for m in notices(console, dm) if is_digest(m))
+    answers = [label for label in buttons(digest) if label.startswith("💬 #")]
+    assert answers
+    task_id = int(answers[0].split("#")[1])
+    before = digest.text
+    await press(console, digest, answers[0], expect_edit=False)
+    await console.server.wait_for(lambda: "Your answer" in str(
+        console.server.last_bot_message(dm).keyboard or ""))
+    prompt = console.server.last_bot_message(dm)
+    await console.server.reply_to(console.admin, dm, prompt.message_id, "the first")
+    await console.server.wait_for(lambda: (console.server.last_bot_message(dm).text or "")
+                                  .startswith(f"💬 Answer sent to #{task_id} "))
+    assert (await console.store.get_task(task_id)).status is TaskStatus.RUNNING
+    assert digest.text == before  # the digest stays a digest
