@@ -239,6 +239,12 @@ async def soak(args: argparse.Namespace, port: int, config: Path, env: dict[str,
                                    ADMINS[0])
     log = (out / "run.log").open("wb")
     command = _cli(config, "run")
+    if args.heap:
+        # tracemalloc through bench/heap_child.py: where the heap grows, every --heap minutes
+        heap = out / "heap.txt"
+        heap.unlink(missing_ok=True)
+        command = [sys.executable, str(Path(__file__).with_name("heap_child.py")), str(heap),
+                   str(60 * args.heap), "--", *command[3:]]
     process = await asyncio.create_subprocess_exec(*command, env=env, stdout=log, stderr=log)
     assert process.pid is not None
     samples_path = out / "samples.csv"
@@ -335,6 +341,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(DATA_DIR / "soak"))
     parser.add_argument("--reuse", action="store_true",
                         help="keep an existing soak.db instead of seeding afresh")
+    parser.add_argument("--heap", type=int, metavar="MINUTES", default=0,
+                        help="run taskops under tracemalloc; heap growth every MINUTES into "
+                             "heap.txt (diagnosis: its RSS is not the figure)")
     parser.add_argument("--report", metavar="CSV", help="only print the figures of a run")
     args = parser.parse_args()
     if args.report:
