@@ -22,6 +22,7 @@ from taskops.bot.handlers import (
     audit_log,
     bulk,
     cronjobs,
+    digest,
     kill,
     prompts,
     restart,
@@ -80,6 +81,7 @@ def build_application(settings: Settings, store: TaskStore,
     cronjobs.register(app)
     subscriptions.register(app)
     alert_press.register(app)
+    digest.register(app)
     prompts.register(app)
     # Last of all: it answers the presses that none of the handlers above matched.
     register_last_resort(app)

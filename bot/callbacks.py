@@ -53,6 +53,7 @@ class Action(StrEnum):
     VIEW_RENAME = "j"  # rename a saved view; argument: its id
     VIEW_DELETE = "z"  # delete a saved view; argument: its id
     ALERT = "A"  # a button of an alert; argument: an AlertVerb (bot/push/alerts.py)
+    DIGEST_PAGE = "D"  # a page of a digest's tasks; argument: page number
 
 
 class BadCallback(ValueError):

@@ -106,6 +106,8 @@ async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _forget_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps_of(context.application)
     removed = await d.store.console.delete_unused(d.store.clock() - FORGET_AFTER)
+    # A digest's tasks go with its message state (kept as long as any other view).
+    removed += await d.store.push.forget_digests(d.store.clock() - FORGET_AFTER)
     if removed:
         log.info("forgot %d console views unused for %s", removed, FORGET_AFTER)
 

@@ -70,6 +70,8 @@ class Screen(StrEnum):
     BULK = "bulk"
     #: the chat's views (built-in and saved), opened from the list or by /views
     VIEWS = "views"
+    #: a digest message paged by a person (page 1 as the push side sent it is LIST)
+    DIGEST = "digest"
 
 
 #: screens drawn over a task's detail (its part stays, to return to)
@@ -176,6 +178,13 @@ class BulkPart(Struct, frozen=True, kw_only=True):
     nonce: str
 
 
+class DigestPart(Struct, frozen=True, kw_only=True):
+    """A digest message as paged by a person: which page of its tasks it shows (the tasks
+    themselves are in the store under the view's key)."""
+
+    page: int = 1
+
+
 class ViewState(Struct, frozen=True, kw_only=True):
     v: int = SCHEMA
     screen: Screen = Screen.LIST
@@ -185,6 +194,7 @@ class ViewState(Struct, frozen=True, kw_only=True):
     kill: KillPart | None = None
     restart: RestartDraft | None = None
     bulk: BulkPart | None = None
+    digest: DigestPart | None = None
     #: whether the last render showed a running task (auto-refresh keeps going while so)
     shows_running: bool = False
     #: sent by the push side as this kind and not pressed since
@@ -202,6 +212,8 @@ class ViewState(Struct, frozen=True, kw_only=True):
             raise ValueError("a restart screen needs its draft")
         if self.screen is Screen.BULK and self.bulk is None:
             raise ValueError("a bulk screen needs its preview")
+        if self.screen is Screen.DIGEST and self.digest is None:
+            raise ValueError("a digest screen needs its page")
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -223,7 +235,7 @@ class ViewState(Struct, frozen=True, kw_only=True):
     def back_to_list(self) -> ViewState:
         """The list as it was left; whatever was opened from it is closed."""
         return replace(self, screen=Screen.LIST, menu=None, detail=None, kill=None,
-                       restart=None, bulk=None)
+                       restart=None, bulk=None, digest=None)
 
     def with_list(self, **changes: Any) -> ViewState:
         """The list with new page or sort, shown."""
@@ -235,6 +247,11 @@ class ViewState(Struct, frozen=True, kw_only=True):
 
     def ask_bulk(self, part: BulkPart) -> ViewState:
         return replace(self.back_to_list(), screen=Screen.BULK, bulk=part)
+
+    def digest_paged(self, page: int) -> ViewState:
+        """A digest message showing page ``page`` of its tasks."""
+        return replace(self.back_to_list(), screen=Screen.DIGEST,
+                       digest=DigestPart(page=max(1, page)))
 
     def open_views(self) -> ViewState:
         return replace(self.back_to_list(), screen=Screen.VIEWS)

@@ -344,6 +344,22 @@ class AlertRow(Base):
     )
 
 
+class DigestItemRow(Base):
+    """One task of a digest message ("🔔 N tasks changed status"), in the order the
+    changes came (``seq`` from 0), so every task of a digest stays reachable page by page
+    however long the burst; the message's header counts are read from these rows too."""
+
+    __tablename__ = "push_digest_items"
+
+    view_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(BigInt)
+    #: the status the change brought (the digest tells what happened, not what is now)
+    status: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(SafeString(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
 
@@ -376,6 +392,7 @@ class SavedViewRow(Base):
     __table_args__ = (UniqueConstraint("chat_id", "name", name="uq_saved_views_chat_name"),)
 
 
-__all__ = ["AlertRow", "AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "MetaRow",
+__all__ = ["AlertRow", "AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "DigestItemRow",
+           "MetaRow",
            "SavedViewRow",
            "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow"]

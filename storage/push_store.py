@@ -15,15 +15,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage import feed, rules
 from taskops.storage.console import ViewCache, ViewUpdate, apply_update, upsert_state
 from taskops.storage.db import Database
-from taskops.storage.domain import EventKind, TaskEvent
-from taskops.storage.models import AlertRow, ConsoleStateRow, SubscriptionRow, TaskEventRow
+from taskops.storage.domain import EventKind, TaskEvent, TaskStatus
+from taskops.storage.models import (
+    AlertRow,
+    ConsoleStateRow,
+    DigestItemRow,
+    SubscriptionRow,
+    TaskEventRow,
+)
 from taskops.storage.rows import row_to_event
 
 DELIVERY_KIND = "delivery"
@@ -118,6 +124,49 @@ class AlertRepeat:
     seen_event_id: int
 
 
+#: how much of a task's name a digest keeps (it shows at most 40 characters)
+DIGEST_NAME_KEPT = 64
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One task of a digest, with the status its change brought."""
+
+    task_id: int
+    status: TaskStatus
+    name: str
+
+    def to_json(self) -> list[Any]:
+        return [self.task_id, self.status.value, self.name]
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> DigestItem:
+        return cls(int(value[0]), TaskStatus(value[1]), str(value[2]))
+
+
+@dataclass(frozen=True)
+class DigestAppend:
+    """Tasks a digest took in, stored in the transaction of the delivery that showed them
+    (so the digest's count in the delivery state and its rows never disagree);
+    ``first_seq`` is how many the digest had before."""
+
+    view_key: str
+    first_seq: int
+    items: list[DigestItem]
+
+
+@dataclass(frozen=True)
+class DigestPage:
+    """A page of a digest's tasks, newest first, and what the whole digest counts."""
+
+    total: int
+    counts: dict[TaskStatus, int]
+    #: when its first and latest change were taken in (None: no rows)
+    started: datetime | None
+    updated: datetime | None
+    items: list[DigestItem]
+
+
 def _alert(row: Any) -> Alert:
     return Alert(row.id, row.chat_id, row.task_id, row.follow_task_id, AlertKind(row.kind),
                  row.view_key, row.message_id, row.group_key, row.count, row.text,
@@ -199,7 +248,8 @@ class PushStore:
     async def advance(self, chat_id: int, cursor: str, *,
                       delivery: dict[str, Any] | None = None,
                       view: ViewUpdate | None = None,
-                      alert: NewAlert | AlertRepeat | None = None) -> bool:
+                      alert: NewAlert | AlertRepeat | None = None,
+                      digest: DigestAppend | None = None) -> bool:
         """Move a subscription's cursor, with what was delivered, in one transaction.
 
         False when the chat was unsubscribed meanwhile (nothing is written then).
@@ -221,10 +271,50 @@ class PushStore:
                     count=AlertRow.count + 1, task_id=alert.task_id,
                     follow_task_id=alert.task_id, text=alert.text,
                     seen_event_id=alert.seen_event_id, updated_at=self.db.clock()))
+            if digest is not None and digest.items:
+                await self._append_digest(conn, digest)
         self.views.forget(delivery_key(chat_id))
         if view is not None:
             self.views.forget(view.key)
         return True
+
+    # --- digests ---------------------------------------------------------------------------
+
+    async def _append_digest(self, conn: AsyncConnection, digest: DigestAppend) -> None:
+        now = self.db.clock()
+        await conn.execute(insert(DigestItemRow), [
+            {"view_key": digest.view_key, "seq": digest.first_seq + i, "task_id": item.task_id,
+             "status": item.status.value, "name": item.name[:DIGEST_NAME_KEPT], "at": now}
+            for i, item in enumerate(digest.items)])
+
+    async def digest_page(self, view_key: str, page: int, size: int) -> DigestPage:
+        """Page ``page`` (from 1, newest first) of a digest's tasks: a seek on the primary
+        key, and its counts by status."""
+        async with self.db.read() as conn:
+            counts: dict[TaskStatus, int] = {}
+            for status, n in await conn.execute(
+                    select(DigestItemRow.status, func.count()).where(
+                        DigestItemRow.view_key == view_key).group_by(DigestItemRow.status)):
+                counts[TaskStatus(status)] = int(n)
+            span = (await conn.execute(select(func.min(DigestItemRow.at),
+                                              func.max(DigestItemRow.at)).where(
+                DigestItemRow.view_key == view_key))).one()
+            rows = await conn.execute(
+                select(DigestItemRow.task_id, DigestItemRow.status, DigestItemRow.name)
+                .where(DigestItemRow.view_key == view_key)
+                .order_by(DigestItemRow.seq.desc())
+                .offset((max(1, page) - 1) * size).limit(size))
+            items = [DigestItem(int(r.task_id), TaskStatus(r.status), r.name) for r in rows]
+        return DigestPage(sum(counts.values()), counts, span[0], span[1], items)
+
+    async def forget_digests(self, before: datetime) -> int:
+        """Drop the tasks of digests older than ``before`` whose message state is gone
+        (``ConsoleStore.delete_unused`` forgets the views themselves)."""
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(DigestItemRow).where(
+                DigestItemRow.at < before,
+                ~exists().where(ConsoleStateRow.key == DigestItemRow.view_key)))
+        return int(result.rowcount or 0)
 
     # --- what push messages say about a task ---------------------------------------------
 

@@ -8,11 +8,10 @@ from typing import Any
 
 from taskops.bot.push import alerts
 from taskops.bot.push.feed import Batch
-from taskops.bot.push.messages import DigestItem
 from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ViewKind, ViewState, encode
 from taskops.storage.domain import EventKind, ResultStatus, Task, TaskEvent, TaskStatus
-from taskops.storage.push_store import Alert, Subscription
+from taskops.storage.push_store import Alert, DigestItem, Subscription
 
 
 @dataclass(frozen=True)

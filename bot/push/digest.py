@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskops.bot.push.messages import DigestItem
 from taskops.storage.domain import TaskStatus
+from taskops.storage.push_store import DigestItem
 
 #: send times kept for pacing after a restart (covers a group's minute window)
 SENT_KEPT = 25
@@ -26,7 +26,7 @@ class Digest:
     updated: float
     total: int = 0
     counts: dict[TaskStatus, int] = field(default_factory=dict)
-    #: newest first, at most ``PushOptions.digest_listed``
+    #: newest first, its first page (bot/digest_view.py); all of them are in the store
     items: list[DigestItem] = field(default_factory=list)
 
     def add(self, items: list[DigestItem], keep: int) -> None:

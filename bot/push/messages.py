@@ -21,11 +21,6 @@ NOTE_LIMIT = 500
 #: how much of the failing tool call's error a failure card shows
 TOOL_ERROR_LIMIT = 300
 INJECTION_LIMIT = 3000
-DIGEST_NAME_WIDTH = 40
-DIGEST_BUTTONS = 8
-DIGEST_BUTTONS_PER_ROW = 4
-STATUS_VERB = {TaskStatus.FAILED: "failed", TaskStatus.PAUSED: "paused",
-               TaskStatus.COMPLETED: "completed", TaskStatus.RUNNING: "started"}
 RESULT_LABEL = {ResultStatus.COMPLETED: "completed", ResultStatus.FAILED: "failed",
                 ResultStatus.QUESTION: "asks a question", ResultStatus.SILENT: "completed"}
 _INJECTION = re.compile(r"\A<task_injection\b([^>]*)>\n?(.*?)\n?</task_injection>\s*\Z",
@@ -81,53 +76,6 @@ def _failed_call(event: TaskEvent | None) -> dict[str, str] | None:
     return {"name": fmt.truncate(str(payload.get("tool", "?")), 80),
             "duration": fmt.tool_duration(payload.get("duration_ms")),
             "error": cut(" ".join(error.split()), TOOL_ERROR_LIMIT)}
-
-
-@dataclass(frozen=True)
-class DigestItem:
-    task_id: int
-    status: TaskStatus
-    name: str
-
-    def to_json(self) -> list[Any]:
-        return [self.task_id, self.status.value, self.name]
-
-    @classmethod
-    def from_json(cls, value: list[Any]) -> DigestItem:
-        return cls(int(value[0]), TaskStatus(value[1]), str(value[2]))
-
-
-def digest(total: int, counts: dict[TaskStatus, int], items: list[DigestItem],
-           span_seconds: float, key: str) -> Rendered:
-    """A burst as one message: the count, the split by status, the newest tasks listed."""
-    statuses = [s for s in (TaskStatus.FAILED, TaskStatus.PAUSED, TaskStatus.COMPLETED,
-                            TaskStatus.RUNNING) if counts.get(s)]
-    single = statuses[0] if len(statuses) == 1 else None
-    breakdown = [] if single else [
-        {"badge": fmt.STATUS_BADGE[s], "count": counts[s], "label": STATUS_VERB[s]}
-        for s in statuses]
-    rows = [{"badge": fmt.STATUS_BADGE[i.status], "id": i.task_id,
-             "name": fmt.truncate(i.name, DIGEST_NAME_WIDTH)} for i in items]
-    span_minutes = max(1, -(-int(span_seconds) // 60))
-    shown = len(rows)
-    while True:
-        text = render("digest", total=total, status=single.value if single else None,
-                      badge=fmt.STATUS_BADGE[single] if single else "🔔",
-                      breakdown=breakdown, span_minutes=span_minutes, items=rows[:shown],
-                      more=total - shown)
-        if visible_length(text) <= MAX_TEXT or shown == 0:
-            break
-        shown = max(0, shown - 5)
-    buttons = [button(f"{fmt.STATUS_BADGE[i.status]} #{i.task_id}", Action.OPEN_TASK, key,
-                      i.task_id) for i in items[:min(shown, DIGEST_BUTTONS)]]
-    # Paused tasks keep their Answer (the question waits for a person).
-    buttons += [button(f"💬 #{i.task_id}", Action.ANSWER, key, i.task_id)
-                for i in items[:shown] if i.status is TaskStatus.PAUSED][:DIGEST_BUTTONS]
-    rows_kb = [buttons[i:i + DIGEST_BUTTONS_PER_ROW]
-               for i in range(0, len(buttons), DIGEST_BUTTONS_PER_ROW)]
-    # Back to the list, with the digest's status as the filter when it has one.
-    rows_kb.append([button("📋 Show in the list", Action.BACK, key)])
-    return Rendered(text, InlineKeyboardMarkup(rows_kb))
 
 
 def stuck(task: Task, reason: str, key: str, now: datetime,

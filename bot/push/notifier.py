@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from taskops import metrics
+from taskops.bot import digest_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.flood import PUSH
 from taskops.bot.outage import Streak
@@ -46,7 +47,13 @@ from taskops.storage.domain import (
     ListFilters,
     TaskStatus,
 )
-from taskops.storage.push_store import Alert, AlertRepeat, NewAlert, Subscription
+from taskops.storage.push_store import (
+    Alert,
+    AlertRepeat,
+    DigestAppend,
+    NewAlert,
+    Subscription,
+)
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -301,8 +308,10 @@ class ChatWorker:
         key = await self.store.console.create(ViewKind.DIGEST, self.chat_id,
                                               view_body(ViewState(), ViewKind.DIGEST))
         digest = Digest(key, 0, now, now)
-        digest.add([c.item for c in changes], self.options.digest_listed)
-        rendered = messages.digest(digest.total, digest.counts, digest.items, 0.0, key)
+        added = DigestAppend(key, 0, [c.item for c in changes])
+        digest.add(added.items, digest_view.PAGE_SIZE)
+        rendered = digest_view.render_digest(digest.total, digest.counts, digest.items, 0.0,
+                                             key)
         try:
             message_id = await self._send(cursor, rendered.text, rendered.keyboard)
         except Rejected as exc:
@@ -318,14 +327,16 @@ class ChatWorker:
         await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, digest.message_id or None,
-                                                 self._digest_body(digest)))
+                                                 self._digest_body(digest)),
+                                 digest=added)
         self._moved_to(cursor)
         log.info("  → digest of %d changes to chat %s", len(changes), self.chat_id)
 
     async def _extend(self, digest: Digest, cursor: str, changes: list[Change]) -> None:
-        digest.add([c.item for c in changes], self.options.digest_listed)
-        rendered = messages.digest(digest.total, digest.counts, digest.items,
-                                   self.clock() - digest.started, digest.key)
+        added = DigestAppend(digest.key, digest.total, [c.item for c in changes])
+        digest.add(added.items, digest_view.PAGE_SIZE)
+        rendered = digest_view.render_digest(digest.total, digest.counts, digest.items,
+                                             self.clock() - digest.started, digest.key)
         try:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
                                      rendered.keyboard)
@@ -342,7 +353,8 @@ class ChatWorker:
         self.state.record_send(digest.updated)
         await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
-                                 view=ViewUpdate(digest.key, None, self._digest_body(digest)))
+                                 view=ViewUpdate(digest.key, None, self._digest_body(digest)),
+                                 digest=added)
         self._moved_to(cursor)
 
 

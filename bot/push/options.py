@@ -24,8 +24,6 @@ class PushOptions:
     digest_max_span_seconds: float = 60.0
     #: batches a digest edit takes in at most (the rest goes with the next edit)
     digest_gather_batches: int = 40
-    #: tasks a digest lists at most (it fits them into one message and counts the rest)
-    digest_listed: int = 60
     #: at most one live edit of a message in this many seconds
     live_edit_seconds: float = 2.0
     #: the same in a group (its 20 messages a minute also carry alerts and presses)

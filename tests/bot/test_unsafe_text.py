@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from telegram import Bot
 
 from taskops.bot.detail_view import render_detail, render_full_log, render_kill_confirmation
+from taskops.bot.digest_view import PAGE_SIZE, render_digest
 from taskops.bot.list_view import render_list
 from taskops.bot.push import messages
 from taskops.bot.restart_view import new_draft, render_form
@@ -36,6 +37,7 @@ from taskops.storage.domain import (
     TaskDraft,
     TaskStatus,
 )
+from taskops.storage.push_store import DigestItem
 from taskops.storage.store import TaskStore
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_settings
@@ -182,8 +184,9 @@ async def screens(store: TaskStore, tasks: list[Task]) -> list[Rendered | str]:
             if event.kind is EventKind.INJECTION:
                 block = str(event.payload.get("text") or "")
                 shown.append(messages.injection(messages.Injection.parse(task.id, block), task))
-    items = [messages.DigestItem(t.id, t.status, t.name) for t in tasks]
-    shown.append(messages.digest(len(items), {TaskStatus.FAILED: len(items)}, items, 30, key))
+    items = [DigestItem(t.id, t.status, t.name) for t in tasks]
+    shown.append(render_digest(len(items) * 9, {TaskStatus.FAILED: len(items) * 9},
+                               items[:PAGE_SIZE], 30, key, page=2))
     return shown
 
 

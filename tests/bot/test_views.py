@@ -17,6 +17,7 @@ from taskops.bot.views import (
     BulkAction,
     BulkPart,
     DetailPart,
+    DigestPart,
     FilterName,
     KillPart,
     ListPart,
@@ -79,6 +80,8 @@ def states(draw: st.DrawFn) -> ViewState:
                              ids=st.lists(task_ids, min_size=1, max_size=50).map(tuple),
                              total=st.integers(1, 10**6), nonce=st.text(min_size=1, max_size=8)))
               if screen is Screen.BULK else None),
+        digest=(draw(st.builds(DigestPart, page=st.integers(1, 999)))
+                if screen is Screen.DIGEST else None),
         shows_running=draw(st.booleans()), pushed=draw(pushed))
 
 

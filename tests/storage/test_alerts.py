@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from taskops.storage.domain import EventKind, TaskDraft
-from taskops.storage.push_store import AlertKind, AlertRepeat, NewAlert
+from taskops.storage.domain import EventKind, TaskDraft, TaskStatus
+from taskops.storage.push_store import AlertKind, AlertRepeat, DigestAppend, DigestItem, NewAlert
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock
 
@@ -69,3 +69,31 @@ async def test_activity_is_the_tasks_own_events(store: TaskStore, clock: FakeClo
     failed = await store.push.last_failed_tool_call(task.id)
     assert failed is not None
     assert failed.payload["result"] == "denied"
+
+
+async def test_a_digest_keeps_every_task_page_by_page(store: TaskStore, clock: FakeClock) -> None:
+    await store.push.subscribe(7, {}, created_by=1)
+    first = [DigestItem(i, TaskStatus.FAILED, f"task {i}") for i in range(1, 6)]
+    later = [DigestItem(i, TaskStatus.PAUSED if i % 2 else TaskStatus.FAILED, "n" * 100)
+             for i in range(6, 12)]
+    await store.push.advance(7, "", digest=DigestAppend("dg1", 0, first))
+    clock.advance(30)
+    await store.push.advance(7, "", digest=DigestAppend("dg1", 5, later))
+    await store.push.advance(7, "", digest=DigestAppend("dg2", 0, first[:1]))
+    page = await store.push.digest_page("dg1", 1, 4)
+    assert page.total == 11
+    assert page.counts == {TaskStatus.FAILED: 8, TaskStatus.PAUSED: 3}
+    assert page.started is not None
+    assert page.updated is not None
+    assert (page.updated - page.started).total_seconds() == 30
+    assert [i.task_id for i in page.items] == [11, 10, 9, 8]
+    assert page.items[0].status is TaskStatus.PAUSED
+    assert len(page.items[0].name) == 64
+    last = await store.push.digest_page("dg1", 3, 4)
+    assert [i.task_id for i in last.items] == [3, 2, 1]
+    assert (await store.push.digest_page("nope", 1, 4)).total == 0
+    # Forgotten with their message state, and only then.
+    clock.advance(3600)
+    await store.console.put("dg1", "digest", 7, {})
+    assert await store.push.forget_digests(clock()) == 1  # dg2's one task
+    assert (await store.push.digest_page("dg1", 1, 4)).total == 11
