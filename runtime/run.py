@@ -15,6 +15,11 @@ store is never one: writes wait for the store and are retried; a run whose store
 away past ``[runtime] store_patience_seconds`` stops ("store unavailable") and is taken up
 again later from its journal.
 
+Every write of the run (its events, its ending) carries the run's claim (a ``Fence``):
+once another worker has taken the task up — this worker was starved or cut off past its
+lease — the store refuses the write (``ClaimLost``) and the run stops quietly ("claim
+lost"), writing nothing more; the task is the other worker's now.
+
 Stopping (kill, max duration, worker shutdown, a store outage) cancels the run at once —
 a provider stream, a tool, a wait, or a wait for the journal — except while the task's
 own ending is being written, which completes first (no transaction is cut in half).
@@ -40,7 +45,9 @@ from taskops.runtime.scripted import ScriptError
 from taskops.runtime.tools import ToolRegistry
 from taskops.storage import rules
 from taskops.storage.domain import (
+    ClaimLost,
     EventKind,
+    Fence,
     InvalidTransition,
     Task,
     TaskEvent,
@@ -56,6 +63,8 @@ T = TypeVar("T")
 
 #: the stop reason of a run whose store stayed away too long
 STORE_UNAVAILABLE = "store unavailable"
+#: the stop reason of a run whose task another worker holds now (it took the task up)
+CLAIM_LOST = "claim lost"
 
 
 class RunEnd(StrEnum):
@@ -77,14 +86,16 @@ class RunStopped(BaseException):
 
 class TaskRun:
     def __init__(self, store: TaskStore, settings: Settings, task: Task, provider: Provider,
-                 tools: ToolRegistry, worker_id: str,
+                 tools: ToolRegistry, fence: Fence,
                  history: tuple[TaskEvent, ...] | None = None) -> None:
         self.store = store
         self.settings = settings
         self.task = task
         self.provider = provider
         self.tools = tools
-        self.worker_id = worker_id
+        #: the claim this run holds the task under; every write carries it
+        self.fence = fence
+        self.worker_id = fence.worker_id
         #: the task's journal before this claim; None for a task claimed new
         self.history = history
         #: whether this run takes up work that was cut off (a restart, a lost lease)
@@ -164,6 +175,11 @@ class TaskRun:
             # The task ended while the final message was on its way (a kill won the race).
             self.stop_reason = self.stop_reason or "ended meanwhile"
             return RunEnd.STOPPED
+        except ClaimLost:
+            # Another worker took the task up (this one was starved or cut off past its
+            # lease): it continues from the journal; this run must not write any more.
+            self.stop_reason = self.stop_reason or CLAIM_LOST
+            return RunEnd.STOPPED
         except StoreUnavailable:
             self.stop_reason = self.stop_reason or STORE_UNAVAILABLE
             return RunEnd.STOPPED
@@ -191,7 +207,8 @@ class TaskRun:
     async def _finish(self, final: str) -> RunEnd:
         self._finishing = True
         usage = self._take_usage()
-        ended = await self._store(lambda: self.store.finish_task(self.task.id, final, usage))
+        ended = await self._store(lambda: self.store.finish_task(self.task.id, final, usage,
+                                                                 fence=self.fence))
         if ended.status is TaskStatus.PAUSED:
             # Whoever sees the answer first continues the run, on any worker. If the store
             # is away, the lease runs out instead and the answer is picked up all the same.
@@ -206,9 +223,13 @@ class TaskRun:
         usage = self._take_usage()
         try:
             failed = await self._store(lambda: self.store.fail_task(
-                self.task.id, error, allowed=[TaskStatus.RUNNING], usage=usage))
+                self.task.id, error, allowed=[TaskStatus.RUNNING], usage=usage,
+                fence=self.fence))
         except StoreUnavailable:
             self.stop_reason = self.stop_reason or STORE_UNAVAILABLE
+            return RunEnd.STOPPED
+        except ClaimLost:
+            self.stop_reason = self.stop_reason or CLAIM_LOST
             return RunEnd.STOPPED
         return RunEnd.FAILED if failed is not None else RunEnd.STOPPED
 
@@ -259,9 +280,15 @@ class TaskRun:
         """Write one event to the journal; returns once it is committed. Cancelling the
         wait (a stop) drops an event not written yet: it never happened."""
         usage = self._take_usage()
-        event = await self.store.append_event(
-            self.task.id, kind, payload, prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
+        try:
+            event = await self.store.append_event(
+                self.task.id, kind, payload, prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd,
+                fence=self.fence)
+        except ClaimLost:
+            # Unwound as a stop, not an error: provider and tool code may catch Exception.
+            self.stop_reason = self.stop_reason or CLAIM_LOST
+            raise RunStopped from None
         if event is None:  # the task ended (killed, failed by a timer): stop at once
             self.stop_reason = self.stop_reason or "task ended"
             raise RunStopped

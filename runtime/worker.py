@@ -35,10 +35,18 @@ from taskops.config import Settings
 from taskops.runtime import liveness
 from taskops.runtime.lifecycle import progress_payload
 from taskops.runtime.providers import ProviderError, Providers
-from taskops.runtime.run import STORE_UNAVAILABLE, RunEnd, TaskRun
+from taskops.runtime.run import CLAIM_LOST, STORE_UNAVAILABLE, RunEnd, TaskRun
 from taskops.runtime.tools import ToolRegistry, load_plugins
 from taskops.runtime.tools import registry as default_tools
-from taskops.storage.domain import EventKind, Task, TaskEvent, TaskStatus, Trigger
+from taskops.storage.domain import (
+    ClaimLost,
+    EventKind,
+    Fence,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Trigger,
+)
 from taskops.storage.faults import describe, is_transient, retry
 from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE, past_deadline
 from taskops.storage.signals import TaskChange
@@ -50,6 +58,8 @@ log = logging.getLogger("taskops.runtime")
 RECOVERY_EVERY = 5
 #: stop reasons after which the task is still running and is given back to be taken up
 GIVEN_BACK = frozenset({"worker stopping", STORE_UNAVAILABLE})
+#: stop reasons after which the task has not ended (here, at least): no outcome to record
+NOT_ENDED = GIVEN_BACK | {CLAIM_LOST, "max duration"}
 #: how long a stopping worker tries to give its tasks back to an unavailable store
 RELEASE_PATIENCE = 5.0
 
@@ -202,12 +212,12 @@ class Worker:
         wanted = free
         # Answered questions first (someone is waiting), and tasks given back to be
         # taken up again.
-        for task in await self.store.work.claim_unowned(self.worker_id, free,
+        for held in await self.store.work.claim_unowned(self.worker_id, free,
                                                         self.lease_seconds):
-            await self._start(task, await self.store.task_journal(task.id))
+            await self._start(held.task, held.fence, await self.store.task_journal(held.id))
             free -= 1
-        for task in await self.store.work.claim_new(self.worker_id, free, self.lease_seconds):
-            await self._start(task, None)
+        for held in await self.store.work.claim_new(self.worker_id, free, self.lease_seconds):
+            await self._start(held.task, held.fence, None)
             free -= 1
         self._maybe_work = free <= 0 < wanted
 
@@ -227,22 +237,28 @@ class Worker:
                     liveness.gone_here(claim.worker_id)
                     or self.store.work.expired(claim, self.lease_seconds))):
                 gone.append(claim)
-        for task in await self.store.work.take_over(self.worker_id, gone[:free],
+        for held in await self.store.work.take_over(self.worker_id, gone[:free],
                                                     self.lease_seconds):
-            log.warning("        ↻ task#%d: its worker is gone; taking it up again", task.id)
-            await self._start(task, await self.store.task_journal(task.id))
+            log.warning("        ↻ task#%d: its worker is gone; taking it up again", held.id)
+            await self._start(held.task, held.fence, await self.store.task_journal(held.id))
 
-    async def _start(self, task: Task, history: tuple[TaskEvent, ...] | None) -> None:
-        if task.id in self.runs:
+    async def _start(self, task: Task, fence: Fence,
+                     history: tuple[TaskEvent, ...] | None) -> None:
+        stale = self.runs.get(task.id)
+        if stale is not None:
+            # Claimed again while an old run of it is still here (it lost the claim
+            # meanwhile): the old run's writes are fenced out; it stops, and the claim
+            # held now is taken up from the journal by the take-over once it is gone.
+            stale.stop(CLAIM_LOST)
             return
         try:
             provider = self.providers.get(task.provider)
         except ProviderError as exc:
-            await self.store.fail_task(task.id, str(exc), allowed=[TaskStatus.RUNNING])
+            await self.store.fail_task(task.id, str(exc), allowed=[TaskStatus.RUNNING],
+                                       fence=fence)
             self._ended(task)
             return
-        run = TaskRun(self.store, self.settings, task, provider, self.tools, self.worker_id,
-                      history)
+        run = TaskRun(self.store, self.settings, task, provider, self.tools, fence, history)
         self.runs[task.id] = run
         run.start().add_done_callback(lambda _: self._wake.set())
         log.info("        → task#%d %s (%s/%s)", task.id,
@@ -260,7 +276,7 @@ class Worker:
             del self.runs[task_id]
             if run.stop_reason == STORE_UNAVAILABLE:
                 self._to_release.add(task_id)
-            if run.stop_reason not in GIVEN_BACK and run.stop_reason != "max duration":
+            if run.stop_reason not in NOT_ENDED:
                 self._ended(run.task)
             if self.on_run_end is not None:
                 self.on_run_end(run)
@@ -315,7 +331,7 @@ class Worker:
             if holding is None or holding.status is not TaskStatus.RUNNING:
                 run.stop("killed" if holding and holding.killed_by else "ended elsewhere")
             elif holding.claimed_by != self.worker_id:
-                run.stop("claim lost")
+                run.stop(CLAIM_LOST)
 
     def _check_limits(self) -> None:
         """Stop runs past their deadline (recorded as failed by :meth:`_settle`) and start
@@ -340,16 +356,18 @@ class Worker:
                 run.progress_mark = int(run.elapsed_seconds(run.claimed_at) // period)
             if mark > run.progress_mark:
                 run.progress_mark = mark
-                job = asyncio.create_task(self._write_progress(task_id, elapsed))
+                job = asyncio.create_task(self._write_progress(task_id, elapsed, run.fence))
                 self._progress.add(job)
                 job.add_done_callback(self._progress.discard)
 
-    async def _write_progress(self, task_id: int, elapsed: float) -> None:
+    async def _write_progress(self, task_id: int, elapsed: float, fence: Fence) -> None:
         # Off the loop: the journal holds it while the store is away.
         try:
             task = await retry(lambda: self.store.get_task(task_id), what="status update")
             await self.store.append_event(task_id, EventKind.PROGRESS,
-                                          progress_payload(task, elapsed / 60))
+                                          progress_payload(task, elapsed / 60), fence=fence)
+        except ClaimLost:
+            pass  # the run is another worker's now, and so are its status updates
         except Exception:
             log.exception("task#%d: the status update could not be written", task_id)
 

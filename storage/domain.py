@@ -104,6 +104,16 @@ class InvalidTransition(StoreError):
     """The task's current status does not allow the operation (platform error texts)."""
 
 
+class ClaimLost(StoreError):
+    """A run's write refused because its task is no longer held under the run's claim:
+    the lease ran out and another worker took the task up (or it was given back). The
+    run is stale and must stop without writing anything more; the task is not ended."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"Task #{task_id} is no longer held under this claim.")
+        self.task_id = task_id
+
+
 def kill_refused_message(status: TaskStatus) -> str:
     return f"Cannot kill task with status '{status}'. Only running tasks can be killed."
 
@@ -145,6 +155,16 @@ class Usage:
 
 
 NO_USAGE = Usage()
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The claim a run writes under: the worker and the claim's token (``tasks.claim_token``,
+    raised by every claim). A write carrying a fence the task no longer has is refused
+    (:class:`ClaimLost`), in the same transaction as the write would have happened."""
+
+    worker_id: str
+    token: int
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ task queue up, and the next batch takes them all (no timer is needed for that; a
 optional ``window`` waits a little longer to gather more).
 
 A batch is a handful of statements whatever its size: lock and read the tasks' rows
-(status, event count, model), add the counters with an ``executemany`` UPDATE (one for
+(status, event count, model, claim), add the counters with an ``executemany`` UPDATE (one for
 the tasks whose events carry tokens or cost, one for the others, which leaves the
 indexed token and cost columns alone), insert the events with one ``executemany``
 INSERT (on SQLite numbered in the transaction, see :meth:`Journal._insert`). The
@@ -17,6 +17,12 @@ guarantees of one-event-per-transaction stay:
 * per-task order: a task's events get consecutive ``seq`` numbers in the order they
   were appended, and ids in the same order (the INSERT keeps parameter order);
 * an event for a task that has ended is refused (``None``), as before;
+* fenced by the claim: an event appended with a run's :class:`Fence` is written only if
+  the task, read with its row locked in the batch's own transaction, still carries that
+  claim (worker and token); otherwise it is refused with :class:`ClaimLost` and nothing of
+  it — event, counters, usage — is written. A worker that lost its lease (starved past
+  it, cut off) can therefore not write after another worker took the task up; the check
+  and the write are one transaction, so no take-over can slip in between;
 * the change feed: on PostgreSQL every event of a batch carries the batch's
   transaction id, so (txid, id) order still follows commit order (storage.feed);
 * the counts per day are untouched (events do not change a task's status).
@@ -38,15 +44,22 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops import metrics
-from taskops.storage import rules
+from taskops.storage import rules, transitions
 from taskops.storage.db import Database
-from taskops.storage.domain import ACTIVE_STATUSES, EventKind, StoreError, TaskEvent
+from taskops.storage.domain import (
+    ACTIVE_STATUSES,
+    ClaimLost,
+    EventKind,
+    Fence,
+    StoreError,
+    TaskEvent,
+)
 from taskops.storage.faults import backoff, describe, is_transient
 from taskops.storage.models import TaskEventRow, TaskRow, UTCDateTime
 
@@ -69,6 +82,8 @@ class _Entry:
     completion_tokens: int
     #: a cost the provider reported itself; None: from the price table
     cost_usd: float | None
+    #: the claim of the run that appends it (None: not a run's, e.g. a test's or a tool's)
+    fence: Fence | None
     future: asyncio.Future[TaskEvent | None]
     taken: bool = False
     dropped: bool = False
@@ -81,6 +96,30 @@ class _TaskTotals:
     prompt: int = 0
     completion: int = 0
     reported_cost: float | None = None
+
+    def add(self, entry: _Entry) -> None:
+        self.entries.append(entry)
+        self.tool_calls += entry.kind is EventKind.TOOL_CALL
+        self.prompt += entry.prompt_tokens
+        self.completion += entry.completion_tokens
+        if entry.cost_usd is not None:
+            self.reported_cost = (self.reported_cost or 0.0) + entry.cost_usd
+
+
+class _Locked(NamedTuple):
+    """A task's row as a batch sees it, locked until the batch commits."""
+
+    event_count: int
+    status: str
+    model: str | None
+    claimed_by: str | None
+    claim_token: int
+    #: the batch's PostgreSQL transaction id (None on SQLite)
+    txid: int | None
+
+
+#: what an append comes to: its event, None (the task has ended), or the claim was lost
+_Outcome = TaskEvent | ClaimLost | None
 
 
 class Journal:
@@ -110,14 +149,16 @@ class Journal:
 
     async def append(self, task_id: int, kind: EventKind, payload: dict[str, Any], *,
                      prompt_tokens: int = 0, completion_tokens: int = 0,
-                     cost_usd: float | None = None) -> TaskEvent | None:
+                     cost_usd: float | None = None,
+                     fence: Fence | None = None) -> TaskEvent | None:
         """Record one event of a running task; returns it once committed, or None when the
-        task has ended (nothing is written then)."""
+        task has ended (nothing is written then). With a ``fence``: :class:`ClaimLost`
+        (nothing written) when the task is no longer held under it."""
         if prompt_tokens < 0 or completion_tokens < 0:
             raise StoreError("token counts cannot be negative")
         loop = asyncio.get_running_loop()
         entry = _Entry(task_id, kind, rules.clean(payload), self.db.clock(), prompt_tokens,
-                       completion_tokens, cost_usd, loop.create_future())
+                       completion_tokens, cost_usd, fence, loop.create_future())
         self._pending.append(entry)
         self._kick()
         try:
@@ -206,9 +247,13 @@ class Journal:
                      time.monotonic() - self.unavailable_since)
             self.unavailable_since = None
         self.batches += 1
-        self.events += sum(1 for r in results.values() if r is not None)
+        self.events += sum(1 for r in results.values() if isinstance(r, TaskEvent))
         for entry in live:
-            _settle(entry.future, result=results.get(id(entry)))
+            outcome = results.get(id(entry))
+            if isinstance(outcome, ClaimLost):
+                _settle(entry.future, error=outcome)
+            else:
+                _settle(entry.future, result=outcome)
 
     def _unavailable(self, error: BaseException) -> None:
         self.last_error = describe(error)
@@ -238,44 +283,47 @@ class Journal:
                                         else_=func.coalesce(TaskRow.cost_usd, 0.0) + cost))
         return update(TaskRow).where(TaskRow.id == bindparam("tid")).values(**values)
 
-    async def _write(self, batch: list[_Entry]) -> dict[int, TaskEvent | None]:
-        tasks: dict[int, _TaskTotals] = {}
+    async def _write(self, batch: list[_Entry]) -> dict[int, _Outcome]:
+        by_task: dict[int, list[_Entry]] = {}
         for entry in batch:
-            totals = tasks.setdefault(entry.task_id, _TaskTotals())
-            totals.entries.append(entry)
-            totals.tool_calls += entry.kind is EventKind.TOOL_CALL
-            totals.prompt += entry.prompt_tokens
-            totals.completion += entry.completion_tokens
-            if entry.cost_usd is not None:
-                totals.reported_cost = (totals.reported_cost or 0.0) + entry.cost_usd
-        ids = sorted(tasks)
-        results: dict[int, TaskEvent | None] = {id(e): None for e in batch}
+            by_task.setdefault(entry.task_id, []).append(entry)
+        ids = sorted(by_task)
+        results: dict[int, _Outcome] = {id(e): None for e in batch}
         txid: int | None = None
+        placed: list[_Entry] = []
         async with self.db.engines.write.connect() as conn:
             await conn.begin()
             current = await self._lock_tasks(conn, ids)
             updates: list[dict[str, Any]] = []
             light: list[dict[str, Any]] = []
             rows: list[dict[str, Any]] = []
-            placed: list[_Entry] = []
             for task_id in ids:
                 found = current.get(task_id)
-                if found is None or found[1] not in _ACTIVE:
+                if found is None or found.status not in _ACTIVE:
                     continue  # gone or ended: its events are refused
-                count, _, model, txid = found
-                totals = tasks[task_id]
+                totals = _TaskTotals()
+                for entry in by_task[task_id]:
+                    if entry.fence is not None and not transitions.holds(found, entry.fence):
+                        # a stale run's: another worker holds the task now
+                        results[id(entry)] = ClaimLost(task_id)
+                    else:
+                        totals.add(entry)
                 entries = totals.entries
+                if not entries:
+                    continue
+                txid = found.txid
                 counters = dict(tid=task_id, n=len(entries), at=max(e.at for e in entries),
                                 k=totals.tool_calls)
-                cost = self._cost(totals, model)
+                cost = self._cost(totals, found.model)
                 if totals.prompt or totals.completion or cost is not None:
                     updates.append(dict(counters, p=totals.prompt, c=totals.completion,
                                         pc=totals.prompt + totals.completion, cost=cost))
                 else:
                     light.append(counters)
                 for offset, entry in enumerate(entries, start=1):
-                    rows.append(dict(task_id=task_id, seq=count + offset, at=entry.at,
-                                     kind=entry.kind.value, payload=entry.payload, txid=txid))
+                    rows.append(dict(task_id=task_id, seq=found.event_count + offset,
+                                     at=entry.at, kind=entry.kind.value, payload=entry.payload,
+                                     txid=found.txid))
                     placed.append(entry)
             if rows:
                 if updates:
@@ -340,19 +388,20 @@ class Journal:
         by_seq = {(row.task_id, row.seq): int(row.id) for row in inserted}
         return [by_seq[r["task_id"], r["seq"]] for r in rows]
 
-    async def _lock_tasks(self, conn: AsyncConnection,
-                          ids: list[int]) -> dict[int, tuple[int, str, str | None, int | None]]:
-        """(event count, status, model, writer txid) of each task, its row locked until
-        commit (SQLite: the write lock the transaction already holds), in id order so two
-        writers never wait for each other in a circle."""
+    async def _lock_tasks(self, conn: AsyncConnection, ids: list[int]) -> dict[int, _Locked]:
+        """What the batch needs of each task, its row locked until commit (SQLite: the
+        write lock the transaction already holds), in id order so two writers never wait
+        for each other in a circle. The claim is read under that lock: a take-over waits
+        for this transaction, or this one sees the take-over."""
         txid: Any = None if self.db.is_sqlite else literal_column(_PG_TXID)
         query = (select(TaskRow.id, TaskRow.event_count, TaskRow.status, TaskRow.model,
+                        TaskRow.claimed_by, TaskRow.claim_token,
                         *(() if txid is None else (txid.label("txid"),)))
                  .where(TaskRow.id.in_(ids)).order_by(TaskRow.id).with_for_update())
         out = {}
         for row in await conn.execute(query):
-            out[row.id] = (row.event_count, row.status, row.model,
-                           None if txid is None else row.txid)
+            out[row.id] = _Locked(row.event_count, row.status, row.model, row.claimed_by,
+                                  row.claim_token, None if txid is None else row.txid)
         return out
 
     def _cost(self, totals: _TaskTotals, model: str | None) -> float | None:

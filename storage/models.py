@@ -128,6 +128,9 @@ class TaskRow(Base):
     #: worker lease: which worker runs it and until when the claim holds
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: fencing token: raised by every claim, so the writes of a run are accepted only
+    #: while the task still carries the claim it was started under (storage.journal)
+    claim_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         # Unfinished tasks are few: the duration sort and the worker read them by this.

@@ -49,6 +49,7 @@ from taskops.storage.domain import (
     NO_USAGE,
     EventKind,
     EventPage,
+    Fence,
     InvalidTransition,
     ListFilters,
     PageRequest,
@@ -322,17 +323,20 @@ class TaskStore:
 
     async def append_event(self, task_id: int, kind: EventKind, payload: dict[str, Any], *,
                            prompt_tokens: int = 0, completion_tokens: int = 0,
-                           cost_usd: float | None = None) -> TaskEvent | None:
+                           cost_usd: float | None = None,
+                           fence: Fence | None = None) -> TaskEvent | None:
         """Record what a running task did; None if the task has ended meanwhile.
 
         Returns once the event is committed (it survives a crash from then on). Token
         usage and a provider-reported cost ride along in the same transaction, which
         other tasks' events share (storage.journal). Transient store errors are retried
         until the store is back; cancelling the call drops an event not yet written.
+        A run passes its ``fence``: :class:`ClaimLost` (nothing written) once another
+        worker holds the task.
         """
         event = await self.journal.append(task_id, kind, payload, prompt_tokens=prompt_tokens,
                                           completion_tokens=completion_tokens,
-                                          cost_usd=cost_usd)
+                                          cost_usd=cost_usd, fence=fence)
         if event is not None:
             self.bus.publish(TaskChange(task_id, None, event_kind=kind))
         return event
@@ -342,14 +346,15 @@ class TaskStore:
         async with self.db.write() as conn:
             started = await transitions.start(self.db, conn, [task_id], worker_id=worker_id,
                                               lease_seconds=None)
-        return started[0] if started else None
+        return row_to_task(started[0]) if started else None
 
     async def finish_task(self, task_id: int, final_text: str,
-                          usage: Usage = NO_USAGE) -> Task:
+                          usage: Usage = NO_USAGE, *, fence: Fence | None = None) -> Task:
         """End (or pause) a running task from the agent's final message.
 
         ``usage`` — the tokens of the turn that produced it — is counted in the same
-        transaction, so a crash can neither lose them nor count them twice.
+        transaction, so a crash can neither lose them nor count them twice. With the run's
+        ``fence``, :class:`ClaimLost` if another worker holds the task now.
         """
         final_text = rules.clean(final_text)
         final = rules.parse_final_message(final_text)
@@ -362,20 +367,22 @@ class TaskStore:
             task = await transitions.transition(
                 self.db, conn, task_id, [TaskStatus.RUNNING], new, values,
                 rules.status_message(final), lambda s: f"Task #{task_id} is {s}.",
-                ending=(final, final_text), usage=usage)
+                ending=(final, final_text), usage=usage, fence=fence)
         self.bus.publish(TaskChange(task_id, new))
         return task
 
     async def fail_task(self, task_id: int, error: str, *, summary: str | None = None,
                         allowed: Sequence[TaskStatus] = ACTIVE_STATUSES,
-                        usage: Usage = NO_USAGE) -> Task | None:
+                        usage: Usage = NO_USAGE, fence: Fence | None = None) -> Task | None:
         """Fail an unfinished task for a runtime reason (max duration, loop, timeout).
 
-        Returns None when the task had already ended — the normal "too late" case.
+        Returns None when the task had already ended — the normal "too late" case. With a
+        run's ``fence``, :class:`ClaimLost` if another worker holds the task now.
         """
         try:
             async with self.db.write() as conn:
-                task = await self._fail_in(conn, task_id, error, summary, allowed, usage)
+                task = await self._fail_in(conn, task_id, error, summary, allowed, usage,
+                                           fence)
         except InvalidTransition:
             return None
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED))
@@ -383,14 +390,14 @@ class TaskStore:
 
     async def _fail_in(self, conn: AsyncConnection, task_id: int, error: str,
                        summary: str | None, allowed: Sequence[TaskStatus],
-                       usage: Usage = NO_USAGE) -> Task:
+                       usage: Usage = NO_USAGE, fence: Fence | None = None) -> Task:
         error, summary = rules.clean(error), rules.clean(summary)
         final = rules.runtime_failure(summary or error)
         values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
                   "error": error}
         return await transitions.transition(self.db, conn, task_id, allowed, TaskStatus.FAILED,
                                             values, error, lambda s: "", ending=(final, None),
-                                            usage=usage)
+                                            usage=usage, fence=fence)
 
     async def kill_task(self, task_id: int, by: str, where: str = "Telegram") -> Task:
         """Abort a running task: failed, "Killed by <who> from <where>", injection sent."""

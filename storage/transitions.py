@@ -26,7 +26,9 @@ from taskops.storage.db import Database
 from taskops.storage.domain import (
     ACTIVE_STATUSES,
     NO_USAGE,
+    ClaimLost,
     EventKind,
+    Fence,
     FinalMessage,
     InvalidTransition,
     ProviderChoice,
@@ -129,13 +131,20 @@ async def append_event(db: Database, conn: AsyncConnection, task_id: int, kind: 
 
 # --- transitions -------------------------------------------------------------------------
 
+
+def holds(row: Any, fence: Fence) -> bool:
+    """Whether the task ``row`` is still held under ``fence`` (its run may write)."""
+    return bool(row.claimed_by == fence.worker_id and row.claim_token == fence.token)
+
+
 NEW_TASK = [TaskRow.started_at.is_(None), TaskRow.status == TaskStatus.RUNNING.value]
 
 
 async def start(db: Database, conn: AsyncConnection, task_ids: Sequence[int], *,
-                worker_id: str | None, lease_seconds: float | None) -> list[Task]:
+                worker_id: str | None, lease_seconds: float | None) -> list[Any]:
     """Mark never-started tasks as started (they are already ``running``) and log "Task
-    started"; tasks that were not new any more are left out of the result.
+    started"; returns the started tasks' rows in id order (tasks that were not new any
+    more are left out), each under a new claim token.
 
     Two statements for any number of tasks: the update numbers the event on each row.
     """
@@ -144,12 +153,13 @@ async def start(db: Database, conn: AsyncConnection, task_ids: Sequence[int], *,
     rows = list(await conn.execute(
         update(TaskRow).where(TaskRow.id.in_(list(task_ids)), *NEW_TASK)
         .values(started_at=now, claimed_by=worker_id, lease_until=lease,
+                claim_token=TaskRow.claim_token + 1,
                 event_count=TaskRow.event_count + 1, last_event_at=now)
         .returning(TaskRow)))
     if rows:
         await insert_events(db, conn, [(r.id, r.event_count, EventKind.STATUS_CHANGE,
                                         rules.started_payload()) for r in rows], now)
-    return sorted((row_to_task(r) for r in rows), key=lambda t: t.id)
+    return sorted(rows, key=lambda r: r.id)
 
 
 async def insert_events(db: Database, conn: AsyncConnection,
@@ -187,19 +197,27 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
                      message: str, refuse: Callable[[TaskStatus], str], *,
                      ending: tuple[FinalMessage, str | None] | None = None,
                      usage: Usage = NO_USAGE,
-                     then: Sequence[tuple[EventKind, dict[str, Any]]] = ()) -> Task:
+                     then: Sequence[tuple[EventKind, dict[str, Any]]] = (),
+                     fence: Fence | None = None) -> Task:
     """Compare-and-set the status, keep counts in step, log the status change.
 
     ``ending`` also writes the ``final`` event of a task that ended or paused and its
     ``injection`` (the agent's final message, or None when it was not the agent's);
     ``usage`` adds tokens in the same update; ``then`` appends more events after these.
-    Four statements, however many events: read, update (numbering the events on the
-    row), the two day counters, the events.
+    With a ``fence`` (a run ending its own task) the claim is part of the compare-and-set:
+    :class:`ClaimLost` if another worker holds the task now. Four statements, however
+    many events: read, update (numbering the events on the row), the two day counters,
+    the events.
     """
     for _ in range(3):
-        current = await get(conn, task_id)
+        found = (await conn.execute(select(TaskRow).where(TaskRow.id == task_id))).first()
+        if found is None:
+            raise TaskNotFound(task_id)
+        current = row_to_task(found)
         if current.status not in allowed:
             raise InvalidTransition(refuse(current.status))
+        if fence is not None and not holds(found, fence):
+            raise ClaimLost(task_id)
         now = db.clock()
         events: list[tuple[EventKind, dict[str, Any]]] = [
             (EventKind.STATUS_CHANGE, rules.status_change_payload(current.status, new, message))]
@@ -222,9 +240,11 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
         if new.is_final:
             set_values.update(finished_at=now,
                               duration_ms=rules.duration_ms(current.started_at, now))
+        where = [TaskRow.id == task_id, TaskRow.status == current.status.value]
+        if fence is not None:
+            where += [TaskRow.claimed_by == fence.worker_id, TaskRow.claim_token == fence.token]
         row = (await conn.execute(
-            update(TaskRow).where(TaskRow.id == task_id, TaskRow.status == current.status.value)
-            .values(**set_values).returning(TaskRow))).first()
+            update(TaskRow).where(*where).values(**set_values).returning(TaskRow))).first()
         if row is None:
             continue  # lost a race (PostgreSQL); look again
         first = row.event_count - len(events) + 1

@@ -6,6 +6,11 @@ running a task twice. A new task is claimed by starting it (``transitions.start`
 task by setting ``claimed_by``. The claim holds until ``lease_until``; the worker renews it
 while it runs the task and releases it when the task pauses, so whoever sees the answer
 first continues the run.
+
+Every claim also raises the task's ``claim_token`` and hands the run a :class:`Fence`
+(worker, token): the run's writes (journal events, its ending) are accepted only while the
+task still carries that fence, so a worker that lost its lease — starved, or cut off from
+the database — cannot write after another worker took the task up, not even once.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy import and_, func, select, update
 
 from taskops.storage import notify, transitions
 from taskops.storage.db import Database
-from taskops.storage.domain import EventKind, Task, TaskStatus
+from taskops.storage.domain import EventKind, Fence, Task, TaskStatus
 from taskops.storage.models import TaskEventRow, TaskRow
 from taskops.storage.rows import row_to_task
 from taskops.storage.signals import TaskChange
@@ -36,6 +41,23 @@ class Holding:
     status: TaskStatus
     claimed_by: str | None
     killed_by: str | None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A task this worker now holds, and the fence its run writes under."""
+
+    task: Task
+    fence: Fence
+
+    @property
+    def id(self) -> int:
+        return self.task.id
+
+
+def _claimed(rows: Any) -> list[Claimed]:
+    out = [Claimed(row_to_task(r), Fence(r.claimed_by, r.claim_token)) for r in rows]
+    return sorted(out, key=lambda c: c.id)
 
 
 @dataclass(frozen=True)
@@ -66,7 +88,8 @@ class WorkStore:
             return (await conn.execute(select(TaskRow.id).where(*where).limit(1))
                     ).first() is not None
 
-    async def claim_new(self, worker_id: str, limit: int, lease_seconds: float) -> list[Task]:
+    async def claim_new(self, worker_id: str, limit: int,
+                        lease_seconds: float) -> list[Claimed]:
         """Start up to ``limit`` never-started tasks, oldest first, under this worker's lease."""
         if limit < 1 or not await self._any(transitions.NEW_TASK):
             return []
@@ -76,12 +99,12 @@ class WorkStore:
                 .limit(limit).with_for_update(skip_locked=True))).scalars())
             started = (await transitions.start(self.db, conn, ids, worker_id=worker_id,
                                                lease_seconds=lease_seconds)) if ids else []
-        for task in started:
-            self.db.bus.publish(TaskChange(task.id, None, event_kind=EventKind.STATUS_CHANGE))
-        return started
+        for row in started:
+            self.db.bus.publish(TaskChange(row.id, None, event_kind=EventKind.STATUS_CHANGE))
+        return _claimed(started)
 
     async def claim_unowned(self, worker_id: str, limit: int,
-                            lease_seconds: float) -> list[Task]:
+                            lease_seconds: float) -> list[Claimed]:
         """Claim started, running tasks nobody holds: answered questions, mostly."""
         if limit < 1 or not await self._any(_UNOWNED):
             return []
@@ -94,9 +117,10 @@ class WorkStore:
                 return []
             rows = list(await conn.execute(
                 update(TaskRow).where(TaskRow.id.in_(ids), *_UNOWNED)
-                .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds))
+                .values(claimed_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds),
+                        claim_token=TaskRow.claim_token + 1)
                 .returning(TaskRow)))
-        return sorted((row_to_task(r) for r in rows), key=lambda t: t.id)
+        return _claimed(rows)
 
     async def listen_kills(self, worker_id: str, on_kill: Callable[[int], None],
                            stop: asyncio.Event, *, ready: asyncio.Event | None = None) -> None:
@@ -145,10 +169,11 @@ class WorkStore:
             return [Claim(r.id, r.claimed_by, r.lease_until, r.started_at) for r in rows]
 
     async def take_over(self, worker_id: str, claims: Collection[Claim],
-                        lease_seconds: float) -> list[Task]:
+                        lease_seconds: float) -> list[Claimed]:
         """Take the claims of tasks whose worker is gone, each only if it is still held as
-        seen (compare-and-set): a late renewal by the old worker then misses, so it knows it
-        lost the task. Returns the tasks taken, to be taken up again from their journal."""
+        seen (compare-and-set): a late renewal by the old worker then misses, and so does
+        every journal write of its run (the new token fences it out). Returns the tasks
+        taken, to be taken up again from their journal."""
         if not claims:
             return []
         until = self.db.clock() + timedelta(seconds=lease_seconds)
@@ -158,11 +183,12 @@ class WorkStore:
                 row = (await conn.execute(
                     update(TaskRow).where(TaskRow.id == claim.task_id, _UNFINISHED,
                                           TaskRow.claimed_by == claim.worker_id)
-                    .values(claimed_by=worker_id, lease_until=until)
+                    .values(claimed_by=worker_id, lease_until=until,
+                            claim_token=TaskRow.claim_token + 1)
                     .returning(TaskRow))).first()
                 if row is not None:
-                    taken.append(row_to_task(row))
-        return taken
+                    taken.append(row)
+        return _claimed(taken)
 
     def expired(self, claim: Claim, lease_seconds: float) -> bool:
         """Whether the claim's lease has run out (a claim set without a lease, by
