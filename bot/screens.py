@@ -50,7 +50,9 @@ async def render_state(d: Deps, state: ViewState, key: str,
             return render_provider_menu(task, state.restart, key, d.settings), state
         assert state.detail is not None
         detail = await render_detail(d.store, task, state.detail, key)
-        return detail.rendered, replace(state, screen=Screen.DETAIL, detail=detail.detail,
+        return detail.rendered, replace(state, screen=Screen.DETAIL,
+                                        detail=replace(detail.detail,
+                                                       events_shown=task.event_count),
                                         shows_running=task.status is TaskStatus.RUNNING)
     if state.screen is Screen.BULK and state.bulk is not None:
         found = await d.store.tasks_by_ids(state.bulk.ids[:SAMPLE])

@@ -131,6 +131,10 @@ class DetailPart(Struct, frozen=True, kw_only=True):
     page: int = 1
     page_starts: tuple[int, ...] = (0,)
     show_thinking: bool = False
+    #: how many events the task had when this was last rendered into the message (-1: not
+    #: known, a body saved before it was kept): a live view compares it with the task's
+    #: count rather than guess from times (an event can land between render and save)
+    events_shown: int = -1
 
     def __post_init__(self) -> None:
         if not self.page_starts:

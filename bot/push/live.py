@@ -184,11 +184,19 @@ class LiveEditor:
         mark = (task.event_count, task.status.value)
         previous = self.marks.get(view.key)
         if previous is None:
-            # First sight (a new view, or a restart): the message shows what was rendered
-            # when the chat last used it; only events after that need an edit.
+            # First sight (a new view, or a bot restart): the message shows what was
+            # rendered when the chat last used it; only events after that need an edit.
+            # The state says how many events that render had. Times cannot tell: the run
+            # "Save & restart" opens is often started by the worker while the press still
+            # saves its render of the run not started ("⏱ —"), so the start is no newer
+            # than the saved view, and the view sat there until the run's next event.
             self.marks[view.key] = mark
-            if task.last_event_at is None or task.last_event_at <= view.updated_at:
+            shown = state.detail.events_shown if state.detail is not None else -1
+            if shown == task.event_count:
                 return False
+            if shown < 0 and (task.last_event_at is None
+                              or task.last_event_at <= view.updated_at):
+                return False  # saved before the count was kept: the old rule
         elif previous == mark:
             return False
         # A group's 20 messages a minute are shared with its alerts and the admins' presses:

@@ -101,3 +101,20 @@ async def test_follow_on_an_ended_task_just_says_so(console: Console) -> None:
 
 async def _no_follows(console: Console) -> bool:
     return await console.store.console.of_kind(ViewKind.FOLLOW) == []
+
+
+async def test_a_restarted_tasks_view_follows_the_new_run_at_once(console: Console) -> None:
+    """The detail that "Save & restart" opens shows the new run not started yet ("⏱ —").
+    A worker in the same process starts it while the press is still saving that render:
+    the start is no newer than the saved view, yet the message never showed it."""
+    failed = await make_task(console.store, console.clock, name="flaky", final="STATUS: "
+                             "failed\nSUMMARY: boom")
+    message = await command(console, f"/task {failed.id}")
+    await press(console, message, "🔁 Edit & restart")
+    await press(console, message, "Save & restart")
+    [new_id] = await console.store.restarted_as(failed.id)
+    assert f"#{new_id}" in message.text.splitlines()[0]
+    assert "⏱ —" in message.text
+    await console.store.start_task(new_id)  # same store time as the press's save
+    await console.server.wait_for(lambda: "⏱ —" not in message.text, timeout=5)
+    assert "● Live" in message.text
