@@ -15,9 +15,13 @@ and a 429 costs far more than the margin):
 A 429 holds that chat for the server's ``retry_after``, for every later request to it too.
 
 Retries happen here and nowhere else; a request's ``SendPolicy`` (PTB's ``rate_limit_args``)
-says how many: interactive requests retry a 429 a few times and fail fast otherwise, the
-push side retries until delivered. What cannot succeed (400, 403, a moved chat) is raised
-at once for the caller to classify (bot/delivery.py).
+says how long: the push side retries until delivered; a person's request (a reply, an
+edit, a press's answer) is retried — 429s after their retry_after, 5xx and timeouts with a
+short backoff — for as long as its answer is still useful: ``useful_seconds`` from the
+person's request (the update's arrival, :func:`asked`), and never past Telegram's own
+deadline for a press's answer (``CALLBACK_ANSWER_SECONDS``). A retry that could only end
+after that is not made: the request fails at once. What cannot succeed (400, 403, a moved
+chat) is raised at once for the caller to classify (bot/delivery.py).
 
 A request that makes a new message (``CREATES``) is not repeated blindly after a failure
 that Telegram may have performed anyway (a timeout, a dropped connection, a 5xx): each
@@ -25,8 +29,9 @@ repeat could be one more copy in the chat. Unless its policy allows that, the ga
 ``Unconfirmed`` and the caller decides (bot/delivery.py repeats a push message once,
 marked as such). A person's reply (``repeat_marked``) is repeated here, once: when
 Telegram answers that chat again (``PROBE_TEXT``, which it refuses without sending
-anything), with a line saying it may repeat an earlier one. A 429, a refused connection
-or a request never sent is not ambiguous and is retried as before.
+anything; asked with backoff while the answer is still useful), with a line saying it may
+repeat an earlier one, and never a third time. A 429, a refused connection or a request
+never sent is not ambiguous and is retried as before.
 
 Send times are wall-clock seconds so a restarted process can be seeded with the last ones
 (``seed``) instead of starting with a full burst into a chat that just had one.
@@ -37,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -72,6 +79,27 @@ MIN_WAIT = 1e-6
 #: refused by Telegram's HTML parser ("Unsupported start tag"), so nothing is sent: a
 #: request that shows whether Telegram answers a chat again
 PROBE_TEXT = "<taskops-probe>"
+#: Telegram refuses a press's answer once the press is about 15 s old ("query is too old"):
+#: a retry that could only end later is pointless, whatever the policy
+CALLBACK_ANSWER_SECONDS = 14.0
+#: a person's command or press waits this long for its reply or edit at most (then they
+#: have likely asked again, and the chat's next update waits behind this one)
+REPLY_USEFUL_SECONDS = 30.0
+#: when the person's request being handled arrived (wall-clock, as the gate's clock):
+#: what its answers' usefulness is counted from (None: from the answer's first attempt)
+_asked_at: ContextVar[float | None] = ContextVar("asked_at", default=None)
+
+
+@contextlib.contextmanager
+def asked(at: float) -> Iterator[None]:
+    """Requests made in the block answer a person who asked at ``at`` (bot/outage.py:
+    every update), so a reply queued behind the chat's earlier updates does not get
+    longer than its usefulness."""
+    token = _asked_at.set(at)
+    try:
+        yield
+    finally:
+        _asked_at.reset(token)
 
 
 @dataclass(frozen=True)
@@ -110,11 +138,18 @@ class SendPolicy:
     repeat_marked: bool = False
     #: counted in the limits (False only for requests Telegram refuses without sending)
     paced: bool = True
+    #: seconds from the person's request (:func:`asked`; else the first attempt) after
+    #: which an answer is no longer worth waiting for: no retry, wait or probe is begun
+    #: that would end later. None: no bound but the retry counts above
+    useful_seconds: float | None = None
 
 
-#: a person is waiting: answers, console edits and replies, documents (the default)
-INTERACTIVE = SendPolicy(repeat_unconfirmed=False, repeat_marked=True,
-                         backoff_first_seconds=0.25)
+#: a person is waiting: answers, console edits and replies, documents (the default).
+#: Retried while useful: a reply given up after three 429s or one failed probe left the
+#: admin with no answer at all (bench/faults.py: 2–3 per 429/500 scenario)
+INTERACTIVE = SendPolicy(flood_retries=None, transient_retries=None, repeat_unconfirmed=False,
+                         repeat_marked=True, backoff_first_seconds=0.25,
+                         backoff_max_seconds=2.0, useful_seconds=REPLY_USEFUL_SECONDS)
 #: notifications, digests, stuck notices, task results: delivered, however long it takes
 #: (retried at least every 4 s: one request per chat, and service is back within seconds
 #: of Telegram's return; with 30 s, 35 s passed after a run of timeouts ended)
@@ -309,9 +344,26 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
             buckets.append(self._group(chat_id))
         return buckets
 
-    async def _wait_held(self, chat_id: int | str) -> None:
+    async def _wait_held(self, chat_id: int | str, deadline: float | None = None) -> None:
+        """Wait out a 429's hold on the chat; raises ``RetryAfter`` at once if it lasts past
+        ``deadline`` (the request would be useless by then)."""
         while (wait := self._held.get(chat_id, 0.0) - self.clock()) > 0:
+            if self._too_late(deadline, wait):
+                raise RetryAfter(math.ceil(wait))
             await self.sleep(wait)
+
+    def _deadline(self, policy: SendPolicy, endpoint: str) -> float | None:
+        """Until when (gate clock) the request is worth retrying; None: no bound."""
+        useful = policy.useful_seconds
+        if endpoint == "answerCallbackQuery":
+            useful = min(useful or CALLBACK_ANSWER_SECONDS, CALLBACK_ANSWER_SECONDS)
+        if useful is None:
+            return None
+        asked_at = _asked_at.get()
+        return (self.clock() if asked_at is None else asked_at) + useful
+
+    def _too_late(self, deadline: float | None, wait: float) -> bool:
+        return deadline is not None and self.clock() + wait > deadline
 
     async def _acquire(self, chat_id: int | str, bulk: bool) -> None:
         """Wait until one more message (or edit) to ``chat_id`` is within every limit."""
@@ -347,17 +399,34 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
             for bucket in self._buckets(chat_id):
                 bucket.replay(times)
 
-    async def _answers(self, callback: Callable[..., Coroutine[Any, Any, Any]],
-                       chat_id: int | str, kwargs: dict[str, Any]) -> bool:
-        """Does Telegram answer a send to this chat now? (It refuses ``PROBE_TEXT``.)"""
-        try:
-            await callback("sendMessage", {"chat_id": chat_id, "text": PROBE_TEXT,
-                                           "parse_mode": "HTML"}, **kwargs)
-        except BadRequest:
-            return True
-        except TelegramError:
-            return False
-        return True
+    async def _until_answering(self, callback: Callable[..., Coroutine[Any, Any, Any]],
+                               chat_id: int | str, kwargs: dict[str, Any],
+                               policy: SendPolicy, deadline: float | None) -> bool:
+        """Wait until Telegram answers a send to this chat again (it refuses
+        ``PROBE_TEXT`` without sending anything), asking with the policy's backoff (the
+        first time after a pause: the failure just happened); False if it did not answer
+        before ``deadline``."""
+        delay = policy.backoff_first_seconds
+        while True:
+            if self._too_late(deadline, delay):
+                return False
+            await self.sleep(delay)
+            delay = min(delay * 2, policy.backoff_max_seconds)
+            try:
+                await self._wait_held(chat_id, deadline)
+            except RetryAfter:
+                return False
+            try:
+                await callback("sendMessage", {"chat_id": chat_id, "text": PROBE_TEXT,
+                                               "parse_mode": "HTML"}, **kwargs)
+            except BadRequest:
+                return True
+            except RetryAfter as exc:
+                self.hold(chat_id, seconds(exc.retry_after))
+            except TelegramError:
+                pass
+            else:  # Telegram sent it after all: it answers, whatever it took that for
+                return True
 
     # --- PTB's hook -------------------------------------------------------------------------
 
@@ -378,9 +447,10 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         floods = transients = 0
         repeated = False
         delay = policy.backoff_first_seconds
+        deadline = self._deadline(policy, endpoint)
         while True:
             if chat_id is not None:
-                await self._wait_held(chat_id)
+                await self._wait_held(chat_id, deadline)
                 if endpoint in PACED_ENDPOINTS and policy.paced:
                     await self._acquire(chat_id, policy.bulk)
             try:
@@ -393,7 +463,8 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 wait = seconds(exc.retry_after)
                 if chat_id is not None:
                     self.hold(chat_id, wait)
-                if policy.flood_retries is not None and floods > policy.flood_retries:
+                if (policy.flood_retries is not None and floods > policy.flood_retries) \
+                        or self._too_late(deadline, wait):
                     raise
                 log.warning("%s to chat %s: flood limit, retrying after %.0fs", endpoint,
                             chat_id, wait)
@@ -411,8 +482,8 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                             or not isinstance(data.get("text"), str):
                         raise Unconfirmed(endpoint, chat_id, exc) from exc
                     repeated = True
-                    await self.sleep(policy.backoff_first_seconds)
-                    if not await self._answers(callback, chat_id, kwargs):
+                    if not await self._until_answering(callback, chat_id, kwargs, policy,
+                                                       deadline):
                         raise Unconfirmed(endpoint, chat_id, exc) from exc
                     log.warning("%s to chat %s may have arrived (%s); sent once more, marked",
                                 endpoint, chat_id, exc)
@@ -420,7 +491,9 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                     args = (endpoint, data)
                     continue
                 transients += 1
-                if policy.transient_retries is not None and transients > policy.transient_retries:
+                if (policy.transient_retries is not None
+                        and transients > policy.transient_retries) \
+                        or self._too_late(deadline, delay):
                     raise
                 log.warning("%s to chat %s failed (%s); retrying in %.1fs", endpoint, chat_id,
                             exc, delay)

@@ -26,6 +26,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TelegramError
 
 from taskops.bot.context import deps_of
+from taskops.bot.flood import asked
 from taskops.bot.press import answer, track_answers, was_answered
 from taskops.bot.render import render
 from taskops.storage.faults import StoreUnavailable, describe, is_transient
@@ -37,8 +38,9 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def update_scope() -> Iterator[None]:
-    """What every update is handled in: quick store calls, presses' answers tracked."""
-    with quick(), track_answers():
+    """What every update is handled in: quick store calls, presses' answers tracked, and
+    its answers retried only while still useful to the person who asked (bot/flood.py)."""
+    with quick(), track_answers(), asked(time.time()):
         yield
 
 

@@ -23,11 +23,15 @@ from telegram.ext import ExtBot
 from taskops.bot.flood import (
     INTERACTIVE,
     LIVE,
+    PROBE_TEXT,
     PUSH,
+    REPLY_USEFUL_SECONDS,
     FloodGate,
     FloodLimits,
     SendPolicy,
     Unconfirmed,
+    asked,
+    sent_again,
 )
 from tests.fakegram import FakeTelegram
 from tests.fakegram.flood import FloodControl
@@ -158,9 +162,15 @@ def not_sent() -> NetworkError:
 
 
 @pytest.mark.parametrize(("policy", "endpoint", "failures", "calls", "raised"), [
-    (INTERACTIVE, "sendMessage", [RetryAfter(1)] * 3, 4, None),
-    (INTERACTIVE, "sendMessage", [RetryAfter(1)] * 4, 4, RetryAfter),
-    (INTERACTIVE, "sendMessage", [NetworkError("Internal Server Error")], 1, NetworkError),
+    # a person's request: retried while its answer is still useful
+    (INTERACTIVE, "sendMessage", [RetryAfter(2)] * 8, 9, None),
+    (INTERACTIVE, "sendMessage", [RetryAfter(2)] * 20, 16, RetryAfter),
+    (INTERACTIVE, "sendMessage", [RetryAfter(60)], 1, RetryAfter),
+    (INTERACTIVE, "editMessageText", [NetworkError("Internal Server Error")] * 6, 7, None),
+    (INTERACTIVE, "answerCallbackQuery", [NetworkError("Bad Gateway")] * 6, 7, None),
+    (INTERACTIVE, "answerCallbackQuery", [RetryAfter(5)] * 3, 3, RetryAfter),
+    # ... a new message after a 5xx is repeated only marked (it needs a text for that)
+    (INTERACTIVE, "sendMessage", [NetworkError("Internal Server Error")], 1, Unconfirmed),
     (PUSH, "sendMessage", [RetryAfter(2)] * 6, 7, None),
     # a new message after a 5xx or a timeout may have arrived: not repeated blindly
     (PUSH, "sendMessage", [NetworkError("Bad Gateway")] * 5, 1, Unconfirmed),
@@ -181,6 +191,64 @@ async def test_retries_follow_the_request_policy(
         with pytest.raises(raised):
             await time.run(server.request(gate, 5, policy, endpoint))
     assert len(server.times(5)) == calls
+
+
+async def test_a_person_s_request_is_not_retried_past_its_usefulness() -> None:
+    time, gate, server = gate_and_server()
+    server.script[5] = [NetworkError("Bad Gateway")] * 100
+    with pytest.raises(NetworkError):
+        await time.run(server.request(gate, 5, INTERACTIVE, "editMessageText"))
+    times = server.times(5)
+    # backing off doubling to 2 s, and no retry begun that would end past 30 s
+    assert [round(b - a, 3) for a, b in itertools.pairwise(times)][:5] == [0.25, 0.5, 1, 2, 2]
+    assert times[-1] <= REPLY_USEFUL_SECONDS < times[-1] + 2
+    assert time.now - START <= REPLY_USEFUL_SECONDS
+
+
+async def test_usefulness_counts_from_when_the_person_asked() -> None:
+    time, gate, server = gate_and_server()
+    server.script[5] = [RetryAfter(5)] * 3
+    with asked(START - 10), pytest.raises(RetryAfter):  # the press waited 10 s in its chat
+        await time.run(server.request(gate, 5, INTERACTIVE, "answerCallbackQuery"))
+    assert server.times(5) == [0.0]  # one retry would end past Telegram's 14 s
+
+
+async def test_a_reply_that_may_have_arrived_is_repeated_once_when_telegram_answers() -> None:
+    time, gate, _ = gate_and_server()
+    sent: list[tuple[float, str]] = []
+    answers: list[Exception | None] = [NetworkError("Bad Gateway"), TimedOut(),
+                                       NetworkError("Bad Gateway"), RetryAfter(1),
+                                       BadRequest("Can't parse entities"), None]
+
+    async def call(_endpoint: str, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        sent.append((time.now - START, data["text"]))
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        return {"ok": True}
+
+    request = gate.process_request(call, ("sendMessage", {"chat_id": 5, "text": "list"}), {},
+                                   "sendMessage", {"chat_id": 5, "text": "list"}, INTERACTIVE)
+    assert await time.run(request) == [{"ok": True}]
+    texts = [text for _, text in sent]
+    assert texts == ["list", *[PROBE_TEXT] * 4, sent_again("list")]
+    assert texts.count("list") == 1  # the one repeat is marked
+
+
+async def test_a_marked_repeat_that_may_have_arrived_is_not_sent_a_third_time() -> None:
+    time, gate, _ = gate_and_server()
+    answers: list[Exception] = [TimedOut(), BadRequest("Can't parse entities"), TimedOut()]
+    texts: list[str] = []
+
+    async def call(_endpoint: str, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        texts.append(data["text"])
+        raise answers.pop(0)
+
+    request = gate.process_request(call, ("sendMessage", {"chat_id": 5, "text": "list"}), {},
+                                   "sendMessage", {"chat_id": 5, "text": "list"}, INTERACTIVE)
+    with pytest.raises(Unconfirmed):
+        await time.run(request)
+    assert texts == ["list", PROBE_TEXT, sent_again("list")]
 
 
 async def test_transient_failures_back_off_doubling() -> None:
