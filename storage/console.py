@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import secrets
 import string
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -154,10 +156,21 @@ class ViewCache:
             del self._views[key]
 
 
+#: How long a chat's saved views are served from memory. Every list render shows them, so
+#: reading them per press doubled a press's database work; this process's own saves,
+#: renames and deletes drop the entry at once, so only another replica's change can be
+#: this late (a button row, not an action: pressing a deleted view says it is gone).
+SAVED_VIEWS_TTL_S = 30.0
+SAVED_VIEWS_CHATS = 1024
+
+
 class ConsoleStore:
     def __init__(self, db: Database, cache: ViewCache | None = None) -> None:
         self.db = db
         self.cache = cache or ViewCache()
+        self._saved: OrderedDict[int, tuple[float, tuple[SavedView, ...]]] = OrderedDict()
+        #: bumped by every saved-view write: a read that a write overtook is not cached
+        self._saved_writes = 0
 
     # --- one view by key -------------------------------------------------------------------
 
@@ -332,10 +345,34 @@ class ConsoleStore:
     # --- saved views -----------------------------------------------------------------------
 
     async def saved_views(self, chat_id: int) -> list[SavedView]:
+        cached = self._saved.get(chat_id)
+        if cached is not None and time.monotonic() - cached[0] < SAVED_VIEWS_TTL_S:
+            self._saved.move_to_end(chat_id)
+            return list(cached[1])
+        writes_before = self._saved_writes
         async with self.db.read() as conn:
             rows = await conn.execute(select(SavedViewRow).where(
                 SavedViewRow.chat_id == chat_id).order_by(SavedViewRow.id))
-            return [SavedView(r.id, r.chat_id, r.name, dict(r.body)) for r in rows]
+            views = tuple(SavedView(r.id, r.chat_id, r.name, dict(r.body)) for r in rows)
+        if self._saved_writes == writes_before:
+            self._saved[chat_id] = (time.monotonic(), views)
+            self._saved.move_to_end(chat_id)
+            while len(self._saved) > SAVED_VIEWS_CHATS:
+                self._saved.popitem(last=False)
+        return list(views)
+
+    @asynccontextmanager
+    async def _saved_write(self, chat_id: int) -> AsyncIterator[AsyncConnection]:
+        """A write of the chat's saved views: its cache entry is dropped, and a read that
+        ran while the write was on its way is not cached (counted before and after)."""
+        self._saved_writes += 1
+        self._saved.pop(chat_id, None)
+        try:
+            async with self.db.write() as conn:
+                yield conn
+        finally:
+            self._saved_writes += 1
+            self._saved.pop(chat_id, None)
 
     async def saved_view(self, chat_id: int, view_id: int) -> SavedView | None:
         async with self.db.read() as conn:
@@ -346,7 +383,7 @@ class ConsoleStore:
     async def save_view(self, chat_id: int, name: str, body: dict[str, Any]) -> int:
         """Save a view under ``name`` for the chat; ``NameTaken`` if the name is in use."""
         try:
-            async with self.db.write() as conn:
+            async with self._saved_write(chat_id) as conn:
                 result = await conn.execute(insert(SavedViewRow).values(
                     chat_id=chat_id, name=name, body=body, created_at=self.db.clock())
                     .returning(SavedViewRow.id))
@@ -356,7 +393,7 @@ class ConsoleStore:
 
     async def rename_view(self, chat_id: int, view_id: int, name: str) -> bool:
         try:
-            async with self.db.write() as conn:
+            async with self._saved_write(chat_id) as conn:
                 result = await conn.execute(update(SavedViewRow).where(
                     SavedViewRow.chat_id == chat_id, SavedViewRow.id == view_id)
                     .values(name=name))
@@ -365,7 +402,7 @@ class ConsoleStore:
             raise NameTaken(name) from None
 
     async def delete_view(self, chat_id: int, view_id: int) -> bool:
-        async with self.db.write() as conn:
+        async with self._saved_write(chat_id) as conn:
             result = await conn.execute(delete(SavedViewRow).where(
                 SavedViewRow.chat_id == chat_id, SavedViewRow.id == view_id))
             return bool(result.rowcount)

@@ -4,14 +4,17 @@ view is always the stored one; a read that a write overtook is not cached."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
+from taskops.storage import console
 from taskops.storage.console import ViewUpdate
 from taskops.storage.models import ConsoleStateRow
 from taskops.storage.push_store import delivery_key
 from taskops.storage.store import TaskStore
-from tests.factories import FakeClock
+from tests.factories import FakeClock, make_settings
 
 
 async def test_every_write_keeps_the_cache_equal_to_the_store(store: TaskStore,
@@ -69,3 +72,29 @@ async def test_a_read_overtaken_by_a_write_is_not_cached(store: TaskStore) -> No
     views.cache.forget(key)
     views.cache.read(stale, writes)  # read began before the forget: not cached
     assert views.cached(key) is None
+
+
+async def test_saved_views_are_cached_and_this_process_writes_drop_them(
+        store: TaskStore, tmp_path: Path, db_url: str, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    views = store.console
+    assert await views.saved_views(5) == []
+    first = await views.save_view(5, "Failed", {"status": "failed"})
+    assert [v.name for v in await views.saved_views(5)] == ["Failed"]
+    # Another replica on the same database changes the chat's views behind this cache.
+    replica = await TaskStore.open(make_settings(tmp_path, db_url, {}), clock=clock)
+    try:
+        paused = await replica.console.save_view(5, "Paused", {"status": "paused"})
+        assert [v.name for v in await views.saved_views(5)] == ["Failed"]  # from memory
+        # This process's own writes are seen at once, with what the replica did.
+        assert await views.rename_view(5, first, "Failed today")
+        assert [v.name for v in await views.saved_views(5)] == ["Failed today", "Paused"]
+        assert await views.delete_view(5, first)
+        assert [v.name for v in await views.saved_views(5)] == ["Paused"]
+        # Another replica's once the entry is older than the TTL.
+        assert await replica.console.delete_view(5, paused)
+        assert [v.name for v in await views.saved_views(5)] == ["Paused"]
+        monkeypatch.setattr(console, "SAVED_VIEWS_TTL_S", 0.0)
+        assert await views.saved_views(5) == []
+    finally:
+        await replica.close()
