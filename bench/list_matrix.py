@@ -2,10 +2,11 @@
 
 A combination is drawn from a seeded ``random.Random`` over the whole space an admin can
 reach: status any/each, trigger any/each, provider any/each/Default, dates none / last
-1 d / last 7 d / any range, search none / a common word / a rare word / an id fragment,
-every sort both ways, and the page: first, middle, last, a random one, a typed deep jump,
-or one ◀/▶ step from a random page. Words are classed by how many tasks they match in the
-store at hand (``search_words``), so the same seed draws the same kinds on any store.
+1 d / last 7 d / any range / a window of 1 minute to 31 days before now, search none /
+a common word / a rare word / an id fragment, every sort both ways, and the page: first,
+middle, last, a random one, a typed deep jump, or one ◀/▶ step from a random page.
+Words are classed by how many tasks they match in the store at hand (``search_words``),
+so the same seed draws the same kinds on any store.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from taskops.storage.store import TaskStore
 
 PAGES = ("first", "middle", "last", "random", "deep", "next", "prev")
 SEARCHES = ("none", "common", "rare", "id")
-DATES = ("none", "1 d", "7 d", "range")
+DATES = ("none", "1 d", "7 d", "range", "window")
 #: a common word matches at least this share of the tasks; a rare one at most RARE
 COMMON, RARE = 0.01, 0.002
 _WORD = re.compile(r"[^\W\d_]{3,}")
@@ -70,6 +71,7 @@ class Combo:
                  f"trigger={f.trigger.value}" if f.trigger else "",
                  f"provider={f.provider.key() if f.provider.provider else 'Default'}"
                  if f.provider else "",
+                 f"last {f.within_minutes} min" if f.within_minutes is not None else
                  f"dates {self.dates} ({f.date_from}..{f.date_to})" if self.dates != "none"
                  else "",
                  f"search {self.search} {f.search!r}" if f.search else ""]
@@ -117,6 +119,7 @@ def draw(rng: random.Random, n: int, providers: list[ProviderChoice], today: dat
     elif dates == "range":
         a, b = sorted(rng.randrange(0, 31) for _ in range(2))
         date_from, date_to = today - timedelta(days=b), today - timedelta(days=a)
+    within = rng.randrange(1, 31 * 24 * 60 + 1) if dates == "window" else None
     search = rng.choice(SEARCHES)
     text = ""
     if search == "common" and words.common:
@@ -129,8 +132,8 @@ def draw(rng: random.Random, n: int, providers: list[ProviderChoice], today: dat
     else:
         search = "none"
     sort = Sort(rng.choice(list(SortField)), rng.random() < 0.5)
-    return Combo(n, ListFilters(status, trigger, provider, date_from, date_to, text), sort,
-                 rng.choice(PAGES), search, dates, rng.random())
+    return Combo(n, ListFilters(status, trigger, provider, date_from, date_to, text, within),
+                 sort, rng.choice(PAGES), search, dates, rng.random())
 
 
 def matrix(seed: int, count: int, providers: list[ProviderChoice], today: date,

@@ -307,6 +307,7 @@ async def main(argv: list[str] | None = None) -> int:
     for run in runs:
         print(report(run))
     if args.dump:
+        args.dump.parent.mkdir(parents=True, exist_ok=True)
         with args.dump.open("w") as out:
             for run in runs:
                 for smp in run.samples:

@@ -1,5 +1,5 @@
-"""``/tasks status:failed trigger:cronjob provider:openai/gpt-4o from:… to:… sort:-cost page:2``,
-and words to search for: ``/tasks deploy #123``."""
+"""``/tasks status:failed trigger:cronjob provider:openai/gpt-4o from:… to:… last:1h
+sort:-cost page:2``, and words to search for: ``/tasks deploy #123``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ FIRST_DAY = date(1, 1, 2)
 LAST_DAY = date(9999, 12, 30)
 #: a page number as typed: ASCII digits (not "²"), short enough to be a page
 PAGE = re.compile(r"[0-9]{1,9}")
+#: ``last:`` windows: 45m, 1h, 7d (ASCII digits, one unit)
+WINDOW = re.compile(r"([0-9]{1,6})([mhd])")
+WINDOW_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+#: a year: a window beyond it is a From day
+WINDOW_MAX_MINUTES = 366 * 24 * 60
 
 
 class FilterSyntaxError(ValueError):
@@ -45,6 +50,24 @@ def parse_date(text: str) -> date:
     return day
 
 
+def parse_window(text: str) -> int:
+    """``last:`` as minutes: 45m, 1h, 7d."""
+    match = WINDOW.fullmatch(text.lower())
+    minutes = int(match[1]) * WINDOW_MINUTES[match[2]] if match else 0
+    if not 1 <= minutes <= WINDOW_MAX_MINUTES:
+        raise FilterSyntaxError(f"'{_show(text)}' is not a window: use minutes, hours or "
+                                "days up to a year, e.g. 45m, 1h or 7d.")
+    return minutes
+
+
+def window_text(minutes: int) -> str:
+    """The shortest exact spelling of a window: 90 → 90m, 60 → 1h, 1440 → 1d."""
+    for unit in ("d", "h"):
+        if minutes % WINDOW_MINUTES[unit] == 0:
+            return f"{minutes // WINDOW_MINUTES[unit]}{unit}"
+    return f"{minutes}m"
+
+
 def parse_list_args(args: list[str]) -> ListPart:
     """Parse every ``key:value`` token; the first bad one raises with a clear message."""
     filters = ListFilters()
@@ -60,7 +83,7 @@ def parse_list_args(args: list[str]) -> ListPart:
         if not value:
             raise FilterSyntaxError(
                 f"'{_show(token)}' is not a filter: use key:value with status, trigger, provider, "
-                "from, to, sort or page.")
+                "from, to, last, sort or page.")
         if key == "status":
             try:
                 filters = replace(filters, status=TaskStatus(value.lower()))
@@ -83,6 +106,8 @@ def parse_list_args(args: list[str]) -> ListPart:
             filters = replace(filters, date_from=parse_date(value))
         elif key == "to":
             filters = replace(filters, date_to=parse_date(value))
+        elif key == "last":
+            filters = replace(filters, within_minutes=parse_window(value))
         elif key == "sort":
             descending = value.startswith("-")
             name = value.lstrip("-+").lower()
@@ -97,8 +122,8 @@ def parse_list_args(args: list[str]) -> ListPart:
             page = int(value)
         else:
             raise FilterSyntaxError(f"Unknown filter '{_show(key)}': use status, trigger, "
-                                    "provider, from, to, sort or page (or words to search "
-                                    "for, without a colon).")
+                                    "provider, from, to, last, sort or page (or words to "
+                                    "search for, without a colon).")
     filters = replace(filters, search=" ".join(words))
     check_range(filters)
     return ListPart(filters=filters, sort=sort, page=page)
@@ -125,6 +150,8 @@ def to_text(state: ListPart) -> str:
         parts.append(f"from:{f.date_from.isoformat()}")
     if f.date_to:
         parts.append(f"to:{f.date_to.isoformat()}")
+    if f.within_minutes:
+        parts.append(f"last:{window_text(f.within_minutes)}")
     if state.sort != Sort():
         parts.append(f"sort:{'-' if state.sort.descending else ''}{state.sort.field.value}")
     if state.page != 1:

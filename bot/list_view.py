@@ -12,7 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from taskops.bot import format as fmt
 from taskops.bot.bulk_view import LABEL
 from taskops.bot.callbacks import Action
-from taskops.bot.filters_text import FilterSyntaxError, check_range
+from taskops.bot.filters_text import FilterSyntaxError, check_range, window_text
 from taskops.bot.render import render
 from taskops.bot.saved_views import views_row
 from taskops.bot.ui import Rendered, button
@@ -71,6 +71,8 @@ def header(state: ListPart) -> str:
         parts.append(f"from {fmt.short_date(f.date_from)}")
     if f.date_to:
         parts.append(f"to {fmt.short_date(f.date_to)}")
+    if f.within_minutes:
+        parts.append(f"last {window_text(f.within_minutes)}")
     if f.search:
         parts.append(f"🔎 {fmt.truncate(f.search, 40)}")
     arrow = "▼" if state.sort.descending else "▲"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,10 +39,7 @@ class BuiltIn:
 
 
 def _failed_last_hour(now: datetime, tz: ZoneInfo) -> ListPart:
-    # From/To are whole days (the spec): the day an hour ago, newest first — the last
-    # hour's failures lead the list.
-    since = (now - timedelta(hours=1)).astimezone(tz).date()
-    return ListPart(filters=ListFilters(status=TaskStatus.FAILED, date_from=since))
+    return ListPart(filters=ListFilters(status=TaskStatus.FAILED, within_minutes=60))
 
 
 BUILT_INS = (

@@ -291,12 +291,15 @@ class ListFilters:
     date_to: date | None = None
     #: free words and ``#123`` id fragments, as typed (``SearchTerms.parse``)
     search: str = ""
+    #: created in the last N minutes before the list is read ("Failed · last hour"):
+    #: relative, so a saved view keeps meaning the last hour
+    within_minutes: int | None = None
 
     @property
     def any_set(self) -> bool:
         return bool(self.terms) or any(
             v is not None for v in (self.status, self.trigger, self.provider, self.date_from,
-                                    self.date_to))
+                                    self.date_to, self.within_minutes))
 
     @property
     def terms(self) -> SearchTerms:

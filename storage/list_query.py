@@ -124,7 +124,26 @@ class ListQuery:
 
     @property
     def dated(self) -> bool:
-        return self.filters.date_from is not None or self.filters.date_to is not None
+        f = self.filters
+        return f.date_from is not None or f.date_to is not None or f.within_minutes is not None
+
+    @property
+    def since(self) -> datetime | None:
+        """The start of a ``within_minutes`` window, or None."""
+        minutes = self.filters.within_minutes
+        return None if minutes is None else self.now - timedelta(minutes=minutes)
+
+    @property
+    def day_filters(self) -> ListFilters:
+        """The filters in whole days, as ``task_counts`` counts them: a window starts on
+        the day it starts in. ``partial_count`` is what that day holds before the window."""
+        since = self.since
+        if since is None:
+            return self.filters
+        day = since.astimezone(self.tz).date()
+        start = self.filters.date_from
+        return replace(self.filters, within_minutes=None,
+                       date_from=day if start is None else max(start, day))
 
     # --- predicates ------------------------------------------------------------------
 
@@ -152,6 +171,9 @@ class ListQuery:
         if f.date_to is not None:
             where.append(col(TaskRow.created_at)
                          < day_start_utc(f.date_to + timedelta(days=1), self.tz))
+        since = self.since
+        if since is not None:
+            where.append(col(TaskRow.created_at) >= since)
         return where
 
     def search_where(self, col: Callable[[Any], Any] = _same) -> list[ColumnElement[bool]]:
@@ -304,10 +326,25 @@ async def facet_counts(conn: AsyncConnection, filters: ListFilters) -> FacetCoun
                               int(r[6] or 0)) for r in rows))
 
 
+async def partial_count(conn: AsyncConnection, query: ListQuery) -> int:
+    """Matches (no search) that ``day_filters`` counts but the ``within_minutes`` window
+    leaves out: those of the window's first day created before it starts. One day's
+    matches at most, counted from a (filter, created_at) index."""
+    since = query.since
+    if since is None:
+        return 0
+    day = since.astimezone(query.tz).date()
+    stmt = (select(func.count()).select_from(TaskRow)
+            .where(*query.facet_where(), *replace(query, filters=query.day_filters).date_where(),
+                   TaskRow.created_at >= day_start_utc(day, query.tz),
+                   TaskRow.created_at < since))
+    return int((await conn.execute(stmt)).scalar_one())
+
+
 async def day_counts(conn: AsyncConnection, query: ListQuery) -> list[tuple[date, int]]:
     """Matches per local day (no search), oldest first: deep created pages skip by it."""
     t = TaskCountRow
-    f = query.filters
+    f = query.day_filters
     where: list[ColumnElement[bool]] = []
     if f.status is not None:
         where.append(t.status == f.status.value)
@@ -324,7 +361,11 @@ async def day_counts(conn: AsyncConnection, query: ListQuery) -> list[tuple[date
         where.append(t.day <= f.date_to)
     rows = await conn.execute(select(t.day, func.sum(t.n)).where(*where)
                               .group_by(t.day).order_by(t.day))
-    return [(r[0], int(r[1])) for r in rows if r[1]]
+    days = [(r[0], int(r[1])) for r in rows if r[1]]
+    before = await partial_count(conn, query)
+    if before and days:
+        days[0] = (days[0][0], days[0][1] - before)
+    return [(day, n) for day, n in days if n > 0]
 
 
 @dataclass(frozen=True)

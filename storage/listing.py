@@ -48,7 +48,7 @@ from taskops.storage.list_query import (
     decode_anchor,
     encode_anchor,
     facet_counts,
-    facets_of,
+    partial_count,
     search_counts,
 )
 from taskops.storage.models import TaskCountRow, TaskRow
@@ -56,7 +56,7 @@ from taskops.storage.rows import row_to_task
 
 COUNT_KEY = ("day", "status", "trigger", "provider", "model", "used_default")
 
-__all__ = ["COUNT_KEY", "count_tasks", "day_start_utc", "list_tasks", "upsert_counts"]
+__all__ = ["COUNT_KEY", "day_start_utc", "list_tasks", "upsert_counts"]
 
 
 def upsert_counts(dialect: str, rows: list[dict[str, Any]]) -> Executable:
@@ -65,11 +65,6 @@ def upsert_counts(dialect: str, rows: list[dict[str, Any]]) -> Executable:
     stmt = ins.values(rows)
     return stmt.on_conflict_do_update(index_elements=list(COUNT_KEY),
                                       set_={"n": TaskCountRow.n + stmt.excluded.n})
-
-
-async def count_tasks(conn: AsyncConnection, filters: ListFilters) -> int:
-    """Tasks matching the filters (a search is ignored: see ``list_tasks``)."""
-    return (await facet_counts(conn, filters)).count(filters, facets_of(filters), dated=True)
 
 
 class _Pager:
@@ -124,13 +119,16 @@ class _Pager:
 
 
 async def _sizes(conn: AsyncConnection, query: ListQuery) -> Sizes:
-    facets = await facet_counts(conn, query.filters)
+    # Range sizes in whole days: a last-N-minutes window counts from its first day, which
+    # only makes the estimates of the path choice a little high. The total is exact.
+    facets = await facet_counts(conn, query.day_filters)
     if query.terms:
         path = search_path(query, facets)
         counted = await search_counts(conn, query, path.index,
                                       frozenset() if query.terms.ids else path.facets)
         return Sizes(counted.total, facets, counted.searched)
-    return Sizes(facets.count(query.filters, query.facets, dated=True), facets)
+    total = facets.count(query.filters, query.facets, dated=True)
+    return Sizes(total - await partial_count(conn, query), facets)
 
 
 async def _entries(pager: _Pager, request: PageRequest, page_size: int,

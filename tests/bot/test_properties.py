@@ -65,7 +65,8 @@ def test_any_callback_data_parses_or_is_refused_cleanly(data: str) -> None:
         | st.builds(ProviderChoice, st.from_regex(r"[a-z]{1,8}", fullmatch=True),
                     st.from_regex(r"[a-z0-9.\-]{1,12}", fullmatch=True)),
         date_from=st.none() | st.dates(date(2026, 1, 1), date(2026, 6, 30)),
-        date_to=st.none() | st.dates(date(2026, 7, 1), date(2026, 12, 31))),
+        date_to=st.none() | st.dates(date(2026, 7, 1), date(2026, 12, 31)),
+        within_minutes=st.none() | st.integers(1, 366 * 24 * 60)),
     sort=st.builds(Sort, st.sampled_from(list(SortField)), st.booleans()),
     page=st.integers(1, 500)))
 def test_text_filters_round_trip(state: ListPart) -> None:

@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskops.bot.commands import parse_task_id
-from taskops.bot.filters_text import FilterSyntaxError, parse_date, parse_list_args
+from taskops.bot.filters_text import (
+    FilterSyntaxError,
+    parse_date,
+    parse_list_args,
+    parse_window,
+    window_text,
+)
 from taskops.bot.handlers.audit_log import MAX_COUNT, parse_audit_args
 from taskops.bot.restart_view import Field, new_draft, with_typed
 from taskops.bot.saved_views import NAME_MAX, check_name
@@ -25,8 +31,10 @@ def one_line(message: str) -> bool:
 
 
 @given(st.lists(st.one_of(ANY_TEXT, NUMERALS.map(lambda n: f"page:{n}"),
+                          NUMERALS.map(lambda n: f"last:{n}h"),
                           st.sampled_from(["to:9999-12-31", "from:0001-01-01", "from:",
-                                           "sort:", "status:²"])), max_size=4))
+                                           "sort:", "status:²", "last:0m", "last:367d",
+                                           "last:1H", "last:²h", "last:"])), max_size=4))
 def test_list_args_parse_or_say_one_line(args: list[str]) -> None:
     try:
         part = parse_list_args(args)
@@ -36,6 +44,27 @@ def test_list_args_parse_or_say_one_line(args: list[str]) -> None:
         message = "ok"
         assert part.page >= 1
     assert one_line(message)
+
+
+@given(ANY_TEXT)
+def test_windows_parse_or_say_one_line(text: str) -> None:
+    message = "ok"
+    try:
+        minutes = parse_window(text)
+    except FilterSyntaxError as exc:
+        message = str(exc)
+    else:
+        assert 1 <= minutes <= 366 * 24 * 60
+        assert parse_window(window_text(minutes)) == minutes
+    assert one_line(message)
+
+
+def test_windows_in_every_unit() -> None:
+    assert [parse_window(t) for t in ("45m", "1h", "90M", "7d")] == [45, 60, 90, 7 * 1440]
+    assert [window_text(m) for m in (45, 60, 90, 1440, 1500)] == ["45m", "1h", "90m", "1d",
+                                                                  "25h"]
+    with pytest.raises(FilterSyntaxError, match="is not a window"):
+        parse_window("1w")
 
 
 @given(ANY_TEXT)

@@ -46,7 +46,7 @@ async def test_save_open_rename_delete_a_view(console: Console) -> None:
     # /views: rename, then delete.
     views = await command(console, "/views")
     assert "📌 cron <fails> — Failed · Cronjob · sorted by Tokens ▼" in views.text
-    assert "Failed · last hour — Failed · from" in views.text
+    assert "Failed · last hour — Failed · last 1h · sorted by Created ▼" in views.text
     await press(console, views, "✏️", expect_edit=False)
     await reply_and_wait(console, "cron", views.chat)
     await console.server.wait_for(lambda: "📌 cron — " in views.text)
@@ -67,7 +67,10 @@ async def test_built_in_views(console: Console) -> None:
     await make_task(store, clock, name="asks", final="STATUS: question\nSUMMARY: ?")
     clock.set(clock() - timedelta(days=3))
     await make_task(store, clock, name="failed long ago", final="STATUS: failed\nSUMMARY: x")
-    clock.set(clock() + timedelta(days=3))
+    clock.set(clock() + timedelta(days=3) - timedelta(minutes=61))
+    # An hour and a minute ago: the same day, outside the last hour.
+    await make_task(store, clock, name="failed before", final="STATUS: failed\nSUMMARY: x")
+    clock.advance(61 * 60)
     recent = await make_task(store, clock, name="failed now", final="STATUS: failed\nSUMMARY: x")
     message = await command(console, "/views")
     await press(console, message, "Running longest")

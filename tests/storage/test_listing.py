@@ -81,7 +81,10 @@ def search_matches(task: Task, terms: SearchTerms) -> bool:
 
 def matches(task: Task, f: ListFilters, store: TaskStore) -> bool:
     local_day = task.created_at.astimezone(store.tz).date()
+    since = (None if f.within_minutes is None
+             else store.clock() - timedelta(minutes=f.within_minutes))
     return (search_matches(task, f.terms)
+            and (since is None or task.created_at >= since)
             and (f.status is None or task.status is f.status)
             and (f.trigger is None or task.trigger is f.trigger)
             and (f.provider is None
@@ -177,6 +180,8 @@ filters_strategy = st.builds(
     provider=st.none() | st.sampled_from([ProviderChoice.default(), *PROVIDERS[1:]]),
     date_from=st.none() | st.dates(date(2026, 11, 9), date(2026, 11, 19)),
     date_to=st.none() | st.dates(date(2026, 11, 9), date(2026, 11, 19)),
+    # a window from minutes to past the oldest task, starting at any time of a day
+    within_minutes=st.none() | st.integers(1, 12 * 24 * 60),
 )
 sort_strategy = st.builds(Sort, field=st.sampled_from(list(SortField)), descending=st.booleans())
 
@@ -317,3 +322,28 @@ async def test_an_anchor_from_another_sort_falls_back_to_the_page_number(
     page = await store.list_tasks(sort=Sort(SortField.TOKENS), page=other, page_size=3)
     numbered = await store.list_tasks(sort=Sort(SortField.TOKENS), page=2, page_size=3)
     assert (page.page, [t.id for t in page.tasks]) == (2, [t.id for t in numbered.tasks])
+
+
+async def test_a_window_of_minutes_is_exact_across_local_midnight(store: TaskStore,
+                                                                   clock: FakeClock) -> None:
+    # Europe/Berlin: local midnight of the 20th is 23:00 UTC on the 19th. "Last hour" at
+    # 23:30 UTC starts at 22:30 UTC, on the 19th's local day... of which it holds 30 min.
+    made = {minute: await make_task(store, clock, trigger=Trigger.CRONJOB, name=f"t{minute}",
+                                    created=datetime(2026, 11, 19, 21, 0, tzinfo=UTC)
+                                    + timedelta(minutes=minute))
+            for minute in (0, 89, 90, 91, 119, 120, 150)}
+    await make_task(store, clock, trigger=Trigger.USER,
+                    created=datetime(2026, 11, 19, 23, 10, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 19, 23, 30, tzinfo=UTC))
+    hour = ListFilters(trigger=Trigger.CRONJOB, within_minutes=60)
+    page = await store.list_tasks(hour, page_size=2)
+    expected = [made[m].id for m in (150, 120, 119, 91, 90)]
+    assert page.total == 5
+    assert await all_pages(store, hour, Sort(), 2) == expected
+    assert await keyset_pages(store, hour, Sort(SortField.NAME, False), 2) == sorted(
+        expected, key=lambda i: (next(t.name.casefold() for t in made.values() if t.id == i), i))
+    # With a From day after the window's start, the day wins; with a To day before it,
+    # nothing is left.
+    later = replace(hour, date_from=date(2026, 11, 20))
+    assert (await store.list_tasks(later)).total == 2
+    assert (await store.list_tasks(replace(hour, date_to=date(2026, 11, 19)))).total == 3
