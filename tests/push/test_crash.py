@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+
+import pytest_asyncio
 
 from taskops.bot.push.subscription import NotifySettings
 from taskops.storage.db import migrate
@@ -24,16 +28,46 @@ ADMINS = [1001, 1002, 1003, 1004, 1005]
 BURST = 40
 
 
-async def start_bot(config: Path, server: FakeTelegram, log: Path) -> Any:
-    calls = len(server.calls_of("getUpdates"))
-    proc = await asyncio.create_subprocess_exec(
-        *TASKOPS, str(config), cwd=config.parent, stdout=asyncio.subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        env=process_env({"TASKOPS_TELEGRAM_TOKEN": server.token,
-                         "TASKOPS_ADMIN_IDS": ",".join(map(str, ADMINS))}))
-    await server.wait_for(lambda: len(server.calls_of("getUpdates")) > calls, timeout=30,
-                          message="the bot did not start polling")
-    return proc
+class Bots:
+    """Every `taskops run` a test starts, each in a process group of its own, so the test
+    can always reap what it started: one whose start timed out was never handed back to
+    the test and kept running after it (an orphan polling a server long gone)."""
+
+    def __init__(self) -> None:
+        self.started: list[asyncio.subprocess.Process] = []
+
+    async def start(self, config: Path, server: FakeTelegram,
+                    log: Path) -> asyncio.subprocess.Process:
+        calls = len(server.calls_of("getUpdates"))
+        with log.open("ab") as stderr:
+            proc = await asyncio.create_subprocess_exec(
+                *TASKOPS, str(config), cwd=config.parent, stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr, start_new_session=True,
+                env=process_env({"TASKOPS_TELEGRAM_TOKEN": server.token,
+                                 "TASKOPS_ADMIN_IDS": ",".join(map(str, ADMINS))}))
+        self.started.append(proc)
+        await server.wait_for(lambda: len(server.calls_of("getUpdates")) > calls, timeout=30,
+                              message="the bot did not start polling")
+        return proc
+
+    async def reap(self) -> None:
+        """Kill what is still running of every group started, and wait for it."""
+        for proc in self.started:
+            if proc.returncode is None:
+                # The whole group, whatever the process started with it; only while the
+                # process is not yet reaped, so its id cannot be anyone else's group.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+
+
+@pytest_asyncio.fixture
+async def bots() -> AsyncIterator[Bots]:
+    started = Bots()
+    try:
+        yield started
+    finally:
+        await started.reap()
 
 
 def delivered(server: FakeTelegram) -> dict[int, list[int]]:
@@ -47,7 +81,7 @@ def delivered(server: FakeTelegram) -> dict[int, list[int]]:
 
 
 async def test_kill_9_mid_burst_and_restart_delivers_every_change_once(
-        fakegram: FakeTelegram, tmp_path: Path) -> None:
+        fakegram: FakeTelegram, bots: Bots, tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
     await migrate(url)
     # Every change as its own message (no digests), so each one can be counted.
@@ -68,29 +102,24 @@ async def test_kill_9_mid_burst_and_restart_delivers_every_change_once(
                                    triggers=frozenset({trigger}))
             await store.push.subscribe(admin, wants.to_json(), admin)
         expected: dict[int, list[int]] = collections.defaultdict(list)
-        proc = await start_bot(config, fakegram, log)
-        try:
-            for i in range(BURST):
-                task = await store.create_task(TaskDraft(name=f"crash {i}", prompt="p",
-                                                         trigger=triggers[i % 5]))
-                await store.kill_task(task.id, by="test")
-                expected[ADMINS[i % 5]].append(task.id)
-            await fakegram.wait_for(lambda: sum(map(len, delivered(fakegram).values())) >= 12,
-                                    timeout=30)
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-            before = {c: list(ids) for c, ids in delivered(fakegram).items()}
-            assert sum(map(len, before.values())) < BURST, "the burst was over before the kill"
-            proc = await start_bot(config, fakegram, log)
-            await fakegram.wait_for(
-                lambda: all(set(delivered(fakegram)[c]) == set(expected[c]) for c in ADMINS),
-                timeout=60, message="not every change arrived after the restart")
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 20)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        proc = await bots.start(config, fakegram, log)
+        for i in range(BURST):
+            task = await store.create_task(TaskDraft(name=f"crash {i}", prompt="p",
+                                                     trigger=triggers[i % 5]))
+            await store.kill_task(task.id, by="test")
+            expected[ADMINS[i % 5]].append(task.id)
+        await fakegram.wait_for(lambda: sum(map(len, delivered(fakegram).values())) >= 12,
+                                timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        before = {c: list(ids) for c, ids in delivered(fakegram).items()}
+        assert sum(map(len, before.values())) < BURST, "the burst was over before the kill"
+        proc = await bots.start(config, fakegram, log)
+        await fakegram.wait_for(
+            lambda: all(set(delivered(fakegram)[c]) == set(expected[c]) for c in ADMINS),
+            timeout=60, message="not every change arrived after the restart")
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
     finally:
         await store.close()
     seen = delivered(fakegram)
