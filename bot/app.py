@@ -29,6 +29,7 @@ from taskops.bot.handlers import (
     subscriptions,
     task_detail,
     tasks_list,
+    usage,
     views_saved,
 )
 from taskops.bot.outage import on_error
@@ -82,6 +83,7 @@ def build_application(settings: Settings, store: TaskStore,
     subscriptions.register(app)
     alert_press.register(app)
     digest.register(app)
+    usage.register(app)
     prompts.register(app)
     # Last of all: it answers the presses that none of the handlers above matched.
     register_last_resort(app)

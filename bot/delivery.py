@@ -138,6 +138,19 @@ class Telegram:
             chat_id, text, reply_markup=keyboard, rate_limit_args=policy))
         return message
 
+    async def send_photo(self, chat_id: int, png: bytes, caption: str,
+                         policy: SendPolicy = PUSH) -> Message | None:
+        """Send a picture with its caption; None when Telegram did not confirm it. A chart
+        is not repeated (it follows a text that was): better once or not than twice."""
+        try:
+            message: Message = await self._classified(chat_id, self.bot.send_photo(
+                chat_id, png, caption=caption, rate_limit_args=policy))
+        except Unconfirmed as exc:
+            log.warning("photo to chat %s may have arrived (%s); not sent again", chat_id,
+                        exc.cause.message)
+            return None
+        return message
+
     async def answering(self, chat_id: int) -> None:
         """Wait until Telegram answers a send to ``chat_id`` again: a text it cannot parse,
         which it refuses (400) without sending anything, is asked with backoff until it is

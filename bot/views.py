@@ -52,6 +52,8 @@ class ViewKind(StrEnum):
     STUCK = "stuck"
     #: a push job's change-feed cursor
     CURSOR = "cursor"
+    #: a chat's shift summary of a day, claimed before it is sent (at most once a day)
+    SUMMARY = "summary"
 
 
 #: every kind of row that can be a console message

@@ -22,7 +22,7 @@ work itself is in the modules it calls (transitions, list_query, facets, feed, j
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops import metrics, redaction
 from taskops.config import Settings
-from taskops.storage import counts, facets, feed, listing, notify, rules, transitions
+from taskops.storage import counts, facets, feed, listing, notify, rules, transitions, usage
 from taskops.storage.cluster import ClusterStore
 from taskops.storage.console import ConsoleStore
 from taskops.storage.cronjobs import CronStore
@@ -82,6 +82,7 @@ from taskops.storage.push_store import PushStore
 from taskops.storage.retention import RetentionStore
 from taskops.storage.rows import row_to_event, row_to_task
 from taskops.storage.signals import ChangeBus, TaskChange
+from taskops.storage.usage import DailyCost, UsageSummary
 from taskops.storage.work import WorkStore
 
 
@@ -236,6 +237,18 @@ class TaskStore:
         async with self.db.read() as conn:
             found = await counts.by_status(conn)
         return {status: found.get(status.value, 0) for status in TaskStatus}
+
+    async def usage(self, since: datetime, until: datetime) -> UsageSummary:
+        """The tasks created in [since, until): by status, failures by name, tokens and
+        cost by provider (the shift summary, ``/usage``)."""
+        async with self.db.read() as conn:
+            return await usage.summary(conn, since, until)
+
+    async def daily_cost(self, last_day: date, days: int) -> DailyCost:
+        """Cost per provider per local day (``[ui] timezone``), ``days`` days to
+        ``last_day``."""
+        async with self.db.read() as conn:
+            return await usage.daily_cost(conn, last_day, days, self.tz)
 
     async def feed_held_back_since(self) -> datetime | None:
         async with self.db.read() as conn:

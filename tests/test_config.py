@@ -85,6 +85,7 @@ def test_defaults_without_a_file() -> None:
     assert settings.runtime.heartbeat_minutes is None
     assert settings.runtime.consolidation_cron is None
     assert settings.notifications.stuck_after_minutes == 15
+    assert settings.notifications.summary_at is None  # no shift summary unless asked
     assert [p.name for p in settings.providers] == ["scripted"]
     assert settings.provider_models() == [("scripted", "scripted")]
     assert settings.cronjobs == ()
@@ -311,6 +312,12 @@ BAD_VALUES: list[tuple[str, str]] = [
      "config: [runtime] heartbeat_minutes: must be at least 1, got 0"),
     ("[notifications]\ndigest_window_seconds = -1",
      "config: [notifications] digest_window_seconds: must be greater than 0, got -1"),
+    ('[notifications]\nsummary_at = "8am"',
+     'config: [notifications] summary_at: expected a time "HH:MM" (00:00 to 23:59), '
+     "got '8am'"),
+    ('[notifications]\nsummary_at = "24:00"',
+     'config: [notifications] summary_at: expected a time "HH:MM" (00:00 to 23:59), '
+     "got '24:00'"),
     ("[telegram]\nwebhook_port = 70000",
      "config: [telegram] webhook_port: must be between 1 and 65535, got 70000"),
     ('[prices]\n"gpt-4o" = {input = -1, output = 10}',

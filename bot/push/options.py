@@ -36,6 +36,8 @@ class PushOptions:
     follow_quiet_minutes: float = 30.0
     #: how often running tasks are checked for being stuck
     stuck_check_seconds: float = 30.0
+    #: how often the shift summary's time is checked (``[notifications] summary_at``)
+    summary_check_seconds: float = 30.0
     #: how often group alerts nobody acked are checked for re-announcement
     escalate_check_seconds: float = 20.0
     #: a task past its max duration by this much is announced as stuck (the worker normally

@@ -20,6 +20,7 @@ from taskops.bot.push.live import LiveEditor
 from taskops.bot.push.notifier import Notifier
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.stuck import StuckWatch
+from taskops.bot.push.summary import ShiftSummary
 from taskops.storage.domain import EventKind
 from taskops.storage.signals import TaskChange
 
@@ -39,6 +40,8 @@ class PushService:
         self.escalation = Escalation(d.store, self.telegram, self.options,
                                      d.settings.notifications)
         self.live = LiveEditor(app, self.options)
+        self.summary = ShiftSummary(d.store, self.telegram, self.options,
+                                    d.settings.notifications)
         self._tasks: list[asyncio.Task[None]] = []
 
     def poke(self, change: TaskChange | None = None) -> None:
@@ -63,7 +66,8 @@ class PushService:
         for name, coro in (("push-bus", self._watch()), ("push-notify", self.notifier.run()),
                            ("push-results", self.relay.run()), ("push-stuck", self.stuck.run()),
                            ("push-live", self.live.run()),
-                           ("push-escalate", self.escalation.run())):
+                           ("push-escalate", self.escalation.run()),
+                           ("push-summary", self.summary.run())):
             self._tasks.append(asyncio.create_task(coro, name=name))
         log.info("push jobs started")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from datetime import time
 from enum import StrEnum
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -189,6 +190,15 @@ def timezone(value: object) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise Invalid(f"unknown timezone {show(name)}") from None
     return name
+
+
+def time_of_day(value: object) -> time:
+    """A local time "HH:MM" (24-hour)."""
+    given = string(value)
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", given.strip())
+    if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise Invalid(f'expected a time "HH:MM" (00:00 to 23:59), got {show(given)}')
+    return time(int(match.group(1)), int(match.group(2)))
 
 
 def cron(value: object) -> str:

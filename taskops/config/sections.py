@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
+from datetime import time
 from enum import Enum, StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -213,6 +214,9 @@ class NotificationSettings:
     #: an alert in a group nobody acked is re-announced once after this long (0: never;
     #: private chats: never)
     escalate_after_minutes: int = _key(checks.integer(0), 15)
+    #: when each subscribed chat gets the shift summary, local time in ``[ui] timezone``
+    #: (None: never, the default)
+    summary_at: time | None = _key(checks.optional(checks.time_of_day), None)
 
 
 DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({

@@ -52,6 +52,10 @@ MAX_UPLOAD = {"document": 50 * 1024 * 1024, "photo": 10 * 1024 * 1024}
 Handler = Callable[[Params], Awaitable[Any]]
 
 
+#: what a photo upload starts with: PNG, JPEG, GIF, WebP (RIFF), BMP
+IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM")
+
+
 class BotApi:
     def __init__(self, world: World) -> None:
         self.w = world
@@ -291,6 +295,9 @@ class BotApi:
                 raise bad_request("file must be non-empty")
             if len(source.data) > MAX_UPLOAD[kind]:
                 raise ApiError(413, "Request Entity Too Large")
+            if kind == "photo" and not source.data.startswith(IMAGE_SIGNATURES):
+                # Telegram decodes a photo to make its sizes; anything else is refused.
+                raise bad_request("IMAGE_PROCESS_FAILED")
         elif source not in self.w.files:
             raise bad_request("wrong file identifier/HTTP URL specified")
         raw_caption = p.string("caption") or ""

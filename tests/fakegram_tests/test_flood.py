@@ -71,7 +71,7 @@ async def test_edits_and_documents_count(bot: Bot, w: World) -> None:
     assert stored.text == "v3"
     assert stored.reply_markup is None  # not performed
     with pytest.raises(RetryAfter):
-        await bot.send_photo(w.dm.id, b"img")
+        await bot.send_photo(w.dm.id, b"\x89PNG img")
     # deleting, answering and chat actions are not counted
     await bot.send_chat_action(w.dm.id, "typing")
     assert await bot.delete_message(w.dm.id, msg.message_id)

@@ -300,6 +300,19 @@ async def test_replies_documents_photos_and_chat_actions(bot: Bot, w: World) -> 
     photo = await bot.send_photo(w.dm.id, b"\x89PNG fake", caption="chart")
     assert photo.photo
     assert w.server.messages(w.dm)[-1].photo == b"\x89PNG fake"
+    with pytest.raises(BadRequest):
+        await bot.send_photo(w.dm.id, b"not an image", caption="chart")
+    assert last_error(w) == "Bad Request: IMAGE_PROCESS_FAILED"
+    with pytest.raises(BadRequest):
+        await bot.send_photo(w.dm.id, b"\x89PNG fake", caption="x" * 1025)
+    assert last_error(w) == "Bad Request: message caption is too long"
+    with pytest.raises(BadRequest):
+        await bot.send_photo(w.dm.id, b"\x89PNG fake", caption="<b>open", parse_mode="HTML")
+    assert "can't parse entities" in last_error(w)
+    shown = await bot.send_photo(w.dm.id, b"\x89PNG fake", caption="<b>7 days</b> · x",
+                                 parse_mode="HTML")
+    assert shown.caption == "7 days · x"
+    assert shown.caption_entities[0].type == "bold"
 
     assert await bot.send_chat_action(w.dm.id, "typing") is True
     with pytest.raises(BadRequest):
