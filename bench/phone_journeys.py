@@ -338,17 +338,18 @@ def phone_lines(text: str, columns: int) -> int:
                for line in text.split("\n"))
 
 
-async def list_heights(args: argparse.Namespace, data: Path,
-                       worst: bool = False) -> list[tuple[int, int, int, int]]:
+async def list_heights(args: argparse.Namespace, data: Path, worst: bool = False,
+                       running: bool = False) -> list[tuple[int, int, int, int]]:
     """``worst``: besides the longest names, every row's second line at its longest too
-    (a year-old task, 999,999 tokens, a cost over $10, a run of 23h 59m)."""
+    (a year-old task, 999,999 tokens, a cost over $10, a run of 23h 59m). ``running``:
+    every task running, listed under the Running filter (a 🛑 per row and the bulk kill)."""
     out = []
     for size in (5, 10, 20):
         server = FakeTelegram(token="123456:bench", bot_username="taskops_bot",
                               flood=FloodLimits.off())
         await server.start()
         try:
-            where = data / f"h{size}{'w' if worst else ''}"
+            where = data / f"h{size}{'w' if worst else ''}{'r' if running else ''}"
             where.mkdir()
             async with running_console(server, where,
                                        sections={"ui": {"page_size": size}}) as console:
@@ -366,11 +367,15 @@ async def list_heights(args: argparse.Namespace, data: Path,
                                                  prompt_tokens=599_999,
                                                  completion_tokens=400_000)
                         clock.advance(23 * 3600 + 59 * 60)
-                    if i % 2 or worst:
+                    if (i % 2 or worst) and not running:
                         await store.fail_task(task.id, "x")
                 clock.set(NOW)
                 meter = Meter(console, server.private_chat(console.admin))
-                msg = await meter.command("/tasks")
+                msg = await meter.command("/tasks status:running" if running else "/tasks")
+                if args.verbose:
+                    print(msg.text)
+                    print("\n".join(" | ".join(text for text, _ in row)
+                                    for row in msg.buttons))
                 out.append((size, msg.text.count("\n") + 1, phone_lines(msg.text, args.columns),
                             len(msg.buttons)))
         finally:
@@ -404,6 +409,10 @@ async def main() -> None:
                   f"{wrapped + rows:3d}")
         print("  the same with every row's second line at its longest:")
         for size, lines, wrapped, rows in await list_heights(args, data, worst=True):
+            print(f"    page size {size:2d}: {lines:3d} / {wrapped:3d} / {rows:2d} / "
+                  f"{wrapped + rows:3d}")
+        print("  every task running, under the Running filter (longest names):")
+        for size, lines, wrapped, rows in await list_heights(args, data, running=True):
             print(f"    page size {size:2d}: {lines:3d} / {wrapped:3d} / {rows:2d} / "
                   f"{wrapped + rows:3d}")
     finally:
