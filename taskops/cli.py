@@ -321,6 +321,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 def _check_config(settings: Settings) -> int:
     """Print the effective settings; exit 0 when ``run`` can start, else say what it lacks."""
     say(settings.describe(), end="")
+    for what, value in settings.named_secrets():
+        if len(value) < redaction.MIN_SECRET:
+            # Said, not refused: the operator may not choose a database's password.
+            say(f"taskops: warning: {what} is shorter than {redaction.MIN_SECRET} characters: "
+                "a secret that short cannot be told from ordinary text, so logs and messages "
+                "do not redact it; use a longer one", sys.stderr)
     missing = settings.missing_for_run()
     for line in missing:
         say(f"taskops: {line}", sys.stderr)

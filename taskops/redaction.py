@@ -14,15 +14,22 @@ What is caught, for each secret of at least :data:`MIN_SECRET` characters:
 * any piece of it (of any of those spellings) of :data:`FRAGMENT` or more characters that
   is not only digits — a key cut short in an echo (``Bearer sk-abc…``), or split across
   two messages or log lines;
+* the secret base64-encoded (standard or URL-safe alphabet) inside any base64 text, at
+  any of the three alignments it may fall on — a ``Basic`` header's ``user:password``,
+  a config or payload dump — found by the characters that only the secret's own bytes
+  decide;
 * whatever follows ``Bearer`` (any bearer token is a credential), and anything shaped like
   a Telegram bot token (``123456:AA…``), configured or not.
 
 What is not: pieces shorter than :data:`FRAGMENT` characters (a secret split into pieces
-that small cannot be told from ordinary text), and other encodings (base64, hex dumps).
+that small cannot be told from ordinary text), other encodings (hex dumps, base64 of an
+already %-encoded spelling), and secrets shorter than :data:`MIN_SECRET` (``check-config``
+warns of those).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -79,7 +86,29 @@ def spellings(secret: str) -> set[str]:
     for base in list(out):
         out |= {json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
                 repr(base)[1:-1], html.escape(base), html.escape(base, quote=False)}
+    out |= base64_cores(secret)
     return {s for s in out if len(s) >= MIN_SECRET}
+
+
+def base64_cores(secret: str) -> set[str]:
+    """What any base64 text holding ``secret`` shows of it, whatever precedes it.
+
+    A base64 character stands for 6 bits, so the secret's bytes start on one of three
+    alignments; for each, the characters made only of the secret's bits are the same
+    wherever it sits (``Basic dXNlcjpwYXNz…``). Both alphabets; the padding never counts.
+    """
+    data = secret.encode("utf-8", "surrogatepass")
+    out: set[str] = set()
+    for shift in range(3):
+        encoded = base64.b64encode(bytes(shift) + data).decode("ascii").rstrip("=")
+        first = -(-8 * shift // 6)  # the first character with none of the filler's bits
+        last = 8 * (shift + len(data)) // 6  # past the last with all of its bits from it
+        core = encoded[first:last]
+        out |= {core, core.translate(_URLSAFE)}
+    return out
+
+
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def _grams(word: str) -> list[str]:

@@ -10,6 +10,7 @@ same through the real console, worker, store and CLI.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -50,10 +51,31 @@ API_KEYS = st.builds(lambda body: f"sk-proj-{body}",
 
 
 def leaked(output: str, secret: str) -> list[str]:
-    """Pieces of the secret (any spelling, FRAGMENT characters or more) in ``output``."""
+    """Pieces of the secret (any spelling, FRAGMENT characters or more) in ``output``, and
+    in whatever its base64-looking runs decode to."""
     return sorted({w[i:i + FRAGMENT] for w in spellings(secret)
                    for i in range(len(w) - FRAGMENT + 1)
-                   if not w[i:i + FRAGMENT].isdigit() and w[i:i + FRAGMENT] in output})
+                   if not w[i:i + FRAGMENT].isdigit() and w[i:i + FRAGMENT] in output}
+                  | base64_leaks(output, secret))
+
+
+def base64_leaks(output: str, secret: str) -> set[str]:
+    """Pieces of the secret in any base64 run of ``output``, decoded from each of the four
+    character offsets (independent of how the product finds them)."""
+    raw = secret.encode()
+    pieces = {raw[i:i + FRAGMENT] for i in range(len(raw) - FRAGMENT + 1)}
+    found: set[str] = set()
+    for run in re.findall(r"[A-Za-z0-9+/_-]{8,}", output):
+        run = run.translate(str.maketrans("-_", "+/"))
+        for offset in range(4):
+            body = run[offset:]
+            body = body[:len(body) - len(body) % 4]
+            try:
+                data = base64.b64decode(body)
+            except ValueError:
+                continue
+            found |= {p.decode(errors="replace") for p in pieces if p in data}
+    return found
 
 
 SPELLINGS: dict[str, Callable[[str], list[str]]] = {
@@ -67,6 +89,13 @@ SPELLINGS: dict[str, Callable[[str], list[str]]] = {
     "a partial Bearer echo": lambda s: [f"Invalid API key: Bearer {s[:max(FRAGMENT, 12)]}…"],
     "cut short in an echo": lambda s: [f"Incorrect API key provided: {s[:FRAGMENT + 2]}****"],
     "split across two messages": lambda s: [s[:len(s) // 2], s[len(s) // 2:]],
+    # base64 at each of the three alignments, in both alphabets
+    "in a Basic header": lambda s: [
+        "Authorization: Basic " + base64.b64encode(f"{user}:{s}".encode()).decode()
+        for user in ("ops", "ops1", "ops12")],
+    "base64url in a dump": lambda s: [
+        base64.urlsafe_b64encode(f"{pad}{{'key': {s!r}}}".encode()).decode()
+        for pad in ("", "x", "xy")],
 }
 
 

@@ -307,15 +307,22 @@ class Settings:
     def secret_values(self, env: Mapping[str, str] | None = None) -> list[str]:
         """Every configured secret, for the redaction helper (taskops.redaction): the bot
         token, the webhook secret, the database password and each provider's API key."""
-        values = [s.get() for s in (self.telegram.token, self.telegram.webhook_secret) if s]
+        return [value for _, value in self.named_secrets(env)]
+
+    def named_secrets(self, env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+        """(what it is, value) of every configured secret."""
+        named = [(what, s.get()) for what, s in (("[telegram] token", self.telegram.token),
+                                                 ("[telegram] webhook_secret",
+                                                  self.telegram.webhook_secret)) if s]
         try:
             password = make_url(self.database.url).password
         except (ArgumentError, ValueError):
             password = None
         if password:
-            values.append(str(password))
-        values += [key.get() for p in self.providers if (key := p.api_key(env)) is not None]
-        return values
+            named.append(("the [database] url's password", str(password)))
+        named += [(f"provider {p.name}'s API key", key.get()) for p in self.providers
+                  if (key := p.api_key(env)) is not None]
+        return named
 
     def missing_for_run(self) -> list[str]:
         """What ``taskops run`` needs and these settings lack, one line each; [] when ready."""

@@ -99,6 +99,17 @@ async def test_check_config_masks_secrets(tmp_path: Path) -> None:
     assert "[telegram]" in out
 
 
+async def test_check_config_warns_of_a_secret_too_short_to_redact(tmp_path: Path) -> None:
+    code, _, err = await run_cli("check-config", cwd=tmp_path, env={
+        "TASKOPS_TELEGRAM_TOKEN": "999:SECRET-TOKEN-VALUE", "TASKOPS_ADMIN_IDS": "1",
+        "TASKOPS_DATABASE_URL": "postgresql://u:pw1@db/taskops"})
+    assert code == 0, err
+    assert err.strip() == (
+        "taskops: warning: the [database] url's password is shorter than 6 characters: a "
+        "secret that short cannot be told from ordinary text, so logs and messages do not "
+        "redact it; use a longer one")
+
+
 async def test_migrate_submit_and_seed(tmp_path: Path) -> None:
     env = {"TASKOPS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
     code, out, err = await run_cli("migrate", env=env, cwd=tmp_path)
