@@ -8,16 +8,17 @@ and re-announced once when nobody acked it in a group within
 show that lifecycle ("🔁 restarted by Ann as #5066 → 🟢 completed"); Open, Kill, Restart
 and Answer pressed on it open their screen as a new message replying to it.
 
-A recurring task (same cronjob, else same name) that keeps ending the same way updates one
-message ("completed ×14 since 10:02") instead of adding one per run: its completions
-always, its failures while the failure alert is still open (not acked, not resolved).
+A recurring task (same cronjob, else same name, whatever started it) that keeps ending the
+same way updates one message ("completed ×14 since 10:02") instead of adding one per run:
+its completions always, its failures while the failure alert is still open (not acked,
+not resolved) — both only while runs keep coming (``RECURRENCE_GAP``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -30,15 +31,16 @@ from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.flood import INTERACTIVE, SendPolicy
 from taskops.bot.render import render
 from taskops.bot.ui import Rendered, button
-from taskops.storage.domain import ResultStatus, Task, TaskEvent, TaskStatus, Trigger
+from taskops.storage.domain import ResultStatus, Task, TaskEvent, TaskStatus
 from taskops.storage.push_store import Alert, AlertKind
 from taskops.storage.store import TaskStore
 
 log = logging.getLogger(__name__)
 
-#: triggers whose tasks recur by nature (their failures coalesce too)
-RECURRING = frozenset({Trigger.CRONJOB, Trigger.HEARTBEAT, Trigger.CONSOLIDATION})
 LOOP_PREFIX = "Loop detected"
+#: a recurrence's message takes no more runs once it went this long without one (then a
+#: mute is over, say; a job failing every few minutes keeps its one message)
+RECURRENCE_GAP = timedelta(minutes=30)
 #: how a kill's status-change message starts (storage: "Killed by <who> from <where>")
 KILLED_PREFIX = "Killed by "
 ANSWERED_PREFIX = "Answered by "
@@ -78,18 +80,21 @@ def alert_kind(task: Task, status: TaskStatus) -> AlertKind | None:
     return None
 
 
-def coalesces(kind: AlertKind, task: Task) -> bool:
-    """Whether another run ending this way joins the recurrence's message."""
-    if kind is AlertKind.COMPLETED:
-        return True
-    if kind in (AlertKind.FAILED, AlertKind.LOOP):
-        return task.trigger_source_id is not None or task.trigger in RECURRING
-    return False
+def coalesces(kind: AlertKind) -> bool:
+    """Whether another run ending this way joins the recurrence's message (same cronjob,
+    else same name, whatever started it: a task someone reruns by hand that keeps failing
+    is as much a recurrence as a cronjob). A question or a stuck run each wait for a
+    person on their own."""
+    return kind in (AlertKind.COMPLETED, AlertKind.FAILED, AlertKind.LOOP)
 
 
-def joins(latest: Alert | None, kind: AlertKind) -> bool:
-    """The recurrence's newest message takes one more run that ended as ``kind``."""
+def joins(latest: Alert | None, kind: AlertKind, now: datetime) -> bool:
+    """The recurrence's newest message takes one more run that ended as ``kind``: while it
+    is recent (an edit makes no sound; a message last touched hours ago is far up the
+    chat, where nobody would see the count grow) and, for a failure, still open."""
     if latest is None or latest.kind is not kind or latest.message_id is None:
+        return False
+    if now - latest.updated_at > RECURRENCE_GAP:
         return False
     return kind is AlertKind.COMPLETED or latest.is_open
 

@@ -236,9 +236,9 @@ class ChatWorker:
         task = change.task
         kind = alerts.alert_kind(task, change.status)
         group = alerts.group_key(task)
-        if kind is not None and alerts.coalesces(kind, task):
+        if kind is not None and alerts.coalesces(kind):
             latest = await self.store.push.latest_of_group(self.chat_id, group)
-            if latest is not None and alerts.joins(latest, kind) and \
+            if latest is not None and alerts.joins(latest, kind, self.store.clock()) and \
                     await self._repeat(latest, batch, change):
                 return
         body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)

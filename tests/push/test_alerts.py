@@ -74,6 +74,48 @@ async def test_a_recurring_task_updates_one_message(console: Console) -> None:
     assert f"#{failed[-1].id}" in sent[1].text
 
 
+async def test_failures_of_one_name_join_one_message_whoever_started_them(
+        fakegram: FakeTelegram, tmp_path: Path) -> None:
+    # Each change as it comes (no digests), as reruns by hand come.
+    sections = {"notifications": {"digest_threshold": 100}}
+    async with running_console(fakegram, tmp_path, sections=sections) as console:
+        await _failures_of_one_name(console)
+
+
+async def _failures_of_one_name(console: Console) -> None:
+    dm = console.server.private_chat(console.admin)
+    await subscribe(console)
+    runs = []
+    for _ in range(3):
+        runs.append(await make_task(console.store, console.clock, name="Deploy api",
+                                    final="STATUS: failed\nSUMMARY: 502 from the registry"))
+        await wait_delivered(console, dm.id)
+    other = await make_task(console.store, console.clock, name="Rotate keys",
+                            final="STATUS: failed\nSUMMARY: vault sealed")
+    await wait_delivered(console, dm.id)
+    sent = notices(console, dm)
+    assert len(sent) == 2
+    assert sent[0].text.startswith("🔴 Deploy api · failed ×3 since")
+    assert f"#{runs[-1].id}" in sent[0].text  # its buttons act on the newest run
+    assert notified_ids(sent[1]) == [other.id]
+    # Once someone is on it, a further failure is news: a message of its own.
+    await press(console, sent[0], "🙋 I'm on it")
+    acked = await make_task(console.store, console.clock, name="deploy API",
+                            final="STATUS: failed\nSUMMARY: 502 again")
+    await wait_delivered(console, dm.id)
+    sent = notices(console, dm)
+    assert len(sent) == 3
+    assert notified_ids(sent[2]) == [acked.id]
+    # Hours later, even unacked, it is a new message (an edit far up the chat is lost).
+    console.clock.advance(3 * 3600)
+    again = await make_task(console.store, console.clock, name="deploy API",
+                            final="STATUS: failed\nSUMMARY: 502 again")
+    await wait_delivered(console, dm.id)
+    sent = notices(console, dm)
+    assert len(sent) == 4
+    assert notified_ids(sent[3]) == [again.id]
+
+
 async def test_failure_card_shows_the_failing_call_and_no_kill_hint(console: Console) -> None:
     dm = console.server.private_chat(console.admin)
     await subscribe(console)
