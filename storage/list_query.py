@@ -72,7 +72,9 @@ def _pg_opaque(column: Any) -> Any:
         return type_coerce(column + 0, column.type)
     if python_type is str:
         return type_coerce(column.op("||")(literal("")), column.type)
-    return type_coerce(column + literal(timedelta(0), Interval()), column.type)  # datetimes
+    if python_type is datetime:
+        return type_coerce(column + literal(timedelta(0), Interval()), column.type)
+    raise TypeError(f"no opaque form for {column} ({python_type})")
 
 
 def _same(column: Any) -> Any:

@@ -40,6 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=False)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[datetime]:
+        return datetime  # see SafeString.python_type
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -57,6 +61,12 @@ class SafeString(TypeDecorator[str]):
 
     impl = String
     cache_ok = True
+
+    @property
+    def python_type(self) -> type[str]:
+        # TypeDecorator's own says ``object``: list_query's PostgreSQL steering
+        # (``_pg_opaque``) picks the no-op expression by it (``x || ''`` for text).
+        return str
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         return None if value is None else rules.clean_text(value)

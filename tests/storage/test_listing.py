@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql
 
 from taskops.storage import list_order
 from taskops.storage.domain import (
@@ -25,6 +26,8 @@ from taskops.storage.domain import (
     TaskStatus,
     Trigger,
 )
+from taskops.storage.list_query import _pg_opaque
+from taskops.storage.models import FILTER_COLUMNS, TaskRow
 from taskops.storage.store import TaskStore
 from tests.conftest import reset_database
 from tests.factories import FakeClock, make_settings, make_task
@@ -347,3 +350,18 @@ async def test_a_window_of_minutes_is_exact_across_local_midnight(store: TaskSto
     later = replace(hour, date_from=date(2026, 11, 20))
     assert (await store.list_tasks(later)).total == 2
     assert (await store.list_tasks(replace(hour, date_to=date(2026, 11, 19)))).total == 3
+
+
+def test_every_list_column_has_a_no_op_form_on_postgresql() -> None:
+    """The walk hides its residual filters from PostgreSQL's index choice with a no-op of
+    the column's type (``x || ''``, ``x + 0``, …). A column type that does not say its
+    Python type got ``+ interval`` and failed the list (``varchar + interval``)."""
+    names = [*FILTER_COLUMNS, "created_at", "sort_name", "total_tokens", "cost_usd",
+             "duration_ms"]
+    expected = {"status": "||", "trigger": "||", "provider": "||", "model": "||",
+                "used_default": "AND", "created_at": "+", "sort_name": "||",
+                "total_tokens": "+", "cost_usd": "+", "duration_ms": "+"}
+    for name in names:
+        sql = str(_pg_opaque(getattr(TaskRow, name)).compile(dialect=postgresql.dialect()))
+        assert f" {expected[name]} " in sql, (name, sql)
+        assert "INTERVAL" not in sql.upper() or name == "created_at", (name, sql)
