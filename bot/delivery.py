@@ -28,10 +28,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from telegram import InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
+from taskops import metrics
 from taskops.bot.flood import (
     PROBE,
     PROBE_TEXT,
@@ -114,28 +115,52 @@ class Telegram:
 
     async def send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None,
                    policy: SendPolicy = PUSH, *, sent_before: bool = False,
-                   on_unconfirmed: Callable[[], Awaitable[None]] | None = None) -> Message:
+                   on_unconfirmed: Callable[[], Awaitable[None]] | None = None,
+                   reply_to: int | None = None) -> Message:
         """Send a message, repeating it at most once if Telegram did not confirm it.
 
         ``sent_before``: an earlier attempt (before a restart) was unconfirmed, so this one
         is already the repeat. ``on_unconfirmed`` is awaited before the repeat is sent.
         Raises ``Unconfirmed`` when the repeat is unconfirmed too (the message may have
-        arrived once or twice, or not at all; it is not sent again)."""
+        arrived once or twice, or not at all; it is not sent again). ``reply_to``: a
+        message of the chat this one answers (sent anyway if that one is gone).
+
+        Every push message passes here, so this is where they are counted
+        (``taskops_notifications_total``): once each, whatever sent it."""
+        try:
+            message = await self._send_repeating(chat_id, text, keyboard, policy, sent_before,
+                                                 on_unconfirmed, reply_to)
+        except Unconfirmed:
+            metrics.notification("unconfirmed")
+            raise
+        except (Rejected, ChatGone, ChatMoved):
+            metrics.notification("dropped")
+            raise
+        metrics.notification("sent")
+        return message
+
+    async def _send_repeating(self, chat_id: int, text: str,
+                              keyboard: InlineKeyboardMarkup | None, policy: SendPolicy,
+                              sent_before: bool,
+                              on_unconfirmed: Callable[[], Awaitable[None]] | None,
+                              reply_to: int | None) -> Message:
         if not sent_before:
             try:
-                return await self._send(chat_id, text, keyboard, policy)
+                return await self._send(chat_id, text, keyboard, policy, reply_to)
             except Unconfirmed as exc:
                 log.warning("message to chat %s may have arrived (%s); sending it once more "
                             "when Telegram answers again", chat_id, exc.cause.message)
                 if on_unconfirmed is not None:
                     await on_unconfirmed()
         await self.answering(chat_id)
-        return await self._send(chat_id, sent_again(text), keyboard, policy)
+        return await self._send(chat_id, sent_again(text), keyboard, policy, reply_to)
 
     async def _send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None,
-                    policy: SendPolicy) -> Message:
+                    policy: SendPolicy, reply_to: int | None) -> Message:
         message: Message = await self._classified(chat_id, self.bot.send_message(
-            chat_id, text, reply_markup=keyboard, rate_limit_args=policy))
+            chat_id, text, reply_markup=keyboard, rate_limit_args=policy,
+            reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
+                              if reply_to is not None else None)))
         return message
 
     async def send_photo(self, chat_id: int, png: bytes, caption: str,
@@ -146,9 +171,14 @@ class Telegram:
             message: Message = await self._classified(chat_id, self.bot.send_photo(
                 chat_id, png, caption=caption, rate_limit_args=policy))
         except Unconfirmed as exc:
+            metrics.notification("unconfirmed")
             log.warning("photo to chat %s may have arrived (%s); not sent again", chat_id,
                         exc.cause.message)
             return None
+        except (Rejected, ChatGone, ChatMoved):
+            metrics.notification("dropped")
+            raise
+        metrics.notification("sent")
         return message
 
     async def answering(self, chat_id: int) -> None:

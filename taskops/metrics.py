@@ -61,8 +61,10 @@ FEED_LAG = Gauge("taskops_feed_lag_seconds",
                  "(PostgreSQL: held back by a transaction still open; 0 on SQLite)",
                  registry=REGISTRY)
 NOTIFICATIONS = Counter("taskops_notifications",
-                        "Notifications and digests: sent, retried (a try that failed and "
-                        "was tried again) or dropped (refused by Telegram)",
+                        "Push messages (notifications, alerts and their re-announcements, "
+                        "digests, stuck notices, results, shift summaries): sent, retried "
+                        "(a try that failed and was tried again), dropped (refused by "
+                        "Telegram) or unconfirmed (may have arrived; not sent again)",
                         ["outcome"], registry=REGISTRY)
 TELEGRAM_REQUESTS = Counter("taskops_telegram_requests",
                             "Bot API requests (each try), by method and outcome: ok, 429 "

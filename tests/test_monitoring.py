@@ -34,7 +34,8 @@ __all__ = ["fakegram"]
 #: label values every series may have (bounded: no ids, names, chats)
 STATUSES = {s.value for s in TaskStatus}
 BOUNDED: dict[str, set[str] | None] = {
-    "status": STATUSES, "outcome": {"ok", "429", "error", "sent", "retried", "dropped"},
+    "status": STATUSES,
+    "outcome": {"ok", "429", "error", "sent", "retried", "dropped", "unconfirmed"},
     "method": set(metrics.TELEGRAM_METHODS) | {"other"}, "lock": {"triggers"},
     "kind": {k.value for k in EventKind} | {"transient", "other"}}
 

@@ -13,11 +13,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from telegram import InlineKeyboardMarkup, ReplyParameters
+from telegram import InlineKeyboardMarkup
 
 from taskops.bot.callbacks import Action
 from taskops.bot.delivery import Telegram
-from taskops.bot.flood import PUSH
 from taskops.bot.outage import Streak
 from taskops.bot.push import alerts
 from taskops.bot.push.options import PushOptions
@@ -65,10 +64,8 @@ class Escalation:
             keyboard = InlineKeyboardMarkup([[button(
                 "🙋 I'm on it", Action.ALERT, alert.view_key, alerts.AlertVerb.ACK.value)]])
             try:
-                await self.telegram.bot.send_message(
-                    alert.chat_id, text, reply_markup=keyboard, rate_limit_args=PUSH,
-                    reply_parameters=ReplyParameters(alert.message_id,
-                                                     allow_sending_without_reply=True))
+                await self.telegram.send(alert.chat_id, text, keyboard,
+                                         reply_to=alert.message_id)
             except Exception as exc:
                 log.warning("re-announcement of alert %d to chat %s not sent: %s", alert.id,
                             alert.chat_id, exc)

@@ -27,7 +27,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from taskops import metrics
 from taskops.bot import digest_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.flood import PUSH
@@ -254,9 +253,7 @@ class ChatWorker:
         cursor = await self.feed.after(batch, change.index)
         try:
             message_id = await self._send(cursor, rendered.text, rendered.keyboard)
-            metrics.notification("sent")
         except Rejected as exc:
-            metrics.notification("dropped")
             log.error("notification of task#%d to chat %s refused, skipped: %s", task.id,
                       self.chat_id, exc)
         if kind is not None:
@@ -315,11 +312,9 @@ class ChatWorker:
         try:
             message_id = await self._send(cursor, rendered.text, rendered.keyboard)
         except Rejected as exc:
-            metrics.notification("dropped")
             log.error("digest to chat %s refused, skipped: %s", self.chat_id, exc)
             self.state.digest = None
         else:
-            metrics.notification("sent")
             # Unconfirmed: no message to extend; the next changes start a new digest.
             digest.message_id = message_id or 0
             self.state.digest = digest if message_id else None
@@ -341,14 +336,12 @@ class ChatWorker:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
                                      rendered.keyboard)
         except Rejected as exc:
-            metrics.notification("dropped")
             # The digest message is gone (deleted by someone): these start a new one.
             log.info("digest in chat %s no longer editable (%s); starting a new one",
                      self.chat_id, exc)
             self.state.digest = None
             await self._new_digest(cursor, changes)
             return
-        metrics.notification("sent")
         digest.updated = self.clock()
         self.state.record_send(digest.updated)
         await self.store.push.advance(self.chat_id, cursor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from taskops import metrics
 from taskops.storage.domain import EventKind, Task, TaskDraft, TaskStatus, Trigger
 from tests.e2e.harness import Console, buttons, press, running_console
 from tests.factories import make_task
@@ -18,6 +19,11 @@ from tests.push.helpers import (
     subscribe,
     wait_delivered,
 )
+
+
+def sent_count() -> float:
+    return metrics.REGISTRY.get_sample_value("taskops_notifications_total",
+                                             {"outcome": "sent"}) or 0.0
 
 
 async def cron_run(console: Console, source: int, final: str,
@@ -197,14 +203,22 @@ async def test_an_unacked_group_alert_is_re_announced_once(fakegram: FakeTelegra
         dm = fakegram.private_chat(console.admin)
         await subscribe(console, chat=group)
         await subscribe(console)
-        failed = await make_task(console.store, console.clock, name="nightly",
-                                 final="STATUS: failed\nSUMMARY: x")
-        await wait_delivered(console, group.id, dm.id)
-        escalation = push(console).escalation
-        assert await escalation.check() == 0
-        console.clock.advance(11 * 60)
-        assert await escalation.check() == 1  # the group only, not the private chat
-        assert await escalation.check() == 0  # once
+        metrics.enable()
+        try:
+            sent_before = sent_count()
+            failed = await make_task(console.store, console.clock, name="nightly",
+                                     final="STATUS: failed\nSUMMARY: x")
+            await wait_delivered(console, group.id, dm.id)
+            escalation = push(console).escalation
+            assert await escalation.check() == 0
+            console.clock.advance(11 * 60)
+            assert await escalation.check() == 1  # the group only, not the private chat
+            assert await escalation.check() == 0  # once
+            # Counted once each where every push message is sent: both alerts and the
+            # re-announcement.
+            assert sent_count() - sent_before == 3
+        finally:
+            metrics.enable(False)
         [alert] = notices(console, group)
         again = fakegram.last_bot_message(group)
         assert again.text.startswith("⏰ Still nobody on it after 11m 0s")
