@@ -361,6 +361,7 @@ async def scenario(name: str, db: str, fault: Fault, log: LineLog,
         answered = [a for a in during if a.latency is not None]
         runs, failed, lost, doubled, resumed = await marks(system, workload)
         global DUMP
+        DATA_DIR.mkdir(parents=True, exist_ok=True)  # a PostgreSQL-only run made none yet
         DUMP = DATA_DIR / f"faults-{name}-chats.txt"
         DUMP.unlink(missing_ok=True)
         n_lost, repeated, most = await notifications(system)
