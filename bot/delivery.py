@@ -75,7 +75,12 @@ __all__ = ["ChatGone", "ChatMoved", "NotLeading", "Rejected", "Telegram", "Uncon
 
 #: waiting for Telegram to answer a chat again before the one repeat
 PROBE_FIRST_SECONDS = 0.5
-PROBE_MAX_SECONDS = 4.0
+#: one refused request per chat every 2 s while Telegram does not answer it: service is
+#: back within about that of Telegram's return (with 4 s, up to 4 s more)
+PROBE_MAX_SECONDS = 2.0
+#: probes left hanging by Telegram at once, per chat (the client's 5 s timeout spans
+#: four of them while the backoff ramps up, under three after)
+PROBES_IN_FLIGHT = 4
 
 
 class NotLeading(Exception):
@@ -184,21 +189,46 @@ class Telegram:
     async def answering(self, chat_id: int) -> None:
         """Wait until Telegram answers a send to ``chat_id`` again: a text it cannot parse,
         which it refuses (400) without sending anything, is asked with backoff until it is
-        refused (the first time after a pause: the failure just happened)."""
+        refused (the first time after a pause: the failure just happened).
+
+        A probe Telegram leaves hanging is not waited for before the next is asked: it
+        would hold the chat's recovery for the client's whole timeout (5 s) after Telegram
+        is back (telegram-answer-after-timeout-pg: full service 8.9 s). The next one goes
+        at its time anyway, at most ``PROBES_IN_FLIGHT`` at once, none while a 429 holds
+        the chat (the one asking waits that out)."""
         delay = PROBE_FIRST_SECONDS
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, PROBE_MAX_SECONDS)
-            try:
-                await self._classified(chat_id, self.bot.send_message(
-                    chat_id, PROBE_TEXT, parse_mode=ParseMode.HTML, rate_limit_args=PROBE))
-            except Rejected:
-                return
-            except TelegramError as exc:
-                log.info("chat %s: Telegram not answering yet (%s); asking again in %.1fs",
-                         chat_id, exc.message, delay)
-            else:  # Telegram sent it after all: it answers, whatever it took that for
-                return
+        asking: set[asyncio.Task[bool]] = set()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                due = loop.time() + delay
+                while asking and (left := due - loop.time()) > 0:
+                    done, asking = await asyncio.wait(asking, timeout=left,
+                                                      return_when=asyncio.FIRST_COMPLETED)
+                    if any(task.result() for task in done):
+                        return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                delay = min(delay * 2, PROBE_MAX_SECONDS)
+                if len(asking) < PROBES_IN_FLIGHT and not self.gate.holding(chat_id):
+                    asking.add(asyncio.create_task(self._probe(chat_id, delay),
+                                                   name=f"probe {chat_id}"))
+        finally:
+            for task in asking:
+                task.cancel()
+            await asyncio.gather(*asking, return_exceptions=True)
+
+    async def _probe(self, chat_id: int, next_in: float) -> bool:
+        """Does Telegram answer a send to ``chat_id``? (It refuses the probe.)"""
+        try:
+            await self._classified(chat_id, self.bot.send_message(
+                chat_id, PROBE_TEXT, parse_mode=ParseMode.HTML, rate_limit_args=PROBE))
+        except Rejected:
+            return True
+        except TelegramError as exc:
+            log.info("chat %s: Telegram not answering yet (%s); asking again in %.1fs",
+                     chat_id, exc.message, next_in)
+            return False
+        return True  # Telegram sent it after all: it answers, whatever it took that for
 
     async def edit(self, chat_id: int, message_id: int, text: str,
                    keyboard: InlineKeyboardMarkup | None, policy: SendPolicy = PUSH) -> bool:

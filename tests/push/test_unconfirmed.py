@@ -4,7 +4,10 @@ as such, and nothing lost (issue 16)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from taskops.bot.flood import sent_again
 from taskops.bot.render import render
@@ -63,6 +66,27 @@ async def test_an_answer_later_than_the_client_waits_is_repeated_once(
     sent = notices(console, dm)
     assert [notified_ids(m) for m in sent] == [[task.id], [task.id]]
     assert sum(marked(m) for m in sent) == 1
+
+
+async def test_a_probe_telegram_leaves_hanging_does_not_hold_back_the_repeat(
+        console: Console, caplog: pytest.LogCaptureFixture) -> None:
+    server = console.server
+    dm = server.private_chat(console.admin)
+    await subscribe(console)
+    # The send is performed after 6.5 s (the client gave up after 5 s); the first three
+    # probes are left hanging far longer; then Telegram answers again.
+    server.fail("sendMessage", "slow", count=1, delay=6.5, chat_id=dm.id)
+    server.fail("sendMessage", "slow", count=3, delay=60, chat_id=dm.id)
+    caplog.set_level(logging.INFO)
+    task = await make_task(console.store, console.clock, final="STATUS: failed\nSUMMARY: x")
+    await server.wait_for(lambda: len(notices(console, dm)) >= 2, timeout=40)
+    sent = notices(console, dm)
+    assert [notified_ids(m) for m in sent] == [[task.id], [task.id]]
+    assert marked(sent[1])
+    # Asked while the earlier ones still hung: the repeat did not wait for each probe to
+    # time out in turn (then all three had, before it went).
+    gave_up = [r for r in caplog.records if "Telegram not answering yet" in r.getMessage()]
+    assert len(gave_up) < 3
 
 
 async def test_429s_and_unperformed_500s_repeat_nothing(console: Console) -> None:
