@@ -47,7 +47,7 @@ from taskops.storage.domain import (
     TaskStatus,
     Trigger,
 )
-from taskops.storage.faults import describe, is_transient, retry
+from taskops.storage.faults import StoreUnavailable, describe, is_transient, retry
 from taskops.storage.rules import MAX_DURATION_MESSAGE, PAUSED_TIMEOUT_MESSAGE, past_deadline
 from taskops.storage.signals import TaskChange
 from taskops.storage.store import TaskStore
@@ -166,7 +166,7 @@ class Worker:
             # one when it is over.
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
-                if is_transient(error):
+                if is_transient(error) or isinstance(error, StoreUnavailable):
                     log.warning("worker %s: the store is unavailable (%s); retrying",
                                 self.worker_id, describe(error))
                 else:
@@ -255,7 +255,7 @@ class Worker:
             provider = self.providers.get(task.provider)
         except ProviderError as exc:
             await self.store.fail_task(task.id, str(exc), allowed=[TaskStatus.RUNNING],
-                                       fence=fence)
+                                       fence=fence, patience=0)
             self._ended(task)
             return
         run = TaskRun(self.store, self.settings, task, provider, self.tools, fence, history)
@@ -309,14 +309,17 @@ class Worker:
             run.stop(STORE_UNAVAILABLE)
 
     async def _settle(self) -> None:
-        """Record what could not be recorded while the store was away."""
+        """Record what could not be recorded while the store was away. (The loop's own
+        writes never wait for the store, ``patience=0``: it retries them next tick and
+        meanwhile keeps enforcing limits.)"""
         if self._to_release:
             await self.store.work.release(self.worker_id, list(self._to_release))
             log.info("worker %s: %d task(s) given back to be taken up again", self.worker_id,
                      len(self._to_release))
             self._to_release.clear()
         for task_id, error in list(self._to_fail.items()):
-            task = await self.store.fail_task(task_id, error, allowed=[TaskStatus.RUNNING])
+            task = await self.store.fail_task(task_id, error, allowed=[TaskStatus.RUNNING],
+                                              patience=0)
             del self._to_fail[task_id]
             if task is not None:
                 self._ended(task)
@@ -383,7 +386,8 @@ class Worker:
                 error = PAUSED_TIMEOUT_MESSAGE
             else:
                 continue
-            task = await self.store.fail_task(paused.id, error, allowed=[TaskStatus.PAUSED])
+            task = await self.store.fail_task(paused.id, error, allowed=[TaskStatus.PAUSED],
+                                              patience=0)
             if task is not None:
                 log.info("        ✗ task#%d (paused): %s", paused.id, error)
                 self._ended(task)

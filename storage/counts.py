@@ -38,17 +38,37 @@ async def bump(conn: AsyncConnection, tz: ZoneInfo, row: Any, status: str, delta
 _MOVE: dict[str, Any] = {}
 
 
+#: a status change to count: (the task's row, old status, new status)
+Move = tuple[Any, str, str]
+
+
 async def move(conn: AsyncConnection, tz: ZoneInfo, row: Any, old: str, new: str) -> None:
     """A task went from status ``old`` to ``new``: one statement for both counters."""
+    await move_many(conn, tz, [(row, old, new)])
+
+
+async def move_many(conn: AsyncConnection, tz: ZoneInfo, moves: list[Move]) -> None:
+    """Count many status changes with one statement: the changes of tasks that share a
+    day and facets add up in one counter row each (a batch of endings of one day's
+    cronjob runs moves two rows, not two per task). In key order: every writer locks the
+    counter rows in one order, so two never wait for each other in a circle
+    (PostgreSQL)."""
     dialect = conn.dialect.name
     if dialect not in _MOVE:
         ins: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(TaskCountRow)
         _MOVE[dialect] = ins.on_conflict_do_update(
             index_elements=list(listing.COUNT_KEY), set_={"n": TaskCountRow.n + ins.excluded.n})
-    key = dict(day=local_day(row.created_at, tz), trigger=row.trigger,
-               provider=row.provider or "", model=row.model or "",
-               used_default=bool(row.used_default))
-    await conn.execute(_MOVE[dialect], [dict(key, status=old, n=-1), dict(key, status=new, n=1)])
+    deltas: collections.Counter[tuple[Any, ...]] = collections.Counter()
+    for row, old, new in moves:
+        key = (local_day(row.created_at, tz), row.trigger, row.provider or "",
+               row.model or "", bool(row.used_default))
+        deltas[(*key, old)] -= 1
+        deltas[(*key, new)] += 1
+    rows = [dict(day=k[0], trigger=k[1], provider=k[2], model=k[3], used_default=k[4],
+                 status=k[5], n=n)
+            for k, n in sorted(deltas.items()) if n]
+    if rows:
+        await conn.execute(_MOVE[dialect], rows)
 
 
 async def by_status(conn: AsyncConnection) -> dict[str, int]:

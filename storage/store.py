@@ -362,12 +362,18 @@ class TaskStore:
         return row_to_task(started[0]) if started else None
 
     async def finish_task(self, task_id: int, final_text: str,
-                          usage: Usage = NO_USAGE, *, fence: Fence | None = None) -> Task:
+                          usage: Usage = NO_USAGE, *, fence: Fence | None = None,
+                          patience: float | None = None) -> Task:
         """End (or pause) a running task from the agent's final message.
 
         ``usage`` — the tokens of the turn that produced it — is counted in the same
         transaction, so a crash can neither lose them nor count them twice. With the run's
         ``fence``, :class:`ClaimLost` if another worker holds the task now.
+
+        Written by the journal, in the transaction of its next batch (other tasks' events
+        and endings share the commit and the day counters' update); a store outage is
+        waited out for ``patience`` seconds (default ``[runtime] store_patience_seconds``;
+        0: not at all), then :class:`StoreUnavailable` (nothing written).
         """
         final_text = rules.clean(final_text)
         final = rules.parse_final_message(final_text)
@@ -376,26 +382,36 @@ class TaskStore:
                                   "summary": final.summary}
         if final.result is ResultStatus.FAILED:
             values["error"] = final.summary
-        async with self.db.write() as conn:
-            task = await transitions.transition(
+
+        async def end(conn: AsyncConnection, moves: list[counts.Move]) -> Task:
+            return await transitions.transition(
                 self.db, conn, task_id, [TaskStatus.RUNNING], new, values,
                 rules.status_message(final), lambda s: f"Task #{task_id} is {s}.",
-                ending=(final, final_text), usage=usage, fence=fence)
+                ending=(final, final_text), usage=usage, fence=fence, moves=moves)
+
+        task = await self.journal.end(task_id, end, patience=self._patience(patience))
         self.bus.publish(TaskChange(task_id, new))
         return task
 
+    def _patience(self, given: float | None) -> float:
+        return self.settings.runtime.store_patience_seconds if given is None else given
+
     async def fail_task(self, task_id: int, error: str, *, summary: str | None = None,
                         allowed: Sequence[TaskStatus] = ACTIVE_STATUSES,
-                        usage: Usage = NO_USAGE, fence: Fence | None = None) -> Task | None:
+                        usage: Usage = NO_USAGE, fence: Fence | None = None,
+                        patience: float | None = None) -> Task | None:
         """Fail an unfinished task for a runtime reason (max duration, loop, timeout).
 
         Returns None when the task had already ended — the normal "too late" case. With a
-        run's ``fence``, :class:`ClaimLost` if another worker holds the task now.
+        run's ``fence``, :class:`ClaimLost` if another worker holds the task now. Written
+        by the journal, as :meth:`finish_task`.
         """
+        async def end(conn: AsyncConnection, moves: list[counts.Move]) -> Task:
+            return await self._fail_in(conn, task_id, error, summary, allowed, usage, fence,
+                                       moves)
+
         try:
-            async with self.db.write() as conn:
-                task = await self._fail_in(conn, task_id, error, summary, allowed, usage,
-                                           fence)
+            task = await self.journal.end(task_id, end, patience=self._patience(patience))
         except InvalidTransition:
             return None
         self.bus.publish(TaskChange(task_id, TaskStatus.FAILED))
@@ -403,14 +419,15 @@ class TaskStore:
 
     async def _fail_in(self, conn: AsyncConnection, task_id: int, error: str,
                        summary: str | None, allowed: Sequence[TaskStatus],
-                       usage: Usage = NO_USAGE, fence: Fence | None = None) -> Task:
+                       usage: Usage = NO_USAGE, fence: Fence | None = None,
+                       moves: list[counts.Move] | None = None) -> Task:
         error, summary = rules.clean(error), rules.clean(summary)
         final = rules.runtime_failure(summary or error)
         values = {"result_status": ResultStatus.FAILED.value, "summary": final.summary,
                   "error": error}
         return await transitions.transition(self.db, conn, task_id, allowed, TaskStatus.FAILED,
                                             values, error, lambda s: "", ending=(final, None),
-                                            usage=usage, fence=fence)
+                                            usage=usage, fence=fence, moves=moves)
 
     async def kill_task(self, task_id: int, by: str, where: str = "Telegram") -> Task:
         """Abort a running task: failed, "Killed by <who> from <where>", injection sent."""

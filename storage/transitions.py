@@ -123,7 +123,7 @@ async def append_event(db: Database, conn: AsyncConnection, task_id: int, kind: 
     if seq is None:
         return None
     row = (await conn.execute(insert(TaskEventRow).values(
-        task_id=task_id, seq=seq, at=now, kind=kind.value, payload=rules.clean(payload),
+        task_id=task_id, seq=seq, at=now, kind=kind.value, payload=payload,
         txid=db.txid).returning(TaskEventRow))).one()
     metrics.events_written(kind.value)
     return row_to_event(row)
@@ -165,9 +165,10 @@ async def start(db: Database, conn: AsyncConnection, task_ids: Sequence[int], *,
 async def insert_events(db: Database, conn: AsyncConnection,
                         events: Sequence[tuple[int, int, EventKind, dict[str, Any]]],
                         at: datetime) -> None:
-    """Insert events already numbered on their task rows: (task id, seq, kind, payload)."""
+    """Insert events already numbered on their task rows: (task id, seq, kind, payload).
+    The payloads are cleaned by the column type (JSONPayload), once."""
     await conn.execute(insert(TaskEventRow).values(txid=db.txid), [
-        dict(task_id=task_id, seq=seq, at=at, kind=kind.value, payload=rules.clean(payload))
+        dict(task_id=task_id, seq=seq, at=at, kind=kind.value, payload=payload)
         for task_id, seq, kind, payload in events])
     if metrics.enabled():
         for _, _, kind, _ in events:
@@ -198,7 +199,8 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
                      ending: tuple[FinalMessage, str | None] | None = None,
                      usage: Usage = NO_USAGE,
                      then: Sequence[tuple[EventKind, dict[str, Any]]] = (),
-                     fence: Fence | None = None) -> Task:
+                     fence: Fence | None = None,
+                     moves: list[counts.Move] | None = None) -> Task:
     """Compare-and-set the status, keep counts in step, log the status change.
 
     ``ending`` also writes the ``final`` event of a task that ended or paused and its
@@ -207,7 +209,8 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
     With a ``fence`` (a run ending its own task) the claim is part of the compare-and-set:
     :class:`ClaimLost` if another worker holds the task now. Four statements, however
     many events: read, update (numbering the events on the row), the two day counters,
-    the events.
+    the events. With ``moves``, the day counters are left to the caller, who counts the
+    change with others (``counts.move_many``; the journal's batch of endings).
     """
     for _ in range(3):
         found = (await conn.execute(select(TaskRow).where(TaskRow.id == task_id))).first()
@@ -252,7 +255,10 @@ async def transition(db: Database, conn: AsyncConnection, task_id: int,
                                        for i, (kind, payload) in enumerate(events)], now)
         # Last: every task of a day and facets moves the same two counter rows, whose
         # lock (PostgreSQL) is then held only until the commit that follows.
-        await counts.move(conn, db.tz, row, current.status.value, new.value)
+        if moves is None:
+            await counts.move(conn, db.tz, row, current.status.value, new.value)
+        else:
+            moves.append((row, current.status.value, new.value))
         metrics.status_changed(new.value)
         return row_to_task(row)
     raise StoreError(f"Task #{task_id} kept changing; try again.")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from taskops.storage.domain import EventKind, TaskStatus
+from taskops.storage.domain import EventKind, InvalidTransition, TaskStatus, Usage
+from taskops.storage.faults import StoreUnavailable
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_settings, make_task
 from tests.faults import postgres_refusing, sqlite_locked
@@ -153,6 +155,65 @@ async def test_events_wait_for_the_store_and_are_written_once(
             journal = await store.task_journal(task.id)
             assert [e.seq for e in journal] == [1, 2]
             assert (await store.get_task(task.id)).status is TaskStatus.RUNNING
+    finally:
+        await store.close()
+
+
+async def test_endings_share_the_batches_and_the_counts_stay_exact(
+        store: TaskStore, clock: FakeClock) -> None:
+    # Thirty tasks end at once — completed, failed, paused, one killed before — with their
+    # last events in flight: the endings share transactions and one counter update each,
+    # the refused one fails alone, and the counts equal a recount of the tasks.
+    tasks = [await make_task(store, clock, name=f"t{i}") for i in range(30)]
+    await store.kill_task(tasks[0].id, by="Ann")
+    finals = ["STATUS: completed\nSUMMARY: ok", "STATUS: failed\nSUMMARY: broke",
+              "STATUS: question\nSUMMARY: which one?"]
+
+    async def run(index: int, task_id: int) -> object:
+        await store.append_event(task_id, EventKind.TEXT, {"n": index})
+        if index % 4 == 3:
+            return await store.fail_task(task_id, "loop detected", usage=Usage(3, 1))
+        return await store.finish_task(task_id, finals[index % 3], Usage(2, 1))
+
+    batches = store.journal.batches
+    outcomes = await asyncio.gather(*(run(i, t.id) for i, t in enumerate(tasks)),
+                                    return_exceptions=True)
+    assert isinstance(outcomes[0], InvalidTransition)
+    assert store.journal.batches - batches < 30
+    for index, task in enumerate(tasks[1:], start=1):
+        ended = await store.get_task(task.id)
+        expected = (TaskStatus.FAILED if index % 4 == 3
+                    else [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.PAUSED][index % 3])
+        assert ended.status is expected
+        assert ended.total_tokens == (4 if index % 4 == 3 else 3)
+        journal = await store.task_journal(task.id)
+        assert [e.seq for e in journal] == list(range(1, len(journal) + 1))
+        assert ended.event_count == len(journal)
+        assert [e.kind for e in journal].count(EventKind.FINAL) == 1
+    recount = Counter([(await store.get_task(t.id)).status for t in tasks])
+    kept = await store.status_counts()
+    assert {s: n for s, n in kept.items() if n} == dict(recount)
+
+
+async def test_an_ending_waits_out_a_short_outage_and_gives_up_after_patience(
+        db_url: str, tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(tmp_path, db_url, {"ui": {"timezone": "UTC"},
+                                                "runtime": {"store_patience_seconds": 1.0}})
+    store = await TaskStore.open(settings, clock=clock, sqlite_busy_timeout_ms=100)
+    try:
+        first, second = (await make_task(store, clock, name="a"),
+                         await make_task(store, clock, name="b"))
+        fault = (sqlite_locked(db_url) if store.engines.is_sqlite
+                 else postgres_refusing(db_url))
+        async with fault:
+            with pytest.raises(StoreUnavailable):
+                await store.finish_task(first.id, "STATUS: completed\nSUMMARY: ok")
+            held = asyncio.create_task(store.finish_task(second.id,
+                                                         "STATUS: completed\nSUMMARY: ok"))
+            await asyncio.sleep(0.3)
+        assert (await asyncio.wait_for(held, 30)).status is TaskStatus.COMPLETED
+        assert (await store.get_task(first.id)).status is TaskStatus.RUNNING
+        assert [e.seq for e in await store.task_journal(first.id)] == [1]
     finally:
         await store.close()
 
