@@ -21,8 +21,8 @@ dropped at the end):
   store's own status/final/injection events included), wall time, and the CPU time of
   the benchmark process (worker + drivers; the PostgreSQL server's CPU is not in it).
   ``--pg-fillfactor`` sets the tasks table's fillfactor on the fresh PostgreSQL database
-  first (room on each page for heap-only updates of the counters; a design tried, not
-  the schema's default).
+  first (room on each page for heap-only updates of the counters; the schema's is 70
+  since migration 0008, so ``--pg-fillfactor 100`` measures without it).
 * The floor, in the same run: the same number of event rows (the same columns and
   payload shapes) inserted with the raw driver — aiosqlite, asyncpg — and no SQLAlchemy,
   no store, no worker: one row per transaction (what the runtime did before group

@@ -154,6 +154,9 @@ class TaskRow(Base):
               sqlite_where=text("started_at IS NULL"),
               postgresql_where=text("started_at IS NULL")),
         Index("ix_tasks_restarted_from", "restarted_from_id"),
+        # Room on each heap page for heap-only updates of a running task's (unindexed)
+        # counters, which every journal batch writes (migration 0008).
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
 
