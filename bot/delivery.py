@@ -36,6 +36,7 @@ from taskops import metrics
 from taskops.bot.flood import (
     PROBE,
     PROBE_TEXT,
+    PROBES_IN_FLIGHT,
     PUSH,
     FloodGate,
     SendPolicy,
@@ -78,9 +79,6 @@ PROBE_FIRST_SECONDS = 0.5
 #: one refused request per chat every 2 s while Telegram does not answer it: service is
 #: back within about that of Telegram's return (with 4 s, up to 4 s more)
 PROBE_MAX_SECONDS = 2.0
-#: probes left hanging by Telegram at once, per chat (the client's 5 s timeout spans
-#: four of them while the backoff ramps up, under three after)
-PROBES_IN_FLIGHT = 4
 
 
 class NotLeading(Exception):

@@ -79,6 +79,9 @@ MIN_WAIT = 1e-6
 #: refused by Telegram's HTML parser ("Unsupported start tag"), so nothing is sent: a
 #: request that shows whether Telegram answers a chat again
 PROBE_TEXT = "<taskops-probe>"
+#: probes left hanging by Telegram at once, per chat (the client's 5 s timeout spans
+#: four of them while the backoff ramps up, fewer after)
+PROBES_IN_FLIGHT = 4
 #: Telegram refuses a press's answer once the press is about 15 s old ("query is too old"):
 #: a retry that could only end later is pointless, whatever the policy
 CALLBACK_ANSWER_SECONDS = 14.0
@@ -405,28 +408,51 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         """Wait until Telegram answers a send to this chat again (it refuses
         ``PROBE_TEXT`` without sending anything), asking with the policy's backoff (the
         first time after a pause: the failure just happened); False if it did not answer
-        before ``deadline``."""
+        before ``deadline``. As on the push side (bot/delivery.py), a probe left hanging
+        is not waited for before the next is asked: it would hold the reply for the
+        client's whole timeout after Telegram is back."""
         delay = policy.backoff_first_seconds
-        while True:
-            if self._too_late(deadline, delay):
-                return False
-            await self.sleep(delay)
-            delay = min(delay * 2, policy.backoff_max_seconds)
-            try:
-                await self._wait_held(chat_id, deadline)
-            except RetryAfter:
-                return False
-            try:
-                await callback("sendMessage", {"chat_id": chat_id, "text": PROBE_TEXT,
-                                               "parse_mode": "HTML"}, **kwargs)
-            except BadRequest:
-                return True
-            except RetryAfter as exc:
-                self.hold(chat_id, seconds(exc.retry_after))
-            except TelegramError:
-                pass
-            else:  # Telegram sent it after all: it answers, whatever it took that for
-                return True
+        asking: set[asyncio.Future[bool]] = set()
+        try:
+            while True:
+                last = self._too_late(deadline, delay)
+                pause: asyncio.Future[None] = asyncio.ensure_future(self.sleep(
+                    delay if not last or deadline is None
+                    else max(0.0, deadline - self.clock())))
+                while not pause.done():
+                    waiting: set[asyncio.Future[Any]] = {pause, *asking}
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for probe in asking & done:
+                        asking.discard(probe)
+                        if probe.result():
+                            pause.cancel()
+                            return True
+                if last:
+                    return False
+                delay = min(delay * 2, policy.backoff_max_seconds)
+                if self._too_late(deadline, self.holding(chat_id)):
+                    return False
+                if len(asking) < PROBES_IN_FLIGHT and not self.holding(chat_id):
+                    asking.add(asyncio.ensure_future(self._probe(callback, chat_id, kwargs)))
+        finally:
+            for probe in asking:
+                probe.cancel()
+            await asyncio.gather(*asking, return_exceptions=True)
+
+    async def _probe(self, callback: Callable[..., Coroutine[Any, Any, Any]],
+                     chat_id: int | str, kwargs: dict[str, Any]) -> bool:
+        """Does Telegram answer a send to this chat now?"""
+        try:
+            await callback("sendMessage", {"chat_id": chat_id, "text": PROBE_TEXT,
+                                           "parse_mode": "HTML"}, **kwargs)
+        except BadRequest:
+            return True
+        except RetryAfter as exc:
+            self.hold(chat_id, seconds(exc.retry_after))
+            return False
+        except TelegramError:
+            return False
+        return True  # Telegram sent it after all: it answers, whatever it took that for
 
     # --- PTB's hook -------------------------------------------------------------------------
 
