@@ -16,29 +16,46 @@ import time
 import tracemalloc
 from pathlib import Path
 
+#: this watcher's own allocations (snapshots, their comparison, source lines) are not
+#: the product's
+_OWN = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__),
+        tracemalloc.Filter(False, "*/linecache.py")]
+
+
+def _snapshot() -> tracemalloc.Snapshot:
+    return tracemalloc.take_snapshot().filter_traces(_OWN)
+
 
 def _watch(out: Path, interval: float) -> None:
     time.sleep(interval)
-    baseline = tracemalloc.take_snapshot()
+    baseline = _snapshot()
     started = time.monotonic()
     while True:
         time.sleep(interval)
-        snapshot = tracemalloc.take_snapshot()
-        stats = snapshot.compare_to(baseline, "traceback")
-        current, peak = tracemalloc.get_traced_memory()
-        with out.open("a", encoding="utf-8") as file:
-            minutes = (time.monotonic() - started) / 60
-            file.write(f"\n=== {minutes:.0f} min after the baseline; traced {current / 1e6:.1f} MB"
-                       f" (peak {peak / 1e6:.1f} MB)\n")
-            for stat in stats[:25]:
-                file.write(f"{stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+d} blocks\n")
-                for line in stat.traceback.format()[-10:]:
-                    file.write(f"    {line}\n")
+        _write(out, baseline, started)
+
+
+def _write(out: Path, baseline: tracemalloc.Snapshot, started: float) -> None:
+    # A function of its own: the snapshot and its statistics are freed before the next.
+    snapshot = _snapshot()
+    stats = snapshot.compare_to(baseline, "traceback")
+    current, peak = tracemalloc.get_traced_memory()
+    with out.open("a", encoding="utf-8") as file:
+        minutes = (time.monotonic() - started) / 60
+        file.write(f"\n=== {minutes:.0f} min after the baseline; traced {current / 1e6:.1f} MB"
+                   f" (peak {peak / 1e6:.1f} MB); the product's heap "
+                   f"{sum(s.size for s in snapshot.statistics('filename')) / 1e6:.1f} MB\n")
+        for stat in stats[:25]:
+            file.write(f"{stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+d} blocks\n")
+            for line in stat.traceback.format()[-10:]:
+                file.write(f"    {line}\n")
 
 
 def main() -> None:
     out, interval, separator, *rest = sys.argv[1:]
     assert separator == "--", "usage: heap_child.py OUT INTERVAL -- <taskops.cli arguments>"
+    # The checkout this script is in, not whichever one an editable install points at.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     tracemalloc.start(10)
     threading.Thread(target=_watch, args=(Path(out), float(interval)), daemon=True).start()
     from taskops.cli import main as cli_main
