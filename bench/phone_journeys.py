@@ -22,11 +22,11 @@ paging by Next ▶ or typed ``page:N``, kill one by one, restart by retyping the
 ``--ui after`` drives the console this script ships with. A journey definition only runs
 on the UI it was written for.
 
-The second part renders ``/tasks`` at page sizes 5, 10 and 20 with every task at the
-longest name (200 characters), provider (100) and model (200) the store allows, and
-counts the message's text lines (newlines), its lines on a 6" phone (text wrapped at
-``--columns`` characters, 38 by default: Telegram's default font on a 1080-px-wide 6"
-screen) and its keyboard rows.
+The second part renders ``/tasks`` at page sizes 5, 8 (the default), 10 and 20 with every
+task at the longest name (200 characters), provider (100) and model (200) the store
+allows, and counts the message's text lines (newlines), its lines on a 6" phone (text
+wrapped at ``--columns`` characters, 38 by default: Telegram's default font on a
+1080-px-wide 6" screen) and its keyboard rows.
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ async def list_heights(args: argparse.Namespace, data: Path, worst: bool = False
     (a year-old task, 999,999 tokens, a cost over $10, a run of 23h 59m). ``running``:
     every task running, listed under the Running filter (a 🛑 per row and the bulk kill)."""
     out = []
-    for size in (5, 10, 20):
+    for size in (5, 8, 10, 20):
         server = FakeTelegram(token="123456:bench", bot_username="taskops_bot",
                               flood=FloodLimits.off())
         await server.start()

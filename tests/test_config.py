@@ -73,7 +73,7 @@ def test_defaults_without_a_file() -> None:
     assert settings.telegram.mode is TelegramMode.POLLING
     assert settings.database.url == "sqlite+aiosqlite:///taskops.db"
     assert settings.ui.timezone == "UTC"
-    assert settings.ui.page_size == 10
+    assert settings.ui.page_size == 8
     assert settings.tasks.default_provider == "scripted"
     assert settings.tasks.default_model == "scripted"
     assert settings.tasks.max_duration_minutes == 60

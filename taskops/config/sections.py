@@ -98,7 +98,7 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class UISettings:
     timezone: str = _key(checks.timezone, "UTC")
-    page_size: int = _key(checks.integer(1, 20), 10)
+    page_size: int = _key(checks.integer(1, 20), 8)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -37,7 +37,9 @@ def console_settings(tmp_path: Path, server: FakeTelegram, db_url: str,
     merged: dict[str, Any] = {
         "telegram": {"base_url": server.bot_base_url,
                      "admin_ids": [ADMIN_ID, OTHER_ADMIN_ID]},
-        "ui": {"timezone": "Europe/Berlin"},
+        # The console tests count rows in pages of 10; the default (8, what fits one phone
+        # screen) is measured by bench/phone_journeys.py.
+        "ui": {"timezone": "Europe/Berlin", "page_size": 10},
     }
     for key, values in (sections or {}).items():
         if isinstance(values, list):
