@@ -13,7 +13,7 @@ from taskops.runtime.providers import ProviderError, Providers
 from taskops.runtime.scripted import ScriptedProvider, parse_steps
 from taskops.storage.domain import ListFilters, TaskDraft, TaskStatus
 from tests.factories import make_settings
-from tests.runtime.conftest import MakeStore
+from tests.runtime.conftest import MakeStore, eventually
 from tests.runtime.test_scripted_steps import RecordingIO, make_task
 
 
@@ -33,10 +33,18 @@ async def test_the_demo_submits_until_enough_tasks_run(make_store: MakeStore) ->
     store = await make_store()
     stop = asyncio.Event()
     demo = asyncio.create_task(run_demo(store, stop, interval=0.01))
+    running = ListFilters(status=TaskStatus.RUNNING)
+    # Until it has submitted enough (a loaded machine may take a while), then some 30
+    # intervals more: it must not go past the limit.
+
+    async def enough() -> bool:
+        return (await store.list_tasks(running)).total >= MAX_RUNNING
+
+    await eventually(enough)
     await asyncio.sleep(0.3)
     stop.set()
     await asyncio.wait_for(demo, 5)
-    page = await store.list_tasks(ListFilters(status=TaskStatus.RUNNING), page_size=20)
+    page = await store.list_tasks(running, page_size=20)
     assert page.total == MAX_RUNNING
     assert sorted(t.name for t in page.tasks) == sorted(n for n, _, _ in DEMO_TASKS[:4])
     assert all((t.provider, t.used_default) == ("scripted", False) for t in page.tasks)
