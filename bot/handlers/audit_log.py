@@ -28,7 +28,8 @@ USER_ID = re.compile(r"[0-9]{1,18}")
 @dataclass(frozen=True)
 class AuditQuery:
     count: int = DEFAULT_COUNT
-    #: the admin as typed (a Telegram user id, or a name as the log records it)
+    #: the admin as typed (a Telegram user id, a name as the log records it, or the start
+    #: of one of its words)
     admin: str | None = None
     action: AuditAction | None = None
 
@@ -49,6 +50,17 @@ def parse_audit_args(args: list[str]) -> AuditQuery:
     return query
 
 
+def match_actors(typed: str, actors: dict[str, int]) -> dict[str, int]:
+    """The admins ``admin:`` names: the whole name as the log records it, else every name
+    with a word that starts with it ("ann" finds "Ann Lee"; a name's blanks cannot be
+    typed in one argument)."""
+    want = typed.casefold()
+    if want in actors:
+        return {want: actors[want]}
+    return {name: actor for name, actor in actors.items()
+            if any(word.startswith(want) for word in name.split())}
+
+
 async def audit_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None
@@ -59,10 +71,16 @@ async def audit_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await reply_error(update, str(exc))
         return
     count, action, actor_label, actor = query.count, query.action, query.admin, None
-    if actor_label is not None:
-        # A Telegram user id, else a name as the log records it (-1: nobody matches).
-        actor = (int(actor_label) if USER_ID.fullmatch(actor_label) else
-                 (await d.store.console.audit_actors()).get(actor_label.casefold(), -1))
+    if actor_label is not None and USER_ID.fullmatch(actor_label):
+        actor = int(actor_label)
+    elif actor_label is not None:
+        found = match_actors(actor_label, await d.store.console.audit_actors())
+        if len(set(found.values())) > 1:
+            await reply_error(update, f"admin:{actor_label} matches several admins "
+                                      f"({', '.join(sorted(found))}): type more of the name, "
+                                      "or the Telegram id.")
+            return
+        actor = next(iter(found.values()), -1)  # -1: nobody matches
     entries = await d.store.console.audit_log(count, actor_id=actor,
                                               action=action.value if action else None)
     tz, now = d.store.tz, d.store.clock()

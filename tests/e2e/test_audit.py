@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from taskops.bot.handlers.audit_log import match_actors
 from taskops.storage.domain import Trigger
 from tests.e2e.harness import Console, command, press, row_number
 from tests.factories import make_task
@@ -30,6 +31,10 @@ async def test_audit_lists_actions_and_filters(console: Console) -> None:
     by_olaf = await command(console, "/audit 5 admin:olaf")
     assert by_olaf.text.startswith("Audit log · admin olaf · last 1")
     assert "answer" in by_olaf.text
+    # The start of a word of the name is enough (names with blanks cannot be typed whole).
+    by_prefix = await command(console, "/audit admin:OL")
+    assert by_prefix.text.startswith("Audit log · admin OL · last 1")
+    assert "Olaf · answer" in by_prefix.text
     by_id = await command(console, f"/audit admin:{console.admin.id}")
     assert "Ann · kill" in by_id.text
     nobody = await command(console, "/audit admin:nobody")
@@ -44,3 +49,12 @@ async def test_strangers_get_no_audit(console: Console) -> None:
     await console.server.send_text(console.stranger, group, "/audit@taskops_bot")
     await command(console, "/help")  # the admin's command is answered; the stranger's not
     assert not any(m.from_bot for m in console.server.messages(group))
+
+
+def test_admin_names_match_whole_or_by_the_start_of_a_word() -> None:
+    actors = {"ann lee": 1, "anna kim": 2, "olaf": 3, "lee": 4}
+    assert match_actors("Ann Lee", actors) == {"ann lee": 1}
+    assert match_actors("lee", actors) == {"lee": 4}  # the whole name first
+    assert match_actors("kim", actors) == {"anna kim": 2}
+    assert match_actors("ann", actors) == {"ann lee": 1, "anna kim": 2}
+    assert match_actors("x", actors) == {}
