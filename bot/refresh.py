@@ -28,11 +28,11 @@ from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
 from taskops.bot.views import (
     CONSOLE_KINDS,
+    PUSH_MARK,
     Screen,
     ViewState,
     decode_or_none,
     encode,
-    latest_per_chat,
 )
 from taskops.storage.domain import Sort
 from taskops.storage.health import quick
@@ -53,9 +53,10 @@ async def refresh_lists(app: AnyApp) -> int:
     """One auto-refresh pass over the chats' latest lists; returns how many were edited."""
     d = deps_of(app)
     now = d.store.clock()
-    records = await d.store.console.used_since(CONSOLE_KINDS, now - IDLE_STOP)
+    latest = await d.store.console.latest_used_since(CONSOLE_KINDS, now - IDLE_STOP,
+                                                     unmarked=PUSH_MARK)
     edited = 0
-    for view in latest_per_chat(records).values():
+    for view in latest.values():
         state = decode_or_none(view.body)
         if (state is None or state.screen is not Screen.LIST or view.message_id is None
                 or not (state.shows_running or shows_newest(state))):

@@ -23,7 +23,6 @@ import msgspec
 from msgspec import Struct, field
 from msgspec.structs import replace
 
-from taskops.storage.console import ViewRecord
 from taskops.storage.domain import ListFilters, PageKind, PageRequest, ProviderChoice, Sort
 
 #: the schema version of a view body this code writes
@@ -425,20 +424,3 @@ def _upgrade_v1(body: dict[str, Any]) -> dict[str, Any]:
 
 def _day(value: Any) -> str | None:
     return date.fromisoformat(value).isoformat() if value else None
-
-
-def is_console_view(record: ViewRecord) -> bool:
-    """A view someone used (a push message counts once it is pressed)."""
-    return record.body.get(PUSH_MARK) is None
-
-
-def latest_per_chat(records: list[ViewRecord]) -> dict[int, ViewRecord]:
-    """Each chat's most recently used console view: the only one kept live or refreshed."""
-    latest: dict[int, ViewRecord] = {}
-    for view in records:
-        if not is_console_view(view):
-            continue
-        current = latest.get(view.chat_id)
-        if current is None or (view.updated_at, view.key) > (current.updated_at, current.key):
-            latest[view.chat_id] = view
-    return latest

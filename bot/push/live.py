@@ -1,6 +1,6 @@
 """Live task views: a task's detail message edited as events arrive.
 
-It follows the chat's *latest* console view (``latest_per_chat`` in bot/views.py) — the
+It follows the chat's *latest* console view (``ConsoleStore.latest_used_since``) — the
 message the chat last used (a press or a command touches it; a notification the bot sent
 is not "used" until someone presses it). Opening another view therefore stops whatever was
 live in that chat.
@@ -38,12 +38,12 @@ from taskops.bot.screens import render_state
 from taskops.bot.ui import fingerprint
 from taskops.bot.views import (
     CONSOLE_KINDS,
+    PUSH_MARK,
     Screen,
     ViewKind,
     ViewState,
     decode_or_none,
     encode,
-    latest_per_chat,
 )
 from taskops.storage.console import ViewRecord
 from taskops.storage.domain import TaskStatus
@@ -128,13 +128,18 @@ class LiveEditor:
         idle = timedelta(minutes=self.options.live_idle_minutes)
         follows = {str(r.body.get("view")): r
                    for r in await self.store.console.of_kind(ViewKind.FOLLOW)}
-        records = await self.store.console.used_since(CONSOLE_KINDS, now - idle)
+        latest = await self.store.console.latest_used_since(CONSOLE_KINDS, now - idle,
+                                                             unmarked=PUSH_MARK)
         followed = [v for v in [await self.store.console.get(k) for k in follows] if v]
         if followed:
-            records += await self.store.console.used_since(
+            older = await self.store.console.latest_used_since(
                 CONSOLE_KINDS, min(v.updated_at for v in followed),
-                chat_ids=[v.chat_id for v in followed])
-        latest = latest_per_chat(records)
+                chat_ids=[v.chat_id for v in followed], unmarked=PUSH_MARK)
+            for chat_id, view in older.items():
+                current = latest.get(chat_id)
+                if current is None or (view.updated_at, view.key) > (current.updated_at,
+                                                                     current.key):
+                    latest[chat_id] = view
         states = {v.key: decode_or_none(v.body) for v in latest.values()}
         self.live_tasks = {s.task_id for s in states.values()
                            if s is not None and s.task_id is not None}

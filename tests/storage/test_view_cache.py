@@ -98,3 +98,34 @@ async def test_saved_views_are_cached_and_this_process_writes_drop_them(
         assert await views.saved_views(5) == []
     finally:
         await replica.close()
+
+
+async def test_latest_used_since_is_each_chats_newest_unmarked_view(store: TaskStore,
+                                                                     clock: FakeClock) -> None:
+    views = store.console
+    start = clock()
+    old = await views.create("list", 1, {"page": 1})
+    clock.advance(10)
+    newest = await views.create("detail", 1, {"page": 2})
+    clock.advance(10)
+    # A push message nobody pressed yet is marked: it is not the chat's view.
+    await views.create("detail", 1, {"push": "alert"})
+    other = await views.create("list", 2, {"page": 1})
+    await views.create("restart", 2, {"page": 9})  # a kind not asked for
+    kinds = ("list", "detail")
+    latest = await views.latest_used_since(kinds, start, unmarked="push")
+    assert {chat: v.key for chat, v in latest.items()} == {1: newest, 2: other}
+    assert latest[1].body == {"page": 2}
+    # A pressed push message (its mark set to null) is the chat's view again.
+    clock.advance(10)
+    pressed = await views.create("detail", 1, {"push": None, "page": 4})
+    assert (await views.latest_used_since(kinds, start, unmarked="push"))[1].key == pressed
+    # Without the mark, the marked ones count; by chat; since a time.
+    marked = await views.latest_used_since(kinds, start)
+    assert marked[1].key == pressed
+    only_2 = await views.latest_used_since(kinds, start, chat_ids=[2], unmarked="push")
+    assert list(only_2) == [2]
+    assert await views.latest_used_since(kinds, start, chat_ids=[]) == {}
+    later = await views.latest_used_since(kinds, clock(), unmarked="push")
+    assert {chat: v.key for chat, v in later.items()} == {1: pressed}
+    assert old not in {v.key for v in later.values()}
