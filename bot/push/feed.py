@@ -56,6 +56,12 @@ class FeedReader:
         batch = Batch(cursor, feed.events, feed.cursor, len(feed.events) >= limit, tasks)
         self._cache[cursor] = (now, batch)
         self._cache.move_to_end(cursor)
+        # Batches past FULL_SECONDS are never used again: kept until 64 newer ones came,
+        # each up to batch_size events with their payloads, they were the bulk of the
+        # push side's heap (bench/soak.py --heap).
+        expired = [c for c, (at, _) in self._cache.items() if now - at >= FULL_SECONDS]
+        for old in expired:
+            del self._cache[old]
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return batch
