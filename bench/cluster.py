@@ -2,7 +2,7 @@
 one of them killed with -9 and restarted every ``--kill-every`` seconds.
 
     python bench/cluster.py [--tasks 2000] [--steps 3] [--kill-every 20] [--seed N]
-                            [--scale 1 2 3] [--scale-tasks 300] [--no-chaos]
+                            [--freeze 0.0] [--scale 1 2 3] [--scale-tasks 300] [--no-chaos]
 
 Chaos phase (a fresh PostgreSQL database, the fake Telegram in this process):
 
@@ -15,7 +15,12 @@ Chaos phase (a fresh PostgreSQL database, the fake Telegram in this process):
 * two subscriptions to failed / paused / completed: the admin's private chat and a group;
 * every ``--kill-every`` seconds a random process gets SIGKILL and is started again at
   once; meanwhile every few seconds a task in flight is killed from this process
-  (``store.kill_task``, like a press in the bot) to time kill → run stopped.
+  (``store.kill_task``, like a press in the bot) to time kill → run stopped;
+* with ``--freeze P``, each of those steps instead freezes a random worker (``w1``..``w3``)
+  with probability P: SIGSTOP for a lease and 3 s, then SIGCONT — a starved process, alive
+  but past its lease, whose tasks another worker takes up meanwhile; when it runs again,
+  its runs' late writes must be refused (the claim fence), or the endings come out
+  inconsistent.
 
 Reported: tasks lost (not ended at the end), side effects executed twice, tasks stuck
 running without a live owner (sampled every 2 s: running, started, and no claim or a lease
@@ -41,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -159,6 +165,8 @@ def environment(plugin: Path, sidefx: Path) -> dict[str, str]:
 @dataclass
 class Chaos:
     kills: list[tuple[float, str, bool]] = field(default_factory=list)
+    #: workers frozen past their lease and let run again (--freeze)
+    freezes: int = 0
     #: leader kills: whether a standby was connected at that moment
     standby_up: dict[float, bool] = field(default_factory=dict)
     task_kills: dict[int, float] = field(default_factory=dict)
@@ -185,14 +193,34 @@ async def stuck_now(store: TaskStore) -> int:
     return n
 
 
+async def freeze(proc: asyncio.subprocess.Process, seconds: float) -> None:
+    """SIGSTOP, then SIGCONT after ``seconds`` (unless the process died meanwhile)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(seconds)
+        proc.send_signal(signal.SIGCONT)
+
+
 async def chaos_loop(store: TaskStore, procs: list[Proc], rng: random.Random, every: float,
-                     done: asyncio.Event, out: Chaos) -> None:
+                     done: asyncio.Event, out: Chaos, freeze_share: float = 0.0) -> None:
+    thawing: set[asyncio.Task[None]] = set()
     while not done.is_set():
         try:
             await asyncio.wait_for(done.wait(), every)
-            return
+            break
         except TimeoutError:
             pass
+        workers = [p for p in procs if p.command == "worker" and p.proc is not None]
+        if workers and rng.random() < freeze_share:
+            frozen = rng.choice(workers)
+            assert frozen.proc is not None
+            job = asyncio.create_task(freeze(frozen.proc, LEASE + 3))
+            thawing.add(job)
+            job.add_done_callback(thawing.discard)
+            out.freezes += 1
+            print(f"  {time.strftime('%H:%M:%S')} freeze {frozen.name} for {LEASE + 3:g}s",
+                  flush=True)
+            continue
         victim = rng.choice(procs)
         leading = await leader_member(store) == victim.name
         standby = any(m.role == "standby" for m in await store.cluster.members())
@@ -204,6 +232,7 @@ async def chaos_loop(store: TaskStore, procs: list[Proc], rng: random.Random, ev
         print(f"  {time.strftime('%H:%M:%S')} kill -9 {victim.name}"
               f"{' (leader)' if leading else ''}", flush=True)
         await victim.start()
+    await asyncio.gather(*thawing)
 
 
 async def kill_sampler(store: TaskStore, ids: list[int], rng: random.Random,
@@ -319,7 +348,7 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         done = asyncio.Event()
         out = Chaos()
         helpers = [asyncio.create_task(chaos_loop(store, procs, rng, args.kill_every, done,
-                                                  out)),
+                                                  out, args.freeze)),
                    asyncio.create_task(kill_sampler(store, ids, rng, done, out)),
                    asyncio.create_task(stuck_sampler(store, done, out))]
         deadline = time.monotonic() + args.timeout
@@ -386,7 +415,8 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         p50k, p95k = summarize(kill_latency) if kill_latency else (float("nan"), float("nan"))
         print()
         print(f"chaos: {len(ids)} tasks × {args.steps} steps, {len(out.kills)} process kills "
-              f"({leader_kills} of the leader) every {args.kill_every:g}s, "
+              f"({leader_kills} of the leader) and {out.freezes} worker freezes past the "
+              f"lease, every {args.kill_every:g}s, "
               f"{ended_at - started:.0f}s until every task ended")
         summary = [
             ["tasks lost (not ended)", str(len(lost))],
@@ -490,6 +520,8 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--kill-every", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--freeze", type=float, default=0.0,
+                        help="share of chaos steps that freeze a worker past its lease")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--scale", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument("--scale-tasks", type=int, default=300)
