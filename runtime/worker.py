@@ -254,8 +254,11 @@ class Worker:
         try:
             provider = self.providers.get(task.provider)
         except ProviderError as exc:
-            await self.store.fail_task(task.id, str(exc), allowed=[TaskStatus.RUNNING],
-                                       fence=fence, patience=0)
+            try:
+                await self.store.fail_task(task.id, str(exc), allowed=[TaskStatus.RUNNING],
+                                           fence=fence, patience=0)
+            except ClaimLost:
+                return  # another worker took it up meanwhile: it is that worker's now
             self._ended(task)
             return
         run = TaskRun(self.store, self.settings, task, provider, self.tools, fence, history)
