@@ -160,6 +160,12 @@ PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None,
                   repeat_unconfirmed=False, backoff_max_seconds=4.0)
 #: live views and refreshed lists: a few tries, since the next pass renders afresh anyway
 LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2, repeat_unconfirmed=False)
+#: the console's own requests at start (getMe, the webhook's set-up): nobody waits on them,
+#: and a Bot API that fails them is reported by `taskops run` in one line at once —
+#: retried like a person's reply, it printed a warning per try for 30 s first
+SETUP = SendPolicy(flood_retries=3, transient_retries=0)
+SETUP_ENDPOINTS = frozenset({"getMe", "setWebhook", "deleteWebhook", "setMyCommands",
+                             "getWebhookInfo"})
 #: asking whether Telegram answers a chat again, with a request it refuses without sending
 #: anything (bot/delivery.py): not paced, one try, a 429 waited out
 PROBE = SendPolicy(bulk=True, flood_retries=None, transient_retries=0, paced=False)
@@ -465,7 +471,7 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         data: dict[str, Any],
         rate_limit_args: SendPolicy | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        policy = rate_limit_args or INTERACTIVE
+        policy = rate_limit_args or (SETUP if endpoint in SETUP_ENDPOINTS else INTERACTIVE)
         redact_request(data)  # the request's own dict: what PTB then sends
         chat_id: int | str | None = data.get("chat_id")
         with contextlib.suppress(ValueError, TypeError):

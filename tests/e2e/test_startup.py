@@ -100,10 +100,10 @@ async def test_check_config_names_what_run_needs(tmp_path: Path) -> None:
         "taskops: the config is valid, but `taskops run` needs the above "
         "(worker, migrate, submit and seed-demo do not)"]
     code, _, err = await run_cli("check-config", cwd=tmp_path, env={
-        "TASKOPS_TELEGRAM_TOKEN": "1:x", "TASKOPS_ADMIN_IDS": "7"})
+        "TASKOPS_TELEGRAM_TOKEN": "123456:test-token-of-a-real-length", "TASKOPS_ADMIN_IDS": "7"})
     assert code == 3
     assert err.startswith("taskops: no webhook secret")
     (tmp_path / "config.toml").write_text("")
     code, _, err = await run_cli("check-config", cwd=tmp_path, env={
-        "TASKOPS_TELEGRAM_TOKEN": "1:x", "TASKOPS_ADMIN_IDS": "7"})
+        "TASKOPS_TELEGRAM_TOKEN": "123456:test-token-of-a-real-length", "TASKOPS_ADMIN_IDS": "7"})
     assert (code, err) == (0, "")
