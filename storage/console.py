@@ -103,15 +103,24 @@ async def apply_update(conn: AsyncConnection, view: ViewUpdate) -> None:
                        .values(**values))
 
 
+#: A view nobody used for this long leaves the cache (a later press reads it back): the
+#: size bound alone let a soak's cache grow for hours, a /tasks every few seconds filling
+#: its 4,096 entries (bench/soak.py --heap).
+VIEW_IDLE_SECONDS = 900.0
+
+
 class ViewCache:
     """The views this process read or wrote lately, written through: every write of a
     state row in this process updates or drops its entry, so a press can act on the view
     without reading it back (the row stays the truth: after a restart, or when another
     replica may have changed it, the bot reads it — see ``bot/press.py``)."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, idle_seconds: float = VIEW_IDLE_SECONDS) -> None:
         self.size = size
+        self.idle_seconds = idle_seconds
         self._views: OrderedDict[str, ViewRecord] = OrderedDict()
+        #: when each view was last read or written here (monotonic), in the same order
+        self._used: dict[str, float] = {}
         #: bumped by every write: a read that a write overtook is not cached
         self._writes = 0
 
@@ -119,6 +128,7 @@ class ViewCache:
         view = self._views.get(key)
         if view is not None:
             self._views.move_to_end(key)
+            self._used[key] = time.monotonic()
         return view
 
     @property
@@ -135,10 +145,20 @@ class ViewCache:
         self._put(view)
 
     def _put(self, view: ViewRecord) -> None:
+        now = time.monotonic()
         self._views[view.key] = view
         self._views.move_to_end(view.key)
-        while len(self._views) > self.size:
-            self._views.popitem(last=False)
+        self._used[view.key] = now
+        # Least recently used first: drop while over the size, or idle too long.
+        while True:
+            key = next(iter(self._views))
+            if len(self._views) <= self.size and now - self._used[key] < self.idle_seconds:
+                break
+            self._pop(key)
+
+    def _pop(self, key: str) -> None:
+        self._views.pop(key, None)
+        self._used.pop(key, None)
 
     def change(self, key: str, **changes: Any) -> None:
         self._writes += 1
@@ -148,12 +168,12 @@ class ViewCache:
 
     def forget(self, key: str) -> None:
         self._writes += 1
-        self._views.pop(key, None)
+        self._pop(key)
 
     def forget_unused(self, before: datetime) -> None:
         self._writes += 1
         for key in [k for k, v in self._views.items() if v.updated_at < before]:
-            del self._views[key]
+            self._pop(key)
 
 
 #: How long a chat's saved views are served from memory. Every list render shows them, so

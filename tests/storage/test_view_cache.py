@@ -3,7 +3,7 @@ view is always the stored one; a read that a write overtook is not cached."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -129,3 +129,24 @@ async def test_latest_used_since_is_each_chats_newest_unmarked_view(store: TaskS
     later = await views.latest_used_since(kinds, clock(), unmarked="push")
     assert {chat: v.key for chat, v in later.items()} == {1: pressed}
     assert old not in {v.key for v in later.values()}
+
+
+def test_views_idle_too_long_leave_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: now[0])
+    cache = console.ViewCache(size=3, idle_seconds=60)
+
+    def view(key: str) -> console.ViewRecord:
+        return console.ViewRecord(key, "list", 1, None, {}, datetime(2026, 12, 2, tzinfo=UTC))
+
+    for key in "abc":
+        cache.put(view(key))
+        now[0] += 10
+    cache.put(view("d"))  # over the size: the least recently used goes
+    assert [k for k in "abcd" if cache.get(k)] == ["b", "c", "d"]
+    now[0] += 55  # b, c, d used at 30; now 85: b goes for the size, none for idleness
+    cache.put(view("e"))
+    assert [k for k in "bcde" if cache.get(k)] == ["c", "d", "e"]
+    now[0] += 61  # nobody used c, d, e for 61 s
+    cache.put(view("f"))
+    assert [k for k in "cdef" if cache.get(k)] == ["f"]
