@@ -139,6 +139,23 @@ async def test_a_person_does_not_queue_behind_a_push_burst() -> None:
     assert telegram_refusals(server.sent) == []
 
 
+async def test_a_person_does_not_queue_behind_bulk_edits_in_their_own_chat() -> None:
+    time, gate, server = gate_and_server()
+
+    async def later(coro: Coroutine[Any, Any, Any], after: float) -> Any:
+        await time.sleep(after)
+        return await coro
+
+    # The auto-refresh keeps editing the admin's lists as fast as the chat allows ...
+    edits = [later(server.request(gate, 7, LIVE, "editMessageText"), i * 0.5)
+             for i in range(12)]
+    # ... when the admin sends a command
+    await time.run(*edits, later(server.request(gate, 7, INTERACTIVE), 4.0))
+    reply = [at - START for at, _, endpoint in server.sent if endpoint == "sendMessage"]
+    assert reply == [4.0]
+    assert telegram_refusals(server.sent) == []
+
+
 async def test_a_429_holds_that_chat_for_its_retry_after_and_no_other() -> None:
     time, gate, server = gate_and_server()
     server.script[1] = [RetryAfter(3)]
@@ -288,7 +305,9 @@ async def test_send_times_from_before_a_restart_are_honoured() -> None:
     gate.seed(2, [START - 7200])  # long ago: a full burst again
     await time.run(*(server.request(gate, 1, PUSH) for _ in range(2)),
                    *(server.request(gate, 2, PUSH) for _ in range(4)))
-    assert server.times(2) == [0.0] * 4
+    burst = FloodLimits().chat_burst - FloodLimits().chat_reserve  # the rest is a person's
+    assert server.times(2) == [0.0] * burst + server.times(2)[burst:]
+    assert all(at > 1.0 for at in server.times(2)[burst:])
     assert all(at > 0.5 for at in server.times(1))
 
 
