@@ -105,8 +105,10 @@ async def test_usage_sends_the_table_and_the_chart(console: Console) -> None:
     [chart] = charts(console, dm)
     assert chart.photo is not None
     assert chart.photo.startswith(b"\x89PNG")
-    month = await command(console, "/usage 30D")
-    assert month.text.startswith("📊 Usage · last 30 days")
+    await command(console, "/usage 30D")
+    # The table, then the chart: both may be in before the command's wait looks.
+    await console.server.wait_for(lambda: any(
+        (m.text or "").startswith("📊 Usage · last 30 days") for m in dm.messages))
     await console.server.wait_for(lambda: len(charts(console, dm)) == 2)
     assert (charts(console, dm)[-1].caption or "").startswith(
         "📈 Cost per provider per day · last 30 days")
