@@ -18,6 +18,21 @@ def edit_times(console: Console, message: FakeMessage) -> list[float]:
             and str(c.params.get("chat_id")) == str(message.chat.id) and c.status == 200]
 
 
+async def opened(console: Console, text: str) -> FakeMessage:
+    """A command's console message, once the bot has saved its view: the save (which
+    marks the view used, at the store's time) comes just after the message appears, and
+    a clock moved in between would make the view used after the move."""
+    message = await command(console, text)
+
+    async def saved() -> bool:
+        view = await console.store.console.find(message.chat.id, message.message_id,
+                                                ViewKind.LIST)
+        return view is not None
+
+    await console.server.wait_for(saved)
+    return message
+
+
 async def event(console: Console, task_id: int, text: str) -> None:
     console.clock.advance(1)  # the store's clock: each event is newer than the last render
     await console.store.append_event(task_id, EventKind.TEXT, {"text": text})
@@ -26,7 +41,7 @@ async def event(console: Console, task_id: int, text: str) -> None:
 async def test_the_open_detail_follows_a_task_to_its_end_within_the_edit_budget(
         console: Console) -> None:
     task = await make_task(console.store, console.clock, name="live one")
-    message = await command(console, f"/task {task.id}")
+    message = await opened(console, f"/task {task.id}")
     assert "● Live" in message.text
     assert "▶ Follow" in buttons(message)
     for i in range(12):
@@ -54,7 +69,7 @@ async def test_follow_outlasts_the_idle_limit_until_another_view_opens(
         console: Console) -> None:
     followed = await make_task(console.store, console.clock, name="followed")
     other = await make_task(console.store, console.clock, name="other")
-    message = await command(console, f"/task {followed.id}")
+    message = await opened(console, f"/task {followed.id}")
     answer = await press(console, message, "▶ Follow", expect_edit=False)
     assert answer.text == f"Following #{followed.id}: this message updates as it runs."
     console.clock.advance(11 * 60)  # past the idle limit of an opened detail
@@ -71,7 +86,7 @@ async def test_follow_outlasts_the_idle_limit_until_another_view_opens(
 
 async def test_a_detail_stops_being_live_after_ten_idle_minutes(console: Console) -> None:
     task = await make_task(console.store, console.clock, name="idle")
-    message = await command(console, f"/task {task.id}")
+    message = await opened(console, f"/task {task.id}")
     console.clock.advance(11 * 60)
     await event(console, task.id, "nobody looks")
     await asyncio.sleep(2.5)
@@ -80,7 +95,7 @@ async def test_a_detail_stops_being_live_after_ten_idle_minutes(console: Console
 
 async def test_following_stops_after_30_quiet_minutes(console: Console) -> None:
     task = await make_task(console.store, console.clock, name="quiet")
-    message = await command(console, f"/task {task.id}")
+    message = await opened(console, f"/task {task.id}")
     await press(console, message, "▶ Follow", expect_edit=False)
     console.clock.advance(31 * 60)
     await console.server.wait_for(lambda: _no_follows(console), timeout=5)
@@ -92,7 +107,7 @@ async def test_following_stops_after_30_quiet_minutes(console: Console) -> None:
 
 async def test_follow_on_an_ended_task_just_says_so(console: Console) -> None:
     task = await make_task(console.store, console.clock, name="ends")
-    message = await command(console, f"/task {task.id}")
+    message = await opened(console, f"/task {task.id}")
     await console.store.finish_task(task.id, "done")
     answer = await press(console, message, "▶ Follow")
     assert answer.text == f"Task #{task.id} is not running any more."

@@ -94,24 +94,29 @@ async def test_no_summary_unless_configured(console: Console) -> None:
     assert await push(console).summary.check() == 0
 
 
+async def usage(console: Console, text: str) -> tuple[FakeMessage, FakeMessage]:
+    """Send /usage …; its table and its chart (both may be there before the first is
+    looked at: they are picked by kind, not by order of arrival)."""
+    dm = console.server.private_chat(console.admin)
+    before = len(charts(console, dm))
+    await console.server.send_text(console.admin, dm, text)
+    await console.server.wait_for(lambda: len(charts(console, dm)) > before)
+    tables = [m for m in bot_messages(console, dm) if (m.text or "").startswith("📊 Usage")]
+    return tables[-1], charts(console, dm)[-1]
+
+
 async def test_usage_sends_the_table_and_the_chart(console: Console) -> None:
     await a_day_of_tasks(console)
-    dm = console.server.private_chat(console.admin)
-    text = await command(console, "/usage")
+    text, chart = await usage(console, "/usage")
+    assert chart.message_id > text.message_id
     assert text.text.startswith("📊 Usage · last 7 days")
     assert "4 tasks: 🟢 1 completed · 🔴 3 failed" in text.text.splitlines()
     assert "🔴 3× nightly <report>" in text.text.splitlines()
-    await console.server.wait_for(lambda: len(charts(console, dm)) == 1)
-    [chart] = charts(console, dm)
     assert chart.photo is not None
     assert chart.photo.startswith(b"\x89PNG")
-    await command(console, "/usage 30D")
-    # The table, then the chart: both may be in before the command's wait looks.
-    await console.server.wait_for(lambda: any(
-        (m.text or "").startswith("📊 Usage · last 30 days") for m in dm.messages))
-    await console.server.wait_for(lambda: len(charts(console, dm)) == 2)
-    assert (charts(console, dm)[-1].caption or "").startswith(
-        "📈 Cost per provider per day · last 30 days")
+    month, chart = await usage(console, "/usage 30D")
+    assert month.text.startswith("📊 Usage · last 30 days")
+    assert (chart.caption or "").startswith("📈 Cost per provider per day · last 30 days")
     for wrong in ("/usage 1y", "/usage 7d 30d"):
         refused = await command(console, wrong)
         assert refused.text == "⚠️ Usage: /usage, /usage 7d or /usage 30d"
