@@ -16,10 +16,11 @@ store fault is one line when it starts and one when it ends, with waits between.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from telegram import Update
@@ -148,3 +149,22 @@ class Streak:
             log.info("%s: the task store answers again (after %.1f s)", self.what,
                      time.monotonic() - self.since)
         self.attempt = 0
+
+
+async def periodic(store: TaskStore, what: str, every: float,
+                   check: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``check`` every ``every`` seconds for ever: a store fault is logged once per
+    streak (the next check comes soon enough, so no pause of its own), anything else with
+    its traceback, and the loop goes on."""
+    streak = Streak(what)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await check()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not await streak.failed(store, error, pause=False):
+                log.exception("%s failed; trying again later", what)
+        else:
+            streak.ok()

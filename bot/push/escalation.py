@@ -9,7 +9,6 @@ carries its 🙋 button.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from telegram import InlineKeyboardMarkup
 
 from taskops.bot.callbacks import Action
 from taskops.bot.delivery import Telegram
-from taskops.bot.outage import Streak
+from taskops.bot.outage import periodic
 from taskops.bot.push import alerts
 from taskops.bot.push.options import PushOptions
 from taskops.bot.ui import button
@@ -36,18 +35,8 @@ class Escalation:
     async def run(self) -> None:
         if self.notifications.escalate_after_minutes <= 0:
             return
-        streak = Streak("alert escalation check")
-        while True:
-            await asyncio.sleep(self.options.escalate_check_seconds)
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if not await streak.failed(self.store, error, pause=False):
-                    log.exception("alert escalation check failed; trying again later")
-            else:
-                streak.ok()
+        await periodic(self.store, "alert escalation check", self.options.escalate_check_seconds,
+                       self.check)
 
     async def check(self) -> int:
         """Re-announce the due alerts; returns how many were sent."""

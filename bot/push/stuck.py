@@ -16,13 +16,12 @@ past_deadline``, the rule the worker enforces), and a grace period lets the work
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
-from taskops.bot.outage import Streak
+from taskops.bot.outage import periodic
 from taskops.bot.push import alerts, messages
 from taskops.bot.push.changes import view_body
 from taskops.bot.push.options import PushOptions
@@ -56,19 +55,8 @@ class StuckWatch:
         self.notifications = notifications
 
     async def run(self) -> None:
-        streak = Streak("stuck-task check")
-        while True:
-            await asyncio.sleep(self.options.stuck_check_seconds)
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # The next check comes soon enough: no pause of its own.
-                if not await streak.failed(self.store, error, pause=False):
-                    log.exception("stuck-task check failed; trying again later")
-            else:
-                streak.ok()
+        await periodic(self.store, "stuck-task check", self.options.stuck_check_seconds,
+                       self.check)
 
     async def reason(self, task: Task, now: datetime,
                      active_at: datetime | None = None) -> StuckReason | None:
