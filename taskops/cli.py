@@ -151,11 +151,47 @@ async def _cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT or SIGTERM. Stopping is bounded: a stop that has not finished within
+    STOP_DEADLINE_SECONDS, or a second signal, ends the process at once, saying what it was
+    still waiting for. Nothing is lost by that: runs continue from their journal and push
+    from its saved cursors, as after a crash; a process that would not stop is worse (its
+    supervisor waits, and a deploy hangs)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            _exit_now("a second signal")
+            return
+        stop.set()
+        loop.call_later(STOP_DEADLINE_SECONDS, _exit_now,
+                        f"stopping took longer than {STOP_DEADLINE_SECONDS:g} s")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return stop
+
+
+#: how long a stop may take before the process ends without finishing it
+STOP_DEADLINE_SECONDS = 10.0
+EXIT_STOP_OVERDUE = 1
+
+
+def _exit_now(why: str) -> None:
+    """End the process now, naming every task it was still waiting for and where."""
+    current = asyncio.current_task()
+    pending = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        frames = task.get_stack(limit=1)
+        where = (f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames
+                 else "not started")
+        pending.append(f"{task.get_name()} at {where}")
+    log.warning("%s; exiting with %d task(s) pending: %s", why, len(pending),
+                "; ".join(sorted(pending)) or "none")
+    logging.shutdown()  # flush the log: os._exit skips it
+    os._exit(EXIT_STOP_OVERDUE)
 
 
 def _worker_id(name: str | None) -> str | None:

@@ -130,3 +130,53 @@ async def test_migrate_submit_and_seed(tmp_path: Path) -> None:
                                    cwd=tmp_path)
     assert code == 0, err
     assert out.startswith("seeded 50 tasks")
+
+
+# A process whose stop hangs (here: a task that ignores cancellation, as a library call
+# stuck in a retry sleep would) is ended at the stop deadline, naming what it waited for.
+HANGING_STOP = """
+import asyncio, logging, sys
+import taskops.cli as cli
+cli.STOP_DEADLINE_SECONDS = float(sys.argv[1])
+logging.basicConfig(level=logging.INFO)
+
+async def stuck_in_cleanup():
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+async def main():
+    stop = cli._stop_on_signals()
+    asyncio.create_task(stuck_in_cleanup(), name="stuck-cleanup")
+    print("ready", flush=True)
+    await stop.wait()
+    await asyncio.Event().wait()  # the stop never finishes
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("deadline", "signals"), [(0.5, 1), (60.0, 2)])
+async def test_a_stop_that_hangs_ends_at_the_deadline_or_a_second_signal(
+        tmp_path: Path, deadline: float, signals: int) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HANGING_STOP, str(deadline), env=process_env({}), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"ready\n"
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.2)
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stderr = err.decode()
+    assert proc.returncode == 1, stderr
+    why = "a second signal" if signals == 2 else "stopping took longer than"
+    assert why in stderr, stderr
+    assert "stuck-cleanup at <string>:10" in stderr, stderr

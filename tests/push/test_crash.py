@@ -119,7 +119,13 @@ async def test_kill_9_mid_burst_and_restart_delivers_every_change_once(
             lambda: all(set(delivered(fakegram)[c]) == set(expected[c]) for c in ADMINS),
             timeout=60, message="not every change arrived after the restart")
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 20)
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            raise AssertionError(f"SIGTERM did not stop the bot: {log.read_text()[-3000:]}") \
+                from None
+        # A stop that overran its deadline exits 1, naming what it waited for.
+        assert proc.returncode == 0, log.read_text()[-3000:]
     finally:
         await store.close()
     seen = delivered(fakegram)
