@@ -106,16 +106,36 @@ class PressTiming:
     started: float  # perf_counter when the update was handed to the fake
 
 
+#: PressTiming.edit_status of a press the bot settled with its answer alone
+NO_EDIT = 0
+#: how long after the answer an edit of an unchanged page would still count (it would be
+#: sent beside the answer); outside the timing
+LATE_EDIT_GRACE = 0.05
+
+
 async def timed_press(server: FakeTelegram, watch: CallWatch, user: int, message: FakeMessage,
-                      callback_data: str, *, timeout: float = ROUND_TRIP_TIMEOUT) -> PressTiming:
-    """Press a button and wait until the press is settled: edited and answered."""
+                      callback_data: str, *, timeout: float = ROUND_TRIP_TIMEOUT,
+                      changes: bool = True) -> PressTiming:
+    """Press a button and wait until the press is settled: edited and answered. A press
+    that does not change the message (``changes=False``: the same page again) is settled
+    by its answer; the bot skips an edit Telegram would refuse as "not modified", and if
+    it edits anyway, the edit counts."""
     edited = watch.expect(is_edit_of(message))
     start = time.perf_counter()
     query_id = await server.press(user, message.chat, message.message_id, callback_data)
     answered = watch.expect(is_answer_of(query_id))
     try:
-        (edit_at, call), (answer_at, _) = await asyncio.wait_for(
-            asyncio.gather(edited, answered), timeout)
+        if changes:
+            (edit_at, call), (answer_at, _) = await asyncio.wait_for(
+                asyncio.gather(edited, answered), timeout)
+        else:
+            answer_at, _ = await asyncio.wait_for(answered, timeout)
+            try:
+                edit_at, call = await asyncio.wait_for(edited, LATE_EDIT_GRACE)
+            except TimeoutError:
+                return PressTiming((answer_at - start) * 1000, (answer_at - start) * 1000,
+                                   NO_EDIT, start)
+            edit_at = max(edit_at, answer_at)
     except TimeoutError:
         edited.cancel()
         answered.cancel()

@@ -22,7 +22,9 @@ over HTTP. A sample is one combination:
 2. timed: the press — "first" PAGE 1 (⏮), "last" PAGE <page count> (⏭), "middle",
    "random" and "deep" PAGE N (a typed ``page:N`` reads the same), "next" Next ▶ and
    "prev" ◀ Prev (keyset, from the rows shown); from the fake being handed the press to
-   the fake recording the edited message (bench/latency_common.py);
+   the fake recording the edited message (bench/latency_common.py), or, for a press of
+   the page already shown (a list of one page), its answer: the bot does not send an
+   edit Telegram would refuse as "not modified";
 3. timed: one press of the floor's button.
 
 Each combination runs --repeat times, in a fresh shuffled order per round, spread over
@@ -64,6 +66,7 @@ from bench.common import (
 from bench.console_latency import BenchClock, Console, Lane, close_console, open_console
 from bench.echo_floor import FloorBench
 from bench.latency_common import (
+    NO_EDIT,
     ROUND_TRIP_TIMEOUT,
     CpuWatch,
     PressTiming,
@@ -102,6 +105,8 @@ class EngineRun:
     load_start: str = ""
     load_end: str = ""
     not_modified: int = 0
+    #: presses of the page shown (the bot answered without an edit)
+    unchanged: int = 0
 
 
 def view_key(lane: Lane) -> str:
@@ -158,7 +163,8 @@ async def one(console: Console, floor: FloorBench, lane: Lane, combo: Combo,
         data = button_data(lane.message, target)
     else:
         data = Callback(Action.PAGE, view_key(lane), str(target)).encode()
-    timing = await timed_press(console.server, console.watch, lane.user_id, lane.message, data)
+    timing = await timed_press(console.server, console.watch, lane.user_id, lane.message, data,
+                               changes=target != start_page)
     await asyncio.sleep(console.gap)
     floor_timing = await floor.press()
     await asyncio.sleep(console.gap)
@@ -235,7 +241,9 @@ async def bench_engine(kind: str, args: argparse.Namespace) -> EngineRun:
                     run.samples.append(await one(console, floor, lane, combos[i], counts[i]))
             run.unfiltered = await unfiltered(console, floor, args.unfiltered)
             run.other_cores = cpu.other_cores()
-            run.not_modified = sum(s.press.edit_status != 200 for s in run.samples)
+            run.not_modified = sum(s.press.edit_status not in (200, NO_EDIT)
+                                   for s in run.samples)
+            run.unchanged = sum(s.press.edit_status == NO_EDIT for s in run.samples)
     finally:
         await close_console(console)
     run.load_end = load_average()
@@ -272,7 +280,8 @@ def report(run: EngineRun) -> str:
     lines = [f"### through the bot: {run.kind}, {run.tasks:,} tasks", "",
              markdown_table(["", "p50 / p95 / max ms"], rows), "",
              f"Matrix presses: {len(press)}; over {BUDGET_P95:.0f} ms: {over / len(press):.1%}; "
-             f"over {BUDGET_MAX:.0f} ms: {sum(p > BUDGET_MAX for p in press)}; edits answered "
+             f"over {BUDGET_MAX:.0f} ms: {sum(p > BUDGET_MAX for p in press)}; presses of the page "
+             f"shown, settled by the answer (no edit): {run.unchanged}; edits answered "
              f"'not modified': {run.not_modified}. Load {run.load_start} → {run.load_end}; "
              f"other processes kept {run.other_cores:.2f} cores busy on average.", ""]
     worst = sorted(run.samples, key=lambda s: -s.press.edit_ms)[:10]

@@ -97,6 +97,8 @@ class Press:
     callback: Callback
     view: ViewRecord
     message: MaybeInaccessibleMessage
+    #: the message shows the keyboard this process last gave it (so, what it last rendered)
+    shows_ours: bool
 
     @property
     def key(self) -> str:
@@ -133,14 +135,15 @@ async def load_view_press(update: Update, context: ContextTypes.DEFAULT_TYPE,
     # The cached view is what this process last wrote; if the message still shows the
     # keyboard this process gave it, nobody else (another replica) has changed it since.
     shown = keyboard_print(getattr(message, "reply_markup", None))
-    if record is None or shown is None or d.keyboards.get(callback.view) != shown:
+    ours = shown is not None and d.keyboards.get(callback.view) == shown
+    if record is None or not ours:
         record = await d.store.console.get(callback.view)
     if (record is None or record.kind not in kinds or message is None
             or record.chat_id != message.chat.id
             or not is_admin(update, d.settings.telegram.admin_ids)):
         await answer(query, expired)
         return None
-    return Press(query, callback, record, message)
+    return Press(query, callback, record, message, ours)
 
 
 async def load_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ConsolePress | None:
@@ -153,7 +156,8 @@ async def load_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Cons
     except ViewExpired:
         await answer(press.query, EXPIRED)
         return None
-    return ConsolePress(press.query, press.callback, press.view, press.message, state)
+    return ConsolePress(press.query, press.callback, press.view, press.message,
+                        press.shows_ours, state)
 
 
 async def press_task(d: Deps, press: Press, task_id: int) -> Task | None:

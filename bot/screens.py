@@ -107,6 +107,7 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
     message = await update.effective_message.reply_text(rendered.text,
                                                         reply_markup=rendered.keyboard)
     await d.store.console.save(key, encode(state), message_id=message.message_id)
+    d.rendered[key] = fingerprint(rendered)
     shown(d, key, rendered)
 
 
@@ -128,12 +129,21 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, 
     d = deps(context)
     rendered, state = await render_state(d, state, press.key, request,
                                          chat_id=press.view.chat_id)
-    d.rendered[press.key] = fingerprint(rendered)
-    # One chat's presses are handled one at a time (bot/updates.py), so saving alongside
-    # the edit cannot let a quick next press read the old state.
-    await asyncio.gather(d.store.console.save(press.key, encode(state)),
-                         answer(press.query, toast, alert),
-                         _edit_pressed(press.message, rendered))
+    shows = fingerprint(rendered)
+    if press.shows_ours and d.rendered.get(press.key) == shows:
+        # The message already shows exactly this (Telegram would refuse the edit as "not
+        # modified"): one request, not two.
+        await answer(press.query, toast, alert)
+    else:
+        await asyncio.gather(answer(press.query, toast, alert),
+                             _edit_pressed(press.message, rendered))
+    # Remembered only once shown: a failed edit must not pass for the message's content.
+    d.rendered[press.key] = shows
+    # Saved after the edit, not beside it: the save's round trips would delay the edit.
+    # One chat's presses are handled one at a time (bot/updates.py), so a quick next press
+    # still finds the new state. The keyboard is marked as ours only once saved: until
+    # then a press reads the view from the store.
+    await d.store.console.save(press.key, encode(state))
     shown(d, press.key, rendered)
 
 
