@@ -14,25 +14,29 @@ failures to the store's health state.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, literal_column
+from sqlalchemy import Engine, create_engine, event, literal_column
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, QueuePool
 
 from taskops import metrics
 from taskops.config import Settings
@@ -61,16 +65,34 @@ CONNECT_SECONDS = 10.0
 POSTGRESQL_SETTINGS = {"plan_cache_mode": "force_custom_plan", "work_mem": "32MB"}
 
 
+#: threads that run SQLite reads whole (see ``Database.run_read``)
+SQLITE_READ_THREADS = 4
+
+T = TypeVar("T")
+E = TypeVar("E", AsyncEngine, Engine)
+
+
+@dataclass(frozen=True)
+class SyncReads:
+    """SQLite only: the reader and its quick twin on the synchronous driver, and the
+    threads that run a read on them in one go (``Database.run_read``)."""
+
+    read: Engine
+    quick_read: Engine
+    threads: ThreadPoolExecutor
+
+
 @dataclass(frozen=True)
 class Engines:
     """A reader and a writer engine (the same engine on PostgreSQL), their quick twins,
-    and the health state they report to."""
+    the health state they report to, and (SQLite) the synchronous readers."""
 
     read: AsyncEngine
     write: AsyncEngine
     quick_read: AsyncEngine
     quick_write: AsyncEngine
     health: StoreHealth
+    sync_reads: SyncReads | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -80,19 +102,24 @@ class Engines:
         for engine in {id(e): e for e in (self.write, self.read, self.quick_write,
                                           self.quick_read)}.values():
             await engine.dispose()
+        if self.sync_reads is not None:
+            self.sync_reads.threads.shutdown(wait=True)
+            self.sync_reads.read.dispose()
+            self.sync_reads.quick_read.dispose()
 
 
-def _report_to(engine: AsyncEngine, contact: Contact) -> AsyncEngine:
+def _report_to(engine: E, contact: Contact) -> E:
     """Every statement that succeeds is a contact; every transient failure marks the path
     as away (a failed pre-ping is not one: the pool just reconnects)."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    @event.listens_for(sync_engine, "before_cursor_execute")
     def _started(_conn: Any, _cursor: Any, _statement: Any, _parameters: Any,
                  context: Any, _executemany: bool) -> None:
         if metrics.enabled() and context is not None:
             context.taskops_started = time.perf_counter()
 
-    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    @event.listens_for(sync_engine, "after_cursor_execute")
     def _answered(_conn: Any, _cursor: Any, _statement: Any, _parameters: Any,
                   context: Any, _executemany: bool) -> None:
         contact.answered()
@@ -100,7 +127,7 @@ def _report_to(engine: AsyncEngine, contact: Contact) -> AsyncEngine:
         if started is not None:
             metrics.store_statement(time.perf_counter() - started)
 
-    @event.listens_for(engine.sync_engine, "handle_error")
+    @event.listens_for(sync_engine, "handle_error")
     def _failed(context: ExceptionContext) -> None:
         error = context.sqlalchemy_exception or context.original_exception
         if context.is_pre_ping:
@@ -141,9 +168,26 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool,
     # takes no pool_timeout (the quick engines need one) and reconnects per statement.
     engine = create_async_engine(url, echo=echo, poolclass=AsyncAdaptedQueuePool,
                                  pool_timeout=pool_timeout, json_deserializer=_sqlite_json)
-    engine.sync_engine.dialect.statement_compiler = _HintingSQLiteCompiler
+    _sqlite_setup(engine.sync_engine, immediate=immediate, busy_timeout_ms=busy_timeout_ms)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _sqlite_sync_reader(url: str, *, echo: bool, busy_timeout_ms: int,
+                        pool_timeout: float) -> Engine:
+    """The reader on the synchronous driver (sqlite3): the same file, pragmas and SQL."""
+    sync_url = make_url(url).set(drivername="sqlite")
+    # Connections move between the read threads (one read at a time on each).
+    engine = create_engine(sync_url, echo=echo, poolclass=QueuePool, pool_timeout=pool_timeout,
+                           pool_size=SQLITE_READ_THREADS, json_deserializer=_sqlite_json,
+                           connect_args={"check_same_thread": False})
+    _sqlite_setup(engine, immediate=False, busy_timeout_ms=busy_timeout_ms)
+    return engine
+
+
+def _sqlite_setup(engine: Engine, *, immediate: bool, busy_timeout_ms: int) -> None:
+    engine.dialect.statement_compiler = _HintingSQLiteCompiler
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (the driver's own is deferred).
         dbapi_conn.isolation_level = None
@@ -154,11 +198,9 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool,
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
 
 
 def create_engines(url: str, *, echo: bool = False, pool_size: int = 10,
@@ -176,7 +218,17 @@ def create_engines(url: str, *, echo: bool = False, pool_size: int = 10,
                                   busy_timeout_ms=QUICK_BUSY_TIMEOUT_MS,
                                   pool_timeout=QUICK_POOL_SECONDS)
 
+        sync_reads = SyncReads(
+            read=_report_to(_sqlite_sync_reader(url, echo=echo,
+                                                busy_timeout_ms=sqlite_busy_timeout_ms,
+                                                pool_timeout=30.0), health.read),
+            quick_read=_report_to(_sqlite_sync_reader(url, echo=echo,
+                                                      busy_timeout_ms=QUICK_BUSY_TIMEOUT_MS,
+                                                      pool_timeout=QUICK_POOL_SECONDS),
+                                  health.read),
+            threads=ThreadPoolExecutor(SQLITE_READ_THREADS, thread_name_prefix="sqlite-read"))
         return Engines(
+            sync_reads=sync_reads,
             read=_report_to(_sqlite_engine(url, immediate=False, echo=echo,
                                            busy_timeout_ms=sqlite_busy_timeout_ms),
                             health.read),
@@ -253,24 +305,80 @@ class Database:
         async with self._quick(self.engines.quick_read, self.health.read, begin=False) as conn:
             yield conn
 
+    async def run_read(self, read: Callable[[AsyncConnection], Coroutine[Any, Any, T]]) -> T:
+        """``read(conn)`` on one read connection. On SQLite it runs whole on a read thread,
+        on the synchronous driver: one hand-over between threads for the whole read, where
+        aiosqlite makes about four per statement (cursor, execute, fetch, close), each
+        waiting for the event loop's turn — most of a list page's time. ``read`` is an
+        ordinary store read (it awaits nothing but ``conn.execute``), run to completion
+        without an event loop: see :class:`_SyncReadConnection`."""
+        sync = self.engines.sync_reads
+        if sync is None:
+            async with self.read() as conn:
+                return await read(conn)
+        quick_call = is_quick()
+        engine = sync.quick_read if quick_call else sync.read
+
+        def whole() -> T:
+            with engine.connect() as conn:
+                return _run_to_completion(read(cast(AsyncConnection, _SyncReadConnection(conn))))
+
+        loop = asyncio.get_running_loop()
+        call = contextvars.copy_context().run
+        if not quick_call:
+            return await loop.run_in_executor(sync.threads, call, whole)
+        with self._unavailable_on_fault(self.health.read):
+            return await loop.run_in_executor(sync.threads, call, whole)
+
     @asynccontextmanager
     async def _quick(self, engine: AsyncEngine, contact: Contact, *,
                      begin: bool) -> AsyncIterator[AsyncConnection]:
         """A quick caller's connection: a transient failure becomes StoreUnavailable."""
+        with self._unavailable_on_fault(contact):
+            if begin:
+                async with engine.begin() as conn:
+                    yield conn
+            else:
+                async with engine.connect() as conn:
+                    yield conn
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _unavailable_on_fault(contact: Contact) -> Iterator[None]:
         with contact.probe():
             try:
-                if begin:
-                    async with engine.begin() as conn:
-                        yield conn
-                else:
-                    async with engine.connect() as conn:
-                        yield conn
+                yield
             except Exception as error:
                 if not is_transient(error):
                     raise
                 if not contact.away:  # e.g. no pooled connection came free in time
                     contact.failed(error)
                 raise contact.unavailable(error) from error
+
+
+class _SyncReadConnection:
+    """What a store read uses of an ``AsyncConnection`` (``execute``, ``dialect``), on a
+    synchronous connection. A read coroutine given one never suspends, so it runs to
+    completion on the thread that drives it (:func:`_run_to_completion`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Any:
+        return self._conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._conn.execute(statement, parameters, **kwargs)
+
+
+def _run_to_completion(read: Coroutine[Any, Any, T]) -> T:
+    try:
+        read.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    read.close()
+    raise RuntimeError("a store read awaited something other than its connection")
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:

@@ -288,9 +288,9 @@ class TaskStore:
         filters = filters or ListFilters()
         sort = sort or Sort()
         size = page_size or self.settings.ui.page_size
-        async with self.db.read() as conn:
-            return await listing.list_tasks(conn, filters, sort, page, size,
-                                            tz=self.tz, now=self.clock())
+        now = self.clock()
+        return await self.db.run_read(lambda conn: listing.list_tasks(
+            conn, filters, sort, page, size, tz=self.tz, now=now))
 
     async def provider_options(self, filters: ListFilters | None = None
                                ) -> list[ProviderChoice]:
