@@ -3,7 +3,7 @@ real console message, against the bare python-telegram-bot floor, interleaved.
 
     python bench/list_bot.py [--tasks 1000000] [--db sqlite|postgresql|both]
         [--combos 400] [--repeat 3] [--seed S] [--lanes 24] [--gap-ms 50]
-        [--unfiltered 300]
+        [--unfiltered 300] [--aiosqlite-reads]
 
 The databases are bench/list_tasks.py's (``bench/data/list_tasks_<N>.db`` and
 ``taskops_bench_list_<N>``): seeded by it if missing (run it with --keep first to time
@@ -214,6 +214,8 @@ async def bench_engine(kind: str, args: argparse.Namespace) -> EngineRun:
     run = EngineRun(kind, args.tasks, load_start=load_average())
     console = await open_console(url_of(kind, args.tasks), BenchClock(NOW), args.gap_ms / 1000,
                                  args.lanes)
+    if args.aiosqlite_reads:  # the design before storage.db.Database.run_read, to compare
+        object.__setattr__(console.store.db.engines, "sync_reads", None)
     try:
         async with FloorBench() as floor:
             store = console.store
@@ -309,6 +311,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=int, default=24)
     parser.add_argument("--gap-ms", type=float, default=50.0)
     parser.add_argument("--unfiltered", type=int, default=300)
+    parser.add_argument("--aiosqlite-reads", action="store_true",
+                        help="SQLite: read list pages through aiosqlite, statement by statement "
+                             "(the design before the read threads), for comparison")
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
