@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -26,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage.db import Database
 from taskops.storage.models import AuditRow, ConsoleStateRow, SavedViewRow
+from taskops.storage.recent import RecentMap
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 8
@@ -116,64 +115,30 @@ class ViewCache:
     replica may have changed it, the bot reads it — see ``bot/press.py``)."""
 
     def __init__(self, size: int = 4096, idle_seconds: float = VIEW_IDLE_SECONDS) -> None:
-        self.size = size
-        self.idle_seconds = idle_seconds
-        self._views: OrderedDict[str, ViewRecord] = OrderedDict()
-        #: when each view was last read or written here (monotonic), in the same order
-        self._used: dict[str, float] = {}
-        #: bumped by every write: a read that a write overtook is not cached
-        self._writes = 0
+        self._views: RecentMap[str, ViewRecord] = RecentMap(size, idle_seconds, idle=True)
 
     def get(self, key: str) -> ViewRecord | None:
-        view = self._views.get(key)
-        if view is not None:
-            self._views.move_to_end(key)
-            self._used[key] = time.monotonic()
-        return view
+        return self._views.get(key)
 
     @property
     def writes(self) -> int:
-        return self._writes
+        return self._views.writes
 
     def read(self, view: ViewRecord, writes_before: int) -> None:
         """Cache a view read from the store, unless a write came in while it was read."""
-        if self._writes == writes_before:
-            self._put(view)
+        self._views.put_read(view.key, view, writes_before)
 
     def put(self, view: ViewRecord) -> None:
-        self._writes += 1
-        self._put(view)
-
-    def _put(self, view: ViewRecord) -> None:
-        now = time.monotonic()
-        self._views[view.key] = view
-        self._views.move_to_end(view.key)
-        self._used[view.key] = now
-        # Least recently used first: drop while over the size, or idle too long.
-        while True:
-            key = next(iter(self._views))
-            if len(self._views) <= self.size and now - self._used[key] < self.idle_seconds:
-                break
-            self._pop(key)
-
-    def _pop(self, key: str) -> None:
-        self._views.pop(key, None)
-        self._used.pop(key, None)
+        self._views.put(view.key, view)
 
     def change(self, key: str, **changes: Any) -> None:
-        self._writes += 1
-        view = self._views.get(key)
-        if view is not None:
-            self._views[key] = replace(view, **changes)
+        self._views.change(key, lambda view: replace(view, **changes))
 
     def forget(self, key: str) -> None:
-        self._writes += 1
-        self._pop(key)
+        self._views.forget(key)
 
     def forget_unused(self, before: datetime) -> None:
-        self._writes += 1
-        for key in [k for k, v in self._views.items() if v.updated_at < before]:
-            self._pop(key)
+        self._views.forget_where(lambda view: view.updated_at < before)
 
 
 #: How long a chat's saved views are served from memory. Every list render shows them, so
@@ -188,9 +153,9 @@ class ConsoleStore:
     def __init__(self, db: Database, cache: ViewCache | None = None) -> None:
         self.db = db
         self.cache = cache or ViewCache()
-        self._saved: OrderedDict[int, tuple[float, tuple[SavedView, ...]]] = OrderedDict()
-        #: bumped by every saved-view write: a read that a write overtook is not cached
-        self._saved_writes = 0
+        #: each chat's saved views, by chat id
+        self.saved_cache: RecentMap[int, tuple[SavedView, ...]] = RecentMap(
+            SAVED_VIEWS_CHATS, SAVED_VIEWS_TTL_S, idle=False)
 
     # --- one view by key -------------------------------------------------------------------
 
@@ -390,34 +355,27 @@ class ConsoleStore:
     # --- saved views -----------------------------------------------------------------------
 
     async def saved_views(self, chat_id: int) -> list[SavedView]:
-        cached = self._saved.get(chat_id)
-        if cached is not None and time.monotonic() - cached[0] < SAVED_VIEWS_TTL_S:
-            self._saved.move_to_end(chat_id)
-            return list(cached[1])
-        writes_before = self._saved_writes
+        cached = self.saved_cache.get(chat_id)
+        if cached is not None:
+            return list(cached)
+        writes_before = self.saved_cache.writes
         async with self.db.read() as conn:
             rows = await conn.execute(select(SavedViewRow).where(
                 SavedViewRow.chat_id == chat_id).order_by(SavedViewRow.id))
             views = tuple(SavedView(r.id, r.chat_id, r.name, dict(r.body)) for r in rows)
-        if self._saved_writes == writes_before:
-            self._saved[chat_id] = (time.monotonic(), views)
-            self._saved.move_to_end(chat_id)
-            while len(self._saved) > SAVED_VIEWS_CHATS:
-                self._saved.popitem(last=False)
+        self.saved_cache.put_read(chat_id, views, writes_before)
         return list(views)
 
     @asynccontextmanager
     async def _saved_write(self, chat_id: int) -> AsyncIterator[AsyncConnection]:
         """A write of the chat's saved views: its cache entry is dropped, and a read that
         ran while the write was on its way is not cached (counted before and after)."""
-        self._saved_writes += 1
-        self._saved.pop(chat_id, None)
+        self.saved_cache.forget(chat_id)
         try:
             async with self.db.write() as conn:
                 yield conn
         finally:
-            self._saved_writes += 1
-            self._saved.pop(chat_id, None)
+            self.saved_cache.forget(chat_id)
 
     async def saved_view(self, chat_id: int, view_id: int) -> SavedView | None:
         async with self.db.read() as conn:

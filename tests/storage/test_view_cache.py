@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from taskops.storage import console
+from taskops.storage import console, recent
 from taskops.storage.console import ViewUpdate
 from taskops.storage.models import ConsoleStateRow
 from taskops.storage.push_store import delivery_key
@@ -94,7 +94,7 @@ async def test_saved_views_are_cached_and_this_process_writes_drop_them(
         # Another replica's once the entry is older than the TTL.
         assert await replica.console.delete_view(5, paused)
         assert [v.name for v in await views.saved_views(5)] == ["Paused"]
-        monkeypatch.setattr(console, "SAVED_VIEWS_TTL_S", 0.0)
+        monkeypatch.setattr(views.saved_cache, "max_age", 0.0)
         assert await views.saved_views(5) == []
     finally:
         await replica.close()
@@ -133,7 +133,7 @@ async def test_latest_used_since_is_each_chats_newest_unmarked_view(store: TaskS
 
 def test_views_idle_too_long_leave_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
-    monkeypatch.setattr(console.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(recent.time, "monotonic", lambda: now[0])
     cache = console.ViewCache(size=3, idle_seconds=60)
 
     def view(key: str) -> console.ViewRecord:
