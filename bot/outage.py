@@ -151,6 +151,32 @@ class Streak:
         self.attempt = 0
 
 
+async def repeat(store: TaskStore, what: str, step: Callable[[], Awaitable[Any]],
+                 wait: Callable[[], Awaitable[Any]], *,
+                 going: Callable[[], bool] = lambda: True) -> None:
+    """Run ``step`` again and again while ``going()``, awaiting ``wait()`` between runs. A
+    store fault pauses (:class:`Streak`, logged once) and tries again; anything else is
+    logged with its traceback once per run of failures and waits like a success, so a
+    step that keeps failing never spins."""
+    streak = Streak(what)
+    failing = False
+    while going():
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if await streak.failed(store, error):
+                continue
+            if not failing:
+                log.exception("%s failed; trying again", what)
+            failing = True
+        else:
+            failing = False
+            streak.ok()
+        await wait()
+
+
 async def periodic(store: TaskStore, what: str, every: float,
                    check: Callable[[], Awaitable[Any]]) -> None:
     """Run ``check`` every ``every`` seconds for ever: a store fault is logged once per

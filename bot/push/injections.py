@@ -21,7 +21,7 @@ import logging
 import time
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
-from taskops.bot.outage import Streak
+from taskops.bot.outage import repeat
 from taskops.bot.push import messages
 from taskops.bot.push.feed import Batch, FeedReader
 from taskops.bot.push.options import PushOptions
@@ -81,26 +81,13 @@ class InjectionRelay:
                 await self._save_now()
 
     async def _loop(self) -> None:
-        failing = False
-        streak = Streak("task results for Telegram chats")
-        while True:
-            try:
-                await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if await streak.failed(self.store, error):
-                    continue
-                if not failing:
-                    log.exception("task results for Telegram chats failed; retrying")
-                failing = True
-            else:
-                failing = False
-                streak.ok()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.options.poll_seconds)
-                await asyncio.sleep(self.options.coalesce_seconds)
-            self.wake.clear()
+        await repeat(self.store, "task results for Telegram chats", self.drain, self._woken)
+
+    async def _woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), self.options.poll_seconds)
+            await asyncio.sleep(self.options.coalesce_seconds)
+        self.wake.clear()
 
     async def _load_cursor(self) -> str:
         record = await self.store.console.get(CURSOR_KEY)

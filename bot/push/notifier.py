@@ -30,7 +30,7 @@ from typing import Any
 from taskops.bot import digest_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.flood import PUSH
-from taskops.bot.outage import Streak
+from taskops.bot.outage import repeat
 from taskops.bot.push import alerts, messages
 from taskops.bot.push.changes import Change, covered_by, matching, view_body
 from taskops.bot.push.digest import DeliveryState, Digest
@@ -100,33 +100,25 @@ class ChatWorker:
         self.cursor, self._unsaved, self._saved_at = cursor, False, time.monotonic()
 
     async def _loop(self) -> None:
-        failing = False
         loaded = False
-        streak = Streak(f"notifications for chat {self.chat_id}")
-        while not self.gone:
-            try:
-                if not loaded:
-                    await self.load()
-                    loaded = True
-                await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # The database may be away for a while: keep the cursor, try again.
-                if await streak.failed(self.store, error):
-                    continue
-                if not failing:
-                    log.exception("notifications for chat %s failed; retrying", self.chat_id)
-                failing = True
-                await asyncio.sleep(self.options.poll_seconds)
-                continue
-            failing = False
-            streak.ok()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.options.poll_seconds)
-                # A burst signals every change: let a few gather before reading.
-                await asyncio.sleep(self.options.coalesce_seconds)
-            self.wake.clear()
+
+        async def step() -> None:
+            nonlocal loaded
+            if not loaded:
+                await self.load()
+                loaded = True
+            await self.drain()
+
+        # The database may be away for a while: the cursor is kept, and read again after.
+        await repeat(self.store, f"notifications for chat {self.chat_id}", step, self._woken,
+                     going=lambda: not self.gone)
+
+    async def _woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), self.options.poll_seconds)
+            # A burst signals every change: let a few gather before reading.
+            await asyncio.sleep(self.options.coalesce_seconds)
+        self.wake.clear()
 
     async def drain(self) -> None:
         while not self.gone:
@@ -386,26 +378,19 @@ class Notifier:
             self.resync.set()
 
     async def run(self) -> None:
-        streak = Streak("notifier: reading subscriptions")
         try:
-            while True:
-                try:
-                    await self._supervise()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    if not await streak.failed(self.store, error):
-                        log.exception("notifier: could not read subscriptions; retrying")
-                    continue
-                streak.ok()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.resync.wait(), self.options.poll_seconds)
-                self.resync.clear()
+            await repeat(self.store, "notifier: reading subscriptions", self._supervise,
+                         self._resync_asked)
         finally:
             for _, task in self.workers.values():
                 task.cancel()
             await asyncio.gather(*(t for _, t in self.workers.values()),
                                  return_exceptions=True)
+
+    async def _resync_asked(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.resync.wait(), self.options.poll_seconds)
+        self.resync.clear()
 
     async def _supervise(self) -> None:
         chats = {s.chat_id for s in await self.store.push.subscriptions()}
