@@ -81,7 +81,7 @@ async def refresh_lists(app: AnyApp) -> int:
         except TelegramError as exc:
             log.warning("refresh of list %s failed: %s", view.key, exc)
             continue
-        d.rendered[view.key] = shown
+        d.rendered.put(view.key, shown)
     return edited
 
 

@@ -107,7 +107,7 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
     message = await update.effective_message.reply_text(rendered.text,
                                                         reply_markup=rendered.keyboard)
     await d.store.console.save(key, encode(state), message_id=message.message_id)
-    d.rendered[key] = fingerprint(rendered)
+    d.rendered.put(key, fingerprint(rendered))
     shown(d, key, rendered)
 
 
@@ -116,7 +116,7 @@ async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: V
     d = deps(context)
     rendered, state = await render_state(d, state.used(), view.key, chat_id=view.chat_id)
     await d.store.console.save(view.key, encode(state))
-    d.rendered[view.key] = fingerprint(rendered)
+    d.rendered.put(view.key, fingerprint(rendered))
     assert view.message_id is not None
     await edit_by_id(context.bot, view.chat_id, view.message_id, rendered)
     shown(d, view.key, rendered)
@@ -138,7 +138,7 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, 
         await asyncio.gather(answer(press.query, toast, alert),
                              _edit_pressed(press.message, rendered))
     # Remembered only once shown: a failed edit must not pass for the message's content.
-    d.rendered[press.key] = shows
+    d.rendered.put(press.key, shows)
     # Saved after the edit, not beside it: the save's round trips would delay the edit.
     # One chat's presses are handled one at a time (bot/updates.py), so a quick next press
     # still finds the new state. The keyboard is marked as ours only once saved: until
@@ -147,19 +147,14 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, 
     shown(d, press.key, rendered)
 
 
-#: keyboards remembered at most (a process serves a few hundred live messages)
-KEYBOARDS_KEPT = 4096
-
-
 def shown(d: Deps, key: str, rendered: Rendered) -> None:
     """Remember the keyboard a console message now has: a press that brings it back acts
     on the view as cached (``bot/press.py``), with no read of the store."""
-    d.keyboards.pop(key, None)
-    if len(d.keyboards) >= KEYBOARDS_KEPT:
-        del d.keyboards[next(iter(d.keyboards))]
     fp = keyboard_print(rendered.keyboard)
     if fp is not None:
-        d.keyboards[key] = fp
+        d.keyboards.put(key, fp)
+    else:
+        d.keyboards.forget(key)
 
 
 async def _edit_pressed(message: object, rendered: Rendered) -> None:

@@ -232,7 +232,7 @@ class LiveEditor:
             return False
         if not await self.store.console.save_if(view.key, view.body, encode(new_state)):
             return False  # pressed meanwhile: that press rendered the message
-        d.rendered[view.key] = shown
+        d.rendered.put(view.key, shown)
         self.last_edit[view.key] = time.monotonic()
         try:
             assert view.message_id is not None
@@ -248,7 +248,7 @@ class LiveEditor:
             log.warning("live view %s in chat %s not edited (%s); trying again", view.key,
                         view.chat_id, exc)
             self.marks[view.key] = (-1, "")  # still owed: the next pass edits again
-            d.rendered.pop(view.key, None)
+            d.rendered.forget(view.key)
             return False
         if ended and followed:
             await self.store.console.delete(follow_key(view.key))
