@@ -14,6 +14,7 @@ What is caught, for each secret of at least :data:`MIN_SECRET` characters:
 * any piece of it (of any of those spellings) of :data:`FRAGMENT` or more characters that
   is not only digits — a key cut short in an echo (``Bearer sk-abc…``), or split across
   two messages or log lines;
+* the secret's bytes as a hex dump (either case), and any piece of that as above;
 * the secret base64-encoded (standard or URL-safe alphabet) inside any base64 text, at
   any of the three alignments it may fall on — a ``Basic`` header's ``user:password``,
   a config or payload dump — found by the characters that only the secret's own bytes
@@ -22,9 +23,9 @@ What is caught, for each secret of at least :data:`MIN_SECRET` characters:
   a Telegram bot token (``123456:AA…``), configured or not.
 
 What is not: pieces shorter than :data:`FRAGMENT` characters (a secret split into pieces
-that small cannot be told from ordinary text), other encodings (hex dumps, base64 of an
-already %-encoded spelling), and secrets shorter than :data:`MIN_SECRET` (``check-config``
-warns of those).
+that small cannot be told from ordinary text), other encodings (hex with separators
+between the bytes, base64 of an already %-encoded spelling), and secrets shorter than
+:data:`MIN_SECRET` (``check-config`` warns of those).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def spellings(secret: str) -> set[str]:
         out |= {json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
                 repr(base)[1:-1], html.escape(base), html.escape(base, quote=False)}
     out |= base64_cores(secret)
+    # A hex dump of the bytes (a payload or a key printed as hex), either case.
+    out |= {secret.encode().hex(), secret.encode().hex().upper()}
     return {s for s in out if len(s) >= MIN_SECRET}
 
 

@@ -56,7 +56,16 @@ def leaked(output: str, secret: str) -> list[str]:
     return sorted({w[i:i + FRAGMENT] for w in spellings(secret)
                    for i in range(len(w) - FRAGMENT + 1)
                    if not w[i:i + FRAGMENT].isdigit() and w[i:i + FRAGMENT] in output}
-                  | base64_leaks(output, secret))
+                  | base64_leaks(output, secret) | hex_leaks(output, secret))
+
+
+def hex_leaks(output: str, secret: str) -> set[str]:
+    """Pieces of the secret's hex dump in ``output`` (independent of ``spellings``)."""
+    found: set[str] = set()
+    for dump in (secret.encode().hex(), secret.encode().hex().upper()):
+        found |= {dump[i:i + FRAGMENT] for i in range(len(dump) - FRAGMENT + 1)
+                  if not dump[i:i + FRAGMENT].isdigit() and dump[i:i + FRAGMENT] in output}
+    return found
 
 
 def base64_leaks(output: str, secret: str) -> set[str]:
@@ -89,6 +98,8 @@ SPELLINGS: dict[str, Callable[[str], list[str]]] = {
     "a partial Bearer echo": lambda s: [f"Invalid API key: Bearer {s[:max(FRAGMENT, 12)]}…"],
     "cut short in an echo": lambda s: [f"Incorrect API key provided: {s[:FRAGMENT + 2]}****"],
     "split across two messages": lambda s: [s[:len(s) // 2], s[len(s) // 2:]],
+    "a hex dump": lambda s: [f"payload: {s.encode().hex()}",
+                             f"KEY={s.encode().hex().upper()}"],
     # base64 at each of the three alignments, in both alphabets
     "in a Basic header": lambda s: [
         "Authorization: Basic " + base64.b64encode(f"{user}:{s}".encode()).decode()
