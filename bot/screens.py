@@ -130,20 +130,23 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, 
     rendered, state = await render_state(d, state, press.key, request,
                                          chat_id=press.view.chat_id)
     shows = fingerprint(rendered)
+    # The save starts with the answer and the edit, not after them: push reads the view to
+    # learn whether a person took the message over (a pressed digest is no longer
+    # extended). Saved after the edit, a whole save's time passed with the new screen
+    # shown and the old state stored, and a digest was extended over a pressed message
+    # (CI, tests/push/test_digests.py). One chat's presses are handled one at a time
+    # (bot/updates.py), so a quick next press still finds the new state.
+    save = d.store.console.save(press.key, encode(state))
     if press.shows_ours and d.rendered.get(press.key) == shows:
         # The message already shows exactly this (Telegram would refuse the edit as "not
         # modified"): one request, not two.
-        await answer(press.query, toast, alert)
+        await asyncio.gather(save, answer(press.query, toast, alert))
     else:
-        await asyncio.gather(answer(press.query, toast, alert),
+        await asyncio.gather(save, answer(press.query, toast, alert),
                              _edit_pressed(press.message, rendered))
-    # Remembered only once shown: a failed edit must not pass for the message's content.
+    # Remembered once shown and saved: a failed edit must not pass for the message's
+    # content, nor an unsaved state for the view's.
     d.rendered.put(press.key, shows)
-    # Saved after the edit, not beside it: the save's round trips would delay the edit.
-    # One chat's presses are handled one at a time (bot/updates.py), so a quick next press
-    # still finds the new state. The keyboard is marked as ours only once saved: until
-    # then a press reads the view from the store.
-    await d.store.console.save(press.key, encode(state))
     shown(d, press.key, rendered)
 
 
