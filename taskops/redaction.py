@@ -14,18 +14,20 @@ What is caught, for each secret of at least :data:`MIN_SECRET` characters:
 * any piece of it (of any of those spellings) of :data:`FRAGMENT` or more characters that
   is not only digits — a key cut short in an echo (``Bearer sk-abc…``), or split across
   two messages or log lines;
-* the secret's bytes as a hex dump (either case), and any piece of that as above;
+* the secret's bytes as a hex dump (either case, with or without ``:``, ``-`` or a blank
+  between the bytes), and any piece of that as above;
 * the secret base64-encoded (standard or URL-safe alphabet) inside any base64 text, at
   any of the three alignments it may fall on — a ``Basic`` header's ``user:password``,
   a config or payload dump — found by the characters that only the secret's own bytes
-  decide;
-* whatever follows ``Bearer`` (any bearer token is a credential), and anything shaped like
-  a Telegram bot token (``123456:AA…``), configured or not.
+  decide; the same for its %-encoded spellings (a URL's password, base64-encoded);
+* whatever follows ``Bearer`` (any bearer token is a credential), the password of any
+  URL (``scheme://user:password@host``, whatever its length), and anything shaped like a
+  Telegram bot token (``123456:AA…``), configured or not.
 
 What is not: pieces shorter than :data:`FRAGMENT` characters (a secret split into pieces
-that small cannot be told from ordinary text), other encodings (hex with separators
-between the bytes, base64 of an already %-encoded spelling), and secrets shorter than
-:data:`MIN_SECRET` (``check-config`` warns of those).
+that small cannot be told from ordinary text), encodings other than those above (say
+base32, or a secret reversed), and secrets shorter than :data:`MIN_SECRET` outside a URL
+(``check-config`` warns of those).
 """
 
 from __future__ import annotations
@@ -49,14 +51,22 @@ _HEX = re.compile(r"%[0-9A-Fa-f]{2}")
 _RUN = re.compile(rf"\S{{{FRAGMENT},}}")
 #: credentials recognised by their shape, configured or not: what follows "Bearer" ...
 _BEARER = re.compile(r"([Bb][Ee][Aa][Rr][Ee][Rr](?: |%20|\+))[^\s\"'<>,;&*]+")
+#: ... the password of a URL, up to the last '@' before the host (a password may hold
+#: an unencoded '@'; an invalid URL echoed in an error often does) ...
+_URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s/]+@")
 #: ... and a Telegram bot token, found by its tail first (a ':' is quick to look for)
 _TOKEN_TAIL = re.compile(r":[A-Za-z0-9_-]{30,}")
+#: a hex dump with a separator between the bytes (``73:6b:2d`` or ``73 6b 2d``)
+_SEPARATED_HEX = re.compile(r"[0-9A-Fa-f]{2}(?:[:\- ][0-9A-Fa-f]{2}){3,}")
+_HEX_SEPARATOR = re.compile(r"[:\- ]")
 
 
 def _mask_shapes(text: str) -> str:
     text = _BEARER.sub(r"\1" + MASK, text)
     if ":" not in text:
         return text
+    if "://" in text:
+        text = _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
     out: list[str] = []
     done = 0
     for tail in _TOKEN_TAIL.finditer(text):
@@ -88,6 +98,9 @@ def spellings(secret: str) -> set[str]:
         out |= {json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
                 repr(base)[1:-1], html.escape(base), html.escape(base, quote=False)}
     out |= base64_cores(secret)
+    # ... and of its %-encoded spellings: a URL's userinfo in a Basic header or a dump.
+    for encoded in {quote(secret, safe=""), quote(secret), quote_plus(secret)} - {secret}:
+        out |= base64_cores(encoded)
     # A hex dump of the bytes (a payload or a key printed as hex), either case.
     out |= {secret.encode().hex(), secret.encode().hex().upper()}
     return {s for s in out if len(s) >= MIN_SECRET}
@@ -168,6 +181,7 @@ class Redactor:
             text = self._spaced.sub(MASK, text)
         if not pieces:
             return text
+        text = self._mask_separated_hex(text, pieces)
         out: list[str] = []
         done = 0
         for run in _RUN.finditer(text):
@@ -190,6 +204,20 @@ class Redactor:
             return text
         out.append(text[done:])
         return "".join(out)
+
+    @staticmethod
+    def _mask_separated_hex(text: str, pieces: frozenset[str]) -> str:
+        """A hex dump with separators is masked whole when its bytes hold a piece of a
+        secret's hex (looked for here, by its shape, rather than as spellings: pieces with
+        a blank in them are matched one by one, and there would be hundreds)."""
+        if not any(sep in text for sep in ": -"):
+            return text
+
+        def mask(match: re.Match[str]) -> str:
+            digits = _HEX_SEPARATOR.sub("", match.group())
+            return MASK if any(g in pieces for g in _grams(digits)) else match.group()
+
+        return _SEPARATED_HEX.sub(mask, text)
 
     def redact_bytes(self, data: bytes) -> bytes:
         """Text files (a task's full log): redacted as UTF-8; other bytes as they are."""

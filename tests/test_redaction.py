@@ -60,19 +60,24 @@ def leaked(output: str, secret: str) -> list[str]:
 
 
 def hex_leaks(output: str, secret: str) -> set[str]:
-    """Pieces of the secret's hex dump in ``output`` (independent of ``spellings``)."""
+    """Pieces of the secret's hex dump in ``output``, also where bytes are kept apart by a
+    separator (independent of ``spellings``)."""
+    joined = re.sub(r"(?<=[0-9A-Fa-f]{2})[:\- ](?=[0-9A-Fa-f]{2})", "", output)
     found: set[str] = set()
     for dump in (secret.encode().hex(), secret.encode().hex().upper()):
         found |= {dump[i:i + FRAGMENT] for i in range(len(dump) - FRAGMENT + 1)
-                  if not dump[i:i + FRAGMENT].isdigit() and dump[i:i + FRAGMENT] in output}
+                  if not dump[i:i + FRAGMENT].isdigit()
+                  and (dump[i:i + FRAGMENT] in output or dump[i:i + FRAGMENT] in joined)}
     return found
 
 
 def base64_leaks(output: str, secret: str) -> set[str]:
     """Pieces of the secret in any base64 run of ``output``, decoded from each of the four
     character offsets (independent of how the product finds them)."""
-    raw = secret.encode()
-    pieces = {raw[i:i + FRAGMENT] for i in range(len(raw) - FRAGMENT + 1)}
+    pieces = {raw[i:i + FRAGMENT]
+              for raw in (secret.encode(), quote(secret, safe="").encode(),
+                          quote_plus(secret).encode())
+              for i in range(len(raw) - FRAGMENT + 1)}
     found: set[str] = set()
     for run in re.findall(r"[A-Za-z0-9+/_-]{8,}", output):
         run = run.translate(str.maketrans("-_", "+/"))
@@ -97,12 +102,22 @@ SPELLINGS: dict[str, Callable[[str], list[str]]] = {
     "JSON-escaped": lambda s: [json.dumps({"detail": s})],
     "a partial Bearer echo": lambda s: [f"Invalid API key: Bearer {s[:max(FRAGMENT, 12)]}…"],
     "cut short in an echo": lambda s: [f"Incorrect API key provided: {s[:FRAGMENT + 2]}****"],
-    "split across two messages": lambda s: [s[:len(s) // 2], s[len(s) // 2:]],
+    # Halves of FRAGMENT characters at least (overlapping when the secret is short):
+    # shorter pieces are not redacted, by design, and escaping lengthens them into what
+    # would look like a leak of an escaped spelling (a JSON-escaped '000A"\\').
+    "split across two messages": lambda s: [s[:max(len(s) // 2, FRAGMENT)],
+                                            s[min(len(s) // 2, len(s) - FRAGMENT):]],
     "a hex dump": lambda s: [f"payload: {s.encode().hex()}",
                              f"KEY={s.encode().hex().upper()}"],
+    "a hex dump with separators": lambda s: [f"key bytes {s.encode().hex(':')}",
+                                             f"{s.encode().hex(' ').upper()} |ascii|",
+                                             s.encode().hex("-")],
     # base64 at each of the three alignments, in both alphabets
     "in a Basic header": lambda s: [
         "Authorization: Basic " + base64.b64encode(f"{user}:{s}".encode()).decode()
+        for user in ("ops", "ops1", "ops12")],
+    "a URL's %-encoded password in a Basic header": lambda s: [
+        "Authorization: Basic " + base64.b64encode(f"{user}:{quote(s, safe='')}".encode()).decode()
         for user in ("ops", "ops1", "ops12")],
     "base64url in a dump": lambda s: [
         base64.urlsafe_b64encode(f"{pad}{{'key': {s!r}}}".encode()).decode()
@@ -226,3 +241,23 @@ def test_set_webhook_still_hands_telegram_its_secret() -> None:
             "allowed_updates": ["message"]}
     redact_request(data)
     assert data["secret_token"] == "hook-Secret_WebhookOnly42"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+asyncpg://ops:pw1@db.internal:5432/taskops",
+     "postgresql+asyncpg://ops:***@db.internal:5432/taskops"),
+    ("postgresql://:p@ss@db/taskops", "postgresql://:***@db/taskops"),
+    ("redis://default:x%40y@cache:6379/0", "redis://default:***@cache:6379/0"),
+])
+def test_a_url_password_is_redacted_whatever_its_length(url: str, shown: str) -> None:
+    """A password too short to be redacted as a configured secret (or not configured at
+    all) is still a URL's password: masked by its place in the URL."""
+    assert Redactor().redact(f"could not connect to {url!r}: refused") == (
+        f"could not connect to {shown!r}: refused")
+
+
+def test_text_that_only_looks_like_hex_or_urls_comes_through() -> None:
+    redactor = Redactor(["sk-proj-abcdefghijklmnopqrstuvwx"])
+    for text in ("MAC 00:1a:2b:3c:4d:5e up", "https://example.com:8443/a@b",
+                 "see http://host:80 and mail ops@example.com", "de ad be ef ca fe"):
+        assert redactor.redact(text) == text
