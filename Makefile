@@ -48,10 +48,13 @@ run: $(VENV)/.run.stamp
 
 # tests/postgres.py finds the test PostgreSQL, or starts the system's or a bundled one; if
 # it cannot, make stops with its one line saying what is missing.
+# TEST_JOBS pytest processes (pytest-xdist): the tests mostly wait on real timers, so three
+# share two cores well; TEST_JOBS=0 runs them in this one process.
+TEST_JOBS ?= 3
 test: $(VENV)/.test.stamp
 	$(eval problem := $(shell $(BIN)/python -m tests.postgres --problem))
 	$(if $(problem),$(error $(problem)))
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(TEST_JOBS) $(ARGS)
 
 lint: $(VENV)/.lint.stamp
 	$(BIN)/ruff check .
