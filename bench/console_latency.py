@@ -23,9 +23,9 @@ measured in the same run, interleaved, under the same conditions (≥ 500 round 
 one per timed console press). ``--presses`` rounds, each in one chat: 🔄 Refresh; each
 filter from its menu (Status → Failed, Trigger → Cronjob, Provider → openai/gpt-4o,
 Provider → Default, From → Last 7 days), each as three presses timed on their own — open
-the menu, choose (the filter's figure: it runs the query), ✖ Clear filters; ↕ five times
-(every sort field, back to Created ▼) with one ▼/▲ (direction) among them. Then
-``--presses`` Next ▶. The lanes take turns press by press.
+the menu, choose (the filter's figure: it runs the query), ✖ Clear filters; the sort menu
+(↕) and one of its ten sorts (field × direction, the round's in turn), then the menu again
+and Created ▼. Then ``--presses`` Next ▶. The lanes take turns press by press.
 
 A press is timed like the floor (bench/latency_common.py): from the moment the fake is
 handed the callback query to the moment it has recorded the bot's editMessageText; the
@@ -44,7 +44,7 @@ Set-up that differs from ``taskops run``, and why:
   that Refresh really changes the running tasks' durations) and the 5 s auto-refresh job
   is removed, so that no edit but the press's own lands on a message;
 * ``[ui] timezone`` is UTC, as in bench/list_tasks.py, so that a reused database keeps its
-  per-day counts; page size 10 (the default).
+  per-day counts; page size 10 (set here: the default is 8).
 
 A final instrumented pass (``--profile-presses`` per kind, not part of the figures) splits
 a press into spans — long poll, PTB dispatch, store calls, rendering, the edit's HTTP
@@ -68,6 +68,7 @@ import shlex
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -104,6 +105,7 @@ from bench.latency_common import (
 from taskops.bot import screens
 from taskops.bot.app import build_application, start_console, stop_console
 from taskops.bot.app_types import AnyApp
+from taskops.bot.format import SORT_LABEL
 from taskops.config import DatabaseSettings, Secret, Settings, TelegramSettings, UISettings
 from taskops.storage.db import migrate
 from taskops.storage.seed import seed_demo
@@ -129,14 +131,17 @@ FILTERS = (
     ("From → Last 7 days", "From:", "Last 7 days"),
 )
 NEXT = "Next ▶ (next page)"
-SORT_FIELD = "↕ sort field (cycle)"
-SORT_DIR = "▼/▲ sort direction"
+SORT_CHOOSE = "↕ menu → a sort"
 REFRESH = "🔄 Refresh"
 OPEN_MENU = "open Status/Trigger/From menu"
 OPEN_PROVIDER = "open Provider menu"
+OPEN_SORT = "open Sort menu"
 CLEAR = "✖ Clear filters"
-BUDGETED = [NEXT, *(f[0] for f in FILTERS), SORT_FIELD, SORT_DIR, REFRESH]
-EXTRA = [OPEN_MENU, OPEN_PROVIDER, CLEAR]
+BUDGETED = [NEXT, *(f[0] for f in FILTERS), SORT_CHOOSE, REFRESH]
+EXTRA = [OPEN_MENU, OPEN_PROVIDER, OPEN_SORT, CLEAR]
+#: the sort menu's options (every field both ways), as its buttons read
+SORTS = [f"{label} {arrow}" for label in SORT_LABEL.values() for arrow in ("▼", "▲")]
+DEFAULT_SORT = "Created ▼"
 
 
 class BenchClock:
@@ -167,10 +172,7 @@ class Lane:
         return [label for row in self.message.buttons for label, _ in row]
 
     def sort_label(self) -> str:
-        labels = self.labels()
-        field_label = next(label for label in labels if label.startswith("↕ "))[2:]
-        arrow = next(label for label in labels if label in ("▼", "▲"))
-        return f"{field_label} {arrow}"
+        return next(label for label in self.labels() if label.startswith("↕ "))[2:]
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class Step:
     prefix: bool = False
     record: str | None = None
     advance_clock: bool = False
+    #: False: the press may leave the message as it is (settled by its answer)
+    changes: bool = True
 
 
 @dataclass
@@ -209,12 +213,12 @@ class Console:
             self.clock.advance(60)
         data = button_data(lane.message, step.text, prefix=step.prefix)
         lane.last_press = time.perf_counter()
-        timing = await timed_press(self.server, self.watch, lane.user_id, lane.message, data)
+        timing = await timed_press(self.server, self.watch, lane.user_id, lane.message, data,
+                                   changes=step.changes)
         if step.record is not None:
             self.samples.setdefault(step.record, []).append(timing)
-            if step.record in (SORT_FIELD, SORT_DIR):
-                self.by_sort.setdefault(f"{step.text} → {lane.sort_label()}", []).append(
-                    timing.edit_ms)
+            if step.record == SORT_CHOOSE:
+                self.by_sort.setdefault(f"↕ → {lane.sort_label()}", []).append(timing.edit_ms)
         await asyncio.sleep(self.gap)
         if with_floor and self.floor is not None:
             floor = await self.floor.press()
@@ -278,22 +282,21 @@ async def close_console(console: Console) -> None:
 
 def round_steps(index: int, record: bool) -> list[Step]:
     """One round, from and back to Created ▼ on page 1: Refresh; each filter (open its
-    menu, choose, ✖ Clear filters); the sort field cycled through all five fields, with
-    a direction press on the ``index % 5``-th (and one more to turn Created ▲ to ▼)."""
+    menu, choose, ✖ Clear filters); the sort menu and its ``index``-th other sort, then
+    the menu and Created ▼ again."""
     def row(name: str) -> str | None:
         return name if record else None
 
-    steps = [Step("🔄 Refresh", record=row(REFRESH), advance_clock=True)]
+    # Refresh edits when the running tasks' durations moved on; a page without running
+    # tasks is left as it is (the bot sends no edit Telegram would refuse).
+    steps = [Step("🔄 Refresh", record=row(REFRESH), advance_clock=True, changes=False)]
     for name, menu, option in FILTERS:
         steps += [Step(menu, True, row(OPEN_PROVIDER if menu == "Provider:" else OPEN_MENU)),
                   Step(option, record=row(name)), Step("✖ Clear filters", record=row(CLEAR))]
-    flip = index % 5
-    for j in range(5):
-        steps.append(Step("↕", True, row(SORT_FIELD)))
-        if j == flip:
-            steps.append(Step("▼", record=row(SORT_DIR)))
-    if flip == 4:
-        steps.append(Step("▲", record=row(SORT_DIR)))
+    others = [sort for sort in SORTS if sort != DEFAULT_SORT]
+    steps += [Step("↕", True, row(OPEN_SORT)), Step(others[index % len(others)],
+                                                    record=row(SORT_CHOOSE)),
+              Step("↕", True, row(OPEN_SORT)), Step(DEFAULT_SORT, record=row(SORT_CHOOSE))]
     return steps
 
 
@@ -312,9 +315,9 @@ async def run_presses(console: Console, presses: int, warmup: int) -> None:
     gc.collect()
     await console.run(deal(console, [round_steps(i, True) for i in range(presses)]))
     for lane in console.lanes:
-        if "↕ Created" not in lane.labels() or "▼" not in lane.labels():
+        if f"↕ {DEFAULT_SORT}" not in lane.labels():
             raise RuntimeError(f"lane {lane.user_id} is not back on Created ▼: {lane.labels()}")
-    await console.run(deal(console, [[Step("Next ▶", record=NEXT)] for _ in range(presses)]))
+    await console.run(deal(console, [[Step("▶", record=NEXT)] for _ in range(presses)]))
 
 
 async def rapid_presses(console: Console, count: int, gap: float) -> list[float]:
@@ -322,7 +325,7 @@ async def rapid_presses(console: Console, count: int, gap: float) -> list[float]
     lane = console.lanes[0]
     samples = []
     for _ in range(count):
-        timing = await console.press(lane, Step("Next ▶"), paced=False, with_floor=False)
+        timing = await console.press(lane, Step("▶"), paced=False, with_floor=False)
         samples.append(timing.edit_ms)
         await asyncio.sleep(max(0.0, gap - console.gap))
     return samples
@@ -338,17 +341,18 @@ class Spans:
         self.marks: dict[str, float] = {}
         self.durations: dict[str, float] = {}
         self.counts: dict[str, int] = {}
-        #: the task handling the press (background jobs' store calls are not counted)
-        self.handler: asyncio.Task[Any] | None = None
+        #: the press being profiled: set in the handler's context, so the tasks it starts
+        #: (the save beside the edit) count too, background jobs' store calls do not
+        self.press = 0
 
     def mine(self) -> bool:
-        return self.handler is not None and asyncio.current_task() is self.handler
+        return self.press != 0 and _PRESS.get() == self.press
 
     def reset(self) -> None:
         self.marks = {}
         self.durations = {}
         self.counts = {}
-        self.handler = None
+        self.press += 1
 
     def count(self, name: str) -> None:
         if self.mine():
@@ -378,17 +382,18 @@ class Spans:
         return timed
 
 
+_PRESS: ContextVar[int] = ContextVar("profiled_press", default=0)
+
 SPAN_ROWS = (
     "update handed to fake → long poll answered",
     "PTB: response → handler runs",
     "store: load view (console.get)",
     "store: list query (list_tasks / provider_options)",
     "render (render_list / render_menu)",
-    "store: save view (console.save)",
-    "other handler code",
-    "save done → fake has the edit request (PTB + httpx + aiohttp)",
+    "other handler code → fake has the edit request (PTB + httpx + aiohttp)",
     "fake: editMessageText handling",
     "total (edit recorded)",
+    "store: save view (console.save; beside the edit, not on its path)",
 )
 COUNT_ROWS = ("SQL statements (count)", "pool checkouts (count)")
 
@@ -407,7 +412,7 @@ def install_spans(console: Console) -> Spans:
     async def mark_dispatch(update: Update, context: Any) -> None:
         if update.callback_query is not None and "dispatch" not in spans.marks:
             spans.marks["dispatch"] = time.perf_counter()
-            spans.handler = asyncio.current_task()
+            _PRESS.set(spans.press)
 
     console.app.add_handler(TypeHandler(Update, mark_dispatch), group=-2)
 
@@ -417,10 +422,25 @@ def install_spans(console: Console) -> Spans:
     def on_checkout(*_args: Any) -> None:
         spans.count(COUNT_ROWS[1])
 
-    engines = {id(e): e for e in (store.engines.read, store.engines.write)}.values()
-    for engine in engines:
-        event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
-        event.listen(engine.sync_engine.pool, "checkout", on_checkout)
+    found = store.engines
+    engines = {id(e): e.sync_engine for e in (found.read, found.write, found.quick_read,
+                                              found.quick_write)}
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", on_statement)
+        event.listen(engine.pool, "checkout", on_checkout)
+    if found.sync_reads is not None:
+        # SQLite's list reads run on read threads, outside the press's context: counted
+        # while a profiled press is between its dispatch and its edit (nothing else reads
+        # then: the auto-refresh is removed)
+        def in_flight(name: str) -> Callable[..., None]:
+            def count(*_args: Any) -> None:
+                if "dispatch" in spans.marks and "edit.handled" not in spans.marks:
+                    spans.counts[name] = spans.counts.get(name, 0) + 1
+            return count
+
+        for sync in (found.sync_reads.read, found.sync_reads.quick_read):
+            event.listen(sync, "before_cursor_execute", in_flight(COUNT_ROWS[0]))
+            event.listen(sync.pool, "checkout", in_flight(COUNT_ROWS[1]))
     methods = console.server.api.methods
     name, handler = methods["editmessagetext"]
     methods["editmessagetext"] = (name, _fake_timer(spans, handler))
@@ -456,20 +476,20 @@ async def profile_presses(console: Console, presses: int) -> dict[str, dict[str,
         timing = await console.press(lane, step, with_floor=False)
         start = timing.started
         m, d = spans.marks, spans.durations
+        if "edit.arrived" not in m:  # a Refresh of a page that did not change: no edit
+            return
         try:
-            handler_total = m["save.end"] - m["dispatch"]
+            to_edit = m["edit.arrived"] - m["dispatch"]
             row = {
                 SPAN_ROWS[0]: m["polled"] - start,
                 SPAN_ROWS[1]: m["dispatch"] - m["polled"],
                 SPAN_ROWS[2]: d.get("get", 0.0),
                 SPAN_ROWS[3]: d.get("query", 0.0),
                 SPAN_ROWS[4]: d.get("render", 0.0),
-                SPAN_ROWS[5]: d.get("save", 0.0),
-                SPAN_ROWS[6]: handler_total - sum(d.get(k, 0.0) for k in
-                                                  ("get", "query", "render", "save")),
-                SPAN_ROWS[7]: m["edit.arrived"] - m["save.end"],
-                SPAN_ROWS[8]: m["edit.handled"] - m["edit.arrived"],
-                SPAN_ROWS[9]: timing.edit_ms / 1000,
+                SPAN_ROWS[5]: to_edit - sum(d.get(k, 0.0) for k in ("get", "query", "render")),
+                SPAN_ROWS[6]: m["edit.handled"] - m["edit.arrived"],
+                SPAN_ROWS[7]: timing.edit_ms / 1000,
+                SPAN_ROWS[8]: d.get("save", 0.0),
             }
         except KeyError as exc:
             raise RuntimeError(f"span mark {exc} missing for {kind}: {m}") from None
@@ -481,10 +501,12 @@ async def profile_presses(console: Console, presses: int) -> dict[str, dict[str,
     cycle = [
         (OPEN_MENU, Step("Status:", True)), ("Status → Failed", Step("🔴 Failed")),
         (CLEAR, Step("✖ Clear filters")),
-        (REFRESH, Step("🔄 Refresh", advance_clock=True)), (NEXT, Step("Next ▶")),
+        (REFRESH, Step("🔄 Refresh", advance_clock=True, changes=False)),
+        (NEXT, Step("▶")),
         (OPEN_PROVIDER, Step("Provider:", True)),
         ("Provider → openai/gpt-4o", Step("openai/gpt-4o")), (CLEAR, Step("✖ Clear filters")),
-        *[(SORT_FIELD, Step("↕", True))] * 5,  # back on Created ▼
+        (OPEN_SORT, Step("↕", True)), (SORT_CHOOSE, Step("Est. cost ▲")),
+        (OPEN_SORT, Step("↕", True)), (SORT_CHOOSE, Step(DEFAULT_SORT)),
     ]
     plans: list[list[tuple[str, Step]]] = [[] for _ in console.lanes]
     for i in range(presses):
