@@ -22,7 +22,9 @@ push jobs included, the 5 s auto-refresh removed) against the fake Telegram over
 
 With metrics on, every press counts its Telegram requests and store statements (latency
 histogram), every event its ``taskops_events_written`` and statements. Reported: median
-and p95 of each mode, and the ratio on / off of the medians and of the means.
+and p95 of each mode, the ratio on / off of the medians and of the means, and the median
+(and quartiles) of on / off over neighbouring blocks — the load drifts during a run, and
+two neighbouring blocks meet about the same load.
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ def summary(name: str, on: list[float], off: list[float], unit: str = "ms") -> l
             f" mean ×{ratio_mean:.3f} ({(ratio_mean - 1) * 100:+.1f} %)"]
 
 
+def paired_ratios(blocks: list[tuple[bool, float]]) -> list[float]:
+    """On / off of each two neighbouring blocks of different modes (block medians): the
+    machine's load drifts over a run, and neighbours meet nearly the same load."""
+    return [(a if on_a else b) / (b if on_a else a)
+            for (on_a, a), (on_b, b) in zip(blocks[::2], blocks[1::2], strict=False)
+            if on_a != on_b]
+
+
 async def main(args: argparse.Namespace) -> None:
     print(f"metrics cost: {args.tasks} tasks (seed {args.seed}), {args.presses} presses and "
           f"{args.events} events per mode, blocks of {args.block}, {args.chats} chats")
@@ -143,6 +153,8 @@ async def main(args: argparse.Namespace) -> None:
         return (time.perf_counter() - start) * 1000
 
     per_op: dict[str, tuple[float, float]] = {}
+    #: each block's mode and median, in the order run (for the paired ratios)
+    blocks: dict[str, list[tuple[bool, float]]] = {"press": [], "event": []}
     load_start = load_average()
     for path_name, op, total in (("press", press, args.presses), ("event", event, args.events)):
         for i in range(2 * args.block):  # warm-up, both modes
@@ -155,9 +167,12 @@ async def main(args: argparse.Namespace) -> None:
         while min(done.values()) < total:
             metrics.enable(mode)
             gc.collect()
+            block: list[float] = []
             for _ in range(args.block):
-                times[(path_name, mode)].append(await op(i))
+                block.append(await op(i))
                 i += 1
+            times[(path_name, mode)] += block
+            blocks[path_name].append((mode, statistics.median(block)))
             done[mode] += args.block
             mode = not mode
         statements, requests = (a - b for a, b in zip(_counted(), counted_before, strict=True))
@@ -168,6 +183,10 @@ async def main(args: argparse.Namespace) -> None:
     for name in ("press", "event"):
         for line in summary(name, times[(name, True)], times[(name, False)]):
             print(line)
+        pairs = paired_ratios(blocks[name])
+        print(f"  {name:<6} on/off of neighbouring blocks (n={len(pairs)} pairs): median "
+              f"×{statistics.median(pairs):.3f} ({(statistics.median(pairs) - 1) * 100:+.1f} %),"
+              f" quartiles ×{percentile(pairs, 25):.3f} – ×{percentile(pairs, 75):.3f}")
     for name, (statements, requests) in per_op.items():
         print(f"  {name}: {statements:.1f} store statements and {requests:.1f} Bot API "
               "requests counted per operation (metrics on)")
