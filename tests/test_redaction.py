@@ -22,7 +22,13 @@ from urllib.parse import quote, quote_plus
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram import (
+    CopyTextButton,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    WebAppInfo,
+)
 
 from taskops import redaction
 from taskops.bot.flood import redact_request
@@ -261,3 +267,35 @@ def test_text_that_only_looks_like_hex_or_urls_comes_through() -> None:
     for text in ("MAC 00:1a:2b:3c:4d:5e up", "https://example.com:8443/a@b",
                  "see http://host:80 and mail ops@example.com", "de ad be ef ca fe"):
         assert redactor.redact(text) == text
+
+
+def test_a_text_remembered_as_clean_is_redacted_once_its_secret_is_configured() -> None:
+    redactor = Redactor(["unrelated-secret-1"])
+    text = "key=Zq8Rm3Tx7Wp2Lk9V"
+    assert redactor.redact(text) == text  # remembered as clean
+    redactor.add(["Zq8Rm3Tx7Wp2Lk9V"])
+    assert redactor.redact(text) == "key=***"
+
+
+@pytest.mark.parametrize("button", [
+    InlineKeyboardButton("ok", callback_data="v2|Zq8Rm3Tx7Wp2Lk9V"),
+    InlineKeyboardButton("ok", url="https://example.com/?k=Zq8Rm3Tx7Wp2Lk9V"),
+    InlineKeyboardButton("ok", copy_text=CopyTextButton("Zq8Rm3Tx7Wp2Lk9V")),
+    InlineKeyboardButton("Zq8Rm3Tx7Wp2Lk9V", callback_data="x"),
+    InlineKeyboardButton("ok", web_app=WebAppInfo("https://example.com/Zq8Rm3Tx7Wp2Lk9V")),
+])
+def test_every_field_of_a_keyboard_is_redacted(button: InlineKeyboardButton) -> None:
+    redaction.install(["Zq8Rm3Tx7Wp2Lk9V"])
+    plain = InlineKeyboardButton("plain", callback_data="v2|abc")
+    data = {"chat_id": 1, "reply_markup": InlineKeyboardMarkup([[plain], [plain, button]])}
+    redact_request(data)
+    assert "Zq8Rm3Tx7Wp2Lk9V" not in json.dumps(data, default=str, ensure_ascii=False)
+    assert "***" in json.dumps(data, default=str, ensure_ascii=False)
+
+
+def test_a_clean_keyboard_is_sent_as_it_is() -> None:
+    redaction.install(["Zq8Rm3Tx7Wp2Lk9V"])
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("▶", callback_data="v2|abc|p|2")]])
+    data = {"chat_id": 1, "reply_markup": markup}
+    redact_request(data)
+    assert data["reply_markup"] is markup
