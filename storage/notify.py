@@ -7,6 +7,13 @@ only says "look now": the store stays the source of truth and the listeners keep
 polling as the fallback (a connection being re-made misses what was sent meanwhile).
 SQLite has no such channel; its listeners do nothing and polling does the work.
 
+A kill is also announced before its transaction (:func:`announce_kill`), in one
+statement of its own: the owner of the run stops it without waiting for the kill's
+transaction, which may queue behind the journal's row locks (the task's row, the shared
+day counters) and takes a handful of round trips on a busy machine. That one can come
+for a kill that then does not commit (the store failed under it): the worker keeps the
+task's claim and takes the run up again from its journal (``runtime.worker``).
+
 The connection carries an ``application_name`` (``taskops <role> <id>``), which is how
 ``taskops status`` sees which processes are up (``pg_stat_activity``).
 """
@@ -60,6 +67,21 @@ async def notify_kill(db: Database, conn: AsyncConnection, task_id: int) -> None
     if not db.is_sqlite:
         await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
                            {"channel": KILL_CHANNEL, "payload": str(task_id)})
+
+
+async def announce_kill(db: Database, task_id: int) -> None:
+    """Tell the run's owner now, before the kill's transaction (outside any transaction:
+    delivered at once). Best effort: the kill's own NOTIFY at commit and polling follow."""
+    if db.is_sqlite or not db.health.available:
+        return  # a store known to be away answers the kill itself; no second wait
+    try:
+        async with db.read() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                               {"channel": KILL_CHANNEL, "payload": str(task_id)})
+    except Exception as error:
+        log.debug("task#%d: the kill could not be announced (%s)", task_id,
+                  error.__class__.__name__)
 
 
 async def listen_kills(db: Database, member: str, on_kill: Callable[[int], None],

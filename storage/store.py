@@ -436,6 +436,8 @@ class TaskStore:
         values = {"result_status": ResultStatus.FAILED.value, "summary": text,
                   "error": text, "killed_by": by}
         with metrics.kill_timer():
+            # The owner stops its run on this, not on the commit below (storage.notify).
+            await notify.announce_kill(self.db, task_id)
             async with self.db.write() as conn:
                 task = await transitions.transition(
                     self.db, conn, task_id, [TaskStatus.RUNNING], TaskStatus.FAILED, values,
