@@ -7,12 +7,13 @@ only says "look now": the store stays the source of truth and the listeners keep
 polling as the fallback (a connection being re-made misses what was sent meanwhile).
 SQLite has no such channel; its listeners do nothing and polling does the work.
 
-A kill is also announced before its transaction (:func:`announce_kill`), in one
-statement of its own: the owner of the run stops it without waiting for the kill's
-transaction, which may queue behind the journal's row locks (the task's row, the shared
-day counters) and takes a handful of round trips on a busy machine. That one can come
-for a kill that then does not commit (the store failed under it): the worker keeps the
-task's claim and takes the run up again from its journal (``runtime.worker``).
+A kill is also announced before its transaction (:class:`KillAnnouncer`), in one
+statement on a connection of its own: the owner of the run stops it without waiting for
+the kill's transaction, which may queue behind the journal's row locks (the task's row,
+the shared day counters) and takes a handful of round trips on a busy machine. An
+announcement can come for a kill that then does not commit (the store failed under it):
+the worker keeps the task's claim and takes the run up again from its journal
+(``runtime.worker``).
 
 The connection carries an ``application_name`` (``taskops <role> <id>``), which is how
 ``taskops status`` sees which processes are up (``pg_stat_activity``).
@@ -42,6 +43,10 @@ CHECK_SECONDS = 5.0
 RETRY_MAX_SECONDS = 10.0
 #: the application_name prefix of every taskops member connection
 APP_PREFIX = "taskops"
+#: the kill announcer's application_name (not a member: ``taskops status`` leaves it out)
+ANNOUNCER_NAME = f"{APP_PREFIX}-kill-announcer"
+#: how long an announcement may take, connecting included (a person waits on the kill)
+ANNOUNCE_SECONDS = 2.0
 
 
 def asyncpg_dsn(db: Database) -> str:
@@ -69,19 +74,46 @@ async def notify_kill(db: Database, conn: AsyncConnection, task_id: int) -> None
                            {"channel": KILL_CHANNEL, "payload": str(task_id)})
 
 
-async def announce_kill(db: Database, task_id: int) -> None:
-    """Tell the run's owner now, before the kill's transaction (outside any transaction:
-    delivered at once). Best effort: the kill's own NOTIFY at commit and polling follow."""
-    if db.is_sqlite or not db.health.available:
-        return  # a store known to be away answers the kill itself; no second wait
-    try:
-        async with db.read() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
-                               {"channel": KILL_CHANNEL, "payload": str(task_id)})
-    except Exception as error:
-        log.debug("task#%d: the kill could not be announced (%s)", task_id,
-                  error.__class__.__name__)
+class KillAnnouncer:
+    """Announces kills on a connection of its own, outside the pool: one round trip, with
+    no pool checkout and no ping before it. Made on first use; a connection found broken
+    (the server restarted, a cut) is made again and the announcement sent once more.
+    Best effort: the kill's own NOTIFY at its commit, and polling, follow anyway."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    async def announce(self, task_id: int) -> None:
+        """Tell the run's owner now, before the kill's transaction."""
+        if self.db.is_sqlite or not self.db.health.available:
+            return  # a store known to be away answers the kill itself; no second wait
+        async with self._lock:
+            for fresh in (False, True):
+                try:
+                    if self._conn is None or self._conn.is_closed():
+                        fresh = True
+                        self._conn = await asyncpg.connect(
+                            asyncpg_dsn(self.db), timeout=ANNOUNCE_SECONDS,
+                            server_settings={"application_name": ANNOUNCER_NAME})
+                    await self._conn.execute("SELECT pg_notify($1, $2)", KILL_CHANNEL,
+                                             str(task_id), timeout=ANNOUNCE_SECONDS)
+                    return
+                except Exception as error:
+                    await self.close()
+                    if fresh:
+                        log.debug("task#%d: the kill could not be announced (%s)", task_id,
+                                  error.__class__.__name__)
+                        return
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+            if not conn.is_closed():
+                conn.terminate()
 
 
 async def listen_kills(db: Database, member: str, on_kill: Callable[[int], None],

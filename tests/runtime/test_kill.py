@@ -213,6 +213,40 @@ async def test_a_kill_is_heard_before_it_waits_for_the_task_row(make_store: Make
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_the_announcing_connection_is_made_again_after_a_cut(
+        make_store: MakeStore, db_url: str) -> None:
+    """The announcer keeps its connection between kills; one cut meanwhile (a server
+    restart) must not cost the next kill its announcement."""
+    store = await make_store()
+    first = await submit(store, "!say working\n!wait 60")
+    second = await submit(store, "!say working\n!wait 60")
+    heard: asyncio.Queue[int] = asyncio.Queue()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    listener = asyncio.create_task(store.work.listen_kills("probe", heard.put_nowait, stop,
+                                                          ready=ready))
+    admin = await asyncpg.connect(admin_url(db_url, make_url(db_url).database or ""))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        await store.kill_task(first.id, by="Ann")
+        assert [await asyncio.wait_for(heard.get(), 20) for _ in range(2)] == [first.id] * 2
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1", notify.ANNOUNCER_NAME)
+        assert cut == 1
+        await admin.execute("BEGIN")
+        await admin.execute("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", second.id)
+        kill = asyncio.create_task(store.kill_task(second.id, by="Ann"))
+        assert await asyncio.wait_for(heard.get(), 20) == second.id
+        assert not kill.done()
+        await admin.execute("ROLLBACK")
+        await asyncio.wait_for(kill, 20)
+    finally:
+        await admin.close()
+        stop.set()
+        await asyncio.wait_for(listener, 20)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_a_run_stopped_for_a_kill_that_never_committed_is_taken_up_again(
         make_store: MakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The announcement stops the run before the kill commits; if the kill then fails (the
@@ -226,7 +260,11 @@ async def test_a_run_stopped_for_a_kill_that_never_committed_is_taken_up_again(
         await asyncio.wait_for(worker.listening.wait(), 20)
         await wait_in_step(worker, task.id)
         await until_written(store, task.id, EventKind.TEXT)
-        await notify.announce_kill(store.db, task.id)  # a kill that never commits
+        announcer = notify.KillAnnouncer(store.db)
+        try:
+            await announcer.announce(task.id)  # a kill that never commits
+        finally:
+            await announcer.close()
         await until_gone(worker, task.id)
         assert ended[0].stop_reason == "killed"
         await asyncio.sleep(0.5)
