@@ -171,6 +171,8 @@ class Chaos:
     #: leader kills: whether a standby was connected at that moment
     standby_up: dict[float, bool] = field(default_factory=dict)
     task_kills: dict[int, float] = field(default_factory=dict)
+    #: the process that held each killed task when it was killed
+    kill_owner: dict[int, str] = field(default_factory=dict)
     stuck_max: int = 0
     stuck_samples: int = 0
 
@@ -261,6 +263,7 @@ async def kill_sampler(store: TaskStore, ids: list[int], rng: random.Random,
             if tracer is not None:
                 tracer.end()
         out.task_kills[task_id] = at
+        out.kill_owner[task_id] = owners[task_id].split(":", 1)[0]
 
 
 async def stuck_sampler(store: TaskStore, done: asyncio.Event, out: Chaos) -> None:
@@ -276,6 +279,7 @@ def parse_logs(procs: list[Proc]) -> tuple[list[tuple[float, str]], dict[int, fl
     leading: list[tuple[float, str]] = []
     stopped: dict[int, float] = {}
     killed = re.compile(r"task#(\d+) stopped \(killed\)")
+    ending = re.compile(r"← task#(\d+) (.+)$")
     heard_re = re.compile(r"trace: kill heard task#(\d+) here=True")
     for p in procs:
         if not p.log.exists():
@@ -289,6 +293,9 @@ def parse_logs(procs: list[Proc]) -> tuple[list[tuple[float, str]], dict[int, fl
             m = killed.search(line)
             if m:
                 stopped.setdefault(int(m.group(1)), at)
+            m = ending.search(line)
+            if m:
+                ENDINGS.setdefault(int(m.group(1)), []).append((at, m.group(2)))
             m = heard_re.search(line)
             if m:
                 HEARD.setdefault(int(m.group(1)), (at, p.name))
@@ -297,10 +304,29 @@ def parse_logs(procs: list[Proc]) -> tuple[list[tuple[float, str]], dict[int, fl
 
 #: task id → (time, process) a worker's kill listener handed it the kill (--trace-kills)
 HEARD: dict[int, tuple[float, str]] = {}
+#: task id → (time, how) of each run's end in the logs ("finished", "stopped (killed)", …)
+ENDINGS: dict[int, list[tuple[float, str]]] = {}
 
 
-def trace_report(tracer: Tracer, stopped: dict[int, float], kills: list[tuple[float, str, bool]],
-                 starts: dict[str, list[float]]) -> None:
+def unmatched_kills(out: Chaos, stopped: dict[int, float]) -> Counter[str]:
+    """Why a kill has no "stopped (killed)" line: its owner was killed -9 before it stopped
+    the run (the run died with the process: bounded by that, not by NOTIFY), or the run
+    was already ending on its own (its final message raced the kill)."""
+    why: Counter[str] = Counter()
+    for task_id, at in out.task_kills.items():
+        if task_id in stopped:
+            continue
+        owner = out.kill_owner.get(task_id, "")
+        if any(name == owner and when >= at - 1.0 for when, name, _ in out.kills):
+            why["owner killed -9 before it stopped the run"] += 1
+            continue
+        later = [how for when, how in ENDINGS.get(task_id, []) if when >= at - 1.0]
+        why[f"run ending on its own ({later[0] if later else 'no end logged'})"] += 1
+    return why
+
+
+def trace_report(tracer: Tracer, stopped: dict[int, float],
+                 kills: list[tuple[float, str, bool]]) -> None:
     rows = []
     phases: dict[str, list[float]] = {"commit": [], "notify→bench": [], "heard−commit": [],
                                       "stopped−heard": [], "total": []}
@@ -501,8 +527,11 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
             ["  of which a standby was up at the kill: n, p50 / p95 / max s",
              f"{len(with_standby)}, {p50s:.1f} / {p95s:.1f} / "
              f"{max(with_standby, default=float('nan')):.1f}"],
-            ["kill → run stopped, other process: n, p50 / p95 ms",
-             f"{len(kill_latency)}, {p50k:.0f} / {p95k:.0f}"],
+            ["kill → run stopped, other process: n, p50 / p95 / max ms",
+             f"{len(kill_latency)}, {p50k:.0f} / {p95k:.0f} / "
+             f"{max(kill_latency, default=float('nan')):.0f}"],
+            *[[f"  kills not timed: {why}", str(n)]
+              for why, n in sorted(unmatched_kills(out, stopped).items())],
             ["Telegram rule violations", str(len(violations))],
         ]
         print(markdown_table(["check", "result"], summary, right=(1,)))
@@ -520,7 +549,7 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         if findings.problems:
             print("  problems:", findings.problems)
         if tracer is not None:
-            trace_report(tracer, stopped, out.kills, {})
+            trace_report(tracer, stopped, out.kills)
             await tracer.close()
         await store.close()
         report.append(f"failovers={failovers}")
