@@ -3,6 +3,7 @@ one of them killed with -9 and restarted every ``--kill-every`` seconds.
 
     python bench/cluster.py [--tasks 2000] [--steps 3] [--kill-every 20] [--seed N]
                             [--freeze 0.0] [--scale 1 2 3] [--scale-tasks 300] [--no-chaos]
+                            [--trace-kills]
 
 Chaos phase (a fresh PostgreSQL database, the fake Telegram in this process):
 
@@ -28,8 +29,10 @@ expired more than one lease ago), notifications lost / repeated per chat (each t
 once, so each chat must be told about each task once: single notifications by task id,
 digests by the total in their final text), fail-over time (leader killed → the next
 "console: leading" log line of another process), kill → run stopped (the owning worker's
-log line "task#N stopped (killed)"), Telegram rule violations (the fake's non-2xx
-answers, none injected here).
+log line "task#N stopped (killed)"; kills whose owner was killed -9 before it stopped the
+run, or whose run was ending on its own, are counted apart), Telegram rule violations
+(the fake's non-2xx answers, none injected here). ``--trace-kills`` times each kill's
+phases (bench/kill_trace.py).
 
 Scaling phase: for each ``--scale`` N, a fresh database, ``--scale-tasks`` busy tasks
 (10 × a tool call and a text each, no waits), N ``taskops worker`` processes
