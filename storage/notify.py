@@ -7,12 +7,12 @@ only says "look now": the store stays the source of truth and the listeners keep
 polling as the fallback (a connection being re-made misses what was sent meanwhile).
 SQLite has no such channel; its listeners do nothing and polling does the work.
 
-A kill is also announced before its transaction (:class:`KillAnnouncer`), in one
-statement on a connection of its own: the owner of the run stops it without waiting for
-the kill's transaction, which may queue behind the journal's row locks (the task's row,
-the shared day counters) and takes a handful of round trips on a busy machine. An
-announcement can come for a kill that then does not commit (the store failed under it):
-the worker keeps the task's claim and takes the run up again from its journal
+A kill is also announced as its transaction starts, beside it (:class:`KillAnnouncer`),
+in one statement on a connection of its own: the owner of the run stops it without
+waiting for the kill's transaction, which may queue behind the journal's row locks (the
+task's row, the shared day counters) and takes a handful of round trips on a busy
+machine. An announcement can come for a kill that then does not commit (the store failed
+under it): the worker keeps the task's claim and takes the run up again from its journal
 (``runtime.worker``).
 
 The connection carries an ``application_name`` (``taskops <role> <id>``), which is how
@@ -84,11 +84,21 @@ class KillAnnouncer:
         self.db = db
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def announce_soon(self, task_id: int) -> None:
+        """Start the announcement and return: the kill's transaction goes on beside it, so
+        a person's press never waits for it (nor for its connect when the store is away)."""
+        if self.db.is_sqlite or not self.db.health.available:
+            return  # a store known to be away answers the kill itself
+        job = asyncio.create_task(self.announce(task_id), name=f"announce kill #{task_id}")
+        self._sending.add(job)
+        job.add_done_callback(self._sending.discard)
 
     async def announce(self, task_id: int) -> None:
-        """Tell the run's owner now, before the kill's transaction."""
-        if self.db.is_sqlite or not self.db.health.available:
-            return  # a store known to be away answers the kill itself; no second wait
+        """Tell the run's owner now (delivered at once: outside any transaction)."""
+        if self.db.is_sqlite:
+            return
         async with self._lock:
             for fresh in (False, True):
                 try:
@@ -101,13 +111,20 @@ class KillAnnouncer:
                                              str(task_id), timeout=ANNOUNCE_SECONDS)
                     return
                 except Exception as error:
-                    await self.close()
+                    await self._disconnect()
                     if fresh:
                         log.debug("task#%d: the kill could not be announced (%s)", task_id,
                                   error.__class__.__name__)
                         return
 
     async def close(self) -> None:
+        """Close the connection (an announcement still under way is dropped)."""
+        for job in list(self._sending):
+            job.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

@@ -439,7 +439,7 @@ class TaskStore:
                   "error": text, "killed_by": by}
         with metrics.kill_timer():
             # The owner stops its run on this, not on the commit below (storage.notify).
-            await self._announcer.announce(task_id)
+            self._announcer.announce_soon(task_id)
             async with self.db.write() as conn:
                 task = await transitions.transition(
                     self.db, conn, task_id, [TaskStatus.RUNNING], TaskStatus.FAILED, values,

@@ -275,3 +275,24 @@ async def test_a_run_stopped_for_a_kill_that_never_committed_is_taken_up_again(
     timeline = await kinds(store, task.id)
     assert EventKind.RESUMED in timeline
     assert timeline.count(EventKind.TEXT) == 2
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_kill_does_not_wait_for_its_announcement(make_store: MakeStore,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """The announcement goes out beside the kill's transaction: one that hangs (a connect
+    to a server that does not answer) delays neither the kill nor closing the store."""
+    hung = asyncio.Event()
+
+    async def never(_self: notify.KillAnnouncer, _task_id: int) -> None:
+        hung.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(notify.KillAnnouncer, "announce", never)
+    store = await make_store()
+    task = await submit(store, "!say working\n!wait 60")
+    killed = await asyncio.wait_for(store.kill_task(task.id, by="Ann"), 10)
+    assert killed.status is TaskStatus.FAILED
+    assert hung.is_set()
+    await asyncio.wait_for(store.close(), 10)
