@@ -3,6 +3,7 @@ one of them killed with -9 and restarted every ``--kill-every`` seconds.
 
     python bench/cluster.py [--tasks 2000] [--steps 3] [--kill-every 20] [--seed N]
                             [--freeze 0.0] [--scale 1 2 3] [--scale-tasks 300] [--no-chaos]
+                            [--trace-kills]
 
 Chaos phase (a fresh PostgreSQL database, the fake Telegram in this process):
 
@@ -28,8 +29,10 @@ expired more than one lease ago), notifications lost / repeated per chat (each t
 once, so each chat must be told about each task once: single notifications by task id,
 digests by the total in their final text), fail-over time (leader killed → the next
 "console: leading" log line of another process), kill → run stopped (the owning worker's
-log line "task#N stopped (killed)"), Telegram rule violations (the fake's non-2xx
-answers, none injected here).
+log line "task#N stopped (killed)"; kills whose owner was killed -9 before it stopped the
+run, or whose run was ending on its own, are counted apart), Telegram rule violations
+(the fake's non-2xx answers, none injected here). ``--trace-kills`` times each kill's
+phases (bench/kill_trace.py).
 
 Scaling phase: for each ``--scale`` N, a fresh database, ``--scale-tasks`` busy tasks
 (10 × a tool call and a text each, no waits), N ``taskops worker`` processes
@@ -71,6 +74,7 @@ from bench.common import (
     print_facts,
     summarize,
 )
+from bench.kill_trace import Tracer, install_site
 from bench.runtime import busy_prompt
 from taskops.bot.push.subscription import NotifySettings
 from taskops.config import load_settings
@@ -170,6 +174,8 @@ class Chaos:
     #: leader kills: whether a standby was connected at that moment
     standby_up: dict[float, bool] = field(default_factory=dict)
     task_kills: dict[int, float] = field(default_factory=dict)
+    #: the process that held each killed task when it was killed
+    kill_owner: dict[int, str] = field(default_factory=dict)
     stuck_max: int = 0
     stuck_samples: int = 0
 
@@ -236,21 +242,31 @@ async def chaos_loop(store: TaskStore, procs: list[Proc], rng: random.Random, ev
 
 
 async def kill_sampler(store: TaskStore, ids: list[int], rng: random.Random,
-                       done: asyncio.Event, out: Chaos) -> None:
+                       done: asyncio.Event, out: Chaos, tracer: Tracer | None = None) -> None:
     while not done.is_set():
         await asyncio.sleep(rng.uniform(1.0, 3.0))
         alive = {m.member for m in await store.cluster.members() if m.role == "worker"}
-        flying = [c.task_id for c in await store.work.claims()
-                  if c.worker_id in alive and c.task_id not in out.task_kills]
+        owners = {c.task_id: c.worker_id for c in await store.work.claims()
+                  if c.worker_id in alive and c.task_id not in out.task_kills}
+        flying = sorted(owners)
         if not flying:
             continue
         task_id = rng.choice(flying)
+        if tracer is not None:
+            tracer.begin(task_id, owners[task_id])
         at = time.time()
         try:
             await store.kill_task(task_id, by="bench")
         except InvalidTransition:
+            if tracer is not None:
+                tracer.end()
+                tracer.kills.pop(task_id, None)
             continue
+        finally:
+            if tracer is not None:
+                tracer.end()
         out.task_kills[task_id] = at
+        out.kill_owner[task_id] = owners[task_id].split(":", 1)[0]
 
 
 async def stuck_sampler(store: TaskStore, done: asyncio.Event, out: Chaos) -> None:
@@ -266,6 +282,8 @@ def parse_logs(procs: list[Proc]) -> tuple[list[tuple[float, str]], dict[int, fl
     leading: list[tuple[float, str]] = []
     stopped: dict[int, float] = {}
     killed = re.compile(r"task#(\d+) stopped \(killed\)")
+    ending = re.compile(r"← task#(\d+) (.+)$")
+    heard_re = re.compile(r"trace: kill heard task#(\d+) here=True")
     for p in procs:
         if not p.log.exists():
             continue
@@ -278,7 +296,76 @@ def parse_logs(procs: list[Proc]) -> tuple[list[tuple[float, str]], dict[int, fl
             m = killed.search(line)
             if m:
                 stopped.setdefault(int(m.group(1)), at)
+            m = ending.search(line)
+            if m:
+                ENDINGS.setdefault(int(m.group(1)), []).append((at, m.group(2)))
+            m = heard_re.search(line)
+            if m:
+                HEARD.setdefault(int(m.group(1)), (at, p.name))
     return sorted(leading), stopped
+
+
+#: task id → (time, process) a worker's kill listener handed it the kill (--trace-kills)
+HEARD: dict[int, tuple[float, str]] = {}
+#: task id → (time, how) of each run's end in the logs ("finished", "stopped (killed)", …)
+ENDINGS: dict[int, list[tuple[float, str]]] = {}
+
+
+def unmatched_kills(out: Chaos, stopped: dict[int, float]) -> Counter[str]:
+    """Why a kill has no "stopped (killed)" line: its owner was killed -9 before it stopped
+    the run (the run died with the process: bounded by that, not by NOTIFY), or the run
+    was already ending on its own (its final message raced the kill)."""
+    why: Counter[str] = Counter()
+    for task_id, at in out.task_kills.items():
+        if task_id in stopped:
+            continue
+        owner = out.kill_owner.get(task_id, "")
+        if any(name == owner and when >= at - 1.0 for when, name, _ in out.kills):
+            why["owner killed -9 before it stopped the run"] += 1
+            continue
+        later = [how for when, how in ENDINGS.get(task_id, []) if when >= at - 1.0]
+        why[f"run ending on its own ({later[0] if later else 'no end logged'})"] += 1
+    return why
+
+
+def trace_report(tracer: Tracer, stopped: dict[int, float],
+                 kills: list[tuple[float, str, bool]]) -> None:
+    rows = []
+    phases: dict[str, list[float]] = {"commit": [], "notify→bench": [], "heard−commit": [],
+                                      "stopped−heard": [], "total": []}
+    for task_id, t in sorted(tracer.kills.items()):
+        owner = t.owner.split(":", 1)[0]
+        end = stopped.get(task_id)
+        heard = HEARD.get(task_id)
+        died = [at for at, name, _ in kills if name == owner and at >= t.started - 1
+                and (end is None or at <= end)]
+        total = (end - t.started) * 1000 if end else None
+        commit = (t.committed - t.started) * 1000
+        phases["commit"].append(commit)
+        if t.notified:
+            phases["notify→bench"].append((t.notified - t.committed) * 1000)
+        if heard:
+            phases["heard−commit"].append((heard[0] - t.committed) * 1000)
+            if end:
+                phases["stopped−heard"].append((end - heard[0]) * 1000)
+        if total is not None:
+            phases["total"].append(total)
+        if total is None or total > 120:
+            stmts = " | ".join(f"{s[:18]} {ms:.0f}" for s, ms in t.statements if ms >= 5)
+            rows.append(f"  task#{task_id} owner {owner}: total "
+                        f"{'-' if total is None else f'{total:.0f}'} commit {commit:.0f} "
+                        f"lag {t.lag_max:.0f} notify→bench "
+                        f"{'-' if not t.notified else f'{(t.notified - t.committed) * 1000:.0f}'}"
+                        f" heard "
+                        f"{'-' if not heard else f'{(heard[0] - t.committed) * 1000:.0f}'}"
+                        f"{' OWNER KILLED' if died else ''} stmts[{stmts}]")
+    print("\nkill trace (ms): phase n p50 p95 max")
+    for name, xs in phases.items():
+        if xs:
+            a, b = summarize(xs)
+            print(f"  {name:<14} {len(xs):>4} {a:8.1f} {b:8.1f} {max(xs):8.1f}")
+    print("slow or unmatched kills:")
+    print("\n".join(rows))
 
 
 def notification_counts(server: FakeTelegram, chat: int
@@ -331,7 +418,14 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         await migrate(url)
         config = write_config(workdir, url, server.bot_base_url, args.concurrency)
         env = environment(install_plugin(workdir / "plugin"), sidefx)
+        if args.trace_kills:
+            env["PYTHONPATH"] += os.pathsep + str(install_site(workdir / "trace"))
         store = await TaskStore.open(load_settings(str(config)))
+        tracer = None
+        if args.trace_kills:
+            tracer = Tracer()
+            tracer.attach(store.db.engines.write)
+            await tracer.listen(url.replace("+asyncpg", ""))
         for chat in (ADMIN, GROUP):
             await store.push.subscribe(chat, NotifySettings(statuses=WANTED).to_json(), ADMIN)
         scripts: dict[int, Script] = {}
@@ -349,8 +443,10 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
         out = Chaos()
         helpers = [asyncio.create_task(chaos_loop(store, procs, rng, args.kill_every, done,
                                                   out, args.freeze)),
-                   asyncio.create_task(kill_sampler(store, ids, rng, done, out)),
+                   asyncio.create_task(kill_sampler(store, ids, rng, done, out, tracer)),
                    asyncio.create_task(stuck_sampler(store, done, out))]
+        if tracer is not None:
+            helpers.append(asyncio.create_task(tracer.lag_monitor(done)))
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             found = await store.tasks_by_ids(ids)
@@ -434,8 +530,11 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
             ["  of which a standby was up at the kill: n, p50 / p95 / max s",
              f"{len(with_standby)}, {p50s:.1f} / {p95s:.1f} / "
              f"{max(with_standby, default=float('nan')):.1f}"],
-            ["kill → run stopped, other process: n, p50 / p95 ms",
-             f"{len(kill_latency)}, {p50k:.0f} / {p95k:.0f}"],
+            ["kill → run stopped, other process: n, p50 / p95 / max ms",
+             f"{len(kill_latency)}, {p50k:.0f} / {p95k:.0f} / "
+             f"{max(kill_latency, default=float('nan')):.0f}"],
+            *[[f"  kills not timed: {why}", str(n)]
+              for why, n in sorted(unmatched_kills(out, stopped).items())],
             ["Telegram rule violations", str(len(violations))],
         ]
         print(markdown_table(["check", "result"], summary, right=(1,)))
@@ -452,6 +551,9 @@ async def chaos(args: argparse.Namespace, rng: random.Random) -> list[str]:
             print(f"  violation: {v}")
         if findings.problems:
             print("  problems:", findings.problems)
+        if tracer is not None:
+            trace_report(tracer, stopped, out.kills)
+            await tracer.close()
         await store.close()
         report.append(f"failovers={failovers}")
     finally:
@@ -526,6 +628,8 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument("--scale-tasks", type=int, default=300)
     parser.add_argument("--no-chaos", action="store_true")
+    parser.add_argument("--trace-kills", action="store_true",
+                        help="time the phases of each kill (bench/kill_trace.py)")
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1_000_000)

@@ -142,7 +142,8 @@ async def bench(args: argparse.Namespace) -> int:
         ["latency", "workers", "poll s", "n", "p50 ms", "p95 ms", "max ms"],
         [["kill → run stopped, other process (NOTIFY)", str(args.workers), f"{args.poll:g}",
           str(len(samples)), f"{p50:.1f}", f"{p95:.1f}", f"{max(samples):.1f}"],
-         ["  of which after the kill committed", str(args.workers), f"{args.poll:g}",
+         ["  stopped − kill committed (< 0: before the commit)", str(args.workers),
+          f"{args.poll:g}",
           str(len(samples)), f"{r50:.1f}", f"{r95:.1f}", f"{max(reactions[2:]):.1f}"]],
         right=(1, 2, 3, 4, 5, 6)))
     print(f"\nruns killed per worker: {dict(sorted(owners.items()))}")

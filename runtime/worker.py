@@ -62,6 +62,10 @@ GIVEN_BACK = frozenset({"worker stopping", STORE_UNAVAILABLE})
 NOT_ENDED = GIVEN_BACK | {CLAIM_LOST, "max duration"}
 #: how long a stopping worker tries to give its tasks back to an unavailable store
 RELEASE_PATIENCE = 5.0
+#: how long a run stopped by a kill's announcement is not taken up again: its kill is
+#: committing meanwhile; a task still running after that was not killed (the store failed
+#: under the kill) and its run continues from the journal
+KILL_COMMIT_SECONDS = 10.0
 
 default_worker_id = liveness.default_worker_id
 
@@ -94,6 +98,9 @@ class Worker:
         self._failing_since: float | None = None
         #: set while kills from other processes reach this worker at once (PostgreSQL)
         self.listening = asyncio.Event()
+        #: tasks whose run a kill's announcement stopped → loop time until which they are
+        #: not taken up again (their kill commits meanwhile)
+        self._killed: dict[int, float] = {}
         #: whether there may be work to claim before the next poll: a task was created or
         #: answered here, or the last claim filled every free slot (more may be waiting)
         self._maybe_work = True
@@ -126,10 +133,12 @@ class Worker:
             log.info("worker %s stopped", self.worker_id)
 
     def _killed_elsewhere(self, task_id: int) -> None:
-        """A kill committed by any process (PostgreSQL NOTIFY): stop the run at once."""
+        """A kill by any process, announced before its transaction or at its commit
+        (PostgreSQL NOTIFY): stop the run at once, with no store call first."""
         run = self.runs.get(task_id)
         if run is not None:
             run.stop("killed")
+            self._killed[task_id] = asyncio.get_running_loop().time() + KILL_COMMIT_SECONDS
 
     async def _relay(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -227,10 +236,13 @@ class Worker:
         free = self.concurrency - len(self.runs)
         if free <= 0:
             return
+        now = asyncio.get_running_loop().time()
+        self._killed = {i: until for i, until in self._killed.items() if until > now}
         gone = []
         for claim in await self.store.work.claims(exclude=list(self.runs)):
             if claim.worker_id == self.worker_id:
-                mine_idle = claim.task_id not in self._to_fail
+                mine_idle = claim.task_id not in self._to_fail and \
+                    claim.task_id not in self._killed
             else:
                 mine_idle = False
             if mine_idle or (claim.worker_id != self.worker_id and (

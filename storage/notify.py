@@ -7,6 +7,14 @@ only says "look now": the store stays the source of truth and the listeners keep
 polling as the fallback (a connection being re-made misses what was sent meanwhile).
 SQLite has no such channel; its listeners do nothing and polling does the work.
 
+A kill is also announced as its transaction starts, beside it (:class:`KillAnnouncer`),
+in one statement on a connection of its own: the owner of the run stops it without
+waiting for the kill's transaction, which may queue behind the journal's row locks (the
+task's row, the shared day counters) and takes a handful of round trips on a busy
+machine. An announcement can come for a kill that then does not commit (the store failed
+under it): the worker keeps the task's claim and takes the run up again from its journal
+(``runtime.worker``).
+
 The connection carries an ``application_name`` (``taskops <role> <id>``), which is how
 ``taskops status`` sees which processes are up (``pg_stat_activity``).
 """
@@ -35,6 +43,10 @@ CHECK_SECONDS = 5.0
 RETRY_MAX_SECONDS = 10.0
 #: the application_name prefix of every taskops member connection
 APP_PREFIX = "taskops"
+#: the kill announcer's application_name (not a member: ``taskops status`` leaves it out)
+ANNOUNCER_NAME = f"{APP_PREFIX}-kill-announcer"
+#: how long an announcement may take, connecting included (a person waits on the kill)
+ANNOUNCE_SECONDS = 2.0
 
 
 def asyncpg_dsn(db: Database) -> str:
@@ -60,6 +72,65 @@ async def notify_kill(db: Database, conn: AsyncConnection, task_id: int) -> None
     if not db.is_sqlite:
         await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
                            {"channel": KILL_CHANNEL, "payload": str(task_id)})
+
+
+class KillAnnouncer:
+    """Announces kills on a connection of its own, outside the pool: one round trip, with
+    no pool checkout and no ping before it. Made on first use; a connection found broken
+    (the server restarted, a cut) is made again and the announcement sent once more.
+    Best effort: the kill's own NOTIFY at its commit, and polling, follow anyway."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def announce_soon(self, task_id: int) -> None:
+        """Start the announcement and return: the kill's transaction goes on beside it, so
+        a person's press never waits for it (nor for its connect when the store is away)."""
+        if self.db.is_sqlite or not self.db.health.available:
+            return  # a store known to be away answers the kill itself
+        job = asyncio.create_task(self.announce(task_id), name=f"announce kill #{task_id}")
+        self._sending.add(job)
+        job.add_done_callback(self._sending.discard)
+
+    async def announce(self, task_id: int) -> None:
+        """Tell the run's owner now (delivered at once: outside any transaction)."""
+        if self.db.is_sqlite:
+            return
+        async with self._lock:
+            for fresh in (False, True):
+                try:
+                    if self._conn is None or self._conn.is_closed():
+                        fresh = True
+                        self._conn = await asyncpg.connect(
+                            asyncpg_dsn(self.db), timeout=ANNOUNCE_SECONDS,
+                            server_settings={"application_name": ANNOUNCER_NAME})
+                    await self._conn.execute("SELECT pg_notify($1, $2)", KILL_CHANNEL,
+                                             str(task_id), timeout=ANNOUNCE_SECONDS)
+                    return
+                except Exception as error:
+                    await self._disconnect()
+                    if fresh:
+                        log.debug("task#%d: the kill could not be announced (%s)", task_id,
+                                  error.__class__.__name__)
+                        return
+
+    async def close(self) -> None:
+        """Close the connection (an announcement still under way is dropped)."""
+        for job in list(self._sending):
+            job.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+            if not conn.is_closed():
+                conn.terminate()
 
 
 async def listen_kills(db: Database, member: str, on_kill: Callable[[int], None],

@@ -90,6 +90,7 @@ class TaskStore:
     def __init__(self, engines: Engines, settings: Settings,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db = Database(engines, settings, clock)
+        self._announcer = notify.KillAnnouncer(self.db)
         self.console = ConsoleStore(self.db)
         self.push = PushStore(self.db, self.console.cache)
         self.work = WorkStore(self.db)
@@ -117,6 +118,7 @@ class TaskStore:
 
     async def close(self) -> None:
         await self.journal.close()
+        await self._announcer.close()
         await self.db.engines.dispose()
 
     # --- what every caller may read -------------------------------------------------------
@@ -436,6 +438,8 @@ class TaskStore:
         values = {"result_status": ResultStatus.FAILED.value, "summary": text,
                   "error": text, "killed_by": by}
         with metrics.kill_timer():
+            # The owner stops its run on this, not on the commit below (storage.notify).
+            self._announcer.announce_soon(task_id)
             async with self.db.write() as conn:
                 task = await transitions.transition(
                     self.db, conn, task_id, [TaskStatus.RUNNING], TaskStatus.FAILED, values,

@@ -9,12 +9,17 @@ import signal
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
+from taskops.runtime import worker as worker_module
 from taskops.runtime.run import RunEnd, TaskRun
+from taskops.storage import notify
 from taskops.storage.domain import EventKind, InvalidTransition, ProviderChoice, TaskStatus
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock
+from tests.postgres import admin_url
 from tests.runtime.conftest import (
     MakeStore,
     events,
@@ -175,3 +180,119 @@ async def test_kill_from_another_process_stops_the_worker(make_store: MakeStore,
         if worker.returncode is None:
             worker.kill()
             await worker.wait()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_kill_is_heard_before_it_waits_for_the_task_row(make_store: MakeStore,
+                                                                db_url: str) -> None:
+    """A journal batch holds the task's row while it writes: the owner hears the kill
+    then, not once the kill got the row and committed."""
+    store = await make_store()
+    task = await submit(store, "!say working\n!wait 60")
+    heard: asyncio.Queue[int] = asyncio.Queue()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    listener = asyncio.create_task(store.work.listen_kills("probe", heard.put_nowait, stop,
+                                                          ready=ready))
+    batch = await asyncpg.connect(admin_url(db_url, make_url(db_url).database or ""))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        await batch.execute("BEGIN")
+        await batch.execute("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", task.id)
+        kill = asyncio.create_task(store.kill_task(task.id, by="Ann"))
+        assert await asyncio.wait_for(heard.get(), 20) == task.id
+        await asyncio.sleep(0.1)
+        assert not kill.done()  # still waiting for the row
+        await batch.execute("ROLLBACK")
+        assert (await asyncio.wait_for(kill, 20)).status is TaskStatus.FAILED
+        # Heard again at the commit (the listener's fallback for a missed announcement).
+        assert await asyncio.wait_for(heard.get(), 20) == task.id
+    finally:
+        await batch.close()
+        stop.set()
+        await asyncio.wait_for(listener, 20)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_the_announcing_connection_is_made_again_after_a_cut(
+        make_store: MakeStore, db_url: str) -> None:
+    """The announcer keeps its connection between kills; one cut meanwhile (a server
+    restart) must not cost the next kill its announcement."""
+    store = await make_store()
+    first = await submit(store, "!say working\n!wait 60")
+    second = await submit(store, "!say working\n!wait 60")
+    heard: asyncio.Queue[int] = asyncio.Queue()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    listener = asyncio.create_task(store.work.listen_kills("probe", heard.put_nowait, stop,
+                                                          ready=ready))
+    admin = await asyncpg.connect(admin_url(db_url, make_url(db_url).database or ""))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        await store.kill_task(first.id, by="Ann")
+        assert [await asyncio.wait_for(heard.get(), 20) for _ in range(2)] == [first.id] * 2
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1", notify.ANNOUNCER_NAME)
+        assert cut == 1
+        await admin.execute("BEGIN")
+        await admin.execute("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", second.id)
+        kill = asyncio.create_task(store.kill_task(second.id, by="Ann"))
+        assert await asyncio.wait_for(heard.get(), 20) == second.id
+        assert not kill.done()
+        await admin.execute("ROLLBACK")
+        await asyncio.wait_for(kill, 20)
+    finally:
+        await admin.close()
+        stop.set()
+        await asyncio.wait_for(listener, 20)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_run_stopped_for_a_kill_that_never_committed_is_taken_up_again(
+        make_store: MakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The announcement stops the run before the kill commits; if the kill then fails (the
+    store broke under it), the task is still running and this worker's: after a grace it
+    continues from its journal, and not before (the kill may still be committing)."""
+    monkeypatch.setattr(worker_module, "KILL_COMMIT_SECONDS", 1.0)
+    store = await make_store()
+    task = await submit(store, "!say working\n!wait 2\n!say after\n!end completed done")
+    ended: list[TaskRun] = []
+    async with running_worker(store, on_run_end=ended.append) as worker:
+        await asyncio.wait_for(worker.listening.wait(), 20)
+        await wait_in_step(worker, task.id)
+        await until_written(store, task.id, EventKind.TEXT)
+        announcer = notify.KillAnnouncer(store.db)
+        try:
+            await announcer.announce(task.id)  # a kill that never commits
+        finally:
+            await announcer.close()
+        await until_gone(worker, task.id)
+        assert ended[0].stop_reason == "killed"
+        await asyncio.sleep(0.5)
+        assert task.id not in worker.runs
+        assert (await store.get_task(task.id)).status is TaskStatus.RUNNING
+        done = await wait_ended(store, task.id)
+    assert (done.status, done.summary) == (TaskStatus.COMPLETED, "done")
+    timeline = await kinds(store, task.id)
+    assert EventKind.RESUMED in timeline
+    assert timeline.count(EventKind.TEXT) == 2
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_kill_does_not_wait_for_its_announcement(make_store: MakeStore,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """The announcement goes out beside the kill's transaction: one that hangs (a connect
+    to a server that does not answer) delays neither the kill nor closing the store."""
+    hung = asyncio.Event()
+
+    async def never(_self: notify.KillAnnouncer, _task_id: int) -> None:
+        hung.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(notify.KillAnnouncer, "announce", never)
+    store = await make_store()
+    task = await submit(store, "!say working\n!wait 60")
+    killed = await asyncio.wait_for(store.kill_task(task.id, by="Ann"), 10)
+    assert killed.status is TaskStatus.FAILED
+    assert hung.is_set()
+    await asyncio.wait_for(store.close(), 10)
