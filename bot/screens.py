@@ -17,7 +17,7 @@ from taskops.bot.bulk_view import SAMPLE, render_bulk_confirmation
 from taskops.bot.context import Deps, deps
 from taskops.bot.detail_view import render_detail, render_kill_confirmation
 from taskops.bot.digest_view import PAGE_SIZE as DIGEST_PAGE_SIZE
-from taskops.bot.digest_view import render_digest_page
+from taskops.bot.digest_view import DigestAlerts, render_digest_page
 from taskops.bot.list_view import header, menu_options, render_list, render_menu
 from taskops.bot.press import ConsolePress, answer
 from taskops.bot.restart_view import render_form, render_provider_menu
@@ -61,7 +61,9 @@ async def render_state(d: Deps, state: ViewState, key: str,
                                         key), state
     if state.screen is Screen.DIGEST and state.digest is not None:
         digest = await d.store.push.digest_page(key, state.digest.page, DIGEST_PAGE_SIZE)
-        return render_digest_page(digest, key, state.digest.page), state
+        alerts = DigestAlerts.of(await d.store.push.alerts_of_view(key), d.store.tz,
+                                 d.store.clock())
+        return render_digest_page(digest, key, state.digest.page, alerts), state
     if state.screen is Screen.VIEWS and chat_id is not None:
         return render_views(await d.store.console.saved_views(chat_id), key, d.store.clock(),
                             d.store.tz, header), state

@@ -19,7 +19,7 @@ from taskops.bot.callbacks import Action
 from taskops.bot.context import Deps, deps
 from taskops.bot.handlers.prompts import ask
 from taskops.bot.press import EXPIRED, Press, answer, load_view_press, on_press, press_task
-from taskops.bot.push import alerts
+from taskops.bot.push import alerts, digest_alerts
 from taskops.bot.push.alerts import AlertVerb
 from taskops.bot.push.subscription import settings_of
 from taskops.bot.render import render
@@ -33,10 +33,14 @@ NOT_WAITING = "This task is not waiting for an answer."
 
 
 async def on_alert_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    press = await load_view_press(update, context, (ViewKind.NOTICE,), EXPIRED)
+    press = await load_view_press(update, context, (ViewKind.NOTICE, ViewKind.DIGEST),
+                                  EXPIRED)
     if press is None:
         return
     d = deps(context)
+    if press.view.kind == ViewKind.DIGEST:
+        await _ack_digest(d, press)
+        return
     alert = await d.store.push.alert_of_view(press.key)
     try:
         verb = AlertVerb(press.callback.arg)
@@ -110,6 +114,28 @@ async def _ack(d: Deps, press: Press, alert: Alert) -> None:
         await alerts.redraw(d.store, d.telegram, updated)
     else:
         await answer(press.query, f"{updated.acked_by} is already on it.")
+
+
+async def _ack_digest(d: Deps, press: Press) -> None:
+    """🙋 on a digest (or its re-announcement): every alert it carries is this admin's."""
+    if press.callback.arg != AlertVerb.ACK.value:
+        await answer(press.query, EXPIRED)
+        return
+    carried = await d.store.push.alerts_of_view(press.key)
+    if not carried:
+        await answer(press.query, EXPIRED)
+        return
+    acked = await d.store.push.ack_alerts_of_view(press.key, admin_name(press.user))
+    if acked:
+        await audit(d.store, press.user, AuditAction.ACK,
+                    f"acked {acked} {'alert' if acked == 1 else 'alerts'} of a digest",
+                    task_id=carried[0].task_id)
+        await answer(press.query, "You're on it — the chat can see that.")
+        await digest_alerts.redraw(d.store, d.telegram, press.view)
+    else:
+        who = next((a.acked_by for a in reversed(carried) if a.acked_by), None)
+        await answer(press.query, f"{who} is already on it." if who else
+                     "Nothing here waits for a person any more.")
 
 
 async def _mute(d: Deps, press: Press, alert: Alert, hours: int) -> None:
