@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from msgspec.structs import replace
-from telegram import Message, Update
+from telegram import Message, ReplyParameters, Update
 from telegram.ext import ContextTypes
 
 from taskops.bot.bulk_view import SAMPLE, render_bulk_confirmation
@@ -111,6 +111,23 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
     await d.store.console.save(key, encode(state), message_id=message.message_id)
     d.rendered.put(key, fingerprint(rendered))
     shown(d, key, rendered)
+
+
+async def show_reply(context: ContextTypes.DEFAULT_TYPE, chat_id: int, state: ViewState,
+                     reply_to: int | None) -> str:
+    """A new console message for ``state`` replying to ``reply_to`` (an alert, a digest,
+    which stays as it is); its view key."""
+    d = deps(context)
+    key = await d.store.console.create(ViewKind.LIST, chat_id, encode(state))
+    rendered, state = await render_state(d, state, key, chat_id=chat_id)
+    message = await context.bot.send_message(
+        chat_id, rendered.text, reply_markup=rendered.keyboard,
+        reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
+                          if reply_to else None))
+    await d.store.console.save(key, encode(state), message_id=message.message_id)
+    d.rendered.put(key, fingerprint(rendered))
+    shown(d, key, rendered)
+    return key
 
 
 async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: ViewState) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from telegram import Message, ReplyParameters, Update
+from telegram import Message, Update
 from telegram.ext import Application, ContextTypes
 
 from taskops.bot import format as fmt
@@ -24,8 +24,8 @@ from taskops.bot.push.alerts import AlertVerb
 from taskops.bot.push.subscription import settings_of
 from taskops.bot.render import render
 from taskops.bot.restart_view import new_draft
-from taskops.bot.screens import render_state
-from taskops.bot.views import PromptState, Purpose, ViewKind, ViewState, encode
+from taskops.bot.screens import show_reply
+from taskops.bot.views import PromptState, Purpose, ViewKind, ViewState
 from taskops.storage.domain import RESTART_DISABLED_REASON, TaskStatus, kill_refused_message
 from taskops.storage.push_store import Alert
 
@@ -89,17 +89,9 @@ async def on_alert_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def _show_reply(context: ContextTypes.DEFAULT_TYPE, press: Press, alert: Alert,
                       state: ViewState) -> str:
     """A new console message for ``state``, replying to the alert; its view key."""
-    d = deps(context)
-    key = await d.store.console.create(ViewKind.LIST, alert.chat_id, encode(state))
-    rendered, state = await render_state(d, state, key)
     reply_to = alert.message_id or (press.message.message_id
                                     if isinstance(press.message, Message) else None)
-    message = await context.bot.send_message(
-        alert.chat_id, rendered.text, reply_markup=rendered.keyboard,
-        reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
-                          if reply_to else None))
-    await d.store.console.save(key, encode(state), message_id=message.message_id)
-    return key
+    return await show_reply(context, alert.chat_id, state, reply_to)
 
 
 async def _ack(d: Deps, press: Press, alert: Alert) -> None:

@@ -10,8 +10,10 @@ task (same view key and message as the digest, no recurrence group), so
 - in a group, the alerts nobody acked are re-announced once, together: one message
   replying to the digest, listing them, with its own 🙋.
 
-The digest is redrawn only while it shows the digest (as sent, or paged by someone); once
-a person opened a task or the list from it, the message is theirs and is left alone.
+The digest is redrawn only while it shows the digest (as sent, or paged by someone). In a
+group a task or the list opened from it replies to it (bot/handlers/tasks_list.py), so it
+stays for everyone; in a private chat it opens in place, and the message is then left
+alone.
 """
 
 from __future__ import annotations

@@ -10,7 +10,15 @@ from taskops.storage.domain import TaskDraft
 from taskops.storage.store import TaskStore
 from tests.e2e.harness import Console, buttons, command, press, running_console
 from tests.fakegram import FakeTelegram
-from tests.push.helpers import bot_messages, is_digest, notices, push, subscribe, wait_delivered
+from tests.push.helpers import (
+    bot_messages,
+    is_digest,
+    notices,
+    press_for_reply,
+    push,
+    subscribe,
+    wait_delivered,
+)
 
 
 async def running_tasks(store: TaskStore, n: int) -> list[int]:
@@ -48,19 +56,33 @@ async def _digest_alerts(console: Console) -> None:
     assert buttons(digest)[0] == "🙋 I'm on it"
     assert all(a.group_key is None and a.message_id == digest.message_id for a in carried)
 
+    # In a group the digest stays for everyone: Open (and the list) reply to it.
+    before = digest.text
+    label = next(b for b in buttons(digest) if b.startswith("🔴 #"))
+    detail = await press_for_reply(console, digest, label, user=console.other_admin)
+    assert detail.reply_to is not None
+    assert detail.reply_to.message_id == digest.message_id
+    assert detail.text.startswith(f"{label} burst ")
+    listed = await press_for_reply(console, digest, "📋 Show in the list")
+    assert listed.text.startswith("Tasks ·")
+    assert digest.text == before
+
     # Lifecycles under the tasks' lines: answered, then completed (no message of its own).
     question = next(i for i in paused if i in in_digest)
     await console.store.resume_task(question, "the first", by="Ann")
-    await server.wait_for(lambda: "↳ 💬 answered by Ann" in digest.text)
+    # (a group's pushes are paced to its 20 messages a minute: allow for the wait)
+    await server.wait_for(lambda: "↳ 💬 answered by Ann" in digest.text, timeout=20)
     await console.store.finish_task(question, "STATUS: completed\nSUMMARY: done")
-    await server.wait_for(lambda: "↳ 💬 answered by Ann → 🟢 completed" in digest.text)
+    await server.wait_for(lambda: "↳ 💬 answered by Ann → 🟢 completed" in digest.text,
+                          timeout=20)
     # A restart from the task's screen is told too (as on a single alert).
     restarted = next(i for i in failed if i in in_digest)
     detail = await command(console, f"/task@taskops_bot {restarted}", chat=group)
     await press(console, detail, "🔁 Edit & restart")
     await press(console, detail, "Save & restart")
     [new_id] = await console.store.restarted_as(restarted)
-    await server.wait_for(lambda: f"↳ 🔁 restarted by Ann as #{new_id}" in digest.text)
+    await server.wait_for(lambda: f"↳ 🔁 restarted by Ann as #{new_id}" in digest.text,
+                          timeout=20)
     # Nobody on it: re-announced once, one message for the whole digest, replying to it.
     escalation = push(console).escalation
     console.clock.advance(11 * 60)
@@ -79,7 +101,7 @@ async def _digest_alerts(console: Console) -> None:
     answer = await press(console, again, "🙋 I'm on it", user=console.other_admin,
                          expect_edit=False)
     assert "on it" in answer.text
-    await server.wait_for(lambda: "🙋 Olaf is on it" in digest.text)
+    await server.wait_for(lambda: "🙋 Olaf is on it" in digest.text, timeout=20)
     assert "🙋 I'm on it" not in buttons(digest)
     assert {a.task_id for a in await console.store.push.alerts_of_view(carried[0].view_key)
             if a.acked_by == "Olaf"} == set(waiting)
