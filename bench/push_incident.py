@@ -20,8 +20,9 @@ a progress event every simulated minute for every running task):
 - one that goes stuck while status updates are on (one tool call, then progress only);
 - a burst (``--burst`` tasks within two simulated seconds at ``--burst-at``): most fail,
   one loops, two pause with a question — more than the digest threshold, so a digest.
-The console is restarted at each ``--restart-at`` minute (none: ``--restart-at`` with no
-value): its Application and its store are closed and made anew while the tasks go on, as
+The console is restarted at each ``--restart-at`` minute, as soon as the next alert has
+reached the group (so the admins ack it from the new process; none: ``--restart-at`` with
+no value): its Application and its store are closed and made anew while the tasks go on, as
 when ``taskops run`` restarts beside a ``taskops worker`` (the tasks are written through a
 store of their own, so the console learns of changes by polling the feed, not by the
 in-process signal).
@@ -513,9 +514,18 @@ class ConsoleProcess:
             self.store = None
 
 
+def group_alerts(server: FakeTelegram) -> int:
+    return sum(1 for m in server.messages(GROUP)
+               if m.from_bot and (ALERT_HEAD.match(m.text or "") or is_digest(m)))
+
+
 async def restarts(inc: Incident, console: ConsoleProcess, at: list[float]) -> None:
+    """Restart the console at each minute of ``at`` — right after the next alert reaches the
+    group (within a simulated minute), so its 🙋 is pressed to the new process."""
     for minute in at:
         await inc.clock.until(minute)
+        shown = group_alerts(inc.server)
+        await wait(lambda n=shown: group_alerts(inc.server) > n, 60 / inc.clock.speed)
         down = time.time()
         await console.stop()
         service = await console.start()
