@@ -333,10 +333,10 @@ async def announcement(inc: Incident, chat_id: int, task_id: int) -> FakeMessage
     return None
 
 
-async def ack(inc: Incident, who: int, message: FakeMessage, what: str) -> None:
-    """🙋 on an alert or a digest; the time until the chat sees who is on it."""
+async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: float) -> None:
+    """🙋 on an alert or a digest (that reached the chat at ``seen``); the time until the
+    chat sees who is on it."""
     server = inc.server
-    seen = time.time()
     before = await press(server, who, message, "🙋 I'm on it")
     if await wait(lambda: "is on it" in (message.text or ""), 30):
         edit = next(c for c in server.calls if c.method == "editMessageText"
@@ -351,10 +351,11 @@ async def ack(inc: Incident, who: int, message: FakeMessage, what: str) -> None:
 async def act_on_digest(inc: Incident, digest: FakeMessage, rng: random.Random) -> None:
     """The group's admins take a digest: 🙋, then answer one question from its 💬."""
     server = inc.server
+    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))
     who = rng.choice([ANN, OLAF])
     if any(label == "🙋 I'm on it" for row in digest.buttons for label, *_ in row):
-        await ack(inc, who, digest, f"digest {digest.message_id}")
+        await ack(inc, who, digest, f"digest {digest.message_id}", seen)
     answers = [label for row in digest.buttons for label, *_ in row
                if label.startswith("💬 #")]
     if not answers:
@@ -398,11 +399,12 @@ async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random,
             digests.add(alert.message_id)
             await act_on_digest(inc, alert, rng)
         return
+    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))  # someone reads it
     if task_id == inc.unacked:
         return
     who = rng.choice([ANN, OLAF])
-    await ack(inc, who, alert, f"#{task_id}")
+    await ack(inc, who, alert, f"#{task_id}", seen)
     last = max(m.message_id for m in server.messages(GROUP))
     if what == "failure" and not inc.restarted:
         await press(server, who, alert, "🔁 Restart")
