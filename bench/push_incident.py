@@ -2,6 +2,7 @@
 
     python bench/push_incident.py [--seed 0] [--speed 10] [--minutes 15] [--stuck-after 10]
                                   [--escalate-after 5] [--db sqlite|postgresql]
+                                  [--restart-at 5.5 10.5] [--burst-at 7.5] [--burst 8]
 
 The real taskops Application (as bench/push.py runs it) against the fake Bot API with
 Telegram's flood limits on. The store's clock runs ``--speed`` times faster than the wall
@@ -16,18 +17,30 @@ a progress event every simulated minute for every running task):
 - five tasks that fail (each with a failing tool call), at random minutes;
 - one task that loops (three failing calls, then "Loop detected …" with the /kill_task hint);
 - one that pauses with a question;
-- one that goes stuck while status updates are on (one tool call, then progress only).
+- one that goes stuck while status updates are on (one tool call, then progress only);
+- a burst (``--burst`` tasks within two simulated seconds at ``--burst-at``): most fail,
+  one loops, two pause with a question — more than the digest threshold, so a digest.
+The console is restarted at each ``--restart-at`` minute, as soon as the next alert has
+reached the group (so the admins ack it from the new process; none: ``--restart-at`` with
+no value): its Application and its store are closed and made anew while the tasks go on, as
+when ``taskops run`` restarts beside a ``taskops worker`` (the tasks are written through a
+store of their own, so the console learns of changes by polling the feed, not by the
+in-process signal).
 Chats: Ann's private chat and the "Ops" group (Ann and Olaf), both subscribed with the
 defaults; Olaf's private chat opted into completions (to show the recurring message).
 The admins act through the fake as people would: in the group they ack every alert but one
 (chosen by the seed) with 🙋, restart one failure from its card (🔁 Restart, Save &
 restart) and let the new run complete, answer the question from its alert, and kill the
 stuck task from its alert. The new runs' status changes follow the alerts' lifecycles.
+The burst's digest in the group is acked with its 🙋 and one of its questions answered
+from its 💬 button (the digest then shows the answer under that task's line).
 
 Reported: messages per chat; each failure, pause, loop and stuck task announced exactly
-once per chat (stuck within stuck_after + 1 simulated minute of its last own event); silent
-completions pushed; ack → the group's alert edited to show it (what the other admin sees);
-re-announcements per chat; the fake's rule violations; status change → notification.
+once per chat, as an alert of its own or in a digest (stuck within stuck_after + 1
+simulated minute of its last own event); silent completions pushed; ack → the group's
+alert (or digest) edited to show it (what the other admin sees), and how many acks were of
+alerts sent before a restart; re-announcements per chat; the fake's rule violations;
+status change → notification (the alert, or the digest send or edit that lists it).
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -49,6 +63,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bench.common import (
     DATA_DIR,
@@ -87,6 +102,7 @@ START = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 FAILING = ["Deploy api", "Sync invoices", "Rotate keys", "Backfill metrics",
            "Send newsletter"]
 ALERT_HEAD = re.compile(r"^\S+ (Task failed|Task paused|Task looks stuck)\b.*?#(\d+) ")
+DIGEST_HEAD = re.compile(r"^\S+ [\d,]+ tasks? .* in the last ")
 
 
 class SimClock:
@@ -126,6 +142,16 @@ class Incident:
     unacked: int = 0
     restarted: list[tuple[int, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: the burst's tasks (they may be announced in a digest)
+    burst: set[int] = field(default_factory=set)
+    #: real times the console was down for a restart: (stopped, started again)
+    restarts: list[tuple[float, float]] = field(default_factory=list)
+    #: (real time the alert was first sent, real time of the ack press)
+    acked: list[tuple[float, float]] = field(default_factory=list)
+    #: the digest's answered question, and whether its lifecycle showed on the digest
+    digest_answered: tuple[int, bool] | None = None
+    #: chat → task id → digest messages that list it (read from the store at the end)
+    digested: dict[int, dict[int, int]] = field(default_factory=dict)
 
 
 # --- the scripted tasks -------------------------------------------------------------------
@@ -205,6 +231,29 @@ async def going_stuck(inc: Incident, minute: float, minutes: int) -> None:
     inc.alerts[task.id] = ("stuck", 0.0)
 
 
+async def burst(inc: Incident, minute: float, size: int) -> None:
+    """``size`` tasks end within two simulated seconds: two pause, one loops, the rest fail."""
+    await inc.clock.until(minute - 0.5)
+    tasks = [await start(inc.store, f"Import batch {i + 1:02d}") for i in range(size)]
+    await inc.clock.until(minute)
+    for i, task in enumerate(tasks):
+        inc.burst.add(task.id)
+        real = time.time()
+        if i in (2, 5):
+            await inc.store.finish_task(task.id, "STATUS: question\nSUMMARY: Skip the "
+                                        "rows with a bad <date>?")
+            inc.alerts[task.id] = ("pause", real)
+        elif i == 4:
+            await inc.store.fail_task(task.id, "Loop detected (systematic): http_get failed "
+                                      "3 times in a row")
+            inc.alerts[task.id] = ("loop", real)
+        else:
+            await inc.store.fail_task(task.id, f"Import batch {i + 1:02d} failed: the "
+                                      "source returned 500.")
+            inc.alerts[task.id] = ("failure", real)
+        await asyncio.sleep(2 / size / inc.clock.speed)
+
+
 async def status_updates(inc: Incident, minutes: int) -> None:
     """[tasks] status updates every minute: a progress event for every running task."""
     for minute in range(1, minutes + 1):
@@ -254,26 +303,108 @@ async def press(server: FakeTelegram, user: int, message: FakeMessage, label: st
     return before
 
 
-async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random) -> None:
-    """The group's admins deal with one alert."""
+def is_digest(message: FakeMessage) -> bool:
+    return message.from_bot and bool(DIGEST_HEAD.match(message.text or ""))
+
+
+async def digest_tasks(store: TaskStore, message: FakeMessage) -> list[int]:
+    """Every task a digest message took in (all its pages, from the store)."""
+    view = await store.console.find(message.chat.id, message.message_id, "digest")
+    if view is None:
+        return []
+    ids: list[int] = []
+    page = 1
+    while True:
+        found = await store.push.digest_page(view.key, page, 50)
+        ids += [i.task_id for i in found.items]
+        if len(ids) >= found.total or not found.items:
+            return ids
+        page += 1
+
+
+async def announcement(inc: Incident, chat_id: int, task_id: int) -> FakeMessage | None:
+    """The message announcing a task in a chat: its alert, else a digest that lists it."""
+    alert = alert_message(inc.server, chat_id, task_id)
+    if alert is not None:
+        return alert
+    for message in inc.server.messages(chat_id):
+        if is_digest(message) and task_id in await digest_tasks(inc.store, message):
+            return message
+    return None
+
+
+async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: float) -> None:
+    """🙋 on an alert or a digest (that reached the chat at ``seen``); the time until the
+    chat sees who is on it."""
     server = inc.server
-    if not await wait(lambda: alert_message(server, GROUP, task_id) is not None, 60):
+    before = await press(server, who, message, "🙋 I'm on it")
+    if await wait(lambda: "is on it" in (message.text or ""), 30):
+        edit = next(c for c in server.calls if c.method == "editMessageText"
+                    and c.at >= before and str(c.params.get("message_id")) == str(
+                        message.message_id) and "is on it" in str(c.params.get("text")))
+        inc.acks.append(edit.at - before)
+        inc.acked.append((seen, before))
+    else:
+        inc.errors.append(f"ack of {what} never shown")
+
+
+async def act_on_digest(inc: Incident, digest: FakeMessage, rng: random.Random) -> None:
+    """The group's admins take a digest: 🙋, then answer one question from its 💬."""
+    server = inc.server
+    seen = time.time()
+    await asyncio.sleep(rng.uniform(2, 4))
+    who = rng.choice([ANN, OLAF])
+    if any(label == "🙋 I'm on it" for row in digest.buttons for label, *_ in row):
+        await ack(inc, who, digest, f"digest {digest.message_id}", seen)
+    answers = [label for row in digest.buttons for label, *_ in row
+               if label.startswith("💬 #")]
+    if not answers:
+        return
+    task_id = int(answers[0].split("#")[1])
+    last = max(m.message_id for m in server.messages(GROUP))
+    await press(server, who, digest, answers[0])
+    await wait(lambda: any(m.keyboard for m in server.messages(GROUP)
+                           if m.from_bot and m.message_id > last), 60)
+    prompt = next((m for m in reversed(server.messages(GROUP))
+                   if m.from_bot and m.keyboard and m.message_id > last), None)
+    if prompt is None:
+        inc.errors.append("no answer prompt from the digest")
+        return
+    await server.reply_to(who, GROUP, prompt.message_id, "skip them")
+    shown = await wait(lambda: "answered by" in (digest.text or ""), 30)
+    inc.digest_answered = (task_id, shown)
+    if shown:
+        await asyncio.sleep(30 / inc.clock.speed)
+        await inc.store.finish_task(task_id, "STATUS: completed\nSUMMARY: Imported.")
+
+
+async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random,
+                 digests: set[int]) -> None:
+    """The group's admins deal with one alert (or the digest it came in)."""
+    server = inc.server
+    found: list[FakeMessage | None] = [None]
+
+    async def announced() -> bool:
+        found[0] = await announcement(inc, GROUP, task_id)
+        return found[0] is not None
+
+    with contextlib.suppress(AssertionError):
+        await server.wait_for(announced, timeout=60)
+    alert = found[0]
+    if alert is None:
         inc.errors.append(f"no group alert for #{task_id}")
         return
-    alert = alert_message(server, GROUP, task_id)
-    assert alert is not None
+    if is_digest(alert):
+        if alert.message_id not in digests:
+            digests.add(alert.message_id)
+            await act_on_digest(inc, alert, rng)
+        return
+    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))  # someone reads it
     if task_id == inc.unacked:
         return
     who = rng.choice([ANN, OLAF])
-    before = await press(server, who, alert, "🙋 I'm on it")
-    if await wait(lambda: "is on it" in (alert.text or ""), 30):
-        edit = next(c for c in server.calls if c.method == "editMessageText"
-                    and c.at >= before and str(c.params.get("message_id")) == str(
-                        alert.message_id) and "is on it" in str(c.params.get("text")))
-        inc.acks.append(edit.at - before)
-    else:
-        inc.errors.append(f"ack of #{task_id} never shown")
+    await ack(inc, who, alert, f"#{task_id}", seen)
     last = max(m.message_id for m in server.messages(GROUP))
     if what == "failure" and not inc.restarted:
         await press(server, who, alert, "🔁 Restart")
@@ -315,6 +446,7 @@ async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random) -> 
 
 async def admins(inc: Incident, rng: random.Random, minutes: int) -> None:
     handled: set[int] = set()
+    digests: set[int] = set()
     acting: list[asyncio.Task[None]] = []
     while inc.clock.minutes() < minutes + 0.5:
         for task_id, (what, _) in list(inc.alerts.items()):
@@ -323,7 +455,7 @@ async def admins(inc: Incident, rng: random.Random, minutes: int) -> None:
             if what == "stuck" and alert_message(inc.server, GROUP, task_id) is None:
                 continue
             handled.add(task_id)
-            acting.append(asyncio.create_task(act_on(inc, task_id, what, rng)))
+            acting.append(asyncio.create_task(act_on(inc, task_id, what, rng, digests)))
         await asyncio.sleep(0.2)
     await asyncio.gather(*acting)
 
@@ -353,6 +485,56 @@ async def database(kind: str) -> AsyncIterator[str]:
             await drop_pg_database(name)
 
 
+class ConsoleProcess:
+    """The console as ``taskops run`` holds it: an Application and a store of its own,
+    stopped and made anew by a restart (the tasks' store goes on)."""
+
+    def __init__(self, settings: Settings, clock: SimClock, options: PushOptions) -> None:
+        self.settings, self.clock, self.options = settings, clock, options
+        self.store: TaskStore | None = None
+        self.app: Any = None
+
+    async def start(self) -> PushService:
+        self.store = await TaskStore.open(self.settings, clock=self.clock)
+        self.app = build_application(self.settings, self.store)
+        self.app.bot_data[OPTIONS_KEY] = self.options
+        await self.app.initialize()
+        await start_console(self.app)
+        service = deps_of(self.app).push
+        assert isinstance(service, PushService)
+        return service
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            try:
+                await stop_console(self.app)
+            finally:
+                await self.app.shutdown()
+                self.app = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+
+def group_alerts(server: FakeTelegram) -> int:
+    return sum(1 for m in server.messages(GROUP)
+               if m.from_bot and (ALERT_HEAD.match(m.text or "") or is_digest(m)))
+
+
+async def restarts(inc: Incident, console: ConsoleProcess, at: list[float]) -> None:
+    """Restart the console at each minute of ``at`` — right after the next alert reaches the
+    group (within a simulated minute), so its 🙋 is pressed to the new process."""
+    for minute in at:
+        await inc.clock.until(minute)
+        shown = group_alerts(inc.server)
+        await wait(lambda n=shown: group_alerts(inc.server) > n, 60 / inc.clock.speed)
+        down = time.time()
+        await console.stop()
+        service = await console.start()
+        await wait(lambda s=service: len(s.notifier.workers) == 3, 30)
+        inc.restarts.append((down, time.time()))
+
+
 async def run(url: str, args: argparse.Namespace) -> tuple[Incident, FakeTelegram]:
     rng = random.Random(args.seed)
     server = FakeTelegram(token=TOKEN)
@@ -369,52 +551,60 @@ async def run(url: str, args: argparse.Namespace) -> tuple[Incident, FakeTelegra
                                            digest_window_seconds=10.0 / speed,
                                            escalate_after_minutes=args.escalate_after))
     clock = SimClock(speed)
+    # the tasks' side (as a worker writes them); the console has a store of its own
     store = await TaskStore.open(settings, clock=clock)
-    app = build_application(settings, store)
-    app.bot_data[OPTIONS_KEY] = PushOptions(stuck_check_seconds=30.0 / speed,
-                                            escalate_check_seconds=20.0 / speed,
-                                            digest_max_span_seconds=60.0 / speed)
+    console = ConsoleProcess(settings, clock, PushOptions(
+        stuck_check_seconds=30.0 / speed, escalate_check_seconds=20.0 / speed,
+        digest_max_span_seconds=60.0 / speed))
     inc = Incident(server, store, clock)
     try:
-        async with app:
-            await start_console(app)
-            try:
-                service = deps_of(app).push
-                assert isinstance(service, PushService)
-                for chat_id, wants in ((ANN, NotifySettings()), (GROUP, NotifySettings()),
-                                       (OLAF, NotifySettings(statuses=frozenset(
-                                           {TaskStatus.FAILED, TaskStatus.PAUSED,
-                                            TaskStatus.COMPLETED})))):
-                    await store.push.subscribe(chat_id, wants.to_json(), ANN)
-                service.poke()
-                await server.wait_for(lambda: len(service.notifier.workers) == 3)
-                clock.real0 = time.time()
-                minutes = args.minutes
-                at = sorted(rng.sample(range(2, minutes - 2), 5))
-                inc.unacked = -1
-                jobs = [cron_runs(inc, minutes), status_updates(inc, minutes),
-                        looping(inc, rng.uniform(2, 4)), pausing(inc, rng.uniform(4, 6)),
-                        going_stuck(inc, 1.0, minutes), admins(inc, rng, minutes)]
-                jobs += [failure(inc, name, m + rng.uniform(0, 0.9))
-                         for name, m in zip(FAILING, at, strict=True)]
-                pick = rng.randrange(5)
+        for chat_id, wants in ((ANN, NotifySettings()), (GROUP, NotifySettings()),
+                               (OLAF, NotifySettings(statuses=frozenset(
+                                   {TaskStatus.FAILED, TaskStatus.PAUSED,
+                                    TaskStatus.COMPLETED})))):
+            await store.push.subscribe(chat_id, wants.to_json(), ANN)
+        try:
+            service = await console.start()
+            await server.wait_for(lambda: len(service.notifier.workers) == 3)
+            clock.real0 = time.time()
+            minutes = args.minutes
+            at = sorted(rng.sample(range(2, minutes - 2), 5))
+            inc.unacked = -1
+            jobs = [cron_runs(inc, minutes), status_updates(inc, minutes),
+                    looping(inc, rng.uniform(2, 4)), pausing(inc, rng.uniform(4, 6)),
+                    going_stuck(inc, 1.0, minutes), admins(inc, rng, minutes)]
+            jobs += [failure(inc, name, m + rng.uniform(0, 0.9))
+                     for name, m in zip(FAILING, at, strict=True)]
+            if args.burst:
+                jobs.append(burst(inc, args.burst_at, args.burst))
+            jobs.append(restarts(inc, console, sorted(args.restart_at)))
+            pick = rng.randrange(5)
 
-                async def choose_unacked() -> None:
-                    # one failure early enough to be re-announced within the run
-                    while True:
-                        early = [t for t, (w, r) in inc.alerts.items() if w == "failure"
-                                 and clock.minutes(r) < minutes - args.escalate_after - 1]
-                        if len(early) > pick or clock.minutes() > minutes:
-                            if early:
-                                inc.unacked = early[min(pick, len(early) - 1)]
-                            return
-                        await asyncio.sleep(0.1)
+            async def choose_unacked() -> None:
+                # one failure early enough to be re-announced within the run (not one of
+                # the burst: those are the digest's)
+                while True:
+                    early = [t for t, (w, r) in inc.alerts.items() if w == "failure"
+                             and t not in inc.burst
+                             and clock.minutes(r) < minutes - args.escalate_after - 1]
+                    if len(early) > pick or clock.minutes() > minutes:
+                        if early:
+                            inc.unacked = early[min(pick, len(early) - 1)]
+                        return
+                    await asyncio.sleep(0.1)
 
-                jobs.append(choose_unacked())
-                await asyncio.gather(*jobs)
-                await asyncio.sleep(5)  # the last deliveries
-            finally:
-                await stop_console(app)
+            jobs.append(choose_unacked())
+            await asyncio.gather(*jobs)
+            await asyncio.sleep(5)  # the last deliveries
+        finally:
+            await console.stop()
+        for chat_id in (ANN, GROUP, OLAF):
+            counts: dict[int, int] = {}
+            for message in server.messages(chat_id):
+                if is_digest(message):
+                    for task_id in await digest_tasks(store, message):
+                        counts[task_id] = counts.get(task_id, 0) + 1
+            inc.digested[chat_id] = counts
     finally:
         await store.close()
         await server.stop()
@@ -447,6 +637,8 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
             match = ALERT_HEAD.match(message.text or "") if message.from_bot else None
             if match:
                 counts[int(match.group(2))] = counts.get(int(match.group(2)), 0) + 1
+        for task_id, n in inc.digested.get(chat_id, {}).items():
+            counts[task_id] = counts.get(task_id, 0) + n
         announced[chat_id] = counts
     for label, chat_id in chats.items():
         sends = bot_sends(server, chat_id)
@@ -470,7 +662,10 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
     for task_id, (what, _) in sorted(inc.alerts.items()):
         per_chat = [announced[c].get(task_id, 0) for c in chats.values()]
         once_ok = once_ok and all(n == 1 for n in per_chat)
-        once_rows.append([f"#{task_id} {what}", *(str(n) for n in per_chat)])
+        how = [("in a digest" if inc.digested.get(c, {}).get(task_id) else "alone")
+               for c in chats.values()]
+        once_rows.append([f"#{task_id} {what}" + (" (burst)" if task_id in inc.burst else ""),
+                          *(f"{n} ({h})" for n, h in zip(per_chat, how, strict=True))])
     print(markdown_table(["alert", *chats], once_rows, right=[1, 2, 3]))
     # stuck: simulated minutes from its last own event to the announcement
     stuck_calls = [c for c in server.calls if c.method == "sendMessage" and c.status == 200
@@ -489,10 +684,15 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
     for task_id, (what, real) in inc.alerts.items():
         if what == "stuck":
             continue
+        listed = re.compile(rf"^\S+ #{task_id} ", re.MULTILINE)
         for chat_id in chats.values():
-            first = next((c for c in server.calls if c.method == "sendMessage"
+            # its alert, or the digest's send or edit that first lists it
+            first = next((c for c in server.calls
+                          if c.method in ("sendMessage", "editMessageText") and c.at >= real
                           and c.status == 200 and int(c.params.get("chat_id", 0)) == chat_id
-                          and f"#{task_id} " in plain(c).split("\n")[0]),
+                          and (f"#{task_id} " in plain(c).split("\n")[0]
+                               or (DIGEST_HEAD.match(plain(c))
+                                   and listed.search(plain(c))))),
                          None)
             if first is not None:
                 latency.append(first.at - real)
@@ -509,6 +709,17 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
         lifecycle.append((alert.text or "").rsplit("\n\n", 2)[-2:] if alert else "?")
     repeats = [(m.text or "").split("\n", 1)[0] for m in server.messages(OLAF)
                if m.from_bot and " ×" in (m.text or "").split("\n", 1)[0]]
+    restarted_between = [
+        (seen, pressed) for seen, pressed in inc.acked
+        if any(seen < down and pressed > up for down, up in inc.restarts)]
+    escalation_calls = [c for c in bot_sends(server, GROUP) if plain(c).startswith("⏰")]
+    escalated_across = bool(escalation_calls) and any(
+        inc.alerts.get(inc.unacked, ("", 0.0))[1] < down
+        and escalation_calls[0].at > up for down, up in inc.restarts)
+    digests = {label: sum(1 for m in server.messages(chat_id) if is_digest(m))
+               for label, chat_id in chats.items()}
+    in_digests = {label: sum(inc.digested.get(chat_id, {}).values())
+                  for label, chat_id in chats.items()}
     print()
     ok_stuck = bool(stuck_after) and max(stuck_after) <= args.stuck_after + 1
     ok_ack = bool(inc.acks) and max(inc.acks) <= 2.0
@@ -526,7 +737,17 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
          f"{len(inc.acks)}, {percentile(inc.acks, 50):.3f}, {percentile(inc.acks, 95):.3f}, "
          f"{max(inc.acks):.3f}" if inc.acks else "none"],
         [f"re-announced (unacked alert #{inc.unacked})",
-         ", ".join(f"{k}: {v}" for k, v in escalated.items())],
+         ", ".join(f"{k}: {v}" for k, v in escalated.items())
+         + (" — sent before a restart, re-announced after it" if escalated_across else "")],
+        ["console restarts (real s down each)",
+         ", ".join(f"{up - down:.1f}" for down, up in inc.restarts) or "none"],
+        ["acks of alerts sent before a restart, pressed after it",
+         f"{len(restarted_between)} of {len(inc.acked)} acks"],
+        ["digests (messages) · alerts carried in them, per chat",
+         ", ".join(f"{k}: {digests[k]} · {in_digests[k]}" for k in chats)],
+        ["digest: its question answered from 💬 → lifecycle line on the digest",
+         (f"#{inc.digest_answered[0]}: {'shown' if inc.digest_answered[1] else 'NOT shown'}"
+          if inc.digest_answered else "no question in the group's digest")],
         ["restart from the card → lifecycle line", "; ".join(
             " / ".join(x) if isinstance(x, list) else x for x in lifecycle) or "none"],
         ["Telegram rule violations (flood 429s; other refusals)",
@@ -539,10 +760,33 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
     print(markdown_table(["figure", "value"], figures))
     if slow:
         print("\nslower than 2 s:", "; ".join(slow))
+        # what the group's Telegram budget (20 a minute) went to in the minute before
+        first_slow = min((c.at for c in server.calls if c.status == 200
+                          and int(c.params.get("chat_id", 0) or 0) == GROUP
+                          and c.method in ("sendMessage", "editMessageText")), default=0.0)
+        for task_id, (_what, real) in sorted(inc.alerts.items()):
+            if any(x.startswith(f"#{task_id} ") for x in slow):
+                first_slow = real
+                break
+        window = [c for c in server.calls if c.status == 200
+                  and str(c.params.get("chat_id", "")) == str(GROUP)
+                  and first_slow - 60 <= c.at <= first_slow + 20
+                  and c.method in ("sendMessage", "editMessageText")]
+        print(f"the group's requests from 60 s before to 20 s after the first slow change "
+              f"({len(window)}):")
+        for c in window:
+            print(f"  {c.at - first_slow:+7.1f} s {c.method:16} {plain(c)[:60]!r}")
+    if other:
+        print("\nrefusals:", "; ".join(
+            f"{v.method} chat {v.params.get('chat_id')} message {v.params.get('message_id')}: "
+            f"{str(v.params.get('text', ''))[:60]!r}" for v in other))
     if inc.errors:
         print("\nscript problems:", "; ".join(inc.errors))
+    ok_digest = not args.burst or (all(digests.values()) and inc.digest_answered is not None
+                                   and inc.digest_answered[1])
     ok = (once_ok and ok_stuck and silent_pushed == 0 and ok_ack and ok_escalation
-          and flood == 0 and not other and ok_latency and not inc.errors)
+          and flood == 0 and not other and ok_latency and not inc.errors and ok_digest
+          and len(inc.restarts) == len(args.restart_at))
     print("\nall figures met" if ok else "\nNOT MET")
     return ok
 
@@ -556,6 +800,12 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=int, default=15)
     parser.add_argument("--stuck-after", type=int, default=10)
     parser.add_argument("--escalate-after", type=int, default=5)
+    parser.add_argument("--restart-at", type=float, nargs="*", default=[5.5, 10.5],
+                        help="simulated minutes at which the console restarts (none: no value)")
+    parser.add_argument("--burst-at", type=float, default=7.5,
+                        help="simulated minute of the burst that becomes a digest")
+    parser.add_argument("--burst", type=int, default=8,
+                        help="tasks in the burst (0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     print("command: python bench/push_incident.py "

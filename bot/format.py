@@ -96,6 +96,13 @@ def row_time(at: datetime, tz: ZoneInfo, now: datetime) -> str:
     return local.strftime("%b %Y")
 
 
+def clock_time(at: datetime, tz: ZoneInfo, now: datetime) -> str:
+    """When something happened, for a line about it: the time today, else day and time."""
+    local = at.astimezone(tz)
+    return local.strftime("%H:%M") if local.date() == now.astimezone(tz).date() \
+        else local.strftime("%d %b, %H:%M")
+
+
 def number(value: int) -> str:
     return f"{value:,}"
 

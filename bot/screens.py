@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 
 from msgspec.structs import replace
-from telegram import Message, Update
+from telegram import Message, ReplyParameters, Update
 from telegram.ext import ContextTypes
 
 from taskops.bot.bulk_view import SAMPLE, render_bulk_confirmation
 from taskops.bot.context import Deps, deps
 from taskops.bot.detail_view import render_detail, render_kill_confirmation
 from taskops.bot.digest_view import PAGE_SIZE as DIGEST_PAGE_SIZE
-from taskops.bot.digest_view import render_digest_page
+from taskops.bot.digest_view import DigestAlerts, render_digest_page
 from taskops.bot.list_view import header, menu_options, render_list, render_menu
 from taskops.bot.press import ConsolePress, answer
 from taskops.bot.restart_view import render_form, render_provider_menu
@@ -61,7 +61,9 @@ async def render_state(d: Deps, state: ViewState, key: str,
                                         key), state
     if state.screen is Screen.DIGEST and state.digest is not None:
         digest = await d.store.push.digest_page(key, state.digest.page, DIGEST_PAGE_SIZE)
-        return render_digest_page(digest, key, state.digest.page), state
+        alerts = DigestAlerts.of(await d.store.push.alerts_of_view(key), d.store.tz,
+                                 d.store.clock())
+        return render_digest_page(digest, key, state.digest.page, alerts), state
     if state.screen is Screen.VIEWS and chat_id is not None:
         return render_views(await d.store.console.saved_views(chat_id), key, d.store.clock(),
                             d.store.tz, header), state
@@ -109,6 +111,23 @@ async def show_new(update: Update, context: ContextTypes.DEFAULT_TYPE, state: Vi
     await d.store.console.save(key, encode(state), message_id=message.message_id)
     d.rendered.put(key, fingerprint(rendered))
     shown(d, key, rendered)
+
+
+async def show_reply(context: ContextTypes.DEFAULT_TYPE, chat_id: int, state: ViewState,
+                     reply_to: int | None) -> str:
+    """A new console message for ``state`` replying to ``reply_to`` (an alert, a digest,
+    which stays as it is); its view key."""
+    d = deps(context)
+    key = await d.store.console.create(ViewKind.LIST, chat_id, encode(state))
+    rendered, state = await render_state(d, state, key, chat_id=chat_id)
+    message = await context.bot.send_message(
+        chat_id, rendered.text, reply_markup=rendered.keyboard,
+        reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
+                          if reply_to else None))
+    await d.store.console.save(key, encode(state), message_id=message.message_id)
+    d.rendered.put(key, fingerprint(rendered))
+    shown(d, key, rendered)
+    return key
 
 
 async def show_in(context: ContextTypes.DEFAULT_TYPE, view: ViewRecord, state: ViewState) -> None:

@@ -9,7 +9,7 @@ most the message in flight is sent again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -249,8 +249,12 @@ class PushStore:
                       delivery: dict[str, Any] | None = None,
                       view: ViewUpdate | None = None,
                       alert: NewAlert | AlertRepeat | None = None,
-                      digest: DigestAppend | None = None) -> bool:
+                      digest: DigestAppend | None = None,
+                      digest_alerts: Sequence[NewAlert] = ()) -> bool:
         """Move a subscription's cursor, with what was delivered, in one transaction.
+
+        ``digest_alerts``: the alerts a digest message carries (one per task of it that
+        needs a person), inserted with the digest's rows.
 
         False when the chat was unsubscribed meanwhile (nothing is written then).
         """
@@ -273,6 +277,8 @@ class PushStore:
                     seen_event_id=alert.seen_event_id, updated_at=self.db.clock()))
             if digest is not None and digest.items:
                 await self._append_digest(conn, digest)
+            for carried in digest_alerts:
+                await self._insert_alert(conn, chat_id, carried)
         self.views.forget(delivery_key(chat_id))
         if view is not None:
             self.views.forget(view.key)
@@ -381,6 +387,26 @@ class PushStore:
             row = (await conn.execute(select(AlertRow).where(
                 AlertRow.view_key == view_key).order_by(AlertRow.id.desc()).limit(1))).first()
         return _alert(row) if row else None
+
+    async def alerts_of_view(self, view_key: str) -> list[Alert]:
+        """Every alert a message carries (a digest carries one per task needing a person),
+        oldest first."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(AlertRow).where(
+                AlertRow.view_key == view_key).order_by(AlertRow.id))
+            return [_alert(r) for r in rows]
+
+    async def ack_alerts_of_view(self, view_key: str, by: str) -> int:
+        """Mark every alert of a message that is still open acked by ``by`` (one 🙋 on a
+        digest takes all it carries); how many this call acked."""
+        now = self.db.clock()
+        async with self.db.write() as conn:
+            result = await conn.execute(update(AlertRow).where(
+                AlertRow.view_key == view_key, AlertRow.acked_at.is_(None),
+                AlertRow.resolved_at.is_(None),
+                AlertRow.kind != AlertKind.COMPLETED.value).values(
+                acked_by=by, acked_at=now, updated_at=now))
+            return int(result.rowcount or 0)
 
     async def latest_of_group(self, chat_id: int, group_key: str) -> Alert | None:
         """The newest message of a recurrence in a chat."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from telegram import Message, ReplyParameters, Update
+from telegram import Message, Update
 from telegram.ext import Application, ContextTypes
 
 from taskops.bot import format as fmt
@@ -19,13 +19,13 @@ from taskops.bot.callbacks import Action
 from taskops.bot.context import Deps, deps
 from taskops.bot.handlers.prompts import ask
 from taskops.bot.press import EXPIRED, Press, answer, load_view_press, on_press, press_task
-from taskops.bot.push import alerts
+from taskops.bot.push import alerts, digest_alerts
 from taskops.bot.push.alerts import AlertVerb
 from taskops.bot.push.subscription import settings_of
 from taskops.bot.render import render
 from taskops.bot.restart_view import new_draft
-from taskops.bot.screens import render_state
-from taskops.bot.views import PromptState, Purpose, ViewKind, ViewState, encode
+from taskops.bot.screens import show_reply
+from taskops.bot.views import PromptState, Purpose, ViewKind, ViewState
 from taskops.storage.domain import RESTART_DISABLED_REASON, TaskStatus, kill_refused_message
 from taskops.storage.push_store import Alert
 
@@ -33,10 +33,14 @@ NOT_WAITING = "This task is not waiting for an answer."
 
 
 async def on_alert_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    press = await load_view_press(update, context, (ViewKind.NOTICE,), EXPIRED)
+    press = await load_view_press(update, context, (ViewKind.NOTICE, ViewKind.DIGEST),
+                                  EXPIRED)
     if press is None:
         return
     d = deps(context)
+    if press.view.kind == ViewKind.DIGEST:
+        await _ack_digest(d, press)
+        return
     alert = await d.store.push.alert_of_view(press.key)
     try:
         verb = AlertVerb(press.callback.arg)
@@ -85,17 +89,9 @@ async def on_alert_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def _show_reply(context: ContextTypes.DEFAULT_TYPE, press: Press, alert: Alert,
                       state: ViewState) -> str:
     """A new console message for ``state``, replying to the alert; its view key."""
-    d = deps(context)
-    key = await d.store.console.create(ViewKind.LIST, alert.chat_id, encode(state))
-    rendered, state = await render_state(d, state, key)
     reply_to = alert.message_id or (press.message.message_id
                                     if isinstance(press.message, Message) else None)
-    message = await context.bot.send_message(
-        alert.chat_id, rendered.text, reply_markup=rendered.keyboard,
-        reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
-                          if reply_to else None))
-    await d.store.console.save(key, encode(state), message_id=message.message_id)
-    return key
+    return await show_reply(context, alert.chat_id, state, reply_to)
 
 
 async def _ack(d: Deps, press: Press, alert: Alert) -> None:
@@ -110,6 +106,28 @@ async def _ack(d: Deps, press: Press, alert: Alert) -> None:
         await alerts.redraw(d.store, d.telegram, updated)
     else:
         await answer(press.query, f"{updated.acked_by} is already on it.")
+
+
+async def _ack_digest(d: Deps, press: Press) -> None:
+    """🙋 on a digest (or its re-announcement): every alert it carries is this admin's."""
+    if press.callback.arg != AlertVerb.ACK.value:
+        await answer(press.query, EXPIRED)
+        return
+    carried = await d.store.push.alerts_of_view(press.key)
+    if not carried:
+        await answer(press.query, EXPIRED)
+        return
+    acked = await d.store.push.ack_alerts_of_view(press.key, admin_name(press.user))
+    if acked:
+        await audit(d.store, press.user, AuditAction.ACK,
+                    f"acked {acked} {'alert' if acked == 1 else 'alerts'} of a digest",
+                    task_id=carried[0].task_id)
+        await answer(press.query, "You're on it — the chat can see that.")
+        await digest_alerts.redraw(d.store, d.telegram, press.view)
+    else:
+        who = next((a.acked_by for a in reversed(carried) if a.acked_by), None)
+        await answer(press.query, f"{who} is already on it." if who else
+                     "Nothing here waits for a person any more.")
 
 
 async def _mute(d: Deps, press: Press, alert: Alert, hours: int) -> None:

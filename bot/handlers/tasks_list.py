@@ -8,13 +8,20 @@ from telegram.ext import Application, CommandHandler, ContextTypes
 from taskops.bot.callbacks import Action
 from taskops.bot.commands import Command, reply_error
 from taskops.bot.commands import register as register_command
-from taskops.bot.context import deps
+from taskops.bot.context import Deps, deps
 from taskops.bot.filters_text import FilterSyntaxError, check_range, parse_date, parse_list_args
 from taskops.bot.handlers.prompts import Reply, ask, register_prompt
 from taskops.bot.list_view import LAST, PROVIDER_DROPPED, ChoiceRefused, choose, next_sort
 from taskops.bot.press import ConsolePress, answer, load_press, on_press, press_task
+from taskops.bot.push import digest_alerts
 from taskops.bot.render import render
-from taskops.bot.screens import finish_press, show_in, show_new, without_unavailable_provider
+from taskops.bot.screens import (
+    finish_press,
+    show_in,
+    show_new,
+    show_reply,
+    without_unavailable_provider,
+)
 from taskops.bot.views import FilterName, PromptState, Purpose, ViewState
 from taskops.storage.domain import ListFilters, PageRequest
 
@@ -78,6 +85,11 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         if task is None:
             return
         state = state.open_task(task.id)
+    if cb.action in (Action.OPEN_TASK, Action.BACK) and await _keeps_alerts(d, press):
+        # A group's digest is its tasks' alert: it stays for everyone, the screen replies.
+        await answer(press.query)
+        await show_reply(context, press.view.chat_id, state, press.message.message_id)
+        return
     elif cb.action is Action.CHOOSE:
         menu = state.menu
         try:
@@ -91,6 +103,12 @@ async def on_list_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                 await finish_press(context, press, state, toast=PROVIDER_DROPPED)
                 return
     await finish_press(context, press, state)
+
+
+async def _keeps_alerts(d: Deps, press: ConsolePress) -> bool:
+    """The press is on a group's digest (still showing the digest) that carries alerts."""
+    return (press.view.chat_id < 0 and digest_alerts.page_shown(press.view) is not None
+            and bool(await d.store.push.alerts_of_view(press.key)))
 
 
 async def _ask_for_date(press: ConsolePress, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -29,8 +29,10 @@ from taskops.bot import format as fmt
 from taskops.bot.callbacks import Action
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram
 from taskops.bot.flood import INTERACTIVE, SendPolicy
+from taskops.bot.push import digest_alerts
 from taskops.bot.render import render
 from taskops.bot.ui import Rendered, button
+from taskops.bot.views import ViewKind
 from taskops.storage.domain import ResultStatus, Task, TaskEvent, TaskStatus
 from taskops.storage.push_store import Alert, AlertKind
 from taskops.storage.store import TaskStore
@@ -137,22 +139,16 @@ def covers(alert: Alert, event: TaskEvent) -> bool:
 # --- rendering ----------------------------------------------------------------------------
 
 
-def _since(at: datetime, tz: ZoneInfo, now: datetime) -> str:
-    local = at.astimezone(tz)
-    return local.strftime("%H:%M") if local.date() == now.astimezone(tz).date() \
-        else local.strftime("%d %b, %H:%M")
-
-
 def render_alert(alert: Alert, followed: Task | None, name: str, tz: ZoneInfo,
                  now: datetime) -> Rendered:
     """The alert message as it is now: its first text, the run count of a recurrence, the
     lifecycle line, who is on it; buttons for what can be done to the followed task."""
     text = render("alert", body=Markup(alert.text), count=alert.count,
                   kind=alert.kind.value, name=fmt.truncate(name, 120),
-                  since=_since(alert.created_at, tz, now),
+                  since=fmt.clock_time(alert.created_at, tz, now),
                   lifecycle=" → ".join(alert.lifecycle),
                   acked_by=alert.acked_by,
-                  acked_at=_since(alert.acked_at, tz, now) if alert.acked_at else None)
+                  acked_at=fmt.clock_time(alert.acked_at, tz, now) if alert.acked_at else None)
     return Rendered(text, alert_keyboard(alert, followed))
 
 
@@ -179,9 +175,14 @@ def alert_keyboard(alert: Alert, followed: Task | None) -> InlineKeyboardMarkup:
 
 async def redraw(store: TaskStore, telegram: Telegram, alert: Alert,
                  policy: SendPolicy = INTERACTIVE) -> bool:
-    """Edit the alert message to show its state; False when it could not be edited."""
+    """Edit the alert message to show its state; False when it could not be edited. An
+    alert a digest carries redraws the digest (bot/push/digest_alerts.py)."""
     if alert.message_id is None:
         return False
+    if alert.group_key is None:
+        view = await store.console.get(alert.view_key)
+        if view is not None and view.kind == ViewKind.DIGEST:
+            return await digest_alerts.redraw(store, telegram, view, policy)
     followed = await store.find_task(alert.follow_task_id)
     announced = followed if alert.follow_task_id == alert.task_id else \
         await store.find_task(alert.task_id)
@@ -217,6 +218,8 @@ async def apply_lifecycle(store: TaskStore, telegram: Telegram, chat_id: int,
     ids = sorted({e.task_id for e in events})
     alerts = await store.push.alerts_following(ids, chat_id)
     result = []
+    #: one redraw per message (a digest carries many alerts), once all are updated
+    changed: dict[str, Alert] = {}
     for alert in alerts:
         steps = []
         seen = alert.seen_event_id
@@ -240,7 +243,9 @@ async def apply_lifecycle(store: TaskStore, telegram: Telegram, chat_id: int,
             continue
         result.append(updated)
         if steps:
-            await redraw(store, telegram, updated, policy)
+            changed[updated.view_key] = updated
+    for alert in changed.values():
+        await redraw(store, telegram, alert, policy)
     return result
 
 

@@ -29,9 +29,10 @@ from typing import Any
 
 from taskops.bot import digest_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
+from taskops.bot.digest_view import DigestAlerts
 from taskops.bot.flood import PUSH
 from taskops.bot.outage import repeat
-from taskops.bot.push import alerts, messages
+from taskops.bot.push import alerts, digest_alerts, messages
 from taskops.bot.push.changes import Change, covered_by, matching, view_body
 from taskops.bot.push.digest import DeliveryState, Digest
 from taskops.bot.push.feed import Batch, FeedReader
@@ -48,6 +49,7 @@ from taskops.storage.domain import (
 )
 from taskops.storage.push_store import (
     Alert,
+    AlertKind,
     AlertRepeat,
     DigestAppend,
     NewAlert,
@@ -299,8 +301,9 @@ class ChatWorker:
         digest = Digest(key, 0, now, now)
         added = DigestAppend(key, 0, [c.item for c in changes])
         digest.add(added.items, digest_view.PAGE_SIZE)
+        worthy = _alert_worthy(changes)
         rendered = digest_view.render_digest(digest.total, digest.counts, digest.items, 0.0,
-                                             key)
+                                             key, alerts=DigestAlerts(open=len(worthy)))
         try:
             message_id = await self._send(cursor, rendered.text, rendered.keyboard)
         except Rejected as exc:
@@ -315,15 +318,20 @@ class ChatWorker:
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(key, digest.message_id or None,
                                                  self._digest_body(digest)),
-                                 digest=added)
+                                 digest=added,
+                                 digest_alerts=digest_alerts.carried(
+                                     key, digest.message_id or None, worthy))
         self._moved_to(cursor)
         log.info("  → digest of %d changes to chat %s", len(changes), self.chat_id)
 
     async def _extend(self, digest: Digest, cursor: str, changes: list[Change]) -> None:
         added = DigestAppend(digest.key, digest.total, [c.item for c in changes])
+        worthy = _alert_worthy(changes)
+        shown = await digest_alerts.shown(self.store, digest.key, len(worthy))
         digest.add(added.items, digest_view.PAGE_SIZE)
         rendered = digest_view.render_digest(digest.total, digest.counts, digest.items,
-                                             self.clock() - digest.started, digest.key)
+                                             self.clock() - digest.started, digest.key,
+                                             alerts=shown)
         try:
             await self.telegram.edit(self.chat_id, digest.message_id, rendered.text,
                                      rendered.keyboard)
@@ -339,8 +347,21 @@ class ChatWorker:
         await self.store.push.advance(self.chat_id, cursor,
                                  delivery=self.state.to_json(),
                                  view=ViewUpdate(digest.key, None, self._digest_body(digest)),
-                                 digest=added)
+                                 digest=added,
+                                 digest_alerts=digest_alerts.carried(
+                                     digest.key, digest.message_id, worthy))
         self._moved_to(cursor)
+
+
+def _alert_worthy(changes: list[Change]) -> list[tuple[int, AlertKind, str, int]]:
+    """The changes of a digest that are alerts (failed, looped, paused): what
+    ``digest_alerts.carried`` makes their rows of."""
+    worthy = []
+    for change in changes:
+        kind = alerts.alert_kind(change.task, change.status)
+        if kind is not None and kind.needs_person:
+            worthy.append((change.task.id, kind, change.task.name, change.event.id))
+    return worthy
 
 
 class Notifier:

@@ -166,7 +166,10 @@ async def test_paused_tasks_keep_answer_in_a_digest(console: Console) -> None:
     await console.server.wait_for(lambda: (console.server.last_bot_message(dm).text or "")
                                   .startswith(f"💬 Answer sent to #{task_id} "))
     assert (await console.store.get_task(task_id)).status is TaskStatus.RUNNING
-    assert digest.text == before  # the digest stays a digest
+    # The digest stays the digest; it only gains the answer under the task's line.
+    await console.server.wait_for(lambda: "↳ 💬 answered by Ann" in digest.text)
+    assert [line for line in digest.text.splitlines() if "↳" not in line] == \
+        before.splitlines()
 
 
 def digest_page_buttons(message: FakeMessage) -> tuple[list[int], list[int]]:

@@ -97,3 +97,22 @@ async def test_a_digest_keeps_every_task_page_by_page(store: TaskStore, clock: F
     await store.console.put("dg1", "digest", 7, {})
     assert await store.push.forget_digests(clock()) == 1  # dg2's one task
     assert (await store.push.digest_page("dg1", 1, 4)).total == 11
+
+
+async def test_a_digest_carries_alerts_acked_at_once(store: TaskStore, clock: FakeClock) -> None:
+    tasks = [await store.create_task(TaskDraft(name=f"t{i}", prompt="p")) for i in range(3)]
+    await store.push.subscribe(-100, {}, created_by=1)
+    carried = [NewAlert(t.id, AlertKind.FAILED, "dg", 9, None, f"t{i}", 20 + i)
+               for i, t in enumerate(tasks)]
+    await store.push.advance(-100, "", digest=DigestAppend("dg", 0, [
+        DigestItem(t.id, TaskStatus.FAILED, t.name) for t in tasks]), digest_alerts=carried)
+    found = await store.push.alerts_of_view("dg")
+    assert [(a.task_id, a.message_id, a.group_key) for a in found] == \
+        [(t.id, 9, None) for t in tasks]
+    await store.push.update_alert(found[0].id, resolved_at=clock())
+    assert await store.push.ack_alerts_of_view("dg", "Ann") == 2  # not the resolved one
+    assert await store.push.ack_alerts_of_view("dg", "Olaf") == 0
+    after = await store.push.alerts_of_view("dg")
+    assert [a.acked_by for a in after] == [None, "Ann", "Ann"]
+    clock.advance(600)
+    assert await store.push.due_escalations(clock()) == []
