@@ -127,6 +127,22 @@ async def test_a_mixed_burst_stays_within_every_limit() -> None:
     assert telegram_refusals(server.sent) == []
 
 
+async def test_a_group_s_burst_goes_at_the_chat_s_pace_within_twenty_a_minute() -> None:
+    """A group may take Telegram's 20 a minute when it needs them: with a bucket of 4 and 15
+    a minute, a burst's digest waited 14 s behind a few alerts and acks
+    (bench/push_incident.py), and these 12 pushes took 36 s."""
+    time, gate, server = gate_and_server()
+    group = -100700
+    await time.run(*(server.request(gate, group, PUSH) for _ in range(12)))
+    assert max(server.times(group)) < 15
+    await time.run(*(server.request(gate, group, PUSH) for _ in range(30)))
+    times = server.times(group)
+    assert len(times) == 42
+    # never more than 19 in any 61 s (a margin under Telegram's 20 a minute)
+    assert all(b - a >= 61 for a, b in zip(times, times[19:], strict=False))
+    assert telegram_refusals(server.sent) == []
+
+
 async def test_a_person_does_not_queue_behind_a_push_burst() -> None:
     time, gate, server = gate_and_server()
     limits = FloodLimits()
