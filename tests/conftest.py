@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -39,20 +37,9 @@ def postgres_url() -> Iterator[str]:
         server = postgres.ensure_server()
     except postgres.NoServer as error:
         pytest.exit(str(error), returncode=1)
-    name = f"taskops_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres.admin_url(server))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = postgres.database_url(server, name)
-    asyncio.run(migrate(url))
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres.database(server, "taskops_test") as url:
+        asyncio.run(migrate(url))
+        yield url
 
 
 @pytest.fixture
@@ -63,22 +50,9 @@ def own_postgres_url() -> Iterator[str]:
         server = postgres.ensure_server()
     except postgres.NoServer as error:
         pytest.exit(str(error), returncode=1)
-    name = f"taskops_faults_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres.admin_url(server))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = postgres.database_url(server, name)
-    try:
+    with postgres.database(server, "taskops_faults") as url:
         asyncio.run(migrate(url))
         yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,13 +17,16 @@ that line, if any.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -33,6 +36,26 @@ DEFAULT = "postgresql://postgres@127.0.0.1:5432"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DATA_DIR = Path(tempfile.gettempdir()) / "taskops-test-postgres"
 WHAT = "make test: the storage tests need PostgreSQL"
+
+
+async def _admin(server: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_url(server))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def database(server: str, prefix: str) -> Iterator[str]:
+    """A fresh, empty database named ``<prefix>_<random>`` on ``server`` (its URL), dropped
+    afterwards whatever happened."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        yield database_url(server, name)
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 class NoServer(Exception):

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import text
 
 from taskops.bot.context import deps_of
+from taskops.storage.domain import TaskDraft
+from taskops.storage.store import TaskStore
 from tests.e2e.harness import Console, command, press
 from tests.fakegram import FakeMessage
 
@@ -99,3 +101,13 @@ async def press_for_reply(console: Console, message: FakeMessage, label: str,
     await console.server.wait_for(lambda: len(bot_messages(console, chat)) > before,
                                   timeout=15)
     return bot_messages(console, chat)[before]
+
+
+async def running_tasks(store: TaskStore, n: int) -> list[int]:
+    """``n`` running tasks whose names need escaping; their ids."""
+    ids = []
+    for i in range(n):
+        task = await store.create_task(TaskDraft(name=f"burst {i:03d} <&>", prompt="p"))
+        await store.start_task(task.id)
+        ids.append(task.id)
+    return ids

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskops.storage.domain import TaskDraft
-from taskops.storage.store import TaskStore
 from tests.e2e.harness import Console, buttons, command, press, running_console
 from tests.fakegram import FakeMessage, FakeTelegram
 from tests.push.helpers import (
@@ -16,18 +14,10 @@ from tests.push.helpers import (
     notices,
     press_for_reply,
     push,
+    running_tasks,
     subscribe,
     wait_delivered,
 )
-
-
-async def running_tasks(store: TaskStore, n: int) -> list[int]:
-    ids = []
-    for i in range(n):
-        task = await store.create_task(TaskDraft(name=f"burst {i:03d} <&>", prompt="p"))
-        await store.start_task(task.id)
-        ids.append(task.id)
-    return ids
 
 
 async def test_a_digest_is_an_alert_for_each_task_that_needs_a_person(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from taskops.storage.domain import TaskDraft, TaskStatus
-from taskops.storage.store import TaskStore
+from taskops.storage.domain import TaskStatus
 from tests.e2e.harness import Console, buttons, press, running_console
 from tests.fakegram import FakeMessage, FakeTelegram
 from tests.push.helpers import (
@@ -16,18 +15,10 @@ from tests.push.helpers import (
     is_single,
     notices,
     notified_ids,
+    running_tasks,
     subscribe,
     wait_delivered,
 )
-
-
-async def running_tasks(store: TaskStore, n: int) -> list[int]:
-    ids = []
-    for i in range(n):
-        task = await store.create_task(TaskDraft(name=f"burst {i:03d} <&>", prompt="p"))
-        await store.start_task(task.id)
-        ids.append(task.id)
-    return ids
 
 
 def delivered(messages: list[FakeMessage]) -> tuple[int, list[int]]:

@@ -3,15 +3,12 @@ to the quiet default; every other choice stays — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -40,20 +37,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         server = postgres.ensure_server()
     except postgres.NoServer as error:
         pytest.exit(str(error), returncode=1)
-    name = f"taskops_mig_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres.admin_url(server))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres.database_url(server, name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres.database(server, "taskops_mig") as url:
+        yield url
 
 
 async def settings_after_upgrade(url: str, saved: dict[int, Any]) -> dict[int, Any]:
