@@ -103,11 +103,13 @@ async def press_for_reply(console: Console, message: FakeMessage, label: str,
     return bot_messages(console, chat)[before]
 
 
-async def running_tasks(store: TaskStore, n: int) -> list[int]:
-    """``n`` running tasks whose names need escaping; their ids."""
+async def running_tasks(store: TaskStore, n: int, name: str = "burst") -> list[int]:
+    """``n`` running tasks whose names need escaping; their ids. Runs that fail under a
+    name that failed before join its alert when that alert went alone (a recurrence): a
+    second burst that must make messages of its own needs another ``name``."""
     ids = []
     for i in range(n):
-        task = await store.create_task(TaskDraft(name=f"burst {i:03d} <&>", prompt="p"))
+        task = await store.create_task(TaskDraft(name=f"{name} {i:03d} <&>", prompt="p"))
         await store.start_task(task.id)
         ids.append(task.id)
     return ids

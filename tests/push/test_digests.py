@@ -107,7 +107,7 @@ async def test_digest_lists_open_buttons_and_the_list_button(console: Console) -
     assert digest.text.startswith("Tasks ·")
     # A digest someone pressed is theirs now: later changes start a new message.
     before = notices(console, dm)
-    more = await running_tasks(console.store, 5)
+    more = await running_tasks(console.store, 5, name="later")
     for task_id in more:
         await console.store.fail_task(task_id, "again")
     await wait_delivered(console, dm.id)
@@ -221,7 +221,7 @@ async def test_every_task_of_a_digest_is_reachable_page_by_page(console: Console
                                   .startswith(f"💬 Answer sent to #{task_id} "))
     assert (await console.store.get_task(task_id)).status is TaskStatus.RUNNING
     # Paged by a person, the digest is theirs: the next burst starts a new message.
-    more = await running_tasks(console.store, 5)
+    more = await running_tasks(console.store, 5, name="later")
     for task_id in more:
         await console.store.fail_task(task_id, "again")
     await wait_delivered(console, dm.id)
