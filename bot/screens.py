@@ -149,20 +149,20 @@ async def finish_press(context: ContextTypes.DEFAULT_TYPE, press: ConsolePress, 
     rendered, state = await render_state(d, state, press.key, request,
                                          chat_id=press.view.chat_id)
     shows = fingerprint(rendered)
-    # The save starts with the answer and the edit, not after them: push reads the view to
-    # learn whether a person took the message over (a pressed digest is no longer
-    # extended). Saved after the edit, a whole save's time passed with the new screen
-    # shown and the old state stored, and a digest was extended over a pressed message
-    # (CI, tests/push/test_digests.py). One chat's presses are handled one at a time
-    # (bot/updates.py), so a quick next press still finds the new state.
-    save = d.store.console.save(press.key, encode(state))
+    body = encode(state)
+    # Staged before the edit and saved after it, so the press waits for the list read and
+    # Telegram only: push asks this process's view cache whether a person took a digest
+    # over (a pressed digest is no longer extended), and one chat's presses are handled
+    # one at a time (bot/updates.py), so a quick next press finds the new state too.
+    d.store.console.stage(press.view, body)
     if press.shows_ours and d.rendered.get(press.key) == shows:
         # The message already shows exactly this (Telegram would refuse the edit as "not
         # modified"): one request, not two.
-        await asyncio.gather(save, answer(press.query, toast, alert))
+        await answer(press.query, toast, alert)
     else:
-        await asyncio.gather(save, answer(press.query, toast, alert),
+        await asyncio.gather(answer(press.query, toast, alert),
                              _edit_pressed(press.message, rendered))
+    await d.store.console.save(press.key, body)
     # Remembered once shown and saved: a failed edit must not pass for the message's
     # content, nor an unsaved state for the view's.
     d.rendered.put(press.key, shows)

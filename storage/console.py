@@ -153,6 +153,8 @@ class ConsoleStore:
     def __init__(self, db: Database, cache: ViewCache | None = None) -> None:
         self.db = db
         self.cache = cache or ViewCache()
+        #: bodies staged by presses whose save has not ended, by view key (``stage``)
+        self.staged: dict[str, dict[str, Any]] = {}
         #: each chat's saved views, by chat id
         self.saved_cache: RecentMap[int, tuple[SavedView, ...]] = RecentMap(
             SAVED_VIEWS_CHATS, SAVED_VIEWS_TTL_S, idle=False)
@@ -211,6 +213,18 @@ class ConsoleStore:
         when not known here)."""
         return self.cache.get(key)
 
+    def stage(self, view: ViewRecord, body: dict[str, Any]) -> None:
+        """This process knows the view's next body before it is saved: a press stages
+        its new state, edits the message, then saves it. Until the save ends, whatever
+        asks here sees the new state: the chat's next press (the cache), push asking
+        whether a person took a digest over (``pending``), a live view's ``save_if``."""
+        self.cache.put(replace(view, body=dict(body), updated_at=self.db.clock()))
+        self.staged[view.key] = body
+
+    def pending(self, key: str) -> dict[str, Any] | None:
+        """The body staged for the view and not saved yet (None: none in flight)."""
+        return self.staged.get(key)
+
     async def save(self, key: str, body: dict[str, Any], *, message_id: int | None = None,
                    kind: str | None = None, touch: bool = True) -> None:
         """Replace a view's body; ``touch`` marks it as the chat's most recent view."""
@@ -221,9 +235,17 @@ class ConsoleStore:
             values["message_id"] = message_id
         if kind is not None:
             values["kind"] = kind
-        async with self.db.write() as conn:
-            await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
-                               .values(**values))
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(update(ConsoleStateRow).where(ConsoleStateRow.key == key)
+                                   .values(**values))
+        except BaseException:
+            if self.staged.get(key) is body:
+                self.cache.forget(key)  # a staged body that was not saved is not the view's
+            raise
+        finally:
+            if self.staged.get(key) is body:
+                del self.staged[key]
         self.cache.change(key, **values)
 
     async def update(self, view: ViewUpdate) -> None:
@@ -237,6 +259,9 @@ class ConsoleStore:
 
         ``updated_at`` stays: the bot re-rendering a view is not the chat using it.
         """
+        staged = self.staged.get(key)
+        if staged is not None and staged != expected:
+            return False  # a press here is saving its own state
         async with self.db.write() as conn:
             row = (await conn.execute(select(ConsoleStateRow.body).where(
                 ConsoleStateRow.key == key).with_for_update())).first()

@@ -188,7 +188,12 @@ class ChatWorker:
         return cursor, changes
 
     async def _digest_untouched(self, digest: Digest) -> bool:
-        """A press turns a digest into a console view; then it is no longer extended."""
+        """A press turns a digest into a console view; then it is no longer extended.
+        A press here stages its state before its edit and saves it after
+        (``bot/screens.finish_press``): that state first."""
+        staged = self.store.console.pending(digest.key)
+        if staged is not None:
+            return staged.get(PUSH_MARK) == ViewKind.DIGEST
         record = await self.store.console.get(digest.key)
         return record is not None and record.body.get(PUSH_MARK) == ViewKind.DIGEST
 

@@ -3,6 +3,7 @@ view is always the stored one; a read that a write overtook is not cached."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +45,42 @@ async def test_every_write_keeps_the_cache_equal_to_the_store(store: TaskStore,
     await views.delete(other)
     assert views.cached(other) is None
     assert await views.get(other) is None
+
+
+async def test_a_staged_body_is_the_views_until_its_save_ends(store: TaskStore) -> None:
+    """A press stages its state, edits the message, then saves: meanwhile this process
+    (the next press, push, a live view's save_if) sees the staged body, not the row."""
+    views = store.console
+    key = await views.create("digest", 5, {"push": "digest"})
+    view = await views.get(key)
+    assert view is not None
+    pressed = {"push": None, "page": 2}
+    views.stage(view, pressed)
+    assert views.pending(key) == pressed
+    assert views.cached(key).body == pressed  # type: ignore[union-attr]
+    assert (await views.get(key)).body == {"push": "digest"}  # type: ignore[union-attr]
+    # A live view re-rendering from the row it read must not write over the press.
+    assert not await views.save_if(key, {"push": "digest"}, {"push": "digest", "n": 2})
+    await views.save(key, pressed)
+    assert views.pending(key) is None
+    assert (await views.get(key)).body == pressed  # type: ignore[union-attr]
+    assert await views.save_if(key, pressed, {"push": None, "page": 3})
+
+
+async def test_a_staged_body_whose_save_fails_leaves_the_cache(store: TaskStore) -> None:
+    views = store.console
+    key = await views.create("list", 5, {"page": 1})
+    view = await views.get(key)
+    assert view is not None
+    body = {"page": 2}
+    views.stage(view, body)
+    save = asyncio.create_task(views.save(key, body))
+    await asyncio.sleep(0)  # the save is under way (waiting on the database) ...
+    save.cancel()  # ... and does not end: a stop, or a store fault
+    with pytest.raises(asyncio.CancelledError):
+        await save
+    assert views.pending(key) is None
+    assert views.cached(key) is None  # the next press reads the row
 
 
 async def test_push_writes_drop_the_views_they_change(store: TaskStore) -> None:
