@@ -35,6 +35,7 @@ from sqlalchemy import Engine, create_engine, event, literal_column
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, QueuePool
 
@@ -245,20 +246,61 @@ def create_engines(url: str, *, echo: bool = False, pool_size: int = 10,
             health=health,
         )
     health = StoreHealth.single()
+    quick_size = max(2, pool_size // 2)
+    plain_args = {"timeout": CONNECT_SECONDS, "server_settings": POSTGRESQL_SETTINGS}
+    quick_args = {"timeout": QUICK_CONNECT_SECONDS, "command_timeout": QUICK_STATEMENT_SECONDS,
+                  "server_settings": {**POSTGRESQL_SETTINGS,
+                                      "lock_timeout": str(QUICK_LOCK_TIMEOUT_MS)}}
     engine = _report_to(create_async_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-        connect_args={"timeout": CONNECT_SECONDS, "server_settings": POSTGRESQL_SETTINGS}),
-        health.write)
+        connect_args=plain_args), health.write)
     quick_engine = _report_to(create_async_engine(
-        url, echo=echo, pool_size=max(2, pool_size // 2), max_overflow=max(2, pool_size // 2),
-        pool_pre_ping=True, pool_timeout=QUICK_POOL_SECONDS,
-        connect_args={"timeout": QUICK_CONNECT_SECONDS,
-                      "command_timeout": QUICK_STATEMENT_SECONDS,
-                      "server_settings": {**POSTGRESQL_SETTINGS,
-                                          "lock_timeout": str(QUICK_LOCK_TIMEOUT_MS)}}),
-        health.write)
-    return Engines(read=engine, write=engine, quick_read=quick_engine,
-                   quick_write=quick_engine, health=health)
+        url, echo=echo, pool_size=quick_size, max_overflow=quick_size, pool_pre_ping=True,
+        pool_timeout=QUICK_POOL_SECONDS, connect_args=quick_args), health.write)
+    return Engines(
+        read=_report_to(_pg_reader(url, echo=echo, pool_size=pool_size,
+                                   connect_args=plain_args), health.write),
+        write=engine,
+        quick_read=_report_to(_pg_reader(url, echo=echo, pool_size=quick_size,
+                                         pool_timeout=QUICK_POOL_SECONDS,
+                                         connect_args=quick_args), health.write),
+        quick_write=quick_engine, health=health)
+
+
+#: A pooled read connection unused for this long is pinged before it is handed out.
+PING_IDLE_SECONDS = 1.0
+
+
+def _pg_reader(url: str, *, echo: bool, pool_size: int, connect_args: dict[str, Any],
+               pool_timeout: float = 30.0) -> AsyncEngine:
+    """The reader on PostgreSQL: its statements run outside a transaction, and a
+    connection is pinged only when it sat idle.
+
+    A read's statements each see their own snapshot under READ COMMITTED, in a
+    transaction or not; the BEGIN and ROLLBACK around them, and a ping at every checkout,
+    were three of a list page's round trips, each a turn of the event loop every press
+    waits for. An idle connection is still pinged (a restarted server closed it), and a
+    connection that breaks in use invalidates the pool, as before."""
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+                                 pool_timeout=pool_timeout, isolation_level="AUTOCOMMIT",
+                                 connect_args=connect_args)
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _used(_dbapi_conn: Any, record: Any) -> None:
+        record.info["taskops_used"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("taskops_used", 0.0)
+        if idle < PING_IDLE_SECONDS:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as error:
+            # The pool replaces the connection and checks out another (up to 3 tries).
+            raise DisconnectionError(f"idle connection is gone: {error}") from error
+
+    return engine
 
 
 def utcnow() -> datetime:

@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
-from taskops.storage import health
+from taskops.storage import db, health
 from taskops.storage.db import migrate
 from taskops.storage.domain import ProviderChoice, TaskDraft
 from taskops.storage.faults import StoreUnavailable
@@ -16,6 +18,7 @@ from taskops.storage.health import quick
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_settings, make_task
 from tests.faults import postgres_refusing, sqlite_locked
+from tests.postgres import admin_url
 
 
 async def open_store(tmp_path: Path, url: str) -> TaskStore:
@@ -112,3 +115,27 @@ async def test_a_pause_ends_when_the_store_answers_someone(
     assert not pause.done()
     await store.create_task(draft())  # someone else's write goes through
     await asyncio.wait_for(pause, timeout=60)  # not the full pause
+
+
+async def test_postgresql_read_sessions_cut_while_idle_cost_no_failed_read(
+        pg_store: TaskStore, own_postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads run without a ping at every checkout (storage/db.py): a connection that sat
+    idle is pinged, and one the server closed meanwhile is replaced, not handed out."""
+    await make_task(pg_store, FakeClock())
+    with quick():
+        assert (await pg_store.list_tasks()).total == 1  # the quick reader's pool has one
+    assert (await pg_store.list_tasks()).total == 1  # and the plain reader's
+    database = make_url(own_postgres_url).database or ""
+    admin = await asyncpg.connect(admin_url(own_postgres_url, database))
+    try:
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()", database)
+    finally:
+        await admin.close()
+    assert cut >= 2
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.0)  # as if they had sat idle a while
+    with quick():
+        assert (await pg_store.list_tasks()).total == 1
+    assert (await pg_store.list_tasks()).total == 1
+    assert not pg_store.db.health.read.away
