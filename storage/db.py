@@ -257,11 +257,12 @@ def create_engines(url: str, *, echo: bool = False, pool_size: int = 10,
     quick_engine = _report_to(create_async_engine(
         url, echo=echo, pool_size=quick_size, max_overflow=quick_size, pool_pre_ping=True,
         pool_timeout=QUICK_POOL_SECONDS, connect_args=quick_args), health.write)
+    # The readers' pools are smaller: a read holds its connection for a statement or two.
     return Engines(
-        read=_report_to(_pg_reader(url, echo=echo, pool_size=pool_size,
+        read=_report_to(_pg_reader(url, echo=echo, pool_size=max(2, pool_size * 2 // 5),
                                    connect_args=plain_args), health.write),
         write=engine,
-        quick_read=_report_to(_pg_reader(url, echo=echo, pool_size=quick_size,
+        quick_read=_report_to(_pg_reader(url, echo=echo, pool_size=max(2, quick_size * 3 // 5),
                                          pool_timeout=QUICK_POOL_SECONDS,
                                          connect_args=quick_args), health.write),
         quick_write=quick_engine, health=health)
