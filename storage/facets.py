@@ -3,30 +3,32 @@
 The menu offers only choices that would show tasks together with the filters already
 set (status, trigger, dates), so a press never leads to an empty list; a selection that
 no longer occurs can be told apart and dropped. Read from the per-day counts, like the
-list's totals, so it costs a few thousand rows at most whatever the number of tasks.
+list's totals (the totals without a date filter), so it costs a few thousand rows at
+most whatever the number of tasks.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage.domain import ListFilters, ProviderChoice
-from taskops.storage.models import TaskCountRow
+from taskops.storage.models import TaskCountRow, TaskTotalRow
 
 
-def _other_filters(filters: ListFilters) -> list[ColumnElement[bool]]:
+def _other_filters(filters: ListFilters, t: Any) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if filters.status is not None:
-        where.append(TaskCountRow.status == filters.status.value)
+        where.append(t.status == filters.status.value)
     if filters.trigger is not None:
-        where.append(TaskCountRow.trigger == filters.trigger.value)
+        where.append(t.trigger == filters.trigger.value)
     if filters.date_from is not None:
-        where.append(TaskCountRow.day >= filters.date_from)
+        where.append(t.day >= filters.date_from)
     if filters.date_to is not None:
-        where.append(TaskCountRow.day <= filters.date_to)
+        where.append(t.day <= filters.date_to)
     return where
 
 
@@ -35,11 +37,14 @@ async def provider_options(conn: AsyncConnection,
     """"Default" (when some matching task ran on the task default), then every
     provider/model pair of the matching tasks, sorted; the provider filter itself is
     ignored, since it is what the menu chooses."""
+    others = replace(filters or ListFilters(), provider=None)
+    # Without dates the totals answer (about a hundred rows, not a month of days).
+    t: Any = TaskCountRow if others.date_from or others.date_to else TaskTotalRow
     rows = await conn.execute(
-        select(TaskCountRow.provider, TaskCountRow.model, TaskCountRow.used_default)
-        .where(*_other_filters(replace(filters or ListFilters(), provider=None)))
-        .group_by(TaskCountRow.provider, TaskCountRow.model, TaskCountRow.used_default)
-        .having(func.sum(TaskCountRow.n) > 0))
+        select(t.provider, t.model, t.used_default)
+        .where(*_other_filters(others, t))
+        .group_by(t.provider, t.model, t.used_default)
+        .having(func.sum(t.n) > 0))
     found = list(rows)
     pairs = sorted({(r.provider, r.model) for r in found if r.provider})
     default = [ProviderChoice.default()] if any(r.used_default for r in found) else []

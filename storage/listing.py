@@ -4,7 +4,8 @@ A request runs in three steps, each bounded independently of the store's size wh
 data allows it:
 
 1. **Counts.** The exact number of matches, and of entries in every candidate index
-   range. Without a search all of it comes from ``task_counts`` (one grouped read); a
+   range. Without a search all of it comes from ``task_totals`` (and ``task_counts`` for
+   a date filter's days: one read); a
    search is counted over the tasks whose names or ids match (``list_query``).
 2. **Page ids** through the access path those counts make cheapest (``list_order``;
    the duration sort in ``list_duration``). ◀/▶ seek from the anchor row, a numbered page
@@ -20,10 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
 
 from taskops.storage.domain import (
     ListFilters,
@@ -51,20 +49,12 @@ from taskops.storage.list_query import (
     partial_count,
     search_counts,
 )
-from taskops.storage.models import TaskCountRow, TaskRow
+from taskops.storage.models import TaskRow
 from taskops.storage.rows import row_to_task
 
 COUNT_KEY = ("day", "status", "trigger", "provider", "model", "used_default")
 
-__all__ = ["COUNT_KEY", "day_start_utc", "list_tasks", "upsert_counts"]
-
-
-def upsert_counts(dialect: str, rows: list[dict[str, Any]]) -> Executable:
-    """Add ``n`` to each (day, facets) counter, creating it when missing."""
-    ins: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(TaskCountRow)
-    stmt = ins.values(rows)
-    return stmt.on_conflict_do_update(index_elements=list(COUNT_KEY),
-                                      set_={"n": TaskCountRow.n + stmt.excluded.n})
+__all__ = ["COUNT_KEY", "day_start_utc", "list_tasks"]
 
 
 class _Pager:

@@ -263,6 +263,24 @@ class TaskCountRow(Base):
                             "used_default", "day", "n"),)
 
 
+class TaskTotalRow(Base):
+    """``task_counts`` summed over the days: task counts per facet combination.
+
+    Every list page without a date filter reads its totals here (about a hundred rows)
+    instead of summing a month of day counters (thousands); kept in step with
+    ``task_counts`` by the same writers, in the same transaction (``storage/counts.py``).
+    """
+
+    __tablename__ = "task_totals"
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" when unknown
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    used_default: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class MetaRow(Base):
     __tablename__ = "meta"
 
@@ -411,4 +429,5 @@ class SavedViewRow(Base):
 __all__ = ["AlertRow", "AuditRow", "Base", "ConsoleStateRow", "CronjobRow", "DigestItemRow",
            "MetaRow",
            "SavedViewRow",
-           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow"]
+           "SubscriptionRow", "TaskCountRow", "TaskEventRow", "TaskNameRow", "TaskRow",
+           "TaskTotalRow"]

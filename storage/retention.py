@@ -29,10 +29,17 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from taskops.storage import counts, listing
+from taskops.storage import counts
 from taskops.storage.db import Database
 from taskops.storage.domain import ACTIVE_STATUSES
-from taskops.storage.models import AlertRow, MetaRow, TaskCountRow, TaskEventRow, TaskRow
+from taskops.storage.models import (
+    AlertRow,
+    MetaRow,
+    TaskCountRow,
+    TaskEventRow,
+    TaskRow,
+    TaskTotalRow,
+)
 
 EVENTS_WATERMARK = "retention_events_upto"
 _ENDED = [TaskRow.finished_at.is_not(None),
@@ -78,10 +85,9 @@ async def prune_tasks_batch(db: Database, before: datetime, limit: int) -> tuple
                 tally[(counts.local_day(r.created_at, db.tz), r.status, r.trigger,
                        r.provider or "", r.model or "", bool(r.used_default))] += 1
         if tally:
-            await conn.execute(listing.upsert_counts(conn.dialect.name, [
-                dict(day=k[0], status=k[1], trigger=k[2], provider=k[3], model=k[4],
-                     used_default=k[5], n=-n) for k, n in tally.items()]))
+            await counts.add(conn, collections.Counter({k: -n for k, n in tally.items()}))
             await conn.execute(delete(TaskCountRow).where(TaskCountRow.n == 0))
+            await conn.execute(delete(TaskTotalRow).where(TaskTotalRow.n == 0))
         return len(gone), events
 
 

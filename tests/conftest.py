@@ -19,8 +19,8 @@ from tests.factories import FakeClock, make_settings
 # retry_after is read as seconds; opt in to timedelta as the product does.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-TABLES = ["push_alerts", "push_digest_items", "task_events", "task_counts", "console_state",
-          "subscriptions", "audit_log", "cronjobs", "meta", "tasks"]
+TABLES = ["push_alerts", "push_digest_items", "task_events", "task_counts", "task_totals",
+          "console_state", "subscriptions", "audit_log", "cronjobs", "meta", "tasks"]
 
 
 @pytest.fixture(scope="session")

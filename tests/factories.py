@@ -112,3 +112,20 @@ def sample_task(**changes: Any) -> Task:
         last_event_at=at, event_count=3)
     values.update(changes)
     return Task(**values)
+
+
+async def assert_totals_kept(store: TaskStore) -> None:
+    """``task_totals`` equals the day counters summed over the days (no zero rows kept
+    apart from what the counters sum to)."""
+    from sqlalchemy import func, select
+
+    from taskops.storage.models import TaskCountRow, TaskTotalRow
+    c, t = TaskCountRow, TaskTotalRow
+    async with store.engines.read.connect() as conn:
+        summed = {tuple(r[:5]): int(r[5]) for r in await conn.execute(
+            select(c.status, c.trigger, c.provider, c.model, c.used_default, func.sum(c.n))
+            .group_by(c.status, c.trigger, c.provider, c.model, c.used_default))}
+        totals = {tuple(r[:5]): int(r[5]) for r in await conn.execute(
+            select(t.status, t.trigger, t.provider, t.model, t.used_default, t.n))}
+    assert {k: n for k, n in totals.items() if n} == {k: n for k, n in summed.items() if n}
+

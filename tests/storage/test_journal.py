@@ -13,7 +13,7 @@ import pytest
 from taskops.storage.domain import EventKind, InvalidTransition, TaskStatus, Usage
 from taskops.storage.faults import StoreUnavailable
 from taskops.storage.store import TaskStore
-from tests.factories import FakeClock, make_settings, make_task
+from tests.factories import FakeClock, assert_totals_kept, make_settings, make_task
 from tests.faults import postgres_refusing, sqlite_locked
 
 
@@ -193,6 +193,7 @@ async def test_endings_share_the_batches_and_the_counts_stay_exact(
     recount = Counter([(await store.get_task(t.id)).status for t in tasks])
     kept = await store.status_counts()
     assert {s: n for s, n in kept.items() if n} == dict(recount)
+    await assert_totals_kept(store)
 
 
 async def test_an_ending_waits_out_a_short_outage_and_gives_up_after_patience(
