@@ -86,7 +86,10 @@ def sort_label(sort: Sort) -> str:
 async def search_words(store: TaskStore, tasks: int, limit: int = 40) -> Words:
     """Words from the stored names, classed by the number of tasks they match."""
     async with store.engines.read.connect() as conn:
-        names = [r[0] for r in await conn.execute(select(TaskNameRow.sort_name))]
+        # In order: the ranking's ties (and so the words drawn) must not depend on the
+        # order an engine happens to return the names in.
+        names = [r[0] for r in await conn.execute(select(TaskNameRow.sort_name)
+                                                  .order_by(TaskNameRow.sort_name))]
     by_names = Counter(w for name in names for w in set(_WORD.findall(name)))
     ranked = [w for w, _ in by_names.most_common()]
     pick = random.Random(0)
