@@ -260,7 +260,7 @@ def create_engines(url: str, *, echo: bool = False, pool_size: int = 10,
     # The readers' pools are smaller: a read holds its connection for a statement or two.
     return Engines(
         read=_report_to(_pg_reader(url, echo=echo, pool_size=max(2, pool_size * 2 // 5),
-                                   connect_args=plain_args), health.write),
+                                   connect_args=plain_args, ping_always=True), health.write),
         write=engine,
         quick_read=_report_to(_pg_reader(url, echo=echo, pool_size=max(2, quick_size * 3 // 5),
                                          pool_timeout=QUICK_POOL_SECONDS,
@@ -273,18 +273,22 @@ PING_IDLE_SECONDS = 1.0
 
 
 def _pg_reader(url: str, *, echo: bool, pool_size: int, connect_args: dict[str, Any],
-               pool_timeout: float = 30.0) -> AsyncEngine:
-    """The reader on PostgreSQL: its statements run outside a transaction, and a
-    connection is pinged only when it sat idle.
+               pool_timeout: float = 30.0, ping_always: bool = False) -> AsyncEngine:
+    """The reader on PostgreSQL: its statements run outside a transaction, and (the quick
+    reader, a person's) a connection is pinged only when it sat idle.
 
     A read's statements each see their own snapshot under READ COMMITTED, in a
     transaction or not; the BEGIN and ROLLBACK around them, and a ping at every checkout,
     were three of a list page's round trips, each a turn of the event loop every press
-    waits for. An idle connection is still pinged (a restarted server closed it), and a
-    connection that breaks in use invalidates the pool, as before."""
+    waits for. An idle connection is still pinged (a restarted server closed it); one cut
+    while in use fails that one quick read, which the person is told of, and invalidates
+    the pool. The runtime's reads (``ping_always``) keep the ping at every checkout: a
+    worker must not fail a read because its session was cut a moment earlier."""
     engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
                                  pool_timeout=pool_timeout, isolation_level="AUTOCOMMIT",
-                                 connect_args=connect_args)
+                                 pool_pre_ping=ping_always, connect_args=connect_args)
+    if ping_always:
+        return engine
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _used(_dbapi_conn: Any, record: Any) -> None:
