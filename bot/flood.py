@@ -107,6 +107,28 @@ def asked(at: float) -> Iterator[None]:
         _asked_at.reset(token)
 
 
+@dataclass
+class Attempt:
+    """Whether a request of a block (:func:`attempt`) left the gate for Telegram: a caller
+    cancelled after that cannot know whether it arrived, one cancelled before knows it
+    did not (bot/push/notifier.py records the first as an unconfirmed send)."""
+
+    went: bool = False
+
+
+_attempt: ContextVar[Attempt | None] = ContextVar("attempt", default=None)
+
+
+@contextlib.contextmanager
+def attempt() -> Iterator[Attempt]:
+    record = Attempt()
+    token = _attempt.set(record)
+    try:
+        yield record
+    finally:
+        _attempt.reset(token)
+
+
 @dataclass(frozen=True)
 class FloodLimits:
     #: overall, at most this many counted requests in any ``global_window_seconds``
@@ -557,6 +579,8 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
                 await self._wait_held(chat_id, deadline)
                 if endpoint in PACED_ENDPOINTS and policy.paced:
                     await self._acquire(chat_id, policy.bulk)
+            if (record := _attempt.get()) is not None:
+                record.went = True
             try:
                 answer = await callback(*args, **kwargs)
             except RetryAfter as exc:

@@ -10,7 +10,8 @@ Only after Telegram confirmed the message does the cursor move past what it cove
 the same transaction as the chat's delivery state. A crash between the two repeats that
 one message (or re-applies that one digest edit), nothing more. A graceful stop does not:
 a delivery under way ends before the workers are cancelled, and its save is not cut
-half-way (bot/push/inflight.py).
+half-way (bot/push/inflight.py); one still waiting for Telegram's answer when the stop can
+wait no longer is recorded as unconfirmed, so the next process sends it marked.
 
 A message Telegram did not confirm (a timeout, a dropped connection, a 5xx: it may have
 arrived) is recorded in the delivery state before its one repeat (bot/delivery.py), so
@@ -32,7 +33,7 @@ from typing import Any
 from taskops.bot import digest_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.digest_view import DigestAlerts
-from taskops.bot.flood import PUSH
+from taskops.bot.flood import PUSH, attempt
 from taskops.bot.outage import repeat
 from taskops.bot.push import alerts, digest_alerts, messages
 from taskops.bot.push.changes import Change, covered_by, matching, view_body
@@ -213,18 +214,25 @@ class ChatWorker:
             if self.cursor is not None:
                 await kept(self.store.push.advance(self.chat_id, self.cursor,
                                                    delivery=self.state.to_json()))
-        try:
-            message = await self.telegram.send(
-                self.chat_id, text, keyboard, sent_before=self.state.unconfirmed == cursor,
-                on_unconfirmed=record)
-        except Unconfirmed as exc:
-            log.warning("message to chat %s unconfirmed twice; not sent again: %s",
-                        self.chat_id, exc.cause.message)
-            self.state.unconfirmed = None
-            return None
-        except Rejected:
-            self.state.unconfirmed = None
-            raise
+        with attempt() as sending:
+            try:
+                message = await self.telegram.send(
+                    self.chat_id, text, keyboard, sent_before=self.state.unconfirmed == cursor,
+                    on_unconfirmed=record)
+            except asyncio.CancelledError:
+                # Stopped while Telegram had the first attempt (a stop waits only so long
+                # for its answer): it may have arrived, so the next process sends it marked.
+                if sending.went and self.state.unconfirmed != cursor:
+                    await kept(record())
+                raise
+            except Unconfirmed as exc:
+                log.warning("message to chat %s unconfirmed twice; not sent again: %s",
+                            self.chat_id, exc.cause.message)
+                self.state.unconfirmed = None
+                return None
+            except Rejected:
+                self.state.unconfirmed = None
+                raise
         # (any other failure keeps the mark: the retry of this message is its repeat)
         self.state.unconfirmed = None
         return message.message_id

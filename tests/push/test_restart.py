@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskops.bot.push.options import PushOptions
+from taskops.bot.render import render
 from taskops.storage.db import migrate
 from tests.e2e.harness import Console, press, running_console
 from tests.factories import FakeClock, make_task
@@ -25,6 +26,7 @@ SECTIONS = {"notifications": {"escalate_after_minutes": 10}}
 #: a stop here waits far longer for a delivery under way than the default (2 s): the test
 #: must not depend on how quickly a loaded machine ends one
 PATIENT = PushOptions(stop_grace_seconds=30.0)
+MARK = render("sent_again").replace("<i>", "").replace("</i>", "")
 
 
 def re_announcements(console: Console, chat: object) -> list[FakeMessage]:
@@ -75,3 +77,24 @@ async def test_a_stop_lets_the_alert_under_way_end_so_no_process_repeats_it(
         for chat in (group, dm):
             assert [notified_ids(m) for m in notices(third, chat)] == [[acked.id],
                                                                        [unacked.id]]
+
+
+async def test_a_stop_that_cannot_wait_for_telegram_s_answer_has_the_next_process_mark_it(
+        fakegram: FakeTelegram, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+    await migrate(url)
+    async with running_console(fakegram, tmp_path, db_url=url,
+                               push_options=PushOptions(stop_grace_seconds=0.1)) as console:
+        dm = fakegram.private_chat(console.admin)
+        await subscribe(console)
+        # Answered long after the stop gave up waiting: it may have arrived, or not.
+        fakegram.fail("sendMessage", "slow", delay=3.0, chat_id=dm.id)
+        task = await make_task(console.store, console.clock, final="STATUS: failed\nSUMMARY: x")
+        await fakegram.wait_for(lambda: fakegram.faults_pending() == 0,
+                                message="the alert was not sent")
+    await fakegram.wait_for(lambda: len(notices(console, dm)) >= 1, timeout=10)
+    async with running_console(fakegram, tmp_path, db_url=url) as again:
+        await wait_delivered(again, dm.id)
+        sent = notices(again, dm)
+        assert [notified_ids(m) for m in sent] == [[task.id], [task.id]]
+        assert [(m.text or "").endswith(MARK) for m in sent] == [False, True]
