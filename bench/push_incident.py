@@ -146,7 +146,7 @@ class Incident:
     burst: set[int] = field(default_factory=set)
     #: real times the console was down for a restart: (stopped, started again)
     restarts: list[tuple[float, float]] = field(default_factory=list)
-    #: (real time the alert was first sent, real time of the ack press)
+    #: (real time the alert reached the group, real time of the ack press)
     acked: list[tuple[float, float]] = field(default_factory=list)
     #: the digest's answered question, and whether its lifecycle showed on the digest
     digest_answered: tuple[int, bool] | None = None
@@ -297,6 +297,17 @@ def newest_reply(server: FakeTelegram, chat_id: int, to: FakeMessage,
     return None
 
 
+def sent_at(server: FakeTelegram, message: FakeMessage) -> float:
+    """When a bot message reached its chat (the fake's record of the send)."""
+    for call in server.calls:
+        result = (call.response or {}).get("result")
+        if call.method == "sendMessage" and isinstance(result, dict) \
+                and result.get("message_id") == message.message_id \
+                and result.get("chat", {}).get("id") == message.chat.id:
+            return call.at
+    return time.time()
+
+
 async def press(server: FakeTelegram, user: int, message: FakeMessage, label: str) -> float:
     before = time.time()
     await server.press_button(user, message.chat, message.message_id, label)
@@ -333,9 +344,8 @@ async def announcement(inc: Incident, chat_id: int, task_id: int) -> FakeMessage
     return None
 
 
-async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: float) -> None:
-    """🙋 on an alert or a digest (that reached the chat at ``seen``); the time until the
-    chat sees who is on it."""
+async def ack(inc: Incident, who: int, message: FakeMessage, what: str) -> None:
+    """🙋 on an alert or a digest; the time until the chat sees who is on it."""
     server = inc.server
     before = await press(server, who, message, "🙋 I'm on it")
     if await wait(lambda: "is on it" in (message.text or ""), 30):
@@ -343,7 +353,7 @@ async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: fl
                     and c.at >= before and str(c.params.get("message_id")) == str(
                         message.message_id) and "is on it" in str(c.params.get("text")))
         inc.acks.append(edit.at - before)
-        inc.acked.append((seen, before))
+        inc.acked.append((sent_at(server, message), before))
     else:
         inc.errors.append(f"ack of {what} never shown")
 
@@ -351,11 +361,10 @@ async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: fl
 async def act_on_digest(inc: Incident, digest: FakeMessage, rng: random.Random) -> None:
     """The group's admins take a digest: 🙋, then answer one question from its 💬."""
     server = inc.server
-    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))
     who = rng.choice([ANN, OLAF])
     if any(label == "🙋 I'm on it" for row in digest.buttons for label, *_ in row):
-        await ack(inc, who, digest, f"digest {digest.message_id}", seen)
+        await ack(inc, who, digest, f"digest {digest.message_id}")
     answers = [label for row in digest.buttons for label, *_ in row
                if label.startswith("💬 #")]
     if not answers:
@@ -399,12 +408,11 @@ async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random,
             digests.add(alert.message_id)
             await act_on_digest(inc, alert, rng)
         return
-    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))  # someone reads it
     if task_id == inc.unacked:
         return
     who = rng.choice([ANN, OLAF])
-    await ack(inc, who, alert, f"#{task_id}", seen)
+    await ack(inc, who, alert, f"#{task_id}")
     last = max(m.message_id for m in server.messages(GROUP))
     if what == "failure" and not inc.restarted:
         await press(server, who, alert, "🔁 Restart")
