@@ -4,7 +4,7 @@ to — the one person there has seen it or will.
 
 "Once" is ``store.push.mark_escalated``, a compare-and-set on the alert row (its
 ``escalated_at``), so two checks, two processes or a process after a restart cannot send it
-again; a stop lets a claimed re-announcement be sent before the job is cancelled
+again; a stop lets a claimed re-announcement be sent before it cancels the job
 (bot/push/inflight.py). The re-announcement replies to the alert and
 carries its 🙋 button. The alerts a digest carries that are due are re-announced in one
 message replying to the digest (bot/push/digest_alerts.py).
@@ -59,11 +59,11 @@ class Escalation:
                 # carried by a digest: re-announced together, below
                 carried.setdefault(alert.view_key, []).append(alert)
                 continue
-            async with self.deliveries.one():
-                sent += await self._alert(alert, now)
+            sent += await self.deliveries.run(self._alert(alert, now),
+                                              f"re-announcement of alert {alert.id}")
         for key, due in carried.items():
-            async with self.deliveries.one():
-                sent += await self._digest(key, due, now)
+            sent += await self.deliveries.run(self._digest(key, due, now),
+                                              f"re-announcement of digest {key}")
         return sent
 
     async def _alert(self, alert: Alert, now: datetime) -> int:

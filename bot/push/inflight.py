@@ -1,71 +1,67 @@
 """Deliveries under way, so that a graceful stop lets them end.
 
 A delivery is a push message sent and what records it saved (a chat's cursor with its
-alert, a stuck notice's pending list, a claimed re-announcement). A stop that cancels one
-between Telegram's answer and the save makes the next process send that message again: a
-restart of the incident bench repeated an alert in two chats, and the unacked copy was
-re-announced too (issue 12). So the push side stops in two steps:
+alert, a stuck notice's alert and pending list, the relay's cursor, a claimed
+re-announcement). A stop that cancels one between Telegram's answer and the save makes
+the next process send that message again: a restart of the incident bench repeated an
+alert in two chats, and the unacked copy was re-announced too (issue 12).
 
-1. ``Deliveries.close``: none begins any more (a job that tries waits there to be
-   cancelled), and those under way get a bounded time to end;
-2. the push jobs are cancelled (bot/push/service.py).
-
-What is still under way at 2. waits for Telegram (its flood budget, or an answer); a save
+So a delivery runs as a task of its own (``Deliveries.run``): when the push job that asked
+for it is cancelled, the job waits up to ``grace`` seconds for the delivery to end before
+cancelling it too. Everything else stops at once, and no new delivery begins. A delivery
+cancelled past its grace is waiting for Telegram (its flood budget, or an answer); a save
 after Telegram's answer is ``kept``, so even then it is not cut half-way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
 class Deliveries:
-    def __init__(self) -> None:
-        self.under_way = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closed = asyncio.Event()
-        self._never = asyncio.Event()
+    def __init__(self, grace: float) -> None:
+        #: seconds a delivery under way may go on once its job is cancelled
+        self.grace = grace
 
-    @contextlib.asynccontextmanager
-    async def one(self) -> AsyncIterator[None]:
-        """One delivery: the block runs to its end unless the push side is cancelled. Once
-        closed, nothing begins: the caller waits here until its job is cancelled."""
-        if self._closed.is_set():
-            await self._never.wait()
-        self.under_way += 1
-        self._idle.clear()
+    async def run(self, delivery: Coroutine[Any, Any, T], what: str) -> T:
+        """Run ``delivery`` (``what``: for the log) to its end, or for ``grace`` seconds
+        more once the caller is cancelled; the cancellation goes on after it."""
+        task = asyncio.ensure_future(delivery)
         try:
-            yield
-        finally:
-            self.under_way -= 1
-            if not self.under_way:
-                self._idle.set()
-
-    async def close(self, grace: float) -> bool:
-        """Let no delivery begin, and wait up to ``grace`` seconds for those under way;
-        False if some still are."""
-        self._closed.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            return False
-        return True
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Whatever it ends with is not the caller's news any more: the stop is.
+            task.add_done_callback(_retrieved)
+            try:
+                await asyncio.wait({task}, timeout=self.grace)
+            finally:
+                if not task.done():
+                    log.warning("%s still under way %.1fs after the stop; cancelled", what,
+                                self.grace)
+                    task.cancel()
+            await asyncio.wait({task})  # (a kept save in it ends first)
+            raise
 
 
-async def kept(save: Awaitable[T]) -> T:
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def kept(save: Coroutine[Any, Any, T]) -> T:
     """``save`` run to its end even if the caller is cancelled meanwhile; the cancellation
     goes on once it is saved (a second one gives up waiting: the stop's own bound)."""
     task = asyncio.ensure_future(save)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        # Its failure, if any, is not the caller's news any more: the cancellation is.
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        task.add_done_callback(_retrieved)
         await asyncio.wait({task})
         raise

@@ -136,22 +136,28 @@ class InjectionRelay:
                     chat_id = target(event, batch.tasks)
                     if chat_id is None:
                         continue
-                    async with self.deliveries.one():
-                        sent += await self._deliver(batch, event, chat_id)
-                        done = await kept(self._delivered(batch, index, done, done_index))
-                        done_index = index
+                    n, done = await self.deliveries.run(
+                        self._deliver(batch, event, chat_id, index, done, done_index),
+                        f"result for chat {chat_id}")
+                    sent, done_index = sent + n, index
             if batch.cursor != self.cursor:
                 await self._save(batch.cursor, delivered=False)
             if not batch.full:
                 return sent
 
-    async def _delivered(self, batch: Batch, index: int, done: str, done_index: int) -> str:
-        """Store the cursor past event ``index`` (just delivered); that cursor."""
+    async def _deliver(self, batch: Batch, event: TaskEvent, chat_id: int, index: int,
+                       done: str, done_index: int) -> tuple[int, str]:
+        """Send event ``index`` of the batch to its chat, then store the cursor past it:
+        (messages sent, that cursor)."""
+        sent = await self._send(batch, event, chat_id)
+        return sent, await kept(self._saved_past(batch, index, done, done_index))
+
+    async def _saved_past(self, batch: Batch, index: int, done: str, done_index: int) -> str:
         cursor = await self.feed.after(batch, index, done, done_index)
         await self._save(cursor, delivered=True)
         return cursor
 
-    async def _deliver(self, batch: Batch, event: TaskEvent, chat_id: int) -> int:
+    async def _send(self, batch: Batch, event: TaskEvent, chat_id: int) -> int:
         task = batch.tasks.get(event.task_id)
         if event.kind is EventKind.INJECTION:
             item = messages.Injection.parse(event.task_id, str(event.payload.get("text", "")))

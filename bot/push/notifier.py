@@ -9,7 +9,7 @@ A worker reads a batch from its cursor and picks the status changes the chat wan
 Only after Telegram confirmed the message does the cursor move past what it covered, in
 the same transaction as the chat's delivery state. A crash between the two repeats that
 one message (or re-applies that one digest edit), nothing more. A graceful stop does not:
-a delivery under way ends before the workers are cancelled, and its save is not cut
+a delivery under way ends before its worker is cancelled, and its save is not cut
 half-way (bot/push/inflight.py); one still waiting for Telegram's answer when the stop can
 wait no longer is recorded as unconfirmed, so the next process sends it marked.
 
@@ -156,8 +156,8 @@ class ChatWorker:
                     return
                 continue
             try:
-                async with self.deliveries.one():
-                    await self._deliver(sub, batch, changes)
+                await self.deliveries.run(self._deliver(sub, batch, changes),
+                                          f"delivery to chat {self.chat_id}")
             except ChatGone as exc:
                 await self.store.push.unsubscribe(self.chat_id)
                 log.warning("chat %s unsubscribed: Telegram says %s", self.chat_id, exc.reason)

@@ -3,7 +3,7 @@
 ``start`` runs after the Application started (``bot.app.start_console``) and ``stop`` before
 it stops, so every loop shares the bot's event loop and ends cleanly. Each loop reads the
 store and wakes early on the in-process change bus; a missed wake-up costs latency only.
-``stop`` first lets the deliveries under way end (bot/push/inflight.py), then cancels.
+``stop`` cancels every job; a delivery under way ends first (bot/push/inflight.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from taskops.storage.domain import EventKind
 from taskops.storage.signals import TaskChange
 
 log = logging.getLogger(__name__)
-#: how long the jobs have to end once cancelled (after the deliveries' own grace, which is
-#: ``PushOptions.stop_grace_seconds``): both within `taskops run`'s 10 s bound on a stop
+#: how long the jobs have to end once cancelled, beyond the grace of a delivery under way
+#: (``PushOptions.stop_grace_seconds``): both within `taskops run`'s 10 s bound on a stop
 STOP_GRACE_SECONDS = 2.0
 
 
@@ -38,7 +38,7 @@ class PushService:
         self.options = options or PushOptions()
         self.store = d.store
         self.telegram = d.telegram
-        self.deliveries = Deliveries()
+        self.deliveries = Deliveries(self.options.stop_grace_seconds)
         notifications, deliveries = d.settings.notifications, self.deliveries
         self.notifier = Notifier(d.store, self.telegram, self.options, notifications,
                                  deliveries)
@@ -81,15 +81,11 @@ class PushService:
         log.info("push jobs started")
 
     async def stop(self) -> None:
-        grace = self.options.stop_grace_seconds
-        if not await self.deliveries.close(grace):
-            log.warning("push: %d deliveries still under way after %.1fs; cancelled",
-                        self.deliveries.under_way, grace)
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True),
-                                   STOP_GRACE_SECONDS)
+                                   self.options.stop_grace_seconds + STOP_GRACE_SECONDS)
         self._tasks.clear()
 
 

@@ -19,7 +19,7 @@ past_deadline``, the rule the worker enforces), and a grace period lets the work
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
@@ -115,22 +115,21 @@ class StuckWatch:
                 pending.remove(chat_id)
                 told = partial(self.store.console.put, record.key, ViewKind.STUCK, 0,
                                {**record.body, "pending": list(pending)})
-                async with self.deliveries.one():
-                    if task is None or task.status is not TaskStatus.RUNNING:
-                        await told()
-                        continue
-                    stored = record.body.get("reason")
-                    reason = (StuckReason(stored) if stored in set(StuckReason)
-                              else StuckReason.IDLE)
-                    active = (await self.store.push.last_activity([task.id])).get(task.id)
-                    sent += await self._announce(task, reason, chat_id, active, told)
+                if task is None or task.status is not TaskStatus.RUNNING:
+                    await told()
+                    continue
+                stored = record.body.get("reason")
+                reason = (StuckReason(stored) if stored in set(StuckReason)
+                          else StuckReason.IDLE)
+                sent += await self.deliveries.run(self._announce(task, reason, chat_id, told),
+                                                  f"stuck notice of task#{task.id}")
         return sent
 
     async def _announce(self, task: Task, reason: StuckReason, chat_id: int,
-                        active_at: datetime | None,
-                        told: Callable[[], Awaitable[Any]]) -> int:
+                        told: Callable[[], Coroutine[Any, Any, Any]]) -> int:
         """Send the notice to one chat; ``told`` takes the chat off the task's list, saved
         with the notice's alert."""
+        active_at = (await self.store.push.last_activity([task.id])).get(task.id)
         body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
         now = self.store.clock()
