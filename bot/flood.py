@@ -490,29 +490,41 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         """Wait until one more message (or edit) to ``chat_id`` is within every limit, and
         no request of a higher priority waits for that chat."""
         need = self._need(bulk)
-        waiting = self._waiting.setdefault(chat_id, Counter())
-        waiting[priority] += 1
-        try:
+        with self.turn(chat_id, priority):
             for bucket in self._buckets(chat_id):
                 while True:
-                    if any(n and p > priority for p, n in waiting.items()):
+                    if self._behind(chat_id, priority):
                         await self._moved.setdefault(chat_id, asyncio.Event()).wait()
                     elif (wait := bucket.wait_time(self.clock(), need)) > 0:
                         await self.sleep(wait)
                     else:
                         break
                 bucket.take()
-        finally:
-            waiting[priority] -= 1
-            if not +waiting:
-                del self._waiting[chat_id]
-            moved = self._moved.pop(chat_id, None)
-            if moved is not None:
-                moved.set()
         limit = self.limits.bulk_limit if bulk else self.limits.global_limit
         while (wait := self._global.wait_time(self.clock(), limit)) > 0:
             await self.sleep(wait)
         self._global.take(self.clock())
+
+    @contextlib.contextmanager
+    def turn(self, chat_id: int | str, priority: int) -> Iterator[None]:
+        """While the block runs, requests to ``chat_id`` of a lower priority wait (as for a
+        request of ``priority`` waiting in the gate): a message put together at the last
+        moment (a digest, once the chat may be sent to) keeps its place."""
+        waiting = self._waiting.setdefault(chat_id, Counter())
+        waiting[priority] += 1
+        try:
+            yield
+        finally:
+            waiting[priority] -= 1
+            if not +waiting and self._waiting.get(chat_id) is waiting:
+                del self._waiting[chat_id]
+            moved = self._moved.pop(chat_id, None)
+            if moved is not None:
+                moved.set()
+
+    def _behind(self, chat_id: int | str, priority: int) -> bool:
+        waiting = self._waiting.get(chat_id)
+        return waiting is not None and any(n and p > priority for p, n in waiting.items())
 
     def hold(self, chat_id: int | str, wait: float) -> None:
         """Telegram asked to wait: nothing goes to that chat before then."""

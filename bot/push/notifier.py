@@ -169,6 +169,13 @@ class ChatWorker:
                 self.gone = True
 
     async def _deliver(self, sub: Subscription, batch: Batch, changes: list[Change]) -> None:
+        # Waiting for the chat's budget, a digest is put together at the last moment: the
+        # auto-refresh's edits of the chat's live views must not take its place meanwhile.
+        with self.telegram.gate.turn(self.chat_id, PUSH.priority):
+            await self._deliver_now(sub, batch, changes)
+
+    async def _deliver_now(self, sub: Subscription, batch: Batch,
+                           changes: list[Change]) -> None:
         now = self.clock()
         window = self.notifications.digest_window_seconds
         digest = self.state.digest

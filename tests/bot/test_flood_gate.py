@@ -193,6 +193,27 @@ async def test_in_a_busy_group_an_alert_goes_before_the_live_edits_waiting_longe
     assert telegram_refusals(server.sent) == []
 
 
+async def test_a_live_edit_does_not_take_the_place_of_a_digest_being_put_together() -> None:
+    """The digest waits for the chat's budget (``ready``), then reads what arrived meanwhile
+    and sends: the auto-refresh's edit that came meanwhile waits for it."""
+    time, gate, server = gate_and_server()
+    group = -100_801
+
+    async def digest() -> Any:
+        with gate.turn(group, PUSH.priority):
+            await gate.ready(group)
+            await time.sleep(0.5)  # the store read of what joins it
+            return await server.request(gate, group, PUSH)
+
+    async def live_edit() -> Any:
+        await time.sleep(0.1)
+        return await server.request(gate, group, LIVE, "editMessageText")
+
+    await time.run(digest(), live_edit())
+    assert [endpoint for _, _, endpoint in server.sent] == ["sendMessage", "editMessageText"]
+    assert telegram_refusals(server.sent) == []
+
+
 async def test_a_429_holds_that_chat_for_its_retry_after_and_no_other() -> None:
     time, gate, server = gate_and_server()
     server.script[1] = [RetryAfter(3)]
