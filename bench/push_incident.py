@@ -32,14 +32,16 @@ The admins act through the fake as people would: in the group they ack every ale
 (chosen by the seed) with 🙋, restart one failure from its card (🔁 Restart, Save &
 restart) and let the new run complete, answer the question from its alert, and kill the
 stuck task from its alert. The new runs' status changes follow the alerts' lifecycles.
-The burst's digest in the group is acked with its 🙋 and one of its questions answered
-from its 💬 button (the digest then shows the answer under that task's line).
+The burst's digest in the group is acked with its 🙋 (again, if alerts that join it later
+bring its 🙋 back) and one of its questions answered from its 💬 button (the digest then
+shows the answer under that task's line).
 
 Reported: messages per chat; each failure, pause, loop and stuck task announced exactly
 once per chat, as an alert of its own or in a digest (stuck within stuck_after + 1
 simulated minute of its last own event); silent completions pushed; ack → the group's
 alert (or digest) edited to show it (what the other admin sees), and how many acks were of
-alerts sent before a restart; re-announcements per chat; the fake's rule violations;
+alerts sent before a restart; re-announcements per chat and the tasks they name (each
+alert nobody acked once, in the group only); the fake's rule violations;
 status change → notification (the alert, or the digest send or edit that lists it).
 """
 
@@ -146,8 +148,12 @@ class Incident:
     burst: set[int] = field(default_factory=set)
     #: real times the console was down for a restart: (stopped, started again)
     restarts: list[tuple[float, float]] = field(default_factory=list)
-    #: (real time the alert was first sent, real time of the ack press)
+    #: (real time the alert reached the group, real time of the ack press)
     acked: list[tuple[float, float]] = field(default_factory=list)
+    #: the digests someone took with 🙋 (later alerts of one bring its 🙋 back)
+    digests_acked: set[int] = field(default_factory=set)
+    #: task id → when its alert in the group was acked (read from the store at the end)
+    acked_at: dict[int, datetime] = field(default_factory=dict)
     #: the digest's answered question, and whether its lifecycle showed on the digest
     digest_answered: tuple[int, bool] | None = None
     #: chat → task id → digest messages that list it (read from the store at the end)
@@ -297,10 +303,25 @@ def newest_reply(server: FakeTelegram, chat_id: int, to: FakeMessage,
     return None
 
 
+def sent_at(server: FakeTelegram, message: FakeMessage) -> float:
+    """When a bot message reached its chat (the fake's record of the send)."""
+    for call in server.calls:
+        result = (call.response or {}).get("result")
+        if call.method == "sendMessage" and isinstance(result, dict) \
+                and result.get("message_id") == message.message_id \
+                and result.get("chat", {}).get("id") == message.chat.id:
+            return call.at
+    return time.time()
+
+
 async def press(server: FakeTelegram, user: int, message: FakeMessage, label: str) -> float:
     before = time.time()
     await server.press_button(user, message.chat, message.message_id, label)
     return before
+
+
+def has_ack_button(message: FakeMessage) -> bool:
+    return any(label == "🙋 I'm on it" for row in message.buttons for label, *_ in row)
 
 
 def is_digest(message: FakeMessage) -> bool:
@@ -333,17 +354,22 @@ async def announcement(inc: Incident, chat_id: int, task_id: int) -> FakeMessage
     return None
 
 
-async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: float) -> None:
-    """🙋 on an alert or a digest (that reached the chat at ``seen``); the time until the
-    chat sees who is on it."""
+async def ack(inc: Incident, who: int, message: FakeMessage, what: str) -> None:
+    """🙋 on an alert or a digest; the time until the chat sees who is on it."""
     server = inc.server
     before = await press(server, who, message, "🙋 I'm on it")
-    if await wait(lambda: "is on it" in (message.text or ""), 30):
-        edit = next(c for c in server.calls if c.method == "editMessageText"
-                    and c.at >= before and str(c.params.get("message_id")) == str(
-                        message.message_id) and "is on it" in str(c.params.get("text")))
+
+    def shown() -> Call | None:
+        return next((c for c in server.calls if c.method == "editMessageText"
+                     and c.status == 200 and c.at >= before
+                     and str(c.params.get("message_id")) == str(message.message_id)
+                     and "is on it" in str(c.params.get("text"))), None)
+
+    if await wait(shown, 30):
+        edit = shown()
+        assert edit is not None
         inc.acks.append(edit.at - before)
-        inc.acked.append((seen, before))
+        inc.acked.append((sent_at(server, message), before))
     else:
         inc.errors.append(f"ack of {what} never shown")
 
@@ -351,11 +377,11 @@ async def ack(inc: Incident, who: int, message: FakeMessage, what: str, seen: fl
 async def act_on_digest(inc: Incident, digest: FakeMessage, rng: random.Random) -> None:
     """The group's admins take a digest: 🙋, then answer one question from its 💬."""
     server = inc.server
-    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))
     who = rng.choice([ANN, OLAF])
-    if any(label == "🙋 I'm on it" for row in digest.buttons for label, *_ in row):
-        await ack(inc, who, digest, f"digest {digest.message_id}", seen)
+    if has_ack_button(digest):
+        await ack(inc, who, digest, f"digest {digest.message_id}")
+    inc.digests_acked.add(digest.message_id)
     answers = [label for row in digest.buttons for label, *_ in row
                if label.startswith("💬 #")]
     if not answers:
@@ -398,13 +424,19 @@ async def act_on(inc: Incident, task_id: int, what: str, rng: random.Random,
         if alert.message_id not in digests:
             digests.add(alert.message_id)
             await act_on_digest(inc, alert, rng)
+        elif await wait(lambda: alert.message_id in inc.digests_acked
+                        and has_ack_button(alert), 10):
+            # It joined the digest after someone took it: the digest shows 🙋 again for
+            # it, and someone takes that too.
+            await asyncio.sleep(rng.uniform(2, 4))
+            if has_ack_button(alert):
+                await ack(inc, rng.choice([ANN, OLAF]), alert, f"#{task_id} in a digest")
         return
-    seen = time.time()
     await asyncio.sleep(rng.uniform(2, 4))  # someone reads it
     if task_id == inc.unacked:
         return
     who = rng.choice([ANN, OLAF])
-    await ack(inc, who, alert, f"#{task_id}", seen)
+    await ack(inc, who, alert, f"#{task_id}")
     last = max(m.message_id for m in server.messages(GROUP))
     if what == "failure" and not inc.restarted:
         await press(server, who, alert, "🔁 Restart")
@@ -605,6 +637,8 @@ async def run(url: str, args: argparse.Namespace) -> tuple[Incident, FakeTelegra
                     for task_id in await digest_tasks(store, message):
                         counts[task_id] = counts.get(task_id, 0) + 1
             inc.digested[chat_id] = counts
+        inc.acked_at = {a.task_id: a.acked_at for a in await store.push.alerts_following(
+            list(inc.alerts), GROUP) if a.acked_at is not None}
     finally:
         await store.close()
         await server.stop()
@@ -701,6 +735,13 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
     escalated = {label: sum(plain(c).startswith("⏰")
                             for c in bot_sends(server, chat_id))
                  for label, chat_id in chats.items()}
+    # the tasks each of the group's re-announcements names (one, or a digest's), and any
+    # of them acked before it was sent
+    named_at = [(int(i), c.at) for c in bot_sends(server, GROUP) if plain(c).startswith("⏰")
+                for i in re.findall(r"#(\d+) ", plain(c))]
+    named = [i for i, _ in named_at]
+    acked_first = [i for i, at in named_at
+                   if i in inc.acked_at and inc.acked_at[i] <= inc.clock.at_real(at)]
     flood = len(server.flood_violations)
     other = [v for v in server.violations if not (v.error_code == 429 and not v.injected)]
     lifecycle = []
@@ -723,7 +764,12 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
     print()
     ok_stuck = bool(stuck_after) and max(stuck_after) <= args.stuck_after + 1
     ok_ack = bool(inc.acks) and max(inc.acks) <= 2.0
-    ok_escalation = escalated["Ops group"] == 1 and escalated["Ann (private)"] == 0
+    # Once per alert nobody acked, in the group only: the one left unacked on purpose, and
+    # none that was acked before it was due.
+    ok_escalation = (sorted(named) == sorted(set(named)) and inc.unacked in named
+                     and not acked_first
+                     and escalated["Ann (private)"] == 0
+                     and escalated["Olaf (private, +completed)"] == 0)
     ok_latency = bool(latency) and percentile(latency, 95) <= 2.0
     figures = [
         ["each failure/pause/loop/stuck announced exactly once per chat",
@@ -738,6 +784,8 @@ def report(inc: Incident, server: FakeTelegram, args: argparse.Namespace) -> boo
          f"{max(inc.acks):.3f}" if inc.acks else "none"],
         [f"re-announced (unacked alert #{inc.unacked})",
          ", ".join(f"{k}: {v}" for k, v in escalated.items())
+         + f" (naming {', '.join(f'#{i}' for i in named) or 'none'}"
+         + (f"; acked before: {acked_first}" if acked_first else "") + ")"
          + (" — sent before a restart, re-announced after it" if escalated_across else "")],
         ["console restarts (real s down each)",
          ", ".join(f"{up - down:.1f}" for down, up in inc.restarts) or "none"],

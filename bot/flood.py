@@ -9,12 +9,15 @@ and a 429 costs far more than the margin):
 - per chat, a token bucket (``chat_burst`` at once, then ``chat_per_second``), of which
   bulk requests leave ``chat_reserve`` to a person, so a reply does not queue behind a
   chat's live views and refreshed lists;
-- per group, a token bucket whose burst plus a minute of refill stays under 20 a minute, so
-  a long burst is spread evenly instead of stalling for most of every minute;
+- per group, a sliding window under 20 in any minute (``GroupWindow``); the chat's bucket
+  still spreads a long burst;
 - overall, a true sliding window under 30 in any second. Bulk requests (push) may fill it
   only up to ``bulk_limit``: the rest is kept for a person waiting on a press, so an answer
   never queues behind a burst of notifications.
 A 429 holds that chat for the server's ``retry_after``, for every later request to it too.
+Requests waiting for the same chat go by their policy's ``priority``, not by who waited
+first: a person's, then notifications, then live views. In a busy group (20 a minute) an
+alert or a digest does not queue behind the auto-refresh's edits that came before it.
 
 Retries happen here and nowhere else; a request's ``SendPolicy`` (PTB's ``rate_limit_args``)
 says how long: the push side retries until delivered; a person's request (a reply, an
@@ -46,7 +49,7 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -107,6 +110,28 @@ def asked(at: float) -> Iterator[None]:
         _asked_at.reset(token)
 
 
+@dataclass
+class Attempt:
+    """Whether a request of a block (:func:`attempt`) left the gate for Telegram: a caller
+    cancelled after that cannot know whether it arrived, one cancelled before knows it
+    did not (bot/push/notifier.py records the first as an unconfirmed send)."""
+
+    went: bool = False
+
+
+_attempt: ContextVar[Attempt | None] = ContextVar("attempt", default=None)
+
+
+@contextlib.contextmanager
+def attempt() -> Iterator[Attempt]:
+    record = Attempt()
+    token = _attempt.set(record)
+    try:
+        yield record
+    finally:
+        _attempt.reset(token)
+
+
 @dataclass(frozen=True)
 class FloodLimits:
     #: overall, at most this many counted requests in any ``global_window_seconds``
@@ -152,6 +177,17 @@ class SendPolicy:
     #: which an answer is no longer worth waiting for: no retry, wait or probe is begun
     #: that would end later. None: no bound but the retry counts above
     useful_seconds: float | None = None
+    #: of the requests waiting for one chat's limits, those of the highest priority go
+    #: first (``PERSON``, ``NOTICE``, ``REFRESH``); the others wait until none is left
+    priority: int = 2
+
+
+#: priorities (``SendPolicy.priority``): a person waits for the answer
+PERSON = 2
+#: a notification, digest, stuck notice or task result: news, and nobody else sends it
+NOTICE = 1
+#: a live view or refreshed list: its next pass renders afresh anyway
+REFRESH = 0
 
 
 #: a person is waiting: answers, console edits and replies, documents (the default).
@@ -164,9 +200,10 @@ INTERACTIVE = SendPolicy(flood_retries=None, transient_retries=None, repeat_unco
 #: (retried at least every 4 s: one request per chat, and service is back within seconds
 #: of Telegram's return; with 30 s, 35 s passed after a run of timeouts ended)
 PUSH = SendPolicy(bulk=True, flood_retries=None, transient_retries=None,
-                  repeat_unconfirmed=False, backoff_max_seconds=4.0)
+                  repeat_unconfirmed=False, backoff_max_seconds=4.0, priority=NOTICE)
 #: live views and refreshed lists: a few tries, since the next pass renders afresh anyway
-LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2, repeat_unconfirmed=False)
+LIVE = SendPolicy(bulk=True, flood_retries=2, transient_retries=2, repeat_unconfirmed=False,
+                  priority=REFRESH)
 #: the console's own requests at start (getMe, the webhook's set-up): nobody waits on them,
 #: and a Bot API that fails them is reported by `taskops run` in one line at once —
 #: retried like a person's reply, it printed a warning per try for 30 s first
@@ -378,6 +415,10 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         self._groups: dict[int | str, GroupWindow] = {}
         #: chats Telegram told to wait (429), until when
         self._held: dict[int | str, float] = {}
+        #: per chat, the priorities of the requests waiting for its limits (how many each)
+        self._waiting: dict[int | str, Counter[int]] = {}
+        #: per chat, set when a request stops waiting for it (those behind look again)
+        self._moved: dict[int | str, asyncio.Event] = {}
 
     async def initialize(self) -> None:
         pass
@@ -445,17 +486,45 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
         # reply a chat-bucket refill behind two edits)
         return 1.0 + (self.limits.chat_reserve if bulk else 0)
 
-    async def _acquire(self, chat_id: int | str, bulk: bool) -> None:
-        """Wait until one more message (or edit) to ``chat_id`` is within every limit."""
+    async def _acquire(self, chat_id: int | str, bulk: bool, priority: int) -> None:
+        """Wait until one more message (or edit) to ``chat_id`` is within every limit, and
+        no request of a higher priority waits for that chat."""
         need = self._need(bulk)
-        for bucket in self._buckets(chat_id):
-            while (wait := bucket.wait_time(self.clock(), need)) > 0:
-                await self.sleep(wait)
-            bucket.take()
+        with self.turn(chat_id, priority):
+            for bucket in self._buckets(chat_id):
+                while True:
+                    if self._behind(chat_id, priority):
+                        await self._moved.setdefault(chat_id, asyncio.Event()).wait()
+                    elif (wait := bucket.wait_time(self.clock(), need)) > 0:
+                        await self.sleep(wait)
+                    else:
+                        break
+                bucket.take()
         limit = self.limits.bulk_limit if bulk else self.limits.global_limit
         while (wait := self._global.wait_time(self.clock(), limit)) > 0:
             await self.sleep(wait)
         self._global.take(self.clock())
+
+    @contextlib.contextmanager
+    def turn(self, chat_id: int | str, priority: int) -> Iterator[None]:
+        """While the block runs, requests to ``chat_id`` of a lower priority wait (as for a
+        request of ``priority`` waiting in the gate): a message put together at the last
+        moment (a digest, once the chat may be sent to) keeps its place."""
+        waiting = self._waiting.setdefault(chat_id, Counter())
+        waiting[priority] += 1
+        try:
+            yield
+        finally:
+            waiting[priority] -= 1
+            if not +waiting and self._waiting.get(chat_id) is waiting:
+                del self._waiting[chat_id]
+            moved = self._moved.pop(chat_id, None)
+            if moved is not None:
+                moved.set()
+
+    def _behind(self, chat_id: int | str, priority: int) -> bool:
+        waiting = self._waiting.get(chat_id)
+        return waiting is not None and any(n and p > priority for p, n in waiting.items())
 
     def hold(self, chat_id: int | str, wait: float) -> None:
         """Telegram asked to wait: nothing goes to that chat before then."""
@@ -556,7 +625,9 @@ class FloodGate(BaseRateLimiter[SendPolicy]):
             if chat_id is not None:
                 await self._wait_held(chat_id, deadline)
                 if endpoint in PACED_ENDPOINTS and policy.paced:
-                    await self._acquire(chat_id, policy.bulk)
+                    await self._acquire(chat_id, policy.bulk, policy.priority)
+            if (record := _attempt.get()) is not None:
+                record.went = True
             try:
                 answer = await callback(*args, **kwargs)
             except RetryAfter as exc:

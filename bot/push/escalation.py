@@ -2,8 +2,10 @@
 ``[notifications] escalate_after_minutes`` (0: never). Private chats are never re-announced
 to — the one person there has seen it or will.
 
-"Once" is ``store.push.mark_escalated``, a compare-and-set on the alert row, so two checks
-(or two processes) cannot both send it. The re-announcement replies to the alert and
+"Once" is ``store.push.mark_escalated``, a compare-and-set on the alert row (its
+``escalated_at``), so two checks, two processes or a process after a restart cannot send it
+again; a stop lets a claimed re-announcement be sent before it cancels the job
+(bot/push/inflight.py). The re-announcement replies to the alert and
 carries its 🙋 button. The alerts a digest carries that are due are re-announced in one
 message replying to the digest (bot/push/digest_alerts.py).
 """
@@ -19,6 +21,7 @@ from taskops.bot.callbacks import Action
 from taskops.bot.delivery import Telegram
 from taskops.bot.outage import periodic
 from taskops.bot.push import alerts, digest_alerts
+from taskops.bot.push.inflight import Deliveries
 from taskops.bot.push.options import PushOptions
 from taskops.bot.ui import button
 from taskops.bot.views import ViewKind
@@ -31,9 +34,9 @@ log = logging.getLogger(__name__)
 
 class Escalation:
     def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
-                 notifications: NotificationSettings) -> None:
+                 notifications: NotificationSettings, deliveries: Deliveries) -> None:
         self.store, self.telegram, self.options = store, telegram, options
-        self.notifications = notifications
+        self.notifications, self.deliveries = notifications, deliveries
 
     async def run(self) -> None:
         if self.notifications.escalate_after_minutes <= 0:
@@ -56,25 +59,32 @@ class Escalation:
                 # carried by a digest: re-announced together, below
                 carried.setdefault(alert.view_key, []).append(alert)
                 continue
-            if not await self.store.push.mark_escalated(alert.id):
-                continue
-            task = await self.store.find_task(alert.task_id)
-            text = alerts.escalation_text(alert, task, now)
-            keyboard = InlineKeyboardMarkup([[button(
-                "🙋 I'm on it", Action.ALERT, alert.view_key, alerts.AlertVerb.ACK.value)]])
-            try:
-                await self.telegram.send(alert.chat_id, text, keyboard,
-                                         reply_to=alert.message_id)
-            except Exception as exc:
-                log.warning("re-announcement of alert %d to chat %s not sent: %s", alert.id,
-                            alert.chat_id, exc)
-                continue
-            log.info("alert %d (task#%d) re-announced to chat %s: nobody on it after %d min",
-                     alert.id, alert.task_id, alert.chat_id, minutes)
-            sent += 1
+            sent += await self.deliveries.run(self._alert(alert, now),
+                                              f"re-announcement of alert {alert.id}")
         for key, due in carried.items():
-            sent += await self._digest(key, due, now)
+            sent += await self.deliveries.run(self._digest(key, due, now),
+                                              f"re-announcement of digest {key}")
         return sent
+
+    async def _alert(self, alert: Alert, now: datetime) -> int:
+        """The one re-announcement of an alert of its own, if this call claims it."""
+        assert alert.message_id is not None
+        if not await self.store.push.mark_escalated(alert.id):
+            return 0
+        task = await self.store.find_task(alert.task_id)
+        text = alerts.escalation_text(alert, task, now)
+        keyboard = InlineKeyboardMarkup([[button(
+            "🙋 I'm on it", Action.ALERT, alert.view_key, alerts.AlertVerb.ACK.value)]])
+        try:
+            await self.telegram.send(alert.chat_id, text, keyboard, reply_to=alert.message_id)
+        except Exception as exc:
+            log.warning("re-announcement of alert %d to chat %s not sent: %s", alert.id,
+                        alert.chat_id, exc)
+            return 0
+        log.info("alert %d (task#%d) re-announced to chat %s: nobody on it after %d min",
+                 alert.id, alert.task_id, alert.chat_id,
+                 self.notifications.escalate_after_minutes)
+        return 1
 
     async def _digest(self, key: str, due: list[Alert], now: datetime) -> int:
         """One re-announcement of the alerts a digest carries that nobody acked."""

@@ -10,7 +10,8 @@ active elsewhere" — taskops has no other surface where the owner could be read
 "auto" delivers too.
 
 The relay has its own cursor (a ``console_state`` row of kind "cursor"), advanced after
-each confirmed message: at least once, at most the message in flight repeated.
+each confirmed message: at least once, at most the message in flight repeated (by a crash:
+a stop lets a delivery under way end and save, bot/push/inflight.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconf
 from taskops.bot.outage import repeat
 from taskops.bot.push import messages
 from taskops.bot.push.feed import Batch, FeedReader
+from taskops.bot.push.inflight import Deliveries, kept
 from taskops.bot.push.options import PushOptions
 from taskops.bot.views import ViewKind
 from taskops.config import TasksSettings, TelegramDelivery
@@ -61,8 +63,9 @@ def target(event: TaskEvent, tasks: dict[int, Task]) -> int | None:
 
 class InjectionRelay:
     def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
-                 tasks: TasksSettings) -> None:
+                 tasks: TasksSettings, deliveries: Deliveries) -> None:
         self.store, self.telegram, self.options, self.tasks = store, telegram, options, tasks
+        self.deliveries = deliveries
         self.feed = FeedReader(store, options, kinds=(EventKind.INJECTION, EventKind.PROGRESS))
         self.wake = asyncio.Event()
         self.cursor: str | None = None
@@ -133,16 +136,28 @@ class InjectionRelay:
                     chat_id = target(event, batch.tasks)
                     if chat_id is None:
                         continue
-                    sent += await self._deliver(batch, event, chat_id)
-                    done = await self.feed.after(batch, index, done, done_index)
-                    done_index = index
-                    await self._save(done, delivered=True)
+                    n, done = await self.deliveries.run(
+                        self._deliver(batch, event, chat_id, index, done, done_index),
+                        f"result for chat {chat_id}")
+                    sent, done_index = sent + n, index
             if batch.cursor != self.cursor:
                 await self._save(batch.cursor, delivered=False)
             if not batch.full:
                 return sent
 
-    async def _deliver(self, batch: Batch, event: TaskEvent, chat_id: int) -> int:
+    async def _deliver(self, batch: Batch, event: TaskEvent, chat_id: int, index: int,
+                       done: str, done_index: int) -> tuple[int, str]:
+        """Send event ``index`` of the batch to its chat, then store the cursor past it:
+        (messages sent, that cursor)."""
+        sent = await self._send(batch, event, chat_id)
+        return sent, await kept(self._saved_past(batch, index, done, done_index))
+
+    async def _saved_past(self, batch: Batch, index: int, done: str, done_index: int) -> str:
+        cursor = await self.feed.after(batch, index, done, done_index)
+        await self._save(cursor, delivered=True)
+        return cursor
+
+    async def _send(self, batch: Batch, event: TaskEvent, chat_id: int) -> int:
         task = batch.tasks.get(event.task_id)
         if event.kind is EventKind.INJECTION:
             item = messages.Injection.parse(event.task_id, str(event.payload.get("text", "")))

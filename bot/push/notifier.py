@@ -8,7 +8,10 @@ A worker reads a batch from its cursor and picks the status changes the chat wan
 - else the first one goes as its own message.
 Only after Telegram confirmed the message does the cursor move past what it covered, in
 the same transaction as the chat's delivery state. A crash between the two repeats that
-one message (or re-applies that one digest edit), nothing more.
+one message (or re-applies that one digest edit), nothing more. A graceful stop does not:
+a delivery under way ends before its worker is cancelled, and its save is not cut
+half-way (bot/push/inflight.py); one still waiting for Telegram's answer when the stop can
+wait no longer is recorded as unconfirmed, so the next process sends it marked.
 
 A message Telegram did not confirm (a timeout, a dropped connection, a 5xx: it may have
 arrived) is recorded in the delivery state before its one repeat (bot/delivery.py), so
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -30,12 +33,13 @@ from typing import Any
 from taskops.bot import digest_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.digest_view import DigestAlerts
-from taskops.bot.flood import PUSH
+from taskops.bot.flood import PUSH, attempt
 from taskops.bot.outage import repeat
 from taskops.bot.push import alerts, digest_alerts, messages
 from taskops.bot.push.changes import Change, covered_by, matching, view_body
 from taskops.bot.push.digest import DeliveryState, Digest
 from taskops.bot.push.feed import Batch, FeedReader
+from taskops.bot.push.inflight import Deliveries, kept
 from taskops.bot.push.options import PushOptions
 from taskops.bot.ui import Rendered
 from taskops.bot.views import PUSH_MARK, ListPart, ViewKind, ViewState
@@ -63,9 +67,10 @@ log = logging.getLogger(__name__)
 class ChatWorker:
     def __init__(self, chat_id: int, store: TaskStore, telegram: Telegram, feed: FeedReader,
                  options: PushOptions, notifications: NotificationSettings,
-                 clock: Callable[[], float] = time.time) -> None:
+                 deliveries: Deliveries, clock: Callable[[], float] = time.time) -> None:
         self.chat_id = chat_id
         self.store, self.telegram, self.feed = store, telegram, feed
+        self.deliveries = deliveries
         self.options, self.notifications, self.clock = options, notifications, clock
         self.state = DeliveryState()
         self.wake = asyncio.Event()
@@ -97,8 +102,15 @@ class ChatWorker:
             await self.store.push.advance(self.chat_id, self.cursor)
             self._unsaved, self._saved_at = False, now
 
-    def _moved_to(self, cursor: str) -> None:
-        """A delivery stored ``cursor`` with it."""
+    async def _delivered(self, cursor: str, *, view: ViewUpdate,
+                         alert: NewAlert | AlertRepeat | None = None,
+                         digest: DigestAppend | None = None,
+                         digest_alerts: Sequence[NewAlert] = ()) -> None:
+        """Move the stored cursor to ``cursor`` with what was delivered up to it and the
+        chat's delivery state; not cut half-way by a stop."""
+        await kept(self.store.push.advance(self.chat_id, cursor, delivery=self.state.to_json(),
+                                           view=view, alert=alert, digest=digest,
+                                           digest_alerts=digest_alerts))
         self.cursor, self._unsaved, self._saved_at = cursor, False, time.monotonic()
 
     async def _loop(self) -> None:
@@ -144,7 +156,8 @@ class ChatWorker:
                     return
                 continue
             try:
-                await self._deliver(sub, batch, changes)
+                await self.deliveries.run(self._deliver(sub, batch, changes),
+                                          f"delivery to chat {self.chat_id}")
             except ChatGone as exc:
                 await self.store.push.unsubscribe(self.chat_id)
                 log.warning("chat %s unsubscribed: Telegram says %s", self.chat_id, exc.reason)
@@ -156,6 +169,13 @@ class ChatWorker:
                 self.gone = True
 
     async def _deliver(self, sub: Subscription, batch: Batch, changes: list[Change]) -> None:
+        # Waiting for the chat's budget, a digest is put together at the last moment: the
+        # auto-refresh's edits of the chat's live views must not take its place meanwhile.
+        with self.telegram.gate.turn(self.chat_id, PUSH.priority):
+            await self._deliver_now(sub, batch, changes)
+
+    async def _deliver_now(self, sub: Subscription, batch: Batch,
+                           changes: list[Change]) -> None:
         now = self.clock()
         window = self.notifications.digest_window_seconds
         digest = self.state.digest
@@ -204,20 +224,27 @@ class ChatWorker:
             # Before the repeat: a restart then knows the next send is that repeat.
             self.state.unconfirmed = cursor
             if self.cursor is not None:
-                await self.store.push.advance(self.chat_id, self.cursor,
-                                              delivery=self.state.to_json())
-        try:
-            message = await self.telegram.send(
-                self.chat_id, text, keyboard, sent_before=self.state.unconfirmed == cursor,
-                on_unconfirmed=record)
-        except Unconfirmed as exc:
-            log.warning("message to chat %s unconfirmed twice; not sent again: %s",
-                        self.chat_id, exc.cause.message)
-            self.state.unconfirmed = None
-            return None
-        except Rejected:
-            self.state.unconfirmed = None
-            raise
+                await kept(self.store.push.advance(self.chat_id, self.cursor,
+                                                   delivery=self.state.to_json()))
+        with attempt() as sending:
+            try:
+                message = await self.telegram.send(
+                    self.chat_id, text, keyboard, sent_before=self.state.unconfirmed == cursor,
+                    on_unconfirmed=record)
+            except asyncio.CancelledError:
+                # Stopped while Telegram had the first attempt (a stop waits only so long
+                # for its answer): it may have arrived, so the next process sends it marked.
+                if sending.went and self.state.unconfirmed != cursor:
+                    await kept(record())
+                raise
+            except Unconfirmed as exc:
+                log.warning("message to chat %s unconfirmed twice; not sent again: %s",
+                            self.chat_id, exc.cause.message)
+                self.state.unconfirmed = None
+                return None
+            except Rejected:
+                self.state.unconfirmed = None
+                raise
         # (any other failure keeps the mark: the retry of this message is its repeat)
         self.state.unconfirmed = None
         return message.message_id
@@ -259,10 +286,7 @@ class ChatWorker:
             new_alert = NewAlert(task.id, kind, key, message_id, group, draft.text,
                                  change.event.id)
         self.state.record_send(self.clock(), single=True)
-        await self.store.push.advance(self.chat_id, cursor,
-                                 delivery=self.state.to_json(),
-                                 view=ViewUpdate(key, message_id, body), alert=new_alert)
-        self._moved_to(cursor)
+        await self._delivered(cursor, view=ViewUpdate(key, message_id, body), alert=new_alert)
         log.info("  → task#%d %s notified to chat %s", task.id, change.status.value,
                  self.chat_id)
 
@@ -286,11 +310,9 @@ class ChatWorker:
         body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         self.state.record_send(self.clock())
         cursor = await self.feed.after(batch, change.index)
-        await self.store.push.advance(
-            self.chat_id, cursor, delivery=self.state.to_json(),
-            view=ViewUpdate(latest.view_key, None, body),
-            alert=AlertRepeat(latest.id, task.id, base.text, change.event.id))
-        self._moved_to(cursor)
+        await self._delivered(cursor, view=ViewUpdate(latest.view_key, None, body),
+                              alert=AlertRepeat(latest.id, task.id, base.text,
+                                                change.event.id))
         log.info("  → task#%d %s counted in chat %s (×%d)", task.id, change.status.value,
                  self.chat_id, shown.count)
         return True
@@ -319,14 +341,12 @@ class ChatWorker:
             digest.message_id = message_id or 0
             self.state.digest = digest if message_id else None
         self.state.record_send(self.clock())
-        await self.store.push.advance(self.chat_id, cursor,
-                                 delivery=self.state.to_json(),
-                                 view=ViewUpdate(key, digest.message_id or None,
-                                                 self._digest_body(digest)),
-                                 digest=added,
-                                 digest_alerts=digest_alerts.carried(
-                                     key, digest.message_id or None, worthy))
-        self._moved_to(cursor)
+        await self._delivered(cursor,
+                              view=ViewUpdate(key, digest.message_id or None,
+                                              self._digest_body(digest)),
+                              digest=added,
+                              digest_alerts=digest_alerts.carried(
+                                  key, digest.message_id or None, worthy))
         log.info("  → digest of %d changes to chat %s", len(changes), self.chat_id)
 
     async def _extend(self, digest: Digest, cursor: str, changes: list[Change]) -> None:
@@ -349,13 +369,11 @@ class ChatWorker:
             return
         digest.updated = self.clock()
         self.state.record_send(digest.updated)
-        await self.store.push.advance(self.chat_id, cursor,
-                                 delivery=self.state.to_json(),
-                                 view=ViewUpdate(digest.key, None, self._digest_body(digest)),
-                                 digest=added,
-                                 digest_alerts=digest_alerts.carried(
-                                     digest.key, digest.message_id, worthy))
-        self._moved_to(cursor)
+        await self._delivered(cursor,
+                              view=ViewUpdate(digest.key, None, self._digest_body(digest)),
+                              digest=added,
+                              digest_alerts=digest_alerts.carried(
+                                  digest.key, digest.message_id, worthy))
 
 
 def _alert_worthy(changes: list[Change]) -> list[tuple[int, AlertKind, str, int]]:
@@ -373,9 +391,9 @@ class Notifier:
     """Keeps one worker per subscribed chat and wakes them when the feed may have grown."""
 
     def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
-                 notifications: NotificationSettings) -> None:
+                 notifications: NotificationSettings, deliveries: Deliveries) -> None:
         self.store, self.telegram, self.options = store, telegram, options
-        self.notifications = notifications
+        self.notifications, self.deliveries = notifications, deliveries
         self.feed = FeedReader(store, options)
         self.workers: dict[int, tuple[ChatWorker, asyncio.Task[None]]] = {}
         self.resync = asyncio.Event()
@@ -427,6 +445,6 @@ class Notifier:
         for chat_id in chats:
             if chat_id not in self.workers:
                 worker = ChatWorker(chat_id, self.store, self.telegram, self.feed,
-                                    self.options, self.notifications)
+                                    self.options, self.notifications, self.deliveries)
                 self.workers[chat_id] = (worker, asyncio.create_task(
                     worker.run(), name=f"notify-{chat_id}"))

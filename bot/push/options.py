@@ -38,6 +38,9 @@ class PushOptions:
     stuck_check_seconds: float = 30.0
     #: how often the shift summary's time is checked (``[notifications] summary_at``)
     summary_check_seconds: float = 30.0
+    #: a delivery under way (a message sent and what records it saved) may go on this long
+    #: once the push side is stopped (bot/push/inflight.py)
+    stop_grace_seconds: float = 2.0
     #: how often group alerts nobody acked are checked for re-announcement
     escalate_check_seconds: float = 20.0
     #: a task past its max duration by this much is announced as stuck (the worker normally

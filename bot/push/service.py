@@ -3,6 +3,7 @@
 ``start`` runs after the Application started (``bot.app.start_console``) and ``stop`` before
 it stops, so every loop shares the bot's event loop and ends cleanly. Each loop reads the
 store and wakes early on the in-process change bus; a missed wake-up costs latency only.
+``stop`` cancels every job; a delivery under way ends first (bot/push/inflight.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from taskops.bot.app_types import AnyApp
 from taskops.bot.context import deps_of
 from taskops.bot.outage import store_fault, why
 from taskops.bot.push.escalation import Escalation
+from taskops.bot.push.inflight import Deliveries
 from taskops.bot.push.injections import InjectionRelay
 from taskops.bot.push.live import LiveEditor
 from taskops.bot.push.notifier import Notifier
@@ -25,6 +27,8 @@ from taskops.storage.domain import EventKind
 from taskops.storage.signals import TaskChange
 
 log = logging.getLogger(__name__)
+#: how long the jobs have to end once cancelled, beyond the grace of a delivery under way
+#: (``PushOptions.stop_grace_seconds``): both within `taskops run`'s 10 s bound on a stop
 STOP_GRACE_SECONDS = 2.0
 
 
@@ -34,14 +38,19 @@ class PushService:
         self.options = options or PushOptions()
         self.store = d.store
         self.telegram = d.telegram
-        self.notifier = Notifier(d.store, self.telegram, self.options, d.settings.notifications)
-        self.relay = InjectionRelay(d.store, self.telegram, self.options, d.settings.tasks)
-        self.stuck = StuckWatch(d.store, self.telegram, self.options, d.settings.notifications)
-        self.escalation = Escalation(d.store, self.telegram, self.options,
-                                     d.settings.notifications)
+        self.deliveries = Deliveries(self.options.stop_grace_seconds)
+        notifications, deliveries = d.settings.notifications, self.deliveries
+        self.notifier = Notifier(d.store, self.telegram, self.options, notifications,
+                                 deliveries)
+        self.relay = InjectionRelay(d.store, self.telegram, self.options, d.settings.tasks,
+                                    deliveries)
+        self.stuck = StuckWatch(d.store, self.telegram, self.options, notifications,
+                                deliveries)
+        self.escalation = Escalation(d.store, self.telegram, self.options, notifications,
+                                     deliveries)
         self.live = LiveEditor(app, self.options)
-        self.summary = ShiftSummary(d.store, self.telegram, self.options,
-                                    d.settings.notifications)
+        self.summary = ShiftSummary(d.store, self.telegram, self.options, notifications,
+                                    deliveries)
         self._tasks: list[asyncio.Task[None]] = []
 
     def poke(self, change: TaskChange | None = None) -> None:
@@ -76,7 +85,7 @@ class PushService:
             task.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True),
-                                   STOP_GRACE_SECONDS)
+                                   self.options.stop_grace_seconds + STOP_GRACE_SECONDS)
         self._tasks.clear()
 
 

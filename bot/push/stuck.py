@@ -8,7 +8,9 @@ task that only produces status updates is stuck all the same.
 
 "Once" is a ``console_state`` row per task (kind "stuck") created with insert-if-absent, so
 two checks — or two processes — cannot both announce it. The row lists the chats still to
-tell; a crash part-way resumes from that list on the next check.
+tell; a crash part-way resumes from that list on the next check. A notice sent is recorded
+(its alert, the chat off the list) in one save a stop does not cut (bot/push/inflight.py):
+cut, the next process would announce it again.
 
 Max duration is wall-clock from the start, paused time included (``storage.rules.
 past_deadline``, the rule the worker enforces), and a grace period lets the worker act first.
@@ -17,13 +19,17 @@ past_deadline``, the rule the worker enforces), and a grace period lets the work
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
+from typing import Any
 
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.outage import periodic
 from taskops.bot.push import alerts, messages
 from taskops.bot.push.changes import view_body
+from taskops.bot.push.inflight import Deliveries, kept
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted, settings_of
 from taskops.bot.views import ViewKind, ViewState
@@ -50,9 +56,9 @@ def stuck_key(task_id: int) -> str:
 
 class StuckWatch:
     def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
-                 notifications: NotificationSettings) -> None:
+                 notifications: NotificationSettings, deliveries: Deliveries) -> None:
         self.store, self.telegram, self.options = store, telegram, options
-        self.notifications = notifications
+        self.notifications, self.deliveries = notifications, deliveries
 
     async def run(self) -> None:
         await periodic(self.store, "stuck-task check", self.options.stuck_check_seconds,
@@ -106,19 +112,24 @@ class StuckWatch:
                 continue
             task = await self.store.find_task(int(record.body["task_id"]))
             for chat_id in list(pending):
-                if task is not None and task.status is TaskStatus.RUNNING:
-                    stored = record.body.get("reason")
-                    reason = (StuckReason(stored) if stored in set(StuckReason)
-                              else StuckReason.IDLE)
-                    active = (await self.store.push.last_activity([task.id])).get(task.id)
-                    sent += await self._announce(task, reason, chat_id, active)
                 pending.remove(chat_id)
-                await self.store.console.put(record.key, ViewKind.STUCK, 0,
-                                           {**record.body, "pending": pending})
+                told = partial(self.store.console.put, record.key, ViewKind.STUCK, 0,
+                               {**record.body, "pending": list(pending)})
+                if task is None or task.status is not TaskStatus.RUNNING:
+                    await told()
+                    continue
+                stored = record.body.get("reason")
+                reason = (StuckReason(stored) if stored in set(StuckReason)
+                          else StuckReason.IDLE)
+                sent += await self.deliveries.run(self._announce(task, reason, chat_id, told),
+                                                  f"stuck notice of task#{task.id}")
         return sent
 
     async def _announce(self, task: Task, reason: StuckReason, chat_id: int,
-                        active_at: datetime | None) -> int:
+                        told: Callable[[], Coroutine[Any, Any, Any]]) -> int:
+        """Send the notice to one chat; ``told`` takes the chat off the task's list, saved
+        with the notice's alert."""
+        active_at = (await self.store.push.last_activity([task.id])).get(task.id)
         body = view_body(ViewState().open_task(task.id), ViewKind.NOTICE)
         key = await self.store.console.create(ViewKind.NOTICE, chat_id, body)
         now = self.store.clock()
@@ -131,16 +142,24 @@ class StuckWatch:
         except ChatGone as exc:
             await self.store.push.unsubscribe(chat_id)
             log.warning("chat %s unsubscribed: Telegram says %s", chat_id, exc.reason)
+            await told()
             return 0
         except (ChatMoved, Rejected) as exc:
             log.warning("stuck notice of task#%d to chat %s not sent: %s", task.id, chat_id,
                         exc)
+            await told()
             return 0
         except Unconfirmed as exc:  # may have arrived, even twice: not sent a third time
             log.warning("stuck notice of task#%d to chat %s unconfirmed: %s", task.id,
                         chat_id, exc)
+            await kept(told())
             return 1
-        await self.store.console.update(ViewUpdate(key, message.message_id, body))
-        await self.store.push.add_alert(chat_id, NewAlert(
-            task.id, AlertKind.STUCK, key, message.message_id, None, base.text))
+
+        async def recorded() -> None:
+            await self.store.console.update(ViewUpdate(key, message.message_id, body))
+            await self.store.push.add_alert(chat_id, NewAlert(
+                task.id, AlertKind.STUCK, key, message.message_id, None, base.text))
+            await told()
+
+        await kept(recorded())
         return 1

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from taskops.bot import usage_view
 from taskops.bot.delivery import ChatGone, ChatMoved, Rejected, Telegram, Unconfirmed
 from taskops.bot.outage import Streak
+from taskops.bot.push.inflight import Deliveries
 from taskops.bot.push.options import PushOptions
 from taskops.bot.push.subscription import is_muted
 from taskops.bot.usage_view import Period, Report
@@ -37,9 +38,9 @@ def claim_key(chat_id: int, day: date) -> str:
 
 class ShiftSummary:
     def __init__(self, store: TaskStore, telegram: Telegram, options: PushOptions,
-                 notifications: NotificationSettings) -> None:
+                 notifications: NotificationSettings, deliveries: Deliveries) -> None:
         self.store, self.telegram, self.options = store, telegram, options
-        self.notifications = notifications
+        self.notifications, self.deliveries = notifications, deliveries
 
     def due_day(self, now: datetime) -> date | None:
         """The local day whose summary is due now, if one is."""
@@ -83,17 +84,23 @@ class ShiftSummary:
             # Drawn once a pass (the same figures for every chat), and only when some chat
             # still needs it.
             report = report or await usage_view.build(self.store, Period.SHIFT)
-            if not await self.store.console.create_once(key, ViewKind.SUMMARY, sub.chat_id,
-                                                        {"day": day.isoformat()}):
-                continue  # another process of the cluster took it meanwhile
-            try:
-                await self.telegram.send(sub.chat_id, report.text, None)
-                await self.telegram.send_photo(sub.chat_id, report.png, report.caption)
-            except (Rejected, ChatGone, ChatMoved, Unconfirmed) as exc:
-                # The notifier handles a chat that is gone or moved when it next sends; an
-                # unconfirmed summary may have arrived and is not sent a third time.
-                log.warning("shift summary to chat %s not sent: %s", sub.chat_id, exc)
-                continue
-            sent += 1
-            log.info("  → shift summary of %s to chat %s", day, sub.chat_id)
+            # Claimed, then sent: a stop lets the two end together (not claimed and lost).
+            sent += await self.deliveries.run(self._send(sub.chat_id, day, key, report),
+                                              f"shift summary to chat {sub.chat_id}")
         return sent
+
+    async def _send(self, chat_id: int, day: date, key: str, report: Report) -> int:
+        """Claim the day's summary for a chat and send it; 1 if this call sent it."""
+        if not await self.store.console.create_once(key, ViewKind.SUMMARY, chat_id,
+                                                    {"day": day.isoformat()}):
+            return 0  # another process of the cluster took it meanwhile
+        try:
+            await self.telegram.send(chat_id, report.text, None)
+            await self.telegram.send_photo(chat_id, report.png, report.caption)
+        except (Rejected, ChatGone, ChatMoved, Unconfirmed) as exc:
+            # The notifier handles a chat that is gone or moved when it next sends; an
+            # unconfirmed summary may have arrived and is not sent a third time.
+            log.warning("shift summary to chat %s not sent: %s", chat_id, exc)
+            return 0
+        log.info("  → shift summary of %s to chat %s", day, chat_id)
+        return 1

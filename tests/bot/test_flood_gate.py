@@ -172,6 +172,48 @@ async def test_a_person_does_not_queue_behind_bulk_edits_in_their_own_chat() -> 
     assert telegram_refusals(server.sent) == []
 
 
+async def test_in_a_busy_group_an_alert_goes_before_the_live_edits_waiting_longer() -> None:
+    """The group's 20 a minute are spent; the auto-refresh's edits of the group's live views
+    wait for the window, then an alert comes: it takes the first place that frees up."""
+    time, gate, server = gate_and_server()
+    group = -100_800
+
+    async def later(coro: Coroutine[Any, Any, Any], after: float) -> Any:
+        await time.sleep(after)
+        return await coro
+
+    earlier = [server.request(gate, group, PUSH) for _ in range(18)]
+    edits = [later(server.request(gate, group, LIVE, "editMessageText"), 20 + i)
+             for i in range(4)]
+    await time.run(*earlier, *edits, later(server.request(gate, group, PUSH), 30))
+    waited = [(at - START, endpoint) for at, _, endpoint in server.sent[18:]]
+    assert len(waited) == 5
+    assert all(at >= 61 for at, _ in waited)  # the window was full until then
+    assert waited[0][1] == "sendMessage"  # the alert, first of those waiting
+    assert telegram_refusals(server.sent) == []
+
+
+async def test_a_live_edit_does_not_take_the_place_of_a_digest_being_put_together() -> None:
+    """The digest waits for the chat's budget (``ready``), then reads what arrived meanwhile
+    and sends: the auto-refresh's edit that came meanwhile waits for it."""
+    time, gate, server = gate_and_server()
+    group = -100_801
+
+    async def digest() -> Any:
+        with gate.turn(group, PUSH.priority):
+            await gate.ready(group)
+            await time.sleep(0.5)  # the store read of what joins it
+            return await server.request(gate, group, PUSH)
+
+    async def live_edit() -> Any:
+        await time.sleep(0.1)
+        return await server.request(gate, group, LIVE, "editMessageText")
+
+    await time.run(digest(), live_edit())
+    assert [endpoint for _, _, endpoint in server.sent] == ["sendMessage", "editMessageText"]
+    assert telegram_refusals(server.sent) == []
+
+
 async def test_a_429_holds_that_chat_for_its_retry_after_and_no_other() -> None:
     time, gate, server = gate_and_server()
     server.script[1] = [RetryAfter(3)]

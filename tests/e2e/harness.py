@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from taskops.bot.app import AnyApp, build_application, start_console, stop_console
+from taskops.bot.push.options import PushOptions
+from taskops.bot.push.service import OPTIONS_KEY
 from taskops.config import Settings
 from taskops.storage.db import migrate
 from taskops.storage.store import TaskStore
@@ -53,7 +55,8 @@ def console_settings(tmp_path: Path, server: FakeTelegram, db_url: str,
 @asynccontextmanager
 async def running_console(server: FakeTelegram, tmp_path: Path, *, db_url: str | None = None,
                           sections: dict[str, Any] | None = None,
-                          clock: FakeClock | None = None) -> AsyncIterator[Console]:
+                          clock: FakeClock | None = None,
+                          push_options: PushOptions | None = None) -> AsyncIterator[Console]:
     url = db_url or f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
     if db_url is None:
         await migrate(url)
@@ -66,6 +69,8 @@ async def running_console(server: FakeTelegram, tmp_path: Path, *, db_url: str |
     for user in (admin, other):
         server.private_chat(user)  # both admins have opened the bot before it starts
     app = build_application(settings, store)
+    if push_options is not None:
+        app.bot_data[OPTIONS_KEY] = push_options
     try:
         async with app:
             await start_console(app)
