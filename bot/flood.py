@@ -62,7 +62,7 @@ from telegram.ext import BaseRateLimiter
 
 from taskops import metrics, redaction
 from taskops.bot.render import render
-from taskops.bot.ui import MAX_TEXT, visible_length
+from taskops.bot.ui import MAX_TEXT, button_fields, visible_length
 
 log = logging.getLogger(__name__)
 
@@ -337,16 +337,8 @@ def seconds(value: float | timedelta) -> float:
 def _button_texts(button: InlineKeyboardButton) -> list[str] | None:
     """The strings of a button of the kinds the console sends; None for any other kind
     (it is then redacted through its whole ``to_dict``)."""
-    if (button.web_app or button.login_url or button.switch_inline_query_chosen_chat
-            or button.callback_game or button.pay
-            or not isinstance(button.callback_data, str | None)):
-        return None
-    texts = [button.text]
-    texts += [s for s in (button.callback_data, button.url, button.switch_inline_query,
-                          button.switch_inline_query_current_chat) if isinstance(s, str)]
-    if button.copy_text is not None:
-        texts.append(button.copy_text.text)
-    return texts
+    fields = button_fields(button)
+    return None if fields is None else [s for s in fields if isinstance(s, str)]
 
 
 def _keyboard_unchanged(markup: InlineKeyboardMarkup, redactor: redaction.Redactor) -> bool:

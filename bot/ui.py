@@ -55,9 +55,16 @@ def fingerprint(rendered: Rendered) -> int:
 
 
 def _button_print(b: InlineKeyboardButton) -> object:
+    fields = button_fields(b)
+    return str(b.to_dict()) if fields is None else fields  # other kinds: all of it
+
+
+def button_fields(b: InlineKeyboardButton) -> tuple[str | None, ...] | None:
+    """What a button of the kinds the console sends shows and carries: its text, data,
+    link, inline queries and copy text (None where unset). None for any other kind."""
     if (b.web_app or b.login_url or b.switch_inline_query_chosen_chat or b.callback_game
             or b.pay or not isinstance(b.callback_data, str | None)):
-        return str(b.to_dict())  # kinds the console does not send: all of it
+        return None
     return (b.text, b.callback_data, b.url, b.switch_inline_query,
             b.switch_inline_query_current_chat, b.copy_text.text if b.copy_text else None)
 

@@ -323,8 +323,8 @@ def _upto(key: Any, window: Window, bound: tuple[Any, int]) -> ColumnElement[boo
 
 def read_stmt(query: ListQuery, order: KeyOrder, path: Path, window: Window) -> Select[Any]:
     key = order.key
-    where = query.where() + list(window.bound) + _after(key, window)
     if query.sqlite:
+        where = query.where() + list(window.bound) + _after(key, window)
         stmt = (select(TaskRow.id, key.label("k")).where(*where)
                 .order_by(*_ordering(key, window.descending)))
         if path.index:
