@@ -22,6 +22,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         undefined=StrictUndefined,
+        # The templates ship with the package: no file checks on every render.
+        auto_reload=False,
     )
     return env
 

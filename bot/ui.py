@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -37,7 +38,14 @@ class Rendered:
 
 def button(text: str, action: Action, view: str, arg: object = "") -> InlineKeyboardButton:
     """A button that acts on the view stored under ``view`` (see bot/callbacks.py)."""
-    return InlineKeyboardButton(text, callback_data=Callback(action, view, str(arg)).encode())
+    return _button(text, action, view, str(arg))
+
+
+@lru_cache(maxsize=4096)
+def _button(text: str, action: Action, view: str, arg: str) -> InlineKeyboardButton:
+    # Buttons are immutable (python-telegram-bot freezes them), and a press redraws mostly
+    # the buttons its message had: building ~25 of them was half of a list's render.
+    return InlineKeyboardButton(text, callback_data=Callback(action, view, arg).encode())
 
 
 def visible_length(markup: str) -> int:

@@ -139,7 +139,7 @@ def search_path(query: ListQuery, facets: FacetCounts) -> Path:
     """The name index a word search counts and reads through: the one led by the
     narrowest filter of the request, so it visits only that filter's tasks of each name."""
     usable = [p for p in NAME_PATHS if p.facets <= query.facets]
-    return min(usable, key=lambda p: facets.count(query.filters, p.facets, dated=False))
+    return min(usable, key=lambda p: facets.count(p.facets, dated=False))
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _beyond(key: Any, value: Any, task_id: int, op: str) -> ColumnElement[bool]:
 
 
 def _range_size(query: ListQuery, sizes: Sizes, order: KeyOrder, path: Path) -> int:
-    return sizes.facets.count(query.filters, path.facets, dated=order.by_created)
+    return sizes.facets.count(path.facets, dated=order.by_created)
 
 
 def _walks(query: ListQuery, order: KeyOrder) -> list[Path]:
@@ -211,7 +211,7 @@ def _reads(query: ListQuery, sizes: Sizes) -> list[tuple[Path, int]]:
         return [(Path("NOT INDEXED"), sizes.searched)]
     if query.terms.words:
         return [(search_path(query, sizes.facets), sizes.searched)]
-    return [(p, sizes.facets.count(query.filters, p.facets, dated=True))
+    return [(p, sizes.facets.count(p.facets, dated=True))
             for p in _BY_CREATED if p.facets <= query.facets]
 
 

@@ -117,7 +117,7 @@ async def _sizes(conn: AsyncConnection, query: ListQuery) -> Sizes:
         counted = await search_counts(conn, query, path.index,
                                       frozenset() if query.terms.ids else path.facets)
         return Sizes(counted.total, facets, counted.searched)
-    total = facets.count(query.filters, query.facets, dated=True)
+    total = facets.count(query.facets, dated=True)
     return Sizes(total - await partial_count(conn, query), facets)
 
 
