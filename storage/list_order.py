@@ -48,6 +48,7 @@ from taskops.storage.list_query import (
     day_start_utc,
 )
 from taskops.storage.models import COST_SORT_KEY, TaskRow, list_index_layout
+from taskops.storage.rows import PAGE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ async def _entries(conn: AsyncConnection, stmt: Select[Any], window: Window,
     if rows is None:
         return [(r.k, r.id) for r in await conn.execute(stmt)]
     page = stmt.subquery()
-    found = (await conn.execute(select(TaskRow, page.c.k.label("page_key"))
+    found = (await conn.execute(select(*PAGE_COLUMNS, page.c.k.label("page_key"))
                                 .join(page, TaskRow.id == page.c.id))).all()
     for r in found:
         rows[r.id] = r

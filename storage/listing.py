@@ -50,7 +50,7 @@ from taskops.storage.list_query import (
     search_counts,
 )
 from taskops.storage.models import TaskRow
-from taskops.storage.rows import row_to_task
+from taskops.storage.rows import PAGE_COLUMNS, row_to_task
 
 COUNT_KEY = ("day", "status", "trigger", "provider", "model", "used_default")
 
@@ -182,7 +182,7 @@ async def list_tasks(conn: AsyncConnection, filters: ListFilters, sort: Sort,
     missing = [i for i in ids if i not in rows]
     if missing:  # the duration sort merges several statements' entries
         rows.update((r.id, r) for r in await conn.execute(
-            select(TaskRow).where(TaskRow.id.in_(missing))))
+            select(*PAGE_COLUMNS).where(TaskRow.id.in_(missing))))
     ordered = [rows[i] for i in ids if i in rows]
     if not ordered:
         return TaskPage([], total, page, page_size)
