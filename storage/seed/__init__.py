@@ -158,6 +158,8 @@ async def _analyze(store: TaskStore) -> None:
         await auto.exec_driver_sql("VACUUM (ANALYZE) tasks")
         await auto.exec_driver_sql("VACUUM (ANALYZE) task_events")
         await auto.exec_driver_sql("ANALYZE task_counts")
+        await auto.exec_driver_sql("ANALYZE task_totals")
+        await auto.exec_driver_sql("ANALYZE task_names")
 
 
 __all__ = ["SeedReport", "seed_demo"]

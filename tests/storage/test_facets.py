@@ -6,7 +6,15 @@ import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from taskops.storage.domain import ListFilters, ProviderChoice, TaskStatus, Trigger
+from taskops.storage.domain import ListFilters, ProviderChoice, Task, TaskStatus, Trigger
+from taskops.storage.list_query import (
+    DEFAULT,
+    PAIR,
+    STATUS,
+    TRIGGER,
+    facet_counts,
+    facets_of,
+)
 from taskops.storage.store import TaskStore
 from tests.factories import FakeClock, make_task
 
@@ -50,3 +58,44 @@ async def test_the_menu_is_exactly_the_providers_under_the_other_filters(
         checked += 1
     assert checked > 500
     assert len(everything) == 24
+
+
+async def test_the_path_choice_counts_every_subset_of_the_filters(
+        store: TaskStore, clock: FakeClock) -> None:
+    """``facet_counts`` sums, in one row, what each index led by some of the request's
+    facets holds; every subset, over all days and within the dates, equals a count of the
+    tasks themselves."""
+    rng = random.Random(2026)
+    for n in range(30):
+        day = FIRST_DAY + timedelta(days=rng.randrange(5))
+        await make_task(store, clock, name=f"t{n}", provider=rng.choice(PAIRS),
+                        trigger=rng.choice(list(Trigger)),
+                        created=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+                        final=ENDINGS[rng.choice(list(TaskStatus))])
+    tasks = (await store.list_tasks(page_size=100)).tasks
+    days = [None, *(FIRST_DAY + timedelta(days=d) for d in range(5))]
+
+    def holds(task: Task, filters: ListFilters, facet: str) -> bool:
+        p = filters.provider
+        return {STATUS: task.status is filters.status,
+                TRIGGER: task.trigger is filters.trigger,
+                PAIR: p is not None and (task.provider, task.model) == (p.provider, p.model),
+                DEFAULT: task.used_default}[facet]
+
+    for _ in range(60):
+        start, end = rng.choice(days), rng.choice(days)
+        filters = ListFilters(status=rng.choice([None, *TaskStatus]),
+                              trigger=rng.choice([None, *Trigger]),
+                              provider=rng.choice([None, *PAIRS]), date_from=start,
+                              date_to=end)
+        async with store.db.read() as conn:
+            counts = await facet_counts(conn, filters)
+        facets = sorted(facets_of(filters))
+        for r in range(len(facets) + 1):
+            for subset in itertools.combinations(facets, r):
+                matching = [t for t in tasks if all(holds(t, filters, f) for f in subset)]
+                local = [t.created_at.astimezone(store.tz).date() for t in matching]
+                dated = sum(1 for d in local if (start is None or d >= start)
+                            and (end is None or d <= end))
+                assert counts.count(subset, dated=False) == len(matching), (filters, subset)
+                assert counts.count(subset, dated=True) == dated, (filters, subset)
