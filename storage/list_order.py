@@ -403,8 +403,12 @@ async def keys_in_order(conn: AsyncConnection, query: ListQuery, sizes: Sizes,
                 available is not None and len(found) >= min(window.limit, available)):
             return found
         # The cap ended the walk: filter and key are correlated here. Take the path whose
-        # cost is bounded best even if its estimate is wrong too.
-        first = min(choices[1:] or choices, key=lambda c: c.worst)
+        # cost is bounded best even if its estimate is wrong too — which can be this walk,
+        # to its end: a covered walk of a status's cost range (182k entries, ~0.2 µs each)
+        # found failed + user + a recent window's cheapest page in 1-2 ms where reading
+        # those 34k tasks' rows and sorting them took 110 ms (ties on an unpriced cost
+        # run in id order, so the oldest came first and ended the capped walk).
+        first = min(choices, key=lambda c: c.worst)
     stmt = (walk_stmt(query, order, first.path, window, None) if first.walk
             else read_stmt(query, order, first.path, window))
     return await _entries(conn, stmt, window, rows)
