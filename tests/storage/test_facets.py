@@ -26,15 +26,20 @@ ENDINGS = {TaskStatus.COMPLETED: "STATUS: completed\nSUMMARY: ok",
 FIRST_DAY = date(2026, 11, 16)
 
 
-async def test_the_menu_is_exactly_the_providers_under_the_other_filters(
-        store: TaskStore, clock: FakeClock) -> None:
-    rng = random.Random(1316)
-    for n in range(24):
+async def add_random_tasks(store: TaskStore, clock: FakeClock, rng: random.Random,
+                           count: int) -> None:
+    """Tasks of random providers, triggers and endings over five days."""
+    for n in range(count):
         day = FIRST_DAY + timedelta(days=rng.randrange(5))
         await make_task(store, clock, name=f"t{n}", provider=rng.choice(PAIRS),
                         trigger=rng.choice(list(Trigger)),
                         created=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
                         final=ENDINGS[rng.choice(list(TaskStatus))])
+
+
+async def test_the_menu_is_exactly_the_providers_under_the_other_filters(
+        store: TaskStore, clock: FakeClock) -> None:
+    await add_random_tasks(store, clock, random.Random(1316), 24)
     days = [None, *(FIRST_DAY + timedelta(days=d) for d in range(5))]
     everything = (await store.list_tasks(page_size=100)).tasks
     checked = 0
@@ -66,12 +71,7 @@ async def test_the_path_choice_counts_every_subset_of_the_filters(
     facets holds; every subset, over all days and within the dates, equals a count of the
     tasks themselves."""
     rng = random.Random(2026)
-    for n in range(30):
-        day = FIRST_DAY + timedelta(days=rng.randrange(5))
-        await make_task(store, clock, name=f"t{n}", provider=rng.choice(PAIRS),
-                        trigger=rng.choice(list(Trigger)),
-                        created=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
-                        final=ENDINGS[rng.choice(list(TaskStatus))])
+    await add_random_tasks(store, clock, rng, 30)
     tasks = (await store.list_tasks(page_size=100)).tasks
     days = [None, *(FIRST_DAY + timedelta(days=d) for d in range(5))]
 
