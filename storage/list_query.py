@@ -2,9 +2,9 @@
 
 Everything the access-path choice needs is known before a page is read: the exact number
 of matches and the number of entries each candidate index range holds. Without a search
-both come from ``task_counts`` (one grouped read of a few thousand rows); with a search
-they come from one counting statement whose cost is bounded by the search's own matches
-(see ``search_counts``).
+both come from one row the database sums from ``task_totals`` (and a date filter's days
+in ``task_counts``, see ``facet_counts``); with a search they come from one counting
+statement whose cost is bounded by the search's own matches (see ``search_counts``).
 """
 
 from __future__ import annotations
