@@ -12,24 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskops.storage.domain import ListFilters, ProviderChoice
+from taskops.storage.list_query import counter_where
 from taskops.storage.models import TaskCountRow, TaskTotalRow
-
-
-def _other_filters(filters: ListFilters, t: Any) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if filters.status is not None:
-        where.append(t.status == filters.status.value)
-    if filters.trigger is not None:
-        where.append(t.trigger == filters.trigger.value)
-    if filters.date_from is not None:
-        where.append(t.day >= filters.date_from)
-    if filters.date_to is not None:
-        where.append(t.day <= filters.date_to)
-    return where
 
 
 async def provider_options(conn: AsyncConnection,
@@ -42,7 +30,7 @@ async def provider_options(conn: AsyncConnection,
     t: Any = TaskCountRow if others.date_from or others.date_to else TaskTotalRow
     rows = await conn.execute(
         select(t.provider, t.model, t.used_default)
-        .where(*_other_filters(others, t))
+        .where(*counter_where(t, others))
         .group_by(t.provider, t.model, t.used_default)
         .having(func.sum(t.n) > 0))
     found = list(rows)

@@ -369,10 +369,9 @@ async def partial_count(conn: AsyncConnection, query: ListQuery) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 
-async def day_counts(conn: AsyncConnection, query: ListQuery) -> list[tuple[date, int]]:
-    """Matches per local day (no search), oldest first: deep created pages skip by it."""
-    t = TaskCountRow
-    f = query.day_filters
+def counter_where(t: Any, f: ListFilters) -> list[ColumnElement[bool]]:
+    """``f`` as conditions on the counters (``task_counts``; ``task_totals`` for filters
+    without dates): the list's day-skipping and the provider menu read them alike."""
     where: list[ColumnElement[bool]] = []
     if f.status is not None:
         where.append(t.status == f.status.value)
@@ -387,6 +386,13 @@ async def day_counts(conn: AsyncConnection, query: ListQuery) -> list[tuple[date
         where.append(t.day >= f.date_from)
     if f.date_to is not None:
         where.append(t.day <= f.date_to)
+    return where
+
+
+async def day_counts(conn: AsyncConnection, query: ListQuery) -> list[tuple[date, int]]:
+    """Matches per local day (no search), oldest first: deep created pages skip by it."""
+    t = TaskCountRow
+    where = counter_where(t, query.day_filters)
     rows = await conn.execute(select(t.day, func.sum(t.n)).where(*where)
                               .group_by(t.day).order_by(t.day))
     days = [(r[0], int(r[1])) for r in rows if r[1]]
