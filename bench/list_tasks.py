@@ -139,7 +139,7 @@ async def open_store(kind: str, tasks: int, args: argparse.Namespace, run: Run) 
         report = await seed_demo(store, tasks, args.data_seed, now=NOW)
         run.seed_seconds = time.perf_counter() - start
         print(f"  seeded {report.tasks:,} tasks, {report.events:,} events in "
-              f"{run.seed_seconds:.0f} s", flush=True)
+              f"{run.seed_seconds:.0f} s ({report.describe_phases()})", flush=True)
     else:
         print(f"  reusing {have:,} tasks", flush=True)
     run.indexes = await index_sizes(store)

@@ -127,7 +127,8 @@ async def _cmd_seed(settings: Settings, tasks: int, seed: int) -> int:
             f"  {n} tasks", file=sys.stderr))
     finally:
         await store.close()
-    say(f"seeded {report.tasks} tasks and {report.events} events in {report.seconds:.1f}s")
+    say(f"seeded {report.tasks} tasks and {report.events} events in {report.seconds:.1f}s"
+        f" ({report.describe_phases()})")
     return 0
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,12 @@ class SeedReport:
     tasks: int
     events: int
     seconds: float
+    #: Seconds per phase (generate, write, indexes, counts, analyze), so that a slow
+    #: seed says where its time went.
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def describe_phases(self) -> str:
+        return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.phases.items())
 
 
 def _sqlite_timestamp(dialect: Dialect) -> Callable[[datetime], Any]:
@@ -107,6 +113,7 @@ async def seed_demo(store: TaskStore, tasks: int, seed: int = 0, *, now: datetim
     engines = store.engines
     is_sqlite = engines.is_sqlite
     written_tasks = written_events = 0
+    phases = dict.fromkeys(("generate", "write", "indexes", "counts", "analyze"), 0.0)
     async with engines.write.connect() as conn:
         if is_sqlite:
             # A big page cache keeps the random-order indexes (name, cost, ...) in memory.
@@ -122,15 +129,22 @@ async def seed_demo(store: TaskStore, tasks: int, seed: int = 0, *, now: datetim
             generator = Generator(store.settings, tasks, seed, now, events_per_task,
                                   int(max_task) + 1, int(max_event) + 1, timestamp,
                                   with_txid=not is_sqlite)
-            async with list_indexes.suspended(conn, tasks):
+            async with (list_indexes.checks_suspended(conn, tasks),
+                        list_indexes.suspended(conn, tasks)):
                 while written_tasks < tasks:
+                    mark = time.perf_counter()
                     task_rows, event_rows = generator.chunk(CHUNK_TASKS)
+                    generated = time.perf_counter()
                     async with conn.begin():
                         await _write_chunk(conn, is_sqlite, task_rows, event_rows)
+                    phases["generate"] += generated - mark
+                    phases["write"] += time.perf_counter() - generated
                     written_tasks += len(task_rows)
                     written_events += len(event_rows)
                     if progress is not None:
                         progress(written_tasks)
+                mark = time.perf_counter()
+            phases["indexes"] = time.perf_counter() - mark
             if not is_sqlite and tasks:
                 async with conn.begin():
                     for table in ("tasks", "task_events"):
@@ -141,9 +155,13 @@ async def seed_demo(store: TaskStore, tasks: int, seed: int = 0, *, now: datetim
             if is_sqlite:
                 await conn.exec_driver_sql("PRAGMA cache_size=-2000")
                 await conn.commit()
+    mark = time.perf_counter()
     await store.rebuild_counts()
+    phases["counts"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     await _analyze(store)
-    return SeedReport(written_tasks, written_events, time.perf_counter() - began)
+    phases["analyze"] = time.perf_counter() - mark
+    return SeedReport(written_tasks, written_events, time.perf_counter() - began, phases)
 
 
 async def _analyze(store: TaskStore) -> None:
