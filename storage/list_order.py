@@ -20,17 +20,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     Select,
     and_,
+    bindparam,
     func,
     literal,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,9 +47,11 @@ from taskops.storage.list_query import (
     STATUS,
     TRIGGER,
     FacetCounts,
+    FacetSums,
     ListQuery,
     day_counts,
     day_start_utc,
+    facet_sums,
 )
 from taskops.storage.models import COST_SORT_KEY, TaskRow, list_index_layout
 from taskops.storage.rows import PAGE_COLUMNS
@@ -186,7 +192,11 @@ def _beyond(key: Any, value: Any, task_id: int, op: str) -> ColumnElement[bool]:
     only tests a row value on each entry — a ◀ near the top of a long list walked the
     whole range (95 ms at 1M) — so there the key's own bound goes first and seeks:
     ``key >= value AND (key > value OR id > task_id)``."""
-    v, i = literal(value, key.type), literal(task_id, BigInteger())
+    return _beyond_of(key, literal(value, key.type), literal(task_id, BigInteger()), op)
+
+
+def _beyond_of(key: Any, v: Any, i: Any, op: str) -> ColumnElement[bool]:
+    """``_beyond`` with the value and id as SQL elements (literals or named parameters)."""
     if isinstance(key, InstrumentedAttribute):
         row, ref = tuple_(key, TaskRow.id), tuple_(v, i)
         return {"<": row < ref, ">": row > ref, "<=": row <= ref, ">=": row >= ref}[op]
@@ -362,6 +372,92 @@ async def _entries(conn: AsyncConnection, stmt: Select[Any], window: Window,
     for r in found:
         rows[r.id] = r
     return sorted(((r.page_key, r.id) for r in found), reverse=window.descending)
+
+
+def fixed_walk(query: ListQuery, order: KeyOrder) -> Path | None:
+    """The walk whose index range holds every filter, if the request has one (no search,
+    no minute window): it reads only the page's own entries from where the page starts,
+    so it is the cheapest path whatever the counts say, and a ◀/▶ press can read its
+    page and its counts in one statement (``page_with_counts``)."""
+    if query.terms or query.since is not None:
+        return None
+    return next((p for p in _walks(query, order) if _residual_empty(query, order, p)), None)
+
+
+@dataclass(frozen=True)
+class _KeysetShape:
+    """What a ``page_with_counts`` statement depends on besides its parameter values."""
+
+    dialect: str
+    field: SortField
+    descending: bool
+    facets: frozenset[str]
+    date_from: bool
+    date_to: bool
+    index: str | None
+
+
+_FACET_BINDS: dict[str, Any] = {
+    STATUS: lambda: TaskRow.status == bindparam("status"),
+    TRIGGER: lambda: TaskRow.trigger == bindparam("trigger"),
+    PAIR: lambda: and_(TaskRow.provider == bindparam("provider"),
+                       TaskRow.model == bindparam("model")),
+    DEFAULT: lambda: TaskRow.used_default.is_(True),
+}
+
+
+@lru_cache(maxsize=512)
+def _keyset_statement(shape: _KeysetShape) -> Select[Any]:
+    """The statement of a ``page_with_counts`` shape, built once, its values named
+    parameters: building and keying a statement costs a ◀/▶ press more than running it."""
+    order = ORDERS[shape.field]
+    key = order.key
+    ranged = [_FACET_BINDS[f]() for f in sorted(shape.facets)]
+    if shape.date_from:
+        ranged.append(TaskRow.created_at >= bindparam("created_from", type_=key.type))
+    if shape.date_to:
+        ranged.append(TaskRow.created_at < bindparam("created_to", type_=key.type))
+    ranged.append(_beyond_of(key, bindparam("anchor_key", type_=key.type),
+                             bindparam("anchor_id", type_=BigInteger()),
+                             "<" if shape.descending else ">"))
+    walk = (select(TaskRow.id, key.label("k")).where(*ranged)
+            .order_by(*_ordering(key, shape.descending))
+            .limit(bindparam("page_limit", type_=Integer())))
+    if shape.dialect == "sqlite" and shape.index:
+        walk = walk.with_hint(TaskRow, _hint(shape.index), "sqlite")
+    page = walk.subquery()
+    counted = facet_sums(shape.facets, shape.date_from, shape.date_to)[0].subquery()
+    return (select(*PAGE_COLUMNS, page.c.k.label("page_key"), *counted.c)
+            .join(page, TaskRow.id == page.c.id).join(counted, true()))
+
+
+async def page_with_counts(conn: AsyncConnection, query: ListQuery, order: KeyOrder,
+                           path: Path, window: Window, rows: dict[int, Any]
+                           ) -> tuple[list[tuple[Any, int]], FacetCounts | None]:
+    """The entries of ``fixed_walk``'s ``path`` after ``window.after`` with their task
+    rows (into ``rows``) and, in the same statement, the request's facet counts: one
+    round trip where counting first took two. No entries, no counts (None): the caller
+    counts."""
+    assert window.after is not None
+    assert window.offset == 0
+    f = query.filters
+    sums = FacetSums.of(f)
+    shape = _KeysetShape(query.dialect, query.sort.field, window.descending, query.facets,
+                         f.date_from is not None, f.date_to is not None, path.index)
+    params = dict(sums.params, anchor_key=window.after[0], anchor_id=window.after[1],
+                  page_limit=window.limit)
+    if f.date_from is not None:
+        params["created_from"] = day_start_utc(f.date_from, query.tz)
+    if f.date_to is not None:
+        params["created_to"] = day_start_utc(f.date_to + timedelta(days=1), query.tz)
+    found = (await conn.execute(_keyset_statement(shape), params)).all()
+    if not found:
+        return [], None
+    width = len(PAGE_COLUMNS) + 1
+    for r in found:
+        rows[r.id] = r
+    return (sorted(((r.page_key, r.id) for r in found), reverse=window.descending),
+            sums.counts(found[0][width:]))
 
 
 async def _capped_walk(conn: AsyncConnection, query: ListQuery, order: KeyOrder,

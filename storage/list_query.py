@@ -9,7 +9,7 @@ statement whose cost is bounded by the search's own matches (see ``search_counts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -317,7 +317,7 @@ def _sums(t: type[TaskTotalRow] | type[TaskCountRow], subsets: tuple[frozenset[s
 
 
 @cache
-def _facet_sums(facets: frozenset[str], date_from: bool, date_to: bool
+def facet_sums(facets: frozenset[str], date_from: bool, date_to: bool
                 ) -> tuple[Select[Any], tuple[frozenset[str], ...]]:
     """One row: the totals of every subset of ``facets``, then (with a date bound) the
     same within the days. Built once per shape, with its values as named parameters: a
@@ -337,21 +337,40 @@ def _facet_sums(facets: frozenset[str], date_from: bool, date_to: bool
             subsets)
 
 
+@dataclass(frozen=True)
+class FacetSums:
+    """The statement that counts ``filters``' facets (one row), its parameters, and how
+    to read its row — alone (``facet_counts``) or joined to a page's rows."""
+
+    stmt: Select[Any]
+    subsets: tuple[frozenset[str], ...]
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, filters: ListFilters) -> FacetSums:
+        stmt, subsets = facet_sums(facets_of(filters), filters.date_from is not None,
+                                    filters.date_to is not None)
+        p = filters.provider
+        return cls(stmt, subsets, {
+            "status": filters.status.value if filters.status else None,
+            "trigger": filters.trigger.value if filters.trigger else None,
+            "provider": p.provider if p is not None else None,
+            "model": p.model if p is not None else None,
+            "date_from": filters.date_from, "date_to": filters.date_to})
+
+    def counts(self, row: Sequence[Any]) -> FacetCounts:
+        """The counts from the statement's columns, in order."""
+        n = len(self.subsets)
+        dated = row[n:] if len(row) > n else row
+        return FacetCounts({s: (int(row[i]), int(dated[i]))
+                            for i, s in enumerate(self.subsets)})
+
+
 async def facet_counts(conn: AsyncConnection, filters: ListFilters) -> FacetCounts:
     """The counts of ``filters``' facets from the totals (about a hundred rows), and
     within its date filter from those days' counters too: one statement, one row."""
-    stmt, subsets = _facet_sums(facets_of(filters), filters.date_from is not None,
-                                filters.date_to is not None)
-    p = filters.provider
-    params = {"status": filters.status.value if filters.status else None,
-              "trigger": filters.trigger.value if filters.trigger else None,
-              "provider": p.provider if p is not None else None,
-              "model": p.model if p is not None else None,
-              "date_from": filters.date_from, "date_to": filters.date_to}
-    row = (await conn.execute(stmt, params)).one()
-    n = len(subsets)
-    dated = row[n:] if len(row) > n else row
-    return FacetCounts({s: (int(row[i]), int(dated[i])) for i, s in enumerate(subsets)})
+    sums = FacetSums.of(filters)
+    return sums.counts((await conn.execute(sums.stmt, sums.params)).one())
 
 
 async def partial_count(conn: AsyncConnection, query: ListQuery) -> int:

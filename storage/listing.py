@@ -37,7 +37,9 @@ from taskops.storage.list_order import (
     Sizes,
     Window,
     day_bound,
+    fixed_walk,
     keys_in_order,
+    page_with_counts,
     search_path,
 )
 from taskops.storage.list_query import (
@@ -147,6 +149,27 @@ async def _entries(pager: _Pager, request: PageRequest, page_size: int,
     return await pager.number(page, page_size), page
 
 
+async def _keyset_page(conn: AsyncConnection, query: ListQuery, request: PageRequest,
+                       page_size: int, rows: dict[int, Any]
+                       ) -> tuple[list[tuple[Any, int]], int] | None:
+    """A full ◀/▶ page and the total, read in one statement where the path needs no
+    counts to be chosen (``list_order.fixed_walk``); None: read it the general way (no
+    such path, or a short page, whose neighbours the general way settles)."""
+    if request.kind not in (PageKind.AFTER, PageKind.BEFORE) or not request.anchor:
+        return None
+    order = ORDERS.get(query.sort.field)
+    anchor = decode_anchor(query.sort, request.anchor)
+    path = fixed_walk(query, order) if order is not None and anchor is not None else None
+    if path is None or order is None or anchor is None:
+        return None
+    forward = request.kind is PageKind.AFTER
+    window = Window(query.sort.descending == forward, 0, page_size, anchor)
+    entries, counts = await page_with_counts(conn, query, order, path, window, rows)
+    if counts is None or len(entries) < page_size:
+        return None
+    return (entries if forward else entries[::-1]), counts.count(query.facets, dated=True)
+
+
 def _row_key(sort: Sort, row: Any, now: datetime) -> Any:
     if sort.field is SortField.CREATED:
         return row.created_at
@@ -169,16 +192,22 @@ async def list_tasks(conn: AsyncConnection, filters: ListFilters, sort: Sort,
     if isinstance(request, int):
         request = PageRequest.at(request)
     query = await ListQuery.make(filters, sort, tz, now, conn.dialect.name).with_names(conn)
-    sizes = await _sizes(conn, query)
-    total = sizes.total
-    page_count = max(1, -(-total // page_size))
-    if total == 0:
-        return TaskPage([], 0, 1, page_size)
-    pager = _Pager(conn, query, sizes)
-    await pager.prepare()
-    entries, page = await _entries(pager, request, page_size, page_count)
+    rows: dict[int, Any] = {}
+    read = await _keyset_page(conn, query, request, page_size, rows)
+    if read is not None:
+        entries, total = read
+        page = max(1, min(request.number, -(-total // page_size)))
+    else:
+        sizes = await _sizes(conn, query)
+        total = sizes.total
+        page_count = max(1, -(-total // page_size))
+        if total == 0:
+            return TaskPage([], 0, 1, page_size)
+        pager = _Pager(conn, query, sizes)
+        await pager.prepare()
+        entries, page = await _entries(pager, request, page_size, page_count)
+        rows = pager.rows
     ids = [i for _, i in entries]
-    rows = pager.rows
     missing = [i for i in ids if i not in rows]
     if missing:  # the duration sort merges several statements' entries
         rows.update((r.id, r) for r in await conn.execute(

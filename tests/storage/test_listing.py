@@ -139,6 +139,7 @@ async def keyset_pages(store: TaskStore, f: ListFilters, sort: Sort, size: int) 
     while page.page < page.page_count:
         page = await store.list_tasks(f, sort, PageRequest.after(page), size)
         assert page.page == len(pages) + 1
+        assert page.total == pages[0].total  # ▶ may count in the page's own statement
         pages.append(page)
         forward.extend(t.id for t in page.tasks)
     last = await store.list_tasks(f, sort, PageRequest.last(), size)
@@ -147,6 +148,7 @@ async def keyset_pages(store: TaskStore, f: ListFilters, sort: Sort, size: int) 
     page = last
     while page.page > 1:
         page = await store.list_tasks(f, sort, PageRequest.before(page), size)
+        assert page.total == last.total
         backward[:0] = [t.id for t in page.tasks]
     assert backward == forward
     return forward
