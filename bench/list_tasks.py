@@ -131,7 +131,10 @@ async def open_store(kind: str, tasks: int, args: argparse.Namespace, run: Run) 
     settings = Settings(database=DatabaseSettings(url=url),
                         ui=UISettings(page_size=args.page_size, timezone=TZ))
     store = await TaskStore.open(settings, clock=lambda: NOW)
-    have = (await store.list_tasks(page_size=1)).total
+    # The rows, not the list's total: a seed killed midway has committed rows but not yet
+    # rebuilt the counters the total comes from (seeding on top doubled a store once).
+    async with store.engines.read.connect() as conn:
+        have = int((await conn.execute(select(func.count()).select_from(TaskRow))).scalar_one())
     if have and have != tasks:
         raise SystemExit(f"{url} holds {have} tasks, not {tasks}: drop it or omit --reuse")
     if not have:

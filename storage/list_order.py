@@ -51,6 +51,7 @@ from taskops.storage.list_query import (
     ListQuery,
     day_counts,
     day_start_utc,
+    facet_binds,
     facet_sums,
 )
 from taskops.storage.models import COST_SORT_KEY, TaskRow, list_index_layout
@@ -397,22 +398,14 @@ class _KeysetShape:
     index: str | None
 
 
-_FACET_BINDS: dict[str, Any] = {
-    STATUS: lambda: TaskRow.status == bindparam("status"),
-    TRIGGER: lambda: TaskRow.trigger == bindparam("trigger"),
-    PAIR: lambda: and_(TaskRow.provider == bindparam("provider"),
-                       TaskRow.model == bindparam("model")),
-    DEFAULT: lambda: TaskRow.used_default.is_(True),
-}
-
-
 @lru_cache(maxsize=512)
 def _keyset_statement(shape: _KeysetShape) -> Select[Any]:
     """The statement of a ``page_with_counts`` shape, built once, its values named
     parameters: building and keying a statement costs a ◀/▶ press more than running it."""
     order = ORDERS[shape.field]
     key = order.key
-    ranged = [_FACET_BINDS[f]() for f in sorted(shape.facets)]
+    binds = facet_binds(TaskRow)
+    ranged = [binds[f] for f in sorted(shape.facets)]
     created = TaskRow.created_at.type
     if shape.date_from:
         ranged.append(TaskRow.created_at >= bindparam("created_from", type_=created))

@@ -305,12 +305,18 @@ def _subsets(facets: frozenset[str]) -> tuple[frozenset[str], ...]:
                  for s in combinations(ordered, r))
 
 
+def facet_binds(t: Any) -> dict[str, ColumnElement[bool]]:
+    """Each facet's condition on ``t`` (``tasks`` or a counter table), its value a named
+    parameter as ``FacetSums.params`` names them: for statements built once per shape."""
+    return {STATUS: t.status == bindparam("status"),
+            TRIGGER: t.trigger == bindparam("trigger"),
+            PAIR: and_(t.provider == bindparam("provider"), t.model == bindparam("model")),
+            DEFAULT: t.used_default.is_(True)}
+
+
 def _sums(t: type[TaskTotalRow] | type[TaskCountRow], subsets: tuple[frozenset[str], ...],
           prefix: str) -> list[Any]:
-    conds = {STATUS: t.status == bindparam("status"),
-             TRIGGER: t.trigger == bindparam("trigger"),
-             PAIR: and_(t.provider == bindparam("provider"), t.model == bindparam("model")),
-             DEFAULT: t.used_default.is_(True)}
+    conds = facet_binds(t)
     return [func.coalesce(func.sum(case((and_(*(conds[f] for f in s)), t.n), else_=0)
                                    if s else t.n), 0).label(f"{prefix}{i}")
             for i, s in enumerate(subsets)]
