@@ -167,6 +167,12 @@ class BatchWriter:
         placed: list[Entry] = []
         async with self.db.engines.write.connect() as conn:
             await conn.begin()
+            if not self.db.is_sqlite:
+                # The connection asks for custom plans (for the list's reads, db.py), which
+                # made PostgreSQL plan the foreign-key check of every event row again, and
+                # every statement here; all of them look tasks up by primary key, where a
+                # cached generic plan is as good.
+                await conn.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
             current = await self._lock_tasks(conn, ids)
             txid = next((t.txid for t in current.values()), None)
             updates: list[dict[str, Any]] = []
