@@ -367,3 +367,20 @@ def test_every_list_column_has_a_no_op_form_on_postgresql() -> None:
         sql = str(_pg_opaque(getattr(TaskRow, name)).compile(dialect=postgresql.dialect()))
         assert f" {expected[name]} " in sql, (name, sql)
         assert "INTERVAL" not in sql.upper() or name == "created_at", (name, sql)
+
+
+def test_an_id_fragment_leaves_out_the_ranges_above_every_id() -> None:
+    """``#8185`` matches up to 15 prefix ranges; with the largest id known, only those
+    that can hold an id are spelled (PostgreSQL planned each OR'd range against every
+    index: 7 ms a statement)."""
+    from sqlalchemy.dialects import postgresql
+
+    from taskops.storage.list_query import id_ranges_where
+
+    def arms(max_id: int | None) -> int:
+        sql = str(id_ranges_where(["8185"], max_id=max_id).compile(dialect=postgresql.dialect()))
+        return sql.count("tasks.id =") + sql.count("BETWEEN")
+
+    assert arms(None) == 15
+    assert arms(900_000) == 3  # 8185, 81850–81859, 818500–818599
+    assert arms(8184) == 0
